@@ -1,0 +1,30 @@
+GO ?= go
+BIN := bin/tollgate
+CONFIG ?= configs/tollgate.yaml
+
+.PHONY: build run test test-short bench vet fmt clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/tollgate
+
+run: build
+	./$(BIN) serve -c $(CONFIG)
+
+# Every test: unit, in-process SIP integration, SIPp end to end (testbed/).
+test: build
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 12m ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+# Heavy benchmarks: not run by CI.
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./admission/
+	./testbed/bench.sh
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin

@@ -1,0 +1,115 @@
+// Command tollgate is the SIP-edge call admission gateway: one binary, with
+// `serve` to run the gateway. Wiring only: the logic lives in the packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/tollgate/tollgate/configs"
+	"github.com/tollgate/tollgate/sip"
+)
+
+const usage = `tollgate — SIP-edge call admission gateway
+
+Usage:
+  tollgate serve -c configs/tollgate.yaml   run the gateway
+  tollgate check -c configs/tollgate.yaml   validate a config file and exit
+  tollgate version
+`
+
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve", "check":
+		fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		path := fs.String("c", "configs/tollgate.yaml", "config file")
+		if err := fs.Parse(args[1:]); err != nil {
+			return 2
+		}
+		cfg, err := configs.Load(*path)
+		if err != nil {
+			fmt.Fprintln(stderr, "tollgate:", err)
+			return 1
+		}
+		if args[0] == "check" {
+			fmt.Fprintf(stdout, "%s: ok (%d carriers, %d plans, %d tenants)\n", *path, len(cfg.Carriers), len(cfg.Plans), len(cfg.Tenants))
+			return 0
+		}
+		if err := serve(cfg, stderr); err != nil {
+			fmt.Fprintln(stderr, "tollgate:", err)
+			return 1
+		}
+		return 0
+	case "version":
+		fmt.Fprintln(stdout, "tollgate", version)
+		return 0
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "tollgate: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+func newLogger(cfg configs.Log, w io.Writer) zerolog.Logger {
+	if cfg.Format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	}
+	level, err := zerolog.ParseLevel(cfg.Level)
+	if err != nil {
+		level = zerolog.InfoLevel
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+func serve(cfg *configs.Config, logOut io.Writer) error {
+	log := newLogger(cfg.Log, logOut)
+	adm, err := cfg.AdmissionRunner()
+	if err != nil {
+		return err
+	}
+	gw, err := sip.New(cfg, adm, sip.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	if err := gw.Start(); err != nil {
+		return err
+	}
+	log.Info().Str("version", version).Int("tenants", len(cfg.Tenants)).Msg("tollgate started")
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	sig := <-sigs
+	log.Info().Str("signal", sig.String()).Dur("grace", cfg.SIP.ShutdownGrace).Msg("shutting down: new calls get 503")
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.SIP.ShutdownGrace)
+	defer cancel()
+	go func() { // a second signal skips the grace period
+		<-sigs
+		cancel()
+	}()
+	if err := gw.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	log.Info().Msg("tollgate stopped")
+	return nil
+}

@@ -1,0 +1,299 @@
+// Package sip is tollgate's SIP edge: listeners, tenant/direction
+// classification, a dialog-stateful proxy (RFC 3261 §16) with its own dialog
+// table, admission through the admission runner, and the both-legs teardown.
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/rs/zerolog"
+
+	"github.com/tollgate/tollgate/admission"
+	"github.com/tollgate/tollgate/configs"
+)
+
+// Options are the gateway's settings beyond the config file.
+type Options struct {
+	Logger zerolog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+type listener struct {
+	transport string // UDP or TCP
+	host      string // IP the socket is bound to
+	port      int
+	laddr     sip.Addr // for UDP: the listener socket, so requests leave from it
+	pc        net.PacketConn
+	ln        net.Listener
+}
+
+// Gateway is a running SIP edge.
+type Gateway struct {
+	cfg        *configs.Config
+	log        zerolog.Logger
+	now        func() time.Time
+	classifier *Classifier
+	adm        *admission.Runner
+	dialogs    *DialogTable
+
+	ua     *sipgo.UserAgent
+	srv    *sipgo.Server
+	client *sipgo.Client
+
+	advertise string
+	listeners map[string]*listener // by transport
+	selfHosts map[string]bool
+	selfPorts map[int]bool
+
+	draining atomic.Bool
+	wg       sync.WaitGroup // in-flight gateway-originated transactions
+	closed   atomic.Bool
+}
+
+// New builds a gateway from a validated config and an admission runner.
+func New(cfg *configs.Config, adm *admission.Runner, opts Options) (*Gateway, error) {
+	g := &Gateway{
+		cfg:        cfg,
+		log:        opts.Logger.With().Str("component", "sip").Logger(),
+		now:        opts.Now,
+		classifier: NewClassifier(cfg),
+		adm:        adm,
+		dialogs:    NewDialogTable(),
+		listeners:  make(map[string]*listener),
+		selfHosts:  make(map[string]bool),
+		selfPorts:  make(map[int]bool),
+		advertise:  cfg.SIP.Advertise,
+	}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	// sipgo logs through slog; keep only its errors, in our log stream.
+	slogger := slog.New(slog.NewJSONHandler(zerologWriter{g.log}, &slog.HandlerOptions{Level: slog.LevelError}))
+	// sipgo's default logger is process-wide: the first gateway sets it.
+	setSipgoLogger.Do(func() { sip.SetDefaultLogger(slogger) })
+	ua, err := sipgo.NewUA(
+		sipgo.WithUserAgent("tollgate"),
+		sipgo.WithUserAgentTransactionLayerOptions(
+			sip.WithTransactionLayerLogger(slogger),
+			sip.WithTransactionLayerUnhandledResponseHandler(g.onStrayResponse),
+		),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("sip: user agent: %w", err)
+	}
+	g.ua = ua
+	if g.srv, err = sipgo.NewServer(ua, sipgo.WithServerLogger(slogger)); err != nil {
+		return nil, fmt.Errorf("sip: server: %w", err)
+	}
+	if g.client, err = sipgo.NewClient(ua, sipgo.WithClientLogger(slogger)); err != nil {
+		return nil, fmt.Errorf("sip: client: %w", err)
+	}
+	g.srv.OnInvite(g.onInvite)
+	g.srv.OnAck(g.onInDialog)
+	g.srv.OnBye(g.onInDialog)
+	g.srv.OnCancel(g.onStrayCancel)
+	g.srv.OnOptions(g.onOptions)
+	for _, m := range []sip.RequestMethod{sip.UPDATE, sip.INFO, sip.PRACK, sip.NOTIFY, sip.REFER, sip.MESSAGE, sip.SUBSCRIBE, sip.REGISTER, sip.PUBLISH} {
+		g.srv.OnRequest(m, g.onOther)
+	}
+	g.srv.OnNoRoute(g.onOther)
+	return g, nil
+}
+
+var setSipgoLogger sync.Once
+
+// zerologWriter adapts sipgo's slog output to the gateway's zerolog logger.
+type zerologWriter struct{ log zerolog.Logger }
+
+func (w zerologWriter) Write(p []byte) (int, error) {
+	w.log.Error().Str("source", "sipgo").RawJSON("sipgo", trimNewline(p)).Send()
+	return len(p), nil
+}
+
+func trimNewline(p []byte) []byte {
+	for len(p) > 0 && (p[len(p)-1] == '\n' || p[len(p)-1] == '\r') {
+		p = p[:len(p)-1]
+	}
+	return p
+}
+
+// Start binds every configured listener and serves them in the background.
+// Listen ports of 0 pick free ports (see Addr).
+func (g *Gateway) Start() error {
+	for _, l := range g.cfg.SIP.Listen {
+		tr := strings.ToUpper(l.Transport)
+		li := &listener{transport: tr}
+		switch tr {
+		case "UDP":
+			pc, err := net.ListenPacket("udp", l.Address)
+			if err != nil {
+				g.closeListeners()
+				return fmt.Errorf("sip: listen udp %s: %w", l.Address, err)
+			}
+			a := pc.LocalAddr().(*net.UDPAddr)
+			li.pc, li.host, li.port = pc, a.IP.String(), a.Port
+			li.laddr = sip.Addr{IP: a.IP, Port: a.Port}
+		case "TCP":
+			ln, err := net.Listen("tcp", l.Address)
+			if err != nil {
+				g.closeListeners()
+				return fmt.Errorf("sip: listen tcp %s: %w", l.Address, err)
+			}
+			a := ln.Addr().(*net.TCPAddr)
+			li.ln, li.host, li.port = ln, a.IP.String(), a.Port
+		default:
+			return fmt.Errorf("sip: unsupported transport %q", l.Transport)
+		}
+		g.listeners[tr] = li
+		g.selfHosts[li.host] = true
+		g.selfPorts[li.port] = true
+	}
+	if g.advertise == "" {
+		for _, l := range g.listeners {
+			g.advertise = l.host
+			break
+		}
+	}
+	g.selfHosts[g.advertise] = true
+	for _, li := range g.listeners {
+		li := li
+		go func() {
+			var err error
+			if li.pc != nil {
+				err = g.srv.ServeUDP(li.pc)
+			} else {
+				err = g.srv.ServeTCP(li.ln)
+			}
+			if err != nil && !g.closed.Load() && !errors.Is(err, net.ErrClosed) {
+				g.log.Error().Err(err).Str("transport", li.transport).Msg("listener stopped")
+			}
+		}()
+		if li.pc != nil {
+			// Requests leave from the listener, which sipgo registers in
+			// its connection pool once serving: wait for that.
+			if err := waitUDPServing(g.ua, li.laddr.String()); err != nil {
+				g.closeListeners()
+				return err
+			}
+		}
+		g.log.Info().Str("transport", li.transport).Str("addr", net.JoinHostPort(li.host, strconv.Itoa(li.port))).Msg("listening")
+	}
+	return nil
+}
+
+// waitUDPServing waits until sipgo serves the UDP listener at addr.
+func waitUDPServing(ua *sipgo.UserAgent, addr string) error {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		if c, err := ua.TransportLayer().GetConnection("udp", addr); err == nil && c != nil {
+			c.TryClose() // GetConnection took a reference
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("sip: udp listener %s not serving", addr)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Addr returns the bound host:port of the listener for transport ("udp"/"tcp").
+func (g *Gateway) Addr(transport string) string {
+	li := g.listeners[strings.ToUpper(transport)]
+	if li == nil {
+		return ""
+	}
+	return net.JoinHostPort(li.host, strconv.Itoa(li.port))
+}
+
+// ActiveCalls returns the number of calls in the dialog table.
+func (g *Gateway) ActiveCalls() int { return g.dialogs.Len() }
+
+// Dialog returns the call with the given Call-ID (any caller tag), or nil.
+func (g *Gateway) Dialog(callID string) *Dialog {
+	for _, d := range g.dialogs.All() {
+		if d.CallID == callID {
+			return d
+		}
+	}
+	return nil
+}
+
+// Drain stops taking new calls: from now on every new INVITE gets 503.
+func (g *Gateway) Drain() { g.draining.Store(true) }
+
+// Shutdown drains the gateway, waits for active calls to end until ctx is
+// done, tears down what is left (BYE both legs) and closes the listeners.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.Drain()
+	g.log.Info().Int("active", g.ActiveCalls()).Msg("draining")
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+wait:
+	for g.ActiveCalls() > 0 {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-tick.C:
+		}
+	}
+	if n := g.ActiveCalls(); n > 0 {
+		g.log.Warn().Int("active", n).Msg("grace period over: tearing down remaining calls")
+		for _, d := range g.dialogs.All() {
+			g.Teardown(d, CauseShutdown)
+		}
+	}
+	done := make(chan struct{})
+	go func() { g.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
+	return g.Close()
+}
+
+// Close closes listeners and the user agent immediately.
+func (g *Gateway) Close() error {
+	if g.closed.Swap(true) {
+		return nil
+	}
+	g.closeListeners()
+	return g.ua.Close()
+}
+
+func (g *Gateway) closeListeners() {
+	for _, li := range g.listeners {
+		if li.pc != nil {
+			li.pc.Close()
+		}
+		if li.ln != nil {
+			li.ln.Close()
+		}
+	}
+}
+
+// isSelf reports whether uri addresses the gateway itself.
+func (g *Gateway) isSelf(u *sip.Uri) bool {
+	if !g.selfHosts[u.Host] {
+		return false
+	}
+	port := u.Port
+	if port == 0 {
+		port = 5060
+	}
+	return g.selfPorts[port]
+}
+
+var _ io.Writer = zerologWriter{}

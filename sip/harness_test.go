@@ -1,0 +1,307 @@
+package sip
+
+import (
+	"context"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/rs/zerolog"
+
+	"github.com/tollgate/tollgate/admission"
+	"github.com/tollgate/tollgate/configs"
+)
+
+// Loopback addresses tell the parties apart.
+const (
+	carrierIP = "127.0.0.2"
+	tenantIP  = "127.0.0.10"
+	strangeIP = "127.0.0.99"
+)
+
+// rcvd is a request a peer received.
+type rcvd struct {
+	req *sip.Request
+	at  time.Time
+}
+
+// peer is a real sipgo user agent on its own 127.0.0.x address: the PBX or
+// the carrier, as UAC and UAS.
+type peer struct {
+	t       *testing.T
+	ip      string
+	port    int
+	ua      *sipgo.UserAgent
+	srv     *sipgo.Server
+	cli     *sipgo.Client
+	contact sip.ContactHeader
+	calls   *sipgo.DialogClientCache
+	answers *sipgo.DialogServerCache
+
+	mu      sync.Mutex
+	onCall  func(p *peer, req *sip.Request, tx sip.ServerTransaction)
+	got     []rcvd
+	gotCh   chan struct{}
+	dialogs map[string]*sipgo.DialogServerSession
+}
+
+func newPeer(t *testing.T, ip string) *peer {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", ip+":0")
+	if err != nil {
+		t.Fatalf("listen %s: %v", ip, err)
+	}
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("peer-" + ip))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &peer{t: t, ip: ip, port: port, ua: ua, gotCh: make(chan struct{}, 1), dialogs: map[string]*sipgo.DialogServerSession{}}
+	p.srv, _ = sipgo.NewServer(ua)
+	p.cli, err = sipgo.NewClient(ua, sipgo.WithClientHostname(ip), sipgo.WithClientPort(port),
+		sipgo.WithClientConnectionAddr(net.JoinHostPort(ip, strconv.Itoa(port))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.contact = sip.ContactHeader{Address: sip.Uri{Host: ip, Port: port}}
+	p.calls = sipgo.NewDialogClientCache(p.cli, p.contact)
+	p.answers = sipgo.NewDialogServerCache(p.cli, p.contact)
+	p.onCall = answer(0)
+
+	p.srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+		p.record(req)
+		if to := req.To(); to != nil && tagOf(to.Params) != "" { // re-INVITE
+			res := sip.NewResponseFromRequest(req, 200, "OK", req.Body())
+			res.AppendHeader(&p.contact)
+			tx.Respond(res)
+			return
+		}
+		p.mu.Lock()
+		h := p.onCall
+		p.mu.Unlock()
+		h(p, req, tx)
+	})
+	p.srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {
+		p.record(req)
+		p.answers.ReadAck(req, tx)
+	})
+	p.srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		p.record(req)
+		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	for _, m := range []sip.RequestMethod{sip.OPTIONS, sip.INFO, sip.UPDATE} {
+		p.srv.OnRequest(m, func(req *sip.Request, tx sip.ServerTransaction) {
+			p.record(req)
+			tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		})
+	}
+	go p.srv.ServeUDP(pc)
+	if err := waitUDPServing(ua, p.addr()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ua.Close(); pc.Close() })
+	return p
+}
+
+func (p *peer) addr() string { return net.JoinHostPort(p.ip, strconv.Itoa(p.port)) }
+
+func (p *peer) setOnCall(h func(p *peer, req *sip.Request, tx sip.ServerTransaction)) {
+	p.mu.Lock()
+	p.onCall = h
+	p.mu.Unlock()
+}
+
+func (p *peer) record(req *sip.Request) {
+	p.mu.Lock()
+	p.got = append(p.got, rcvd{req: req, at: time.Now()})
+	p.mu.Unlock()
+	select {
+	case p.gotCh <- struct{}{}:
+	default:
+	}
+}
+
+// received returns the requests of a method the peer got for a Call-ID
+// ("" for any).
+func (p *peer) received(method sip.RequestMethod, callID string) []rcvd {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []rcvd
+	for _, r := range p.got {
+		if r.req.Method == method && (callID == "" || callIDOf(r.req) == callID) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// waitFor polls until the peer has received a request of the method.
+func (p *peer) waitFor(method sip.RequestMethod, callID string, within time.Duration) rcvd {
+	p.t.Helper()
+	var got rcvd
+	eventually(p.t, within, func() bool {
+		rs := p.received(method, callID)
+		if len(rs) == 0 {
+			return false
+		}
+		got = rs[0]
+		return true
+	}, "%s %s never reached %s", method, callID, p.ip)
+	return got
+}
+
+// answer returns a UAS behaviour: 180, then 200 after ring.
+func answer(ring time.Duration) func(p *peer, req *sip.Request, tx sip.ServerTransaction) {
+	return func(p *peer, req *sip.Request, tx sip.ServerTransaction) {
+		dlg, err := p.answers.ReadInvite(req, tx)
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		p.dialogs[callIDOf(req)] = dlg
+		p.mu.Unlock()
+		if ring > 0 {
+			dlg.Respond(180, "Ringing", nil)
+			select {
+			case <-time.After(ring):
+			case <-tx.Done():
+				return
+			}
+		}
+		dlg.Respond(200, "OK", []byte("v=0\r\n"))
+	}
+}
+
+// ringForever sends 180 and never answers.
+func ringForever(p *peer, req *sip.Request, tx sip.ServerTransaction) {
+	dlg, err := p.answers.ReadInvite(req, tx)
+	if err != nil {
+		return
+	}
+	dlg.Respond(180, "Ringing", nil)
+	<-tx.Done()
+}
+
+// reject returns a UAS behaviour answering code at once.
+func reject(code int, phrase string) func(p *peer, req *sip.Request, tx sip.ServerTransaction) {
+	return func(p *peer, req *sip.Request, tx sip.ServerTransaction) {
+		tx.Respond(sip.NewResponseFromRequest(req, code, phrase, nil))
+	}
+}
+
+// dialog returns the UAS-side dialog of a call the peer answered.
+func (p *peer) dialog(callID string) *sipgo.DialogServerSession {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dialogs[callID]
+}
+
+// invite sends an INVITE to the gateway for user and waits for the final
+// answer; on 2xx it sends the ACK.
+func (p *peer) invite(ctx context.Context, gw *Gateway, user string) (*sipgo.DialogClientSession, int, error) {
+	host, port, _ := sip.ParseAddr(gw.Addr("udp"))
+	sess, err := p.calls.Invite(ctx, sip.Uri{User: user, Host: host, Port: port}, []byte("v=0\r\n"), sip.NewHeader("Content-Type", "application/sdp"))
+	if err != nil {
+		return nil, 0, err
+	}
+	err = sess.WaitAnswer(ctx, sipgo.AnswerOptions{})
+	code := 0
+	if sess.InviteResponse != nil {
+		code = sess.InviteResponse.StatusCode
+	}
+	if err == nil {
+		err = sess.Ack(ctx)
+	}
+	return sess, code, err
+}
+
+// env is a gateway between a tenant PBX and a carrier, both real peers.
+type env struct {
+	gw      *Gateway
+	adm     *admission.Runner
+	cfg     *configs.Config
+	pbx     *peer // the tenant's PBX (127.0.0.10): caller of outbound, callee of inbound
+	carrier *peer // the carrier (127.0.0.2): callee of outbound, caller of inbound
+}
+
+type envOption func(*configs.Config)
+
+func withCap(n int64) envOption {
+	return func(c *configs.Config) { c.Plans[0].Limits.MaxParallelCalls = &n }
+}
+
+func withTimerC(d time.Duration) envOption {
+	return func(c *configs.Config) { c.SIP.TimerC = d }
+}
+
+func newEnv(t *testing.T, opts ...envOption) *env {
+	t.Helper()
+	e := &env{pbx: newPeer(t, tenantIP), carrier: newPeer(t, carrierIP)}
+	unlimited := int64(-1)
+	cfg := &configs.Config{
+		Log: configs.Log{Level: "debug", Format: "json"},
+		SIP: configs.SIP{Listen: []configs.Listen{{Transport: "udp", Address: "127.0.0.1:0"}}},
+		Carriers: []configs.Carrier{{
+			Name: "carrier", Hop: configs.Hop{Address: e.carrier.addr(), Transport: "udp"},
+			Sources: []string{carrierIP + "/32"},
+		}},
+		Plans: []configs.Plan{{Name: "plan", Limits: configs.Limits{MaxParallelCalls: &unlimited}}},
+		Tenants: []configs.Tenant{{
+			Name: "acme", Plan: "plan", Carrier: "carrier",
+			Sources: []string{tenantIP + "/32"}, DIDs: []string{"+1555"},
+			PBX: configs.Hop{Address: e.pbx.addr(), Transport: "udp"},
+		}},
+	}
+	for _, o := range opts {
+		o(cfg)
+	}
+	cfg.ApplyDefaults()
+	var err error
+	if e.adm, err = cfg.AdmissionRunner(); err != nil {
+		t.Fatal(err)
+	}
+	logw := zerolog.Nop()
+	if testing.Verbose() {
+		logw = zerolog.New(os.Stderr)
+	}
+	if e.gw, err = New(cfg, e.adm, Options{Logger: logw}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.gw.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.gw.Close() })
+	e.cfg = cfg
+	return e
+}
+
+// idle waits until the gateway has no call and the tenant no slot in use.
+func (e *env) idle(t *testing.T) {
+	t.Helper()
+	eventually(t, 5*time.Second, func() bool {
+		return e.gw.ActiveCalls() == 0 && e.adm.Active("acme") == 0
+	}, "gateway not idle: %d dialogs, %d slots", e.gw.ActiveCalls(), e.adm.Active("acme"))
+}
+
+// eventually polls cond every 5 ms until it holds or within passes.
+func eventually(t *testing.T, within time.Duration, cond func() bool, format string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf(format, args...)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}

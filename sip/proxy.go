@@ -1,0 +1,637 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/tollgate/tollgate/admission"
+)
+
+// noBuild tells sipgo to send a request exactly as we built it.
+func noBuild(*sipgo.Client, *sip.Request) error { return nil }
+
+// cancelWait bounds how long a cancelled branch may take to send its final
+// response before the gateway drops the client transaction.
+const cancelWait = 32 * time.Second
+
+func tagOf(params sip.HeaderParams) string {
+	t, _ := params.Get("tag")
+	return t
+}
+
+func callIDOf(m interface{ CallID() *sip.CallIDHeader }) string {
+	if h := m.CallID(); h != nil {
+		return h.Value()
+	}
+	return ""
+}
+
+func sourceIP(req *sip.Request) (netip.Addr, bool) {
+	ap, err := netip.ParseAddrPort(req.Source())
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return ap.Addr(), true
+}
+
+// reply sends a response built from req; reasonText adds a Reason header
+// (RFC 3326) naming why.
+func (g *Gateway) reply(tx sip.ServerTransaction, req *sip.Request, code int, phrase, reasonText string, extra ...sip.Header) {
+	res := sip.NewResponseFromRequest(req, code, phrase, nil)
+	if reasonText != "" {
+		res.AppendHeader(sip.NewHeader("Reason", "SIP;cause="+strconv.Itoa(code)+";text=\""+reasonText+"\""))
+	}
+	for _, h := range extra {
+		res.AppendHeader(h)
+	}
+	if err := tx.Respond(res); err != nil {
+		g.log.Debug().Err(err).Str("call_id", callIDOf(req)).Int("code", code).Msg("respond failed")
+	}
+}
+
+func (g *Gateway) logDecision(callID, tenant string, dir admission.Direction, decision, cause string, code int) {
+	e := g.log.Info().Str("call_id", callID).Str("tenant", tenant)
+	if dir != 0 {
+		e = e.Str("direction", dir.String())
+	}
+	e.Str("decision", decision).Str("cause", cause).Int("code", code).Msg("call decision")
+}
+
+// maxForwards checks Max-Forwards before forwarding (RFC 3261 §16.3 step 3):
+// 483 at zero, the header added when missing, decremented otherwise.
+func (g *Gateway) maxForwards(fwd *sip.Request) bool {
+	mf := fwd.MaxForwards()
+	if mf == nil {
+		h := sip.MaxForwardsHeader(70)
+		fwd.AppendHeader(&h)
+		return true
+	}
+	if mf.Val() == 0 {
+		return false
+	}
+	v := sip.MaxForwardsHeader(mf.Val() - 1)
+	fwd.ReplaceHeader(&v)
+	return true
+}
+
+// stripSelfRoutes removes the Route entries at the top that address the
+// gateway (RFC 3261 §16.4).
+func (g *Gateway) stripSelfRoutes(r *sip.Request) {
+	for {
+		rt := r.Route()
+		if rt == nil || !g.isSelf(&rt.Address) {
+			return
+		}
+		r.RemoveHeader("Route")
+	}
+}
+
+// addVia stamps the received parameter on the previous hop's Via (RFC 3261
+// §18.2.1) and prepends the gateway's own Via for transport.
+func (g *Gateway) addVia(r *sip.Request, transport string, src netip.Addr) {
+	if v := r.Via(); v != nil && src.IsValid() && v.Host != src.String() {
+		nv := v.Clone()
+		nv.Params.Remove("received")
+		nv.Params.Add("received", src.String())
+		r.ReplaceHeader(nv)
+	}
+	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: transport, Host: g.advertise, Params: sip.NewParams()}
+	if li := g.listeners[transport]; li != nil {
+		via.Port = li.port
+	}
+	via.Params.Add("branch", sip.GenerateBranchN(16))
+	r.PrependHeader(via)
+}
+
+// recordRoute inserts the gateway's Record-Route entries (RFC 3261 §16.6
+// step 4): one, or two when the call changes transport, so that each side's
+// route set names the gateway on the transport it uses.
+func (g *Gateway) recordRoute(r *sip.Request, inTransport, outTransport string) {
+	r.PrependHeader(g.rrHeader(inTransport))
+	if outTransport != inTransport {
+		r.PrependHeader(g.rrHeader(outTransport))
+	}
+}
+
+func (g *Gateway) rrHeader(transport string) *sip.RecordRouteHeader {
+	u := sip.Uri{Host: g.advertise, UriParams: sip.NewParams()}
+	if li := g.listeners[transport]; li != nil {
+		u.Port = li.port
+	}
+	u.UriParams.Add("transport", strings.ToLower(transport))
+	u.UriParams.Add("lr", "")
+	return &sip.RecordRouteHeader{Address: u}
+}
+
+// send sets where a request goes and, for UDP, makes it leave from the
+// listening socket so the peer sees the gateway's signalling address.
+func (g *Gateway) send(r *sip.Request, dest, transport string) {
+	r.SetDestination(dest)
+	r.SetTransport(transport)
+	r.Laddr = sip.Addr{}
+	if li := g.listeners[transport]; li != nil && transport == "UDP" {
+		r.Laddr = li.laddr
+	}
+}
+
+// relay forwards a downstream response upstream on the server transaction.
+func (g *Gateway) relay(tx sip.ServerTransaction, res *sip.Response, upstream *sip.Request) error {
+	out := res.Clone()
+	out.RemoveHeader("Via")
+	out.SetTransport(upstream.Transport())
+	out.SetDestination(upstream.Source())
+	if err := tx.Respond(out); err != nil {
+		if res.IsSuccess() {
+			// 2xx retransmissions outlive the server transaction (RFC 6026).
+			return g.srv.WriteResponse(out)
+		}
+		return err
+	}
+	return nil
+}
+
+// onInvite handles every INVITE: re-INVITEs go the in-dialog path, new calls
+// are classified, admitted and proxied.
+func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if to := req.To(); to != nil && tagOf(to.Params) != "" {
+		g.onInDialog(req, tx)
+		return
+	}
+	callID := callIDOf(req)
+	src, ok := sourceIP(req)
+	if !ok {
+		g.reply(tx, req, 400, "Bad Request", "unparsable source")
+		return
+	}
+	route, cerr := g.classifier.Classify(src, req.Recipient.User)
+	if cerr != nil {
+		g.reply(tx, req, cerr.Code, cerr.Reason, cerr.Cause)
+		g.logDecision(callID, "", 0, "reject", cerr.Cause, cerr.Code)
+		return
+	}
+	if g.draining.Load() {
+		g.reply(tx, req, 503, "Service Unavailable", "gateway draining", sip.NewHeader("Retry-After", "30"))
+		g.logDecision(callID, route.Tenant, route.Direction, "reject", "draining", 503)
+		return
+	}
+	from := req.From()
+	fromTag := ""
+	if from != nil {
+		fromTag = tagOf(from.Params)
+	}
+	if fromTag == "" || req.CSeq() == nil {
+		g.reply(tx, req, 400, "Bad Request", "missing From tag")
+		g.logDecision(callID, route.Tenant, route.Direction, "reject", "malformed", 400)
+		return
+	}
+	fwd := req.Clone()
+	if !g.maxForwards(fwd) {
+		g.reply(tx, req, 483, "Too Many Hops", "")
+		g.logDecision(callID, route.Tenant, route.Direction, "reject", "max_forwards", 483)
+		return
+	}
+
+	now := g.now()
+	key := dialogKey(callID, fromTag)
+	dec := g.adm.Admit(now, admission.CallRequest{
+		CallID: key, Tenant: route.Tenant, Direction: route.Direction,
+		Caller: from.Address.User, Callee: req.Recipient.User,
+	})
+	if !dec.Admitted {
+		rej := dec.Rejection
+		g.reply(tx, req, rej.Code, rej.Reason, rej.Text())
+		g.logDecision(callID, route.Tenant, route.Direction, "reject", rej.Cause.String(), rej.Code)
+		return
+	}
+	d := &Dialog{
+		Key: key, CallID: callID, Tenant: route.Tenant, Direction: route.Direction, Created: now,
+		early: make(chan earlyEvent, 1),
+		state: Early,
+		from:  sip.HeaderClone(from).(*sip.FromHeader),
+		to:    sip.HeaderClone(req.To()).(*sip.ToHeader),
+		caller: Leg{
+			Tag: fromTag, Source: req.Source(), Transport: req.Transport(), CSeq: req.CSeq().SeqNo,
+			RouteSet: recordRouteSet(req.GetHeaders("Record-Route"), false),
+		},
+	}
+	if c := req.Contact(); c != nil {
+		d.caller.Contact = *c.Address.Clone()
+	}
+	if !g.dialogs.Insert(d) {
+		// Same Call-ID and tag as a live call: a loop or a broken UA. The
+		// admission was idempotent, so the live call keeps its single slot.
+		g.reply(tx, req, 482, "Loop Detected", "")
+		g.logDecision(callID, route.Tenant, route.Direction, "reject", "loop", 482)
+		return
+	}
+	g.logDecision(callID, route.Tenant, route.Direction, "admit", "", 0)
+	g.proxyInvite(req, tx, fwd, d, route.Next, src)
+}
+
+// proxyInvite forwards an admitted INVITE and runs its client transaction:
+// responses relayed, Timer C, CANCEL propagation and early teardown.
+func (g *Gateway) proxyInvite(req *sip.Request, tx sip.ServerTransaction, fwd *sip.Request, d *Dialog, next Hop, src netip.Addr) {
+	// Initial requests are routed by classification only: a tenant cannot
+	// steer its calls with pre-loaded Route headers.
+	for fwd.RemoveHeader("Route") {
+	}
+	g.recordRoute(fwd, req.Transport(), next.Transport)
+	g.addVia(fwd, next.Transport, src)
+	g.send(fwd, next.Addr, next.Transport)
+
+	if !tx.OnCancel(func(*sip.Request) { d.postEarly(earlyEvent{kind: evCancel}) }) {
+		g.endCall(d, "cancel")
+		return
+	}
+	clTx, err := g.client.TransactionRequest(context.Background(), fwd, noBuild)
+	if err != nil {
+		g.log.Warn().Err(err).Str("call_id", d.CallID).Str("next_hop", next.Addr).Msg("forward failed")
+		g.reply(tx, req, 503, "Service Unavailable", "next hop unreachable")
+		g.endCall(d, "forward_failed")
+		return
+	}
+
+	timerC := time.NewTimer(g.cfg.SIP.TimerC)
+	defer timerC.Stop()
+	var (
+		provisional bool // CANCEL may only follow a provisional (RFC 3261 §9.1)
+		cancelling  bool // the caller's side is over; the branch is being cancelled
+		cancelSent  bool
+		cancelGive  <-chan time.Time
+	)
+	cancelBranch := func() {
+		if cancelSent || !provisional {
+			return
+		}
+		cancelSent = true
+		g.sendCancel(fwd)
+		cancelGive = time.After(cancelWait)
+	}
+	// endEarly ends the call for the caller and cancels the branch.
+	endEarly := func(kind earlyKind) {
+		if cancelling {
+			return
+		}
+		cancelling = true
+		switch kind {
+		case evCancel: // sipgo already answered 200 to the CANCEL and 487 to the INVITE
+			g.endCall(d, "cancel")
+		case evTimerC:
+			g.reply(tx, req, 408, "Request Timeout", "timer C expired")
+			g.endCall(d, "timer_c")
+		case evTeardown:
+			c := d.pendingCause()
+			g.reply(tx, req, c.SIPCode, c.SIPReason, c.Text)
+			g.endCall(d, c.Name)
+		}
+		cancelBranch()
+	}
+
+	for {
+		select {
+		case res := <-clTx.Responses():
+			switch {
+			case res.IsProvisional():
+				provisional = true
+				if cancelling {
+					cancelBranch()
+					continue
+				}
+				if res.StatusCode == 100 { // hop by hop, never relayed
+					continue
+				}
+				timerC.Reset(g.cfg.SIP.TimerC)
+				g.relay(tx, res, req)
+			case res.IsSuccess():
+				if cancelling || tx.Err() == sip.ErrTransactionCanceled {
+					// Answered after the caller's side ended: close the
+					// callee's dialog ourselves.
+					g.endCall(d, "cancel")
+					g.ackAndBye(d, fwd, res)
+					g.drainBranch(clTx)
+					return
+				}
+				callee := legFromResponse(res, fwd, next.Transport)
+				pending := d.confirm(g.now(), callee, sip.HeaderClone(res.To()).(*sip.ToHeader))
+				g.relay(tx, res, req)
+				clTx.OnRetransmission(func(r *sip.Response) { g.relay(tx, r, req) })
+				d.armMaxDuration(g.cfg.SIP.MaxCallDuration, func() { g.Teardown(d, CauseMaxDuration) })
+				if pending != nil {
+					g.Teardown(d, *pending)
+				}
+				return
+			default:
+				if !cancelling {
+					g.relay(tx, res, req)
+					g.endCall(d, "rejected_"+strconv.Itoa(res.StatusCode))
+				}
+				return
+			}
+		case <-clTx.Done():
+			if !cancelling {
+				code, phrase := 408, "Request Timeout"
+				if err := clTx.Err(); err != nil && errors.Is(err, sip.ErrTransactionTransport) {
+					code, phrase = 503, "Service Unavailable"
+				}
+				g.reply(tx, req, code, phrase, "next hop did not answer")
+				g.endCall(d, "timeout")
+			}
+			return
+		case ev := <-d.early:
+			endEarly(ev.kind)
+		case <-timerC.C:
+			endEarly(evTimerC)
+		case <-cancelGive:
+			clTx.Terminate()
+			return
+		}
+	}
+}
+
+// drainBranch consumes what is left of a client transaction so its state
+// machine never blocks on an unread response.
+func (g *Gateway) drainBranch(clTx sip.ClientTransaction) {
+	go func() {
+		for {
+			select {
+			case <-clTx.Responses():
+			case <-clTx.Done():
+				return
+			}
+		}
+	}()
+}
+
+// sendCancel sends CANCEL for a forwarded INVITE (RFC 3261 §9.1: same
+// Request-URI, Call-ID, To, From, CSeq number and top Via as the INVITE).
+func (g *Gateway) sendCancel(inv *sip.Request) {
+	c := sip.NewRequest(sip.CANCEL, *inv.Recipient.Clone())
+	c.AppendHeader(inv.Via().Clone())
+	for _, h := range []sip.Header{inv.From(), inv.To(), inv.CallID()} {
+		if h != nil {
+			c.AppendHeader(sip.HeaderClone(h))
+		}
+	}
+	c.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.CANCEL})
+	mf := sip.MaxForwardsHeader(70)
+	c.AppendHeader(&mf)
+	c.AppendHeader(sip.NewHeader("Content-Length", "0"))
+	g.send(c, inv.Destination(), inv.Transport())
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), cancelWait)
+		defer cancel()
+		if _, err := g.client.Do(ctx, c, noBuild); err != nil {
+			g.log.Debug().Err(err).Str("call_id", callIDOf(inv)).Msg("CANCEL failed")
+		}
+	}()
+}
+
+// legFromResponse builds the callee's leg from its 2xx to the forwarded INVITE.
+func legFromResponse(res *sip.Response, fwd *sip.Request, transport string) Leg {
+	l := Leg{Source: res.Source(), Transport: transport}
+	if to := res.To(); to != nil {
+		l.Tag = tagOf(to.Params)
+	}
+	if c := res.Contact(); c != nil {
+		l.Contact = *c.Address.Clone()
+	}
+	// Entries the callee side added sit above ours; the nearest is just above.
+	rr := res.GetHeaders("Record-Route")
+	own := len(fwd.GetHeaders("Record-Route"))
+	if n := len(rr) - own; n > 0 {
+		l.RouteSet = recordRouteSet(rr[:n], true)
+	}
+	return l
+}
+
+// recordRouteSet turns Record-Route headers into a route set, reversed for
+// the callee side (RFC 3261 §12.1.2).
+func recordRouteSet(hs []sip.Header, reverse bool) []sip.Uri {
+	var out []sip.Uri
+	for _, h := range hs {
+		if rr, ok := h.(*sip.RecordRouteHeader); ok {
+			out = append(out, *rr.Address.Clone())
+		}
+	}
+	if reverse {
+		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+			out[i], out[j] = out[j], out[i]
+		}
+	}
+	return out
+}
+
+// onInDialog routes a request inside an existing dialog: by its Route set,
+// or — for user agents that ignore Record-Route and send to the gateway — by
+// the dialog table.
+func (g *Gateway) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
+	isAck := req.IsAck()
+	src, ok := sourceIP(req)
+	if !ok || !g.classifier.KnownSource(src) {
+		if !isAck {
+			g.reply(tx, req, 403, "Forbidden", "unknown_source")
+		}
+		return
+	}
+	var fromTag, toTag string
+	if h := req.From(); h != nil {
+		fromTag = tagOf(h.Params)
+	}
+	if h := req.To(); h != nil {
+		toTag = tagOf(h.Params)
+	}
+	d := g.dialogs.Lookup(callIDOf(req), fromTag, toTag)
+	if d == nil || toTag == "" || req.CSeq() == nil {
+		if !isAck {
+			g.reply(tx, req, 481, "Call/Transaction Does Not Exist", "")
+		}
+		return
+	}
+	fromCaller := d.sideOf(fromTag)
+	if !isAck {
+		d.sawCSeq(fromCaller, req.CSeq().SeqNo)
+	}
+	fwd := req.Clone()
+	if !g.maxForwards(fwd) {
+		if !isAck {
+			g.reply(tx, req, 483, "Too Many Hops", "")
+		}
+		return
+	}
+	caller, callee := d.Legs()
+	target := callee
+	if !fromCaller {
+		target = caller
+	}
+	g.stripSelfRoutes(fwd)
+	dest := g.inDialogDest(fwd, &target)
+	g.addVia(fwd, target.Transport, src)
+	g.send(fwd, dest, target.Transport)
+
+	if isAck {
+		if err := g.client.WriteRequest(fwd, noBuild); err != nil {
+			g.log.Debug().Err(err).Str("call_id", d.CallID).Msg("ACK forward failed")
+		}
+		return
+	}
+	if req.Method == sip.BYE {
+		cause := "bye_callee"
+		if fromCaller {
+			cause = "bye_caller"
+		}
+		g.endCall(d, cause)
+	}
+	clTx, err := g.client.TransactionRequest(context.Background(), fwd, noBuild)
+	if err != nil {
+		g.reply(tx, req, 503, "Service Unavailable", "next hop unreachable")
+		return
+	}
+	if req.IsInvite() {
+		tx.OnCancel(func(*sip.Request) { g.sendCancel(fwd) })
+	}
+	for {
+		select {
+		case res := <-clTx.Responses():
+			if res.StatusCode == 100 {
+				continue
+			}
+			g.relay(tx, res, req)
+			if res.IsProvisional() {
+				continue
+			}
+			if res.IsSuccess() && req.IsInvite() {
+				clTx.OnRetransmission(func(r *sip.Response) { g.relay(tx, r, req) })
+			}
+			if res.IsSuccess() && (req.IsInvite() || req.Method == sip.UPDATE) {
+				d.refreshTarget(!fromCaller, res.Contact())
+			}
+			if req.IsInvite() && res.IsSuccess() {
+				return // Accepted: the transaction ends itself after Timer M
+			}
+			return
+		case <-clTx.Done():
+			g.reply(tx, req, 408, "Request Timeout", "next hop did not answer")
+			return
+		}
+	}
+}
+
+// inDialogDest decides where an in-dialog request goes and fixes its
+// Request-URI when the sender addressed the gateway itself.
+func (g *Gateway) inDialogDest(fwd *sip.Request, target *Leg) string {
+	if rt := fwd.Route(); rt != nil {
+		return uriHostPort(&rt.Address)
+	}
+	if g.isSelf(&fwd.Recipient) {
+		// The UA ignored Record-Route: use the dialog table.
+		fwd.Recipient = *target.Contact.Clone()
+		return target.Source
+	}
+	return uriHostPort(&fwd.Recipient)
+}
+
+func uriHostPort(u *sip.Uri) string {
+	port := u.Port
+	if port == 0 {
+		port = 5060
+	}
+	return net.JoinHostPort(u.Host, strconv.Itoa(port))
+}
+
+// onStrayCancel answers a CANCEL that matches no pending INVITE.
+func (g *Gateway) onStrayCancel(req *sip.Request, tx sip.ServerTransaction) {
+	g.reply(tx, req, 481, "Call/Transaction Does Not Exist", "")
+}
+
+// onOptions answers OPTIONS addressed to the gateway; in-dialog OPTIONS are
+// routed like any in-dialog request.
+func (g *Gateway) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	if to := req.To(); to != nil && tagOf(to.Params) != "" {
+		g.onInDialog(req, tx)
+		return
+	}
+	src, ok := sourceIP(req)
+	if !ok || !g.classifier.KnownSource(src) {
+		g.reply(tx, req, 403, "Forbidden", "unknown_source")
+		return
+	}
+	if req.Recipient.User == "" || g.isSelf(&req.Recipient) {
+		g.reply(tx, req, 200, "OK", "", allowHeader())
+		return
+	}
+	g.reply(tx, req, 405, "Method Not Allowed", "", allowHeader())
+}
+
+// onOther routes in-dialog requests; out of dialog, the gateway only
+// forwards INVITE.
+func (g *Gateway) onOther(req *sip.Request, tx sip.ServerTransaction) {
+	if to := req.To(); to != nil && tagOf(to.Params) != "" {
+		g.onInDialog(req, tx)
+		return
+	}
+	if req.IsAck() {
+		return
+	}
+	src, ok := sourceIP(req)
+	if !ok || !g.classifier.KnownSource(src) {
+		g.reply(tx, req, 403, "Forbidden", "unknown_source")
+		return
+	}
+	g.reply(tx, req, 405, "Method Not Allowed", "", allowHeader())
+}
+
+func allowHeader() sip.Header {
+	return sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK, NOTIFY, REFER")
+}
+
+// onStrayResponse relays 2xx retransmissions that arrive after the client
+// transaction has ended (RFC 6026), if they carry the gateway's Via.
+func (g *Gateway) onStrayResponse(res *sip.Response) {
+	via := res.Via()
+	if !res.IsSuccess() || via == nil || via.Host != g.advertise || !g.selfPorts[via.Port] {
+		return
+	}
+	out := res.Clone()
+	out.RemoveHeader("Via")
+	next := out.Via()
+	if next == nil {
+		return
+	}
+	out.SetTransport(next.Transport)
+	out.SetDestination("")
+	out.SetDestination(out.Destination())
+	if err := g.srv.WriteResponse(out); err != nil {
+		g.log.Debug().Err(err).Msg("stray 2xx relay failed")
+	}
+}
+
+// endCall terminates d once and releases its admission slot exactly once.
+func (g *Gateway) endCall(d *Dialog, cause string) bool {
+	now := g.now()
+	was, first := d.terminate(now, cause)
+	if !first {
+		return false
+	}
+	g.dialogs.Remove(d)
+	g.adm.Release(now, d.Key)
+	e := g.log.Info().Str("call_id", d.CallID).Str("tenant", d.Tenant).Str("direction", d.Direction.String()).
+		Str("state", was.String()).Str("cause", cause)
+	if a := d.Answered(); !a.IsZero() {
+		e = e.Dur("billed", now.Sub(a))
+	}
+	e.Msg("call ended")
+	return true
+}
+
+// netipZero is "no source address" for requests the gateway originates.
+var netipZero netip.Addr

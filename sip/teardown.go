@@ -1,0 +1,160 @@
+package sip
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// Cause is why the gateway ends a call itself.
+type Cause struct {
+	Name      string // short name for logs, e.g. "max_duration"
+	Q850      int    // Q.850 cause in the BYE's Reason header
+	Text      string // text of the Reason header
+	SIPCode   int    // final response to the caller when the call is still early
+	SIPReason string // reason phrase of that response
+}
+
+// Causes used by the gateway itself.
+var (
+	CauseShutdown    = Cause{Name: "shutdown", Q850: 41, Text: "gateway shutting down", SIPCode: 503, SIPReason: "Service Unavailable"}
+	CauseMaxDuration = Cause{Name: "max_duration", Q850: 102, Text: "maximum call duration reached", SIPCode: 408, SIPReason: "Request Timeout"}
+)
+
+// byeTimeout bounds a gateway-originated BYE transaction.
+const byeTimeout = 32 * time.Second
+
+// Teardown ends a call from the gateway. A confirmed call gets a BYE on both
+// legs, each with that leg's route set, its next CSeq and a Reason header; an
+// early call gets CANCEL toward the callee and cause.SIPCode toward the
+// caller. The call's slot is released once. It returns false if the call had
+// already ended.
+func (g *Gateway) Teardown(d *Dialog, c Cause) bool {
+	switch d.requestTeardown(c) {
+	case Early:
+		d.postEarly(earlyEvent{kind: evTeardown})
+		return true
+	case Confirmed:
+		if !g.endCall(d, c.Name) {
+			return false
+		}
+		caller, callee := d.Legs()
+		g.bye(d, caller, true, c)
+		g.bye(d, callee, false, c)
+		return true
+	}
+	return false
+}
+
+// TeardownCall ends the call with the given Call-ID; see Teardown.
+func (g *Gateway) TeardownCall(callID string, c Cause) bool {
+	d := g.Dialog(callID)
+	if d == nil {
+		return false
+	}
+	return g.Teardown(d, c)
+}
+
+// bye sends a BYE to one leg in the background. toCaller selects which side
+// the gateway speaks for: toward the caller it acts as the callee, and the
+// other way round.
+func (g *Gateway) bye(d *Dialog, leg Leg, toCaller bool, c Cause) {
+	req := g.byeRequest(d, leg, toCaller, c)
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), byeTimeout)
+		defer cancel()
+		res, err := g.client.Do(ctx, req, noBuild)
+		e := g.log.Debug().Str("call_id", d.CallID).Bool("to_caller", toCaller)
+		if err != nil {
+			e.Err(err).Msg("teardown BYE failed")
+			return
+		}
+		e.Int("code", res.StatusCode).Msg("teardown BYE answered")
+	}()
+}
+
+// byeRequest builds an in-dialog BYE toward leg.
+func (g *Gateway) byeRequest(d *Dialog, leg Leg, toCaller bool, c Cause) *sip.Request {
+	d.mu.Lock()
+	var from *sip.FromHeader
+	var to *sip.ToHeader
+	var seq uint32
+	if toCaller {
+		from = &sip.FromHeader{DisplayName: d.to.DisplayName, Address: *d.to.Address.Clone(), Params: d.to.Params.Clone()}
+		to = &sip.ToHeader{DisplayName: d.from.DisplayName, Address: *d.from.Address.Clone(), Params: d.from.Params.Clone()}
+		d.callee.CSeq++
+		seq = d.callee.CSeq
+	} else {
+		from = sip.HeaderClone(d.from).(*sip.FromHeader)
+		to = sip.HeaderClone(d.to).(*sip.ToHeader)
+		d.caller.CSeq++
+		seq = d.caller.CSeq
+	}
+	d.mu.Unlock()
+
+	ruri := leg.Contact
+	if ruri.Host == "" { // no Contact: address the party where it signals from
+		host, port, _ := sip.ParseAddr(leg.Source)
+		ruri = sip.Uri{Host: host, Port: port}
+	}
+	req := sip.NewRequest(sip.BYE, *ruri.Clone())
+	for _, r := range leg.RouteSet {
+		req.AppendHeader(&sip.RouteHeader{Address: *r.Clone()})
+	}
+	req.AppendHeader(from)
+	req.AppendHeader(to)
+	cid := sip.CallIDHeader(d.CallID)
+	req.AppendHeader(&cid)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: seq, MethodName: sip.BYE})
+	mf := sip.MaxForwardsHeader(70)
+	req.AppendHeader(&mf)
+	req.AppendHeader(sip.NewHeader("Reason", "Q.850;cause="+strconv.Itoa(c.Q850)+";text=\""+c.Text+"\""))
+	req.AppendHeader(sip.NewHeader("Content-Length", "0"))
+
+	dest := leg.Source
+	if len(leg.RouteSet) > 0 {
+		dest = uriHostPort(&leg.RouteSet[0])
+	}
+	g.addVia(req, leg.Transport, netipZero)
+	g.send(req, dest, leg.Transport)
+	return req
+}
+
+// ackAndBye closes a callee dialog that answered after the caller's side had
+// ended: ACK the 2xx, then BYE.
+func (g *Gateway) ackAndBye(d *Dialog, inv *sip.Request, res *sip.Response) {
+	leg := legFromResponse(res, inv, inv.Transport())
+	ack := sip.NewRequest(sip.ACK, *leg.Contact.Clone())
+	if leg.Contact.Host == "" {
+		host, port, _ := sip.ParseAddr(leg.Source)
+		ack.Recipient = sip.Uri{Host: host, Port: port}
+	}
+	for _, r := range leg.RouteSet {
+		ack.AppendHeader(&sip.RouteHeader{Address: *r.Clone()})
+	}
+	ack.AppendHeader(sip.HeaderClone(inv.From()))
+	ack.AppendHeader(sip.HeaderClone(res.To()))
+	ack.AppendHeader(sip.HeaderClone(inv.CallID()))
+	ack.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.ACK})
+	mf := sip.MaxForwardsHeader(70)
+	ack.AppendHeader(&mf)
+	ack.AppendHeader(sip.NewHeader("Content-Length", "0"))
+	dest := leg.Source
+	if len(leg.RouteSet) > 0 {
+		dest = uriHostPort(&leg.RouteSet[0])
+	}
+	g.addVia(ack, leg.Transport, netipZero)
+	g.send(ack, dest, leg.Transport)
+	if err := g.client.WriteRequest(ack, noBuild); err != nil {
+		g.log.Debug().Err(err).Str("call_id", d.CallID).Msg("ACK for late 2xx failed")
+	}
+	d.mu.Lock()
+	d.callee = leg
+	d.to = sip.HeaderClone(res.To()).(*sip.ToHeader)
+	d.mu.Unlock()
+	g.bye(d, leg, false, Cause{Name: "cancel", Q850: 31, Text: "call cancelled"})
+}
