@@ -33,15 +33,16 @@ type rcvd struct {
 // peer is a real sipgo user agent on its own 127.0.0.x address: the PBX or
 // the carrier, as UAC and UAS.
 type peer struct {
-	t       *testing.T
-	ip      string
-	port    int
-	ua      *sipgo.UserAgent
-	srv     *sipgo.Server
-	cli     *sipgo.Client
-	contact sip.ContactHeader
-	calls   *sipgo.DialogClientCache
-	answers *sipgo.DialogServerCache
+	t         *testing.T
+	ip        string
+	port      int
+	transport string
+	ua        *sipgo.UserAgent
+	srv       *sipgo.Server
+	cli       *sipgo.Client
+	contact   sip.ContactHeader
+	calls     *sipgo.DialogClientCache
+	answers   *sipgo.DialogServerCache
 
 	mu      sync.Mutex
 	onCall  func(p *peer, req *sip.Request, tx sip.ServerTransaction)
@@ -50,25 +51,49 @@ type peer struct {
 	dialogs map[string]*sipgo.DialogServerSession
 }
 
-func newPeer(t *testing.T, ip string) *peer {
+func newPeer(t *testing.T, ip string) *peer { return newPeerOn(t, ip, "udp") }
+
+// newPeerOn starts a peer whose SIP runs over transport (udp or tcp).
+func newPeerOn(t *testing.T, ip, transport string) *peer {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", ip+":0")
-	if err != nil {
-		t.Fatalf("listen %s: %v", ip, err)
+	var (
+		pc   net.PacketConn
+		ln   net.Listener
+		port int
+		err  error
+	)
+	if transport == "tcp" {
+		if ln, err = net.Listen("tcp", ip+":0"); err != nil {
+			t.Fatalf("listen %s: %v", ip, err)
+		}
+		port = ln.Addr().(*net.TCPAddr).Port
+	} else {
+		if pc, err = net.ListenPacket("udp", ip+":0"); err != nil {
+			t.Fatalf("listen %s: %v", ip, err)
+		}
+		port = pc.LocalAddr().(*net.UDPAddr).Port
 	}
-	port := pc.LocalAddr().(*net.UDPAddr).Port
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("peer-" + ip))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &peer{t: t, ip: ip, port: port, ua: ua, gotCh: make(chan struct{}, 1), dialogs: map[string]*sipgo.DialogServerSession{}}
+	p := &peer{t: t, ip: ip, port: port, transport: transport, ua: ua, gotCh: make(chan struct{}, 1), dialogs: map[string]*sipgo.DialogServerSession{}}
 	p.srv, _ = sipgo.NewServer(ua)
-	p.cli, err = sipgo.NewClient(ua, sipgo.WithClientHostname(ip), sipgo.WithClientPort(port),
-		sipgo.WithClientConnectionAddr(net.JoinHostPort(ip, strconv.Itoa(port))))
+	// Requests leave from the peer's own address: the UDP listener, or a
+	// TCP connection bound to the peer's IP.
+	connAddr := net.JoinHostPort(ip, strconv.Itoa(port))
+	if transport == "tcp" {
+		connAddr = ip + ":0"
+	}
+	p.cli, err = sipgo.NewClient(ua, sipgo.WithClientHostname(ip), sipgo.WithClientPort(port), sipgo.WithClientConnectionAddr(connAddr))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.contact = sip.ContactHeader{Address: sip.Uri{Host: ip, Port: port}}
+	if transport == "tcp" {
+		p.contact.Address.UriParams = sip.NewParams()
+		p.contact.Address.UriParams.Add("transport", "tcp")
+	}
 	p.calls = sipgo.NewDialogClientCache(p.cli, p.contact)
 	p.answers = sipgo.NewDialogServerCache(p.cli, p.contact)
 	p.onCall = answer(0)
@@ -99,6 +124,11 @@ func newPeer(t *testing.T, ip string) *peer {
 			p.record(req)
 			tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 		})
+	}
+	if ln != nil {
+		go p.srv.ServeTCP(ln)
+		t.Cleanup(func() { ua.Close(); ln.Close() })
+		return p
 	}
 	go p.srv.ServeUDP(pc)
 	if err := waitUDPServing(ua, p.addr()); err != nil {
@@ -204,8 +234,13 @@ func (p *peer) dialog(callID string) *sipgo.DialogServerSession {
 // invite sends an INVITE to the gateway for user and waits for the final
 // answer; on 2xx it sends the ACK.
 func (p *peer) invite(ctx context.Context, gw *Gateway, user string) (*sipgo.DialogClientSession, int, error) {
-	host, port, _ := sip.ParseAddr(gw.Addr("udp"))
-	sess, err := p.calls.Invite(ctx, sip.Uri{User: user, Host: host, Port: port}, []byte("v=0\r\n"), sip.NewHeader("Content-Type", "application/sdp"))
+	host, port, _ := sip.ParseAddr(gw.Addr(p.transport))
+	uri := sip.Uri{User: user, Host: host, Port: port}
+	if p.transport == "tcp" {
+		uri.UriParams = sip.NewParams()
+		uri.UriParams.Add("transport", "tcp")
+	}
+	sess, err := p.calls.Invite(ctx, uri, []byte("v=0\r\n"), sip.NewHeader("Content-Type", "application/sdp"))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -229,19 +264,39 @@ type env struct {
 	carrier *peer // the carrier (127.0.0.2): callee of outbound, caller of inbound
 }
 
-type envOption func(*configs.Config)
+// envSpec is what a test asks of its environment.
+type envSpec struct {
+	pbxTransport string
+	edits        []func(*configs.Config)
+}
+
+type envOption func(*envSpec)
+
+func withConfig(f func(*configs.Config)) envOption {
+	return func(s *envSpec) { s.edits = append(s.edits, f) }
+}
 
 func withCap(n int64) envOption {
-	return func(c *configs.Config) { c.Plans[0].Limits.MaxParallelCalls = &n }
+	return withConfig(func(c *configs.Config) { c.Plans[0].Limits.MaxParallelCalls = &n })
 }
 
 func withTimerC(d time.Duration) envOption {
-	return func(c *configs.Config) { c.SIP.TimerC = d }
+	return withConfig(func(c *configs.Config) { c.SIP.TimerC = d })
+}
+
+// withTCPPBX makes the tenant's PBX talk TCP to the gateway (the carrier
+// stays on UDP), and adds a TCP listener to the gateway.
+func withTCPPBX() envOption {
+	return func(s *envSpec) { s.pbxTransport = "tcp" }
 }
 
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
-	e := &env{pbx: newPeer(t, tenantIP), carrier: newPeer(t, carrierIP)}
+	spec := envSpec{pbxTransport: "udp"}
+	for _, o := range opts {
+		o(&spec)
+	}
+	e := &env{pbx: newPeerOn(t, tenantIP, spec.pbxTransport), carrier: newPeer(t, carrierIP)}
 	unlimited := int64(-1)
 	cfg := &configs.Config{
 		Log: configs.Log{Level: "debug", Format: "json"},
@@ -254,11 +309,14 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		Tenants: []configs.Tenant{{
 			Name: "acme", Plan: "plan", Carrier: "carrier",
 			Sources: []string{tenantIP + "/32"}, DIDs: []string{"+1555"},
-			PBX: configs.Hop{Address: e.pbx.addr(), Transport: "udp"},
+			PBX: configs.Hop{Address: e.pbx.addr(), Transport: spec.pbxTransport},
 		}},
 	}
-	for _, o := range opts {
-		o(cfg)
+	if spec.pbxTransport == "tcp" {
+		cfg.SIP.Listen = append(cfg.SIP.Listen, configs.Listen{Transport: "tcp", Address: "127.0.0.1:0"})
+	}
+	for _, edit := range spec.edits {
+		edit(cfg)
 	}
 	cfg.ApplyDefaults()
 	var err error

@@ -383,7 +383,7 @@ func TestTeardownEarlyCall(t *testing.T) {
 }
 
 func TestMaxCallDurationReapsCall(t *testing.T) {
-	e := newEnv(t, func(c *configs.Config) { c.SIP.MaxCallDuration = 200 * time.Millisecond })
+	e := newEnv(t, withConfig(func(c *configs.Config) { c.SIP.MaxCallDuration = 200 * time.Millisecond }))
 	sess, code, err := e.pbx.invite(ctxT(t, 5*time.Second), e.gw, outboundNumber)
 	if err != nil || code != 200 {
 		t.Fatalf("call: code %d err %v", code, err)
@@ -423,4 +423,39 @@ func TestShutdownDrainsThenTearsDown(t *testing.T) {
 	if e.adm.Active("acme") != 0 {
 		t.Fatal("slot not released on shutdown")
 	}
+}
+
+// A PBX on TCP calling out through a UDP carrier, and an inbound call back
+// to it: the gateway changes transport and records two routes.
+func TestTCPPBXToUDPCarrier(t *testing.T) {
+	e := newEnv(t, withTCPPBX())
+	sess, code, err := e.pbx.invite(ctxT(t, 5*time.Second), e.gw, outboundNumber)
+	if err != nil || code != 200 {
+		t.Fatalf("call over TCP: code %d err %v", code, err)
+	}
+	callID := callIDOf(sess.InviteRequest)
+	inv := e.carrier.waitFor(sip.INVITE, callID, time.Second).req
+	if n := len(inv.GetHeaders("Record-Route")); n != 2 {
+		t.Errorf("callee saw %d Record-Route entries, want 2 (transport change)", n)
+	}
+	if v := inv.Via(); v.Transport != "UDP" {
+		t.Errorf("gateway Via transport toward carrier = %s", v.Transport)
+	}
+	e.carrier.waitFor(sip.ACK, callID, time.Second)
+	// BYE from the UDP callee reaches the TCP caller.
+	if err := e.carrier.dialog(callID).Bye(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatalf("callee BYE: %v", err)
+	}
+	e.pbx.waitFor(sip.BYE, callID, time.Second)
+	e.idle(t)
+
+	in, code, err := e.carrier.invite(ctxT(t, 5*time.Second), e.gw, "+15550002")
+	if err != nil || code != 200 {
+		t.Fatalf("inbound call to TCP PBX: code %d err %v", code, err)
+	}
+	if err := in.Bye(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	e.pbx.waitFor(sip.BYE, callIDOf(in.InviteRequest), time.Second)
+	e.idle(t)
 }
