@@ -2,6 +2,8 @@ package sip
 
 import (
 	"context"
+	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -457,5 +459,102 @@ func TestTCPPBXToUDPCarrier(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.pbx.waitFor(sip.BYE, callIDOf(in.InviteRequest), time.Second)
+	e.idle(t)
+}
+
+// 2xx retransmissions from the callee (sent until it sees an ACK) reach the
+// caller through the gateway (RFC 6026).
+func TestAnswerRetransmissionsRelayed(t *testing.T) {
+	e := newEnv(t)
+	host, port, _ := sip.ParseAddr(e.gw.Addr("udp"))
+	req := sip.NewRequest(sip.INVITE, sip.Uri{User: outboundNumber, Host: host, Port: port})
+	req.AppendHeader(&e.pbx.contact)
+	tx, err := e.pbx.cli.TransactionRequest(ctxT(t, 5*time.Second), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Terminate()
+	retrans := make(chan *sip.Response, 8)
+	tx.OnRetransmission(func(r *sip.Response) { retrans <- r })
+	for res := range tx.Responses() {
+		if res.StatusCode == 200 {
+			break
+		}
+	}
+	// No ACK is sent, so the callee retransmits its 200 after T1.
+	select {
+	case r := <-retrans:
+		if r.StatusCode != 200 {
+			t.Fatalf("retransmission %d", r.StatusCode)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("no 2xx retransmission reached the caller")
+	}
+}
+
+// A next hop that never answers: Timer C gives the caller 408 and the slot
+// is released.
+func TestSilentNextHopReleasesSlot(t *testing.T) {
+	e := newEnv(t, withCap(1), withTimerC(300*time.Millisecond))
+	e.carrier.setOnCall(func(p *peer, req *sip.Request, tx sip.ServerTransaction) { <-tx.Done() })
+	_, code, _ := e.pbx.invite(ctxT(t, 5*time.Second), e.gw, outboundNumber)
+	if code != 408 {
+		t.Fatalf("caller got %d, want 408", code)
+	}
+	e.idle(t)
+}
+
+func TestInDialogRequestForUnknownDialogGets481(t *testing.T) {
+	e := newEnv(t)
+	host, port, _ := sip.ParseAddr(e.gw.Addr("udp"))
+	bye := sip.NewRequest(sip.BYE, sip.Uri{User: outboundNumber, Host: host, Port: port})
+	toParams := sip.NewParams()
+	toParams.Add("tag", "nope")
+	bye.AppendHeader(&sip.ToHeader{Address: sip.Uri{User: outboundNumber, Host: host}, Params: toParams})
+	res, err := e.pbx.cli.Do(ctxT(t, 5*time.Second), bye)
+	if err != nil || res.StatusCode != 481 {
+		t.Fatalf("BYE for unknown dialog: %v %v, want 481", res, err)
+	}
+	if n := len(e.carrier.received(sip.BYE, "")); n != 0 {
+		t.Fatal("BYE for unknown dialog was forwarded")
+	}
+}
+
+// Malformed input is answered 400 or dropped, never crashes the gateway,
+// and is never forwarded.
+func TestMalformedInput(t *testing.T) {
+	e := newEnv(t)
+	conn, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP(tenantIP)}, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(e.gw.Addr("udp"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	inputs := []string{
+		"\x00\x01garbage\r\n\r\n",
+		"INVITE sip:1@127.0.0.1 SIP/2.0\r\n\r\n", // no Via, no CSeq
+		"INVITE sip:1@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.10:5999;branch=z9hG4bKx\r\nFrom: <sip:a@b>\r\nTo: <sip:1@c>\r\nCall-ID: m1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", // no From tag
+		"INVITE sip:1@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.10:5999;branch=z9hG4bKy\r\nCSeq: banana\r\nContent-Length: 99\r\n\r\n",
+		"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKz\r\nCSeq: 1 INVITE\r\nCall-ID: r\r\nContent-Length: 0\r\n\r\n", // stray response
+	}
+	buf := make([]byte, 4096)
+	for i, in := range inputs {
+		if _, err := conn.Write([]byte(in)); err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		n, err := conn.Read(buf)
+		if err == nil && !strings.HasPrefix(string(buf[:n]), "SIP/2.0 400") && !strings.HasPrefix(string(buf[:n]), "SIP/2.0 100") {
+			t.Errorf("input %d answered %q, want 400 or nothing", i, strings.SplitN(string(buf[:n]), "\r\n", 2)[0])
+		}
+	}
+	if n := len(e.carrier.received(sip.INVITE, "")); n != 0 {
+		t.Fatalf("malformed INVITE forwarded")
+	}
+	// The gateway still serves calls.
+	sess, code, err := e.pbx.invite(ctxT(t, 5*time.Second), e.gw, outboundNumber)
+	if err != nil || code != 200 {
+		t.Fatalf("call after malformed input: %d %v", code, err)
+	}
+	sess.Bye(ctxT(t, 5*time.Second))
 	e.idle(t)
 }

@@ -1,0 +1,1131 @@
+// Package configs holds the tollgate configuration: the structs a YAML config
+// file decodes into, their defaults and their validation, plus the example
+// configuration files shipped beside this file (every one of them is loaded
+// by a test).
+//
+// The reference of every field is docs/CONFIG.md.
+//
+// Life cycle: Load (or Parse) strictly decodes the YAML (unknown fields are
+// errors), then calls ApplyDefaults and Validate. A Config built in code must
+// go through ApplyDefaults and Validate the same way before it is used.
+// Every error names the field path, e.g.
+//
+//	configs/x.yaml: tenants[0].sources[1]: invalid CIDR "10.0.0.0/33": prefix length out of range (line 31)
+package configs
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Defaults applied by ApplyDefaults.
+const (
+	DefaultLogLevel        = "info"
+	DefaultLogFormat       = "json"
+	DefaultTransport       = "udp"
+	DefaultTimerC          = 180 * time.Second
+	DefaultMaxCallDuration = 4 * time.Hour
+	DefaultShutdownGrace   = 30 * time.Second
+)
+
+// Rejection causes accepted as keys of admission.reject.
+const (
+	// CauseParallelCalls: the tenant's max_parallel_calls is reached (or 0).
+	CauseParallelCalls = "parallel_calls"
+)
+
+// defaultRejects are the SIP answers used for causes absent from
+// admission.reject.
+var defaultRejects = map[string]Reject{
+	CauseParallelCalls: {Code: 486, Reason: "Busy Here"},
+}
+
+// Config is the whole tollgate configuration file.
+type Config struct {
+	// Log configures the process logger.
+	Log Log `yaml:"log"`
+	// SIP configures the SIP edge: listeners, the advertised host and timers.
+	SIP SIP `yaml:"sip"`
+	// Admission configures how admission decisions are answered.
+	Admission Admission `yaml:"admission"`
+	// Carriers are the upstream SIP trunks. At least one.
+	Carriers []Carrier `yaml:"carriers"`
+	// Plans hold default limits for the tenants on them.
+	Plans []Plan `yaml:"plans"`
+	// Tenants are the customers whose PBXs send and receive calls through
+	// the gateway. At least one.
+	Tenants []Tenant `yaml:"tenants"`
+}
+
+// Log configures the process logger.
+type Log struct {
+	Level  string `yaml:"level"`  // debug|info|warn|error, default info
+	Format string `yaml:"format"` // json|console, default json
+}
+
+// SIP configures the SIP edge.
+type SIP struct {
+	Listen          []Listen      `yaml:"listen"`            // at least one
+	Advertise       string        `yaml:"advertise"`         // host put in Via and Record-Route; default: the first listen address's IP (must not be unspecified 0.0.0.0 then -> error asking for advertise)
+	TimerC          time.Duration `yaml:"timer_c"`           // default 180s, must be > 0
+	MaxCallDuration time.Duration `yaml:"max_call_duration"` // default 4h, must be > 0
+	ShutdownGrace   time.Duration `yaml:"shutdown_grace"`    // default 30s, >= 0
+}
+
+// Listen is one SIP listening socket.
+type Listen struct {
+	Transport string `yaml:"transport"` // udp|tcp (lower-cased on load)
+	Address   string `yaml:"address"`   // host:port, IP literal host, port 1..65535
+}
+
+// Admission configures how admission decisions are answered.
+type Admission struct {
+	// Reject maps a rejection cause to the SIP code and reason phrase sent back.
+	// Keys allowed for now: "parallel_calls" (default {486, "Busy Here"}).
+	Reject map[string]Reject `yaml:"reject"`
+}
+
+// Reject is the SIP final response sent for a rejection cause.
+type Reject struct {
+	Code   int    `yaml:"code"`   // 400..699
+	Reason string `yaml:"reason"` // non-empty; default: the standard phrase for the code (see docs/CONFIG.md), else required
+}
+
+// Hop is a SIP next hop.
+type Hop struct {
+	Address   string `yaml:"address"`   // host:port next hop (IP literal)
+	Transport string `yaml:"transport"` // udp|tcp, default udp
+}
+
+// Carrier is an upstream SIP trunk.
+type Carrier struct {
+	Name    string           `yaml:"name"` // unique, non-empty
+	Hop     `yaml:",inline"` // where outbound calls of tenants using this carrier go
+	Sources []string         `yaml:"sources"` // CIDRs (or bare IPs = /32 or /128) the carrier sends from; default: the Hop address IP
+}
+
+// Limits are count limits of a plan or a tenant.
+type Limits struct {
+	// -1 unlimited, 0 blocked, N cap, null/absent = inherit from the plan.
+	// In a plan, null/absent means unlimited (ApplyDefaults stores -1).
+	MaxParallelCalls *int64 `yaml:"max_parallel_calls"`
+}
+
+// Plan holds the default limits of the tenants on it.
+type Plan struct {
+	Name   string `yaml:"name"` // unique, non-empty
+	Limits Limits `yaml:"limits"`
+}
+
+// Tenant is a customer: a PBX that sends outbound calls from Sources and
+// receives the inbound calls for its DIDs at PBX.
+type Tenant struct {
+	Name    string   `yaml:"name"`    // unique, non-empty
+	Plan    string   `yaml:"plan"`    // must name a plan
+	Carrier string   `yaml:"carrier"` // must name a carrier: next hop for the tenant's outbound calls
+	Sources []string `yaml:"sources"` // CIDRs / IPs the tenant's PBX sends from (outbound calls); at least one
+	DIDs    []string `yaml:"dids"`    // number prefixes (digits, optional leading +) routed to this tenant for inbound calls
+	PBX     Hop      `yaml:"pbx"`     // where inbound calls go; required when DIDs are set
+	Limits  Limits   `yaml:"limits"`  // overrides of the plan's limits
+}
+
+// reasonPhrases are the standard reason phrases used when a Reject has a
+// code but no reason (RFC 3261 §21 and later RFCs).
+var reasonPhrases = map[int]string{
+	400: "Bad Request",
+	401: "Unauthorized",
+	402: "Payment Required",
+	403: "Forbidden",
+	404: "Not Found",
+	405: "Method Not Allowed",
+	406: "Not Acceptable",
+	407: "Proxy Authentication Required",
+	408: "Request Timeout",
+	410: "Gone",
+	413: "Request Entity Too Large",
+	414: "Request-URI Too Long",
+	415: "Unsupported Media Type",
+	416: "Unsupported URI Scheme",
+	420: "Bad Extension",
+	421: "Extension Required",
+	423: "Interval Too Brief",
+	480: "Temporarily Unavailable",
+	481: "Call/Transaction Does Not Exist",
+	482: "Loop Detected",
+	483: "Too Many Hops",
+	484: "Address Incomplete",
+	485: "Ambiguous",
+	486: "Busy Here",
+	487: "Request Terminated",
+	488: "Not Acceptable Here",
+	491: "Request Pending",
+	493: "Undecipherable",
+	500: "Server Internal Error",
+	501: "Not Implemented",
+	502: "Bad Gateway",
+	503: "Service Unavailable",
+	504: "Server Time-out",
+	505: "Version Not Supported",
+	513: "Message Too Large",
+	580: "Precondition Failure",
+	600: "Busy Everywhere",
+	603: "Decline",
+	604: "Does Not Exist Anywhere",
+	606: "Not Acceptable",
+}
+
+// maxReasonLen bounds a configured reason phrase (it goes into a status line
+// and a Reason header).
+const maxReasonLen = 128
+
+// maxNameLen bounds carrier, plan and tenant names.
+const maxNameLen = 64
+
+// Load reads, strictly decodes (unknown fields are errors), applies defaults
+// and validates the config file at path. Every error names the file and the
+// field path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("configs: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse does what Load does with the file content data; name is used in
+// errors.
+func Parse(name string, data []byte) (*Config, error) {
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s: empty config", name)
+		}
+		return nil, fmt.Errorf("%s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		line := extra.Line
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+		}
+		return nil, fmt.Errorf("%s: line %d: a config file holds exactly one YAML document", name, line)
+	}
+	idx := newIndex(&root)
+
+	cfg := &Config{}
+	strict := yaml.NewDecoder(bytes.NewReader(data))
+	strict.KnownFields(true)
+	if err := strict.Decode(cfg); err != nil {
+		return nil, idx.decodeError(name, err)
+	}
+	if err := idx.checkFloats(); err != nil {
+		return nil, idx.located(name, err)
+	}
+
+	// A zero duration written in the file is kept as written (ApplyDefaults
+	// treats zero as unset): shutdown_grace: 0s is legal, timer_c: 0s fails.
+	keep := map[*time.Duration]bool{}
+	for path, d := range map[string]*time.Duration{
+		"sip.timer_c":           &cfg.SIP.TimerC,
+		"sip.max_call_duration": &cfg.SIP.MaxCallDuration,
+		"sip.shutdown_grace":    &cfg.SIP.ShutdownGrace,
+	} {
+		if *d == 0 && idx.present(path) {
+			keep[d] = true
+		}
+	}
+	cfg.ApplyDefaults()
+	for d := range keep {
+		*d = 0
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, idx.located(name, err)
+	}
+	return cfg, nil
+}
+
+// ApplyDefaults fills every unset (zero) field with its default and
+// normalises case (transports, log level and format are lower-cased). It is
+// idempotent. Zero durations count as unset, so a Config built in code
+// cannot ask for shutdown_grace 0 through ApplyDefaults; Parse keeps a 0s
+// written in the file.
+func (c *Config) ApplyDefaults() {
+	c.Log.Level = strings.ToLower(c.Log.Level)
+	if c.Log.Level == "" {
+		c.Log.Level = DefaultLogLevel
+	}
+	c.Log.Format = strings.ToLower(c.Log.Format)
+	if c.Log.Format == "" {
+		c.Log.Format = DefaultLogFormat
+	}
+
+	for i := range c.SIP.Listen {
+		c.SIP.Listen[i].Transport = strings.ToLower(c.SIP.Listen[i].Transport)
+	}
+	if c.SIP.Advertise == "" && len(c.SIP.Listen) > 0 {
+		if ap, msg := parseAddrPort(c.SIP.Listen[0].Address); msg == "" && !ap.Addr().IsUnspecified() {
+			c.SIP.Advertise = ap.Addr().WithZone("").String()
+		}
+	}
+	if c.SIP.TimerC == 0 {
+		c.SIP.TimerC = DefaultTimerC
+	}
+	if c.SIP.MaxCallDuration == 0 {
+		c.SIP.MaxCallDuration = DefaultMaxCallDuration
+	}
+	if c.SIP.ShutdownGrace == 0 {
+		c.SIP.ShutdownGrace = DefaultShutdownGrace
+	}
+
+	if c.Admission.Reject == nil {
+		c.Admission.Reject = make(map[string]Reject, len(defaultRejects))
+	}
+	for cause, r := range defaultRejects {
+		if _, ok := c.Admission.Reject[cause]; !ok {
+			c.Admission.Reject[cause] = r
+		}
+	}
+	for cause, r := range c.Admission.Reject {
+		if r.Reason == "" {
+			if p, ok := reasonPhrases[r.Code]; ok {
+				r.Reason = p
+				c.Admission.Reject[cause] = r
+			}
+		}
+	}
+
+	for i := range c.Carriers {
+		cr := &c.Carriers[i]
+		cr.Hop.applyDefaults()
+		if len(cr.Sources) == 0 {
+			if ap, msg := parseAddrPort(cr.Address); msg == "" {
+				a := ap.Addr().WithZone("")
+				cr.Sources = []string{netip.PrefixFrom(a, a.BitLen()).String()}
+			}
+		}
+	}
+	for i := range c.Plans {
+		if c.Plans[i].Limits.MaxParallelCalls == nil {
+			unlimited := int64(-1)
+			c.Plans[i].Limits.MaxParallelCalls = &unlimited
+		}
+	}
+	for i := range c.Tenants {
+		if c.Tenants[i].PBX.Address != "" {
+			c.Tenants[i].PBX.applyDefaults()
+		}
+	}
+}
+
+func (h *Hop) applyDefaults() {
+	h.Transport = strings.ToLower(h.Transport)
+	if h.Transport == "" {
+		h.Transport = DefaultTransport
+	}
+}
+
+// fieldError is a validation error about one field.
+type fieldError struct {
+	path string // e.g. "sip.listen[1].transport"; empty for the whole file
+	msg  string
+}
+
+func (e *fieldError) Error() string {
+	if e.path == "" {
+		return e.msg
+	}
+	return e.path + ": " + e.msg
+}
+
+func errf(path, format string, args ...any) error {
+	return &fieldError{path: path, msg: fmt.Sprintf(format, args...)}
+}
+
+// Validate checks the whole config and returns the first error, naming the
+// field path (e.g. `sip.listen[1].transport: must be udp or tcp, got "sctp"`).
+// It expects ApplyDefaults to have run. It does no I/O.
+func (c *Config) Validate() error {
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return errf("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "console":
+	default:
+		return errf("log.format", "must be json or console, got %q", c.Log.Format)
+	}
+
+	if err := c.SIP.validate(); err != nil {
+		return err
+	}
+	if err := c.Admission.validate(); err != nil {
+		return err
+	}
+
+	if len(c.Carriers) == 0 {
+		return errf("carriers", "at least one carrier is required")
+	}
+	carriers := make(map[string]int, len(c.Carriers))
+	for i, cr := range c.Carriers {
+		p := fmt.Sprintf("carriers[%d]", i)
+		if err := checkName(p, "carrier", cr.Name, carriers); err != nil {
+			return err
+		}
+		carriers[cr.Name] = i
+		if err := cr.Hop.validate(p); err != nil {
+			return err
+		}
+		if len(cr.Sources) == 0 {
+			return errf(p+".sources", "at least one source is required")
+		}
+		for j, s := range cr.Sources {
+			if _, msg := parseSource(s); msg != "" {
+				return errf(fmt.Sprintf("%s.sources[%d]", p, j), "%s", msg)
+			}
+		}
+	}
+
+	plans := make(map[string]int, len(c.Plans))
+	for i, pl := range c.Plans {
+		p := fmt.Sprintf("plans[%d]", i)
+		if err := checkName(p, "plan", pl.Name, plans); err != nil {
+			return err
+		}
+		plans[pl.Name] = i
+		if err := pl.Limits.validate(p + ".limits"); err != nil {
+			return err
+		}
+	}
+
+	if len(c.Tenants) == 0 {
+		return errf("tenants", "at least one tenant is required")
+	}
+	tenants := make(map[string]int, len(c.Tenants))
+	for i, t := range c.Tenants {
+		p := fmt.Sprintf("tenants[%d]", i)
+		if err := checkName(p, "tenant", t.Name, tenants); err != nil {
+			return err
+		}
+		tenants[t.Name] = i
+		if t.Plan == "" {
+			return errf(p+".plan", "required (one of: %s)", namesOf(plans))
+		}
+		if _, ok := plans[t.Plan]; !ok {
+			return errf(p+".plan", "unknown plan %q (plans: %s)", t.Plan, namesOf(plans))
+		}
+		if t.Carrier == "" {
+			return errf(p+".carrier", "required (one of: %s)", namesOf(carriers))
+		}
+		if _, ok := carriers[t.Carrier]; !ok {
+			return errf(p+".carrier", "unknown carrier %q (carriers: %s)", t.Carrier, namesOf(carriers))
+		}
+		if len(t.Sources) == 0 {
+			return errf(p+".sources", "at least one source is required (the addresses the tenant's PBX sends from)")
+		}
+		for j, s := range t.Sources {
+			if _, msg := parseSource(s); msg != "" {
+				return errf(fmt.Sprintf("%s.sources[%d]", p, j), "%s", msg)
+			}
+		}
+		for j, d := range t.DIDs {
+			if !validDID(d) {
+				return errf(fmt.Sprintf("%s.dids[%d]", p, j), "must be digits with an optional leading +, got %q", d)
+			}
+		}
+		if len(t.DIDs) > 0 && t.PBX.Address == "" {
+			return errf(p+".pbx.address", "required when dids are set (where inbound calls go)")
+		}
+		if t.PBX.Address != "" || t.PBX.Transport != "" {
+			if err := t.PBX.validate(p + ".pbx"); err != nil {
+				return err
+			}
+		}
+		if err := t.Limits.validate(p + ".limits"); err != nil {
+			return err
+		}
+	}
+
+	if err := c.checkSourceOverlaps(); err != nil {
+		return err
+	}
+	return c.checkDIDs()
+}
+
+func (s *SIP) validate() error {
+	if len(s.Listen) == 0 {
+		return errf("sip.listen", "at least one listen entry is required (e.g. {transport: udp, address: 127.0.0.1:5060})")
+	}
+	type key struct {
+		transport string
+		addr      netip.AddrPort
+	}
+	seen := make(map[key]int, len(s.Listen))
+	for i, l := range s.Listen {
+		p := fmt.Sprintf("sip.listen[%d]", i)
+		if err := checkTransport(p+".transport", l.Transport); err != nil {
+			return err
+		}
+		ap, msg := parseAddrPort(l.Address)
+		if msg != "" {
+			return errf(p+".address", "%s", msg)
+		}
+		k := key{l.Transport, ap}
+		if j, dup := seen[k]; dup {
+			return errf(p, "duplicate listen entry %s %s (same as sip.listen[%d])", l.Transport, l.Address, j)
+		}
+		seen[k] = i
+	}
+	if s.Advertise == "" {
+		if ap, _ := parseAddrPort(s.Listen[0].Address); !ap.Addr().IsUnspecified() {
+			return errf("sip.advertise", "required (ApplyDefaults sets it from sip.listen[0].address)")
+		}
+		return errf("sip.advertise", "required because sip.listen[0].address %q is unspecified: set the IP or host name peers reach the gateway at (put in Via and Record-Route)", s.Listen[0].Address)
+	}
+	if msg := checkAdvertise(s.Advertise); msg != "" {
+		return errf("sip.advertise", "%s", msg)
+	}
+	if s.TimerC <= 0 {
+		return errf("sip.timer_c", "must be > 0, got %s", s.TimerC)
+	}
+	if s.MaxCallDuration <= 0 {
+		return errf("sip.max_call_duration", "must be > 0, got %s", s.MaxCallDuration)
+	}
+	if s.ShutdownGrace < 0 {
+		return errf("sip.shutdown_grace", "must be >= 0, got %s", s.ShutdownGrace)
+	}
+	return nil
+}
+
+func (a *Admission) validate() error {
+	causes := make([]string, 0, len(a.Reject))
+	for cause := range a.Reject {
+		causes = append(causes, cause)
+	}
+	sort.Strings(causes) // deterministic "first" error
+	for _, cause := range causes {
+		r := a.Reject[cause]
+		p := "admission.reject." + cause
+		if _, ok := defaultRejects[cause]; !ok {
+			return errf(p, "unknown rejection cause %q (allowed: %s)", cause, strings.Join(knownCauses(), ", "))
+		}
+		if r.Code < 400 || r.Code > 699 {
+			return errf(p+".code", "must be a SIP error code 400..699, got %d", r.Code)
+		}
+		if r.Reason == "" {
+			return errf(p+".reason", "required: code %d has no standard reason phrase", r.Code)
+		}
+		if len(r.Reason) > maxReasonLen {
+			return errf(p+".reason", "must be at most %d bytes, got %d", maxReasonLen, len(r.Reason))
+		}
+		if !utf8.ValidString(r.Reason) || strings.IndexFunc(r.Reason, unicode.IsControl) >= 0 {
+			return errf(p+".reason", "must be printable UTF-8 text without control characters, got %q", r.Reason)
+		}
+	}
+	return nil
+}
+
+func knownCauses() []string {
+	out := make([]string, 0, len(defaultRejects))
+	for c := range defaultRejects {
+		out = append(out, c)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (h Hop) validate(path string) error {
+	ap, msg := parseAddrPort(h.Address)
+	if msg != "" {
+		return errf(path+".address", "%s", msg)
+	}
+	if ap.Addr().IsUnspecified() {
+		return errf(path+".address", "must be a reachable IP, not the unspecified address %s", ap.Addr())
+	}
+	return checkTransport(path+".transport", h.Transport)
+}
+
+func (l Limits) validate(path string) error {
+	if v := l.MaxParallelCalls; v != nil && *v < -1 {
+		return errf(path+".max_parallel_calls", "must be -1 (unlimited), 0 (blocked) or a positive cap, got %d", *v)
+	}
+	return nil
+}
+
+func checkTransport(path, t string) error {
+	switch t {
+	case "udp", "tcp":
+		return nil
+	}
+	return errf(path, "must be udp or tcp, got %q", t)
+}
+
+// checkName checks a carrier, plan or tenant name: non-empty, unique within
+// its kind, and usable as a NATS subject token and a metric label
+// (letters, digits, '-' and '_').
+func checkName(path, kind, name string, seen map[string]int) error {
+	if name == "" {
+		return errf(path+".name", "required")
+	}
+	if len(name) > maxNameLen {
+		return errf(path+".name", "must be at most %d characters, got %d", maxNameLen, len(name))
+	}
+	for i := 0; i < len(name); i++ {
+		b := name[i]
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_') {
+			return errf(path+".name", "must contain only letters, digits, '-' and '_', got %q", name)
+		}
+	}
+	if j, dup := seen[name]; dup {
+		return errf(path+".name", "duplicate %s name %q (already used by %ss[%d])", kind, name, kind, j)
+	}
+	return nil
+}
+
+func namesOf(m map[string]int) string {
+	if len(m) == 0 {
+		return "none defined"
+	}
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool { return m[names[i]] < m[names[j]] })
+	return strings.Join(names, ", ")
+}
+
+func validDID(d string) bool {
+	d = strings.TrimPrefix(d, "+")
+	if d == "" {
+		return false
+	}
+	for i := 0; i < len(d); i++ {
+		if d[i] < '0' || d[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// parseAddrPort parses an "IP:port" string with an IP literal host and a
+// port in 1..65535. It returns a readable message on failure.
+func parseAddrPort(s string) (netip.AddrPort, string) {
+	if s == "" {
+		return netip.AddrPort{}, "required (IP:port, e.g. 192.0.2.10:5060 or [2001:db8::1]:5060)"
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Sprintf("must be IP:port (IPv6 in brackets, e.g. [2001:db8::1]:5060), got %q", s)
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Sprintf("host must be an IP address (host names are not resolved), got %q", s)
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || n == 0 {
+		return netip.AddrPort{}, fmt.Sprintf("port must be 1..65535, got %q", s)
+	}
+	return netip.AddrPortFrom(addr, uint16(n)), ""
+}
+
+// parseSource parses a CIDR or a bare IP (a /32 or /128). The prefix must be
+// in canonical form (no host bits set) and written in its native family.
+func parseSource(s string) (netip.Prefix, string) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Sprintf("invalid CIDR %q%s", s, reasonOf(err))
+		}
+		if p.Addr().Is4In6() {
+			return netip.Prefix{}, fmt.Sprintf("invalid CIDR %q: IPv4-mapped IPv6, write the IPv4 form", s)
+		}
+		if m := p.Masked(); m != p {
+			return netip.Prefix{}, fmt.Sprintf("invalid CIDR %q: host bits set (did you mean %s?)", s, m)
+		}
+		return p, ""
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Sprintf("invalid CIDR %q: neither a CIDR nor an IP address", s)
+	}
+	if a.Zone() != "" {
+		return netip.Prefix{}, fmt.Sprintf("invalid CIDR %q: IPv6 zones are not allowed", s)
+	}
+	if a.Is4In6() {
+		return netip.Prefix{}, fmt.Sprintf("invalid CIDR %q: IPv4-mapped IPv6, write the IPv4 form", s)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), ""
+}
+
+// reasonOf extracts the reason of a net/netip parse error
+// (`netip.ParsePrefix("x"): reason` -> ": reason").
+func reasonOf(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "): "); i >= 0 {
+		return ": " + msg[i+3:]
+	}
+	return ""
+}
+
+// checkAdvertise accepts an IP address (not unspecified) or a host name,
+// without port.
+func checkAdvertise(s string) string {
+	if a, err := netip.ParseAddr(s); err == nil {
+		if a.IsUnspecified() {
+			return fmt.Sprintf("must be a reachable IP or host name, not the unspecified address %s", s)
+		}
+		return ""
+	}
+	if len(s) > 253 {
+		return fmt.Sprintf("host name too long (%d > 253)", len(s))
+	}
+	for _, label := range strings.Split(s, ".") {
+		ok := label != "" && len(label) <= 63 && label[0] != '-' && label[len(label)-1] != '-'
+		for i := 0; ok && i < len(label); i++ {
+			b := label[i]
+			ok = b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-'
+		}
+		if !ok {
+			return fmt.Sprintf("must be an IP address or a host name without port, got %q", s)
+		}
+	}
+	return ""
+}
+
+// Prefixes parses the sources (already validated) into netip.Prefix values.
+// Invalid entries are skipped.
+func (c Carrier) Prefixes() []netip.Prefix { return prefixes(c.Sources) }
+
+// Prefixes parses the sources (already validated) into netip.Prefix values.
+// Invalid entries are skipped.
+func (t Tenant) Prefixes() []netip.Prefix { return prefixes(t.Sources) }
+
+func prefixes(sources []string) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(sources))
+	for _, s := range sources {
+		if p, msg := parseSource(s); msg == "" {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
+}
+
+// checkSourceOverlaps makes source classification unambiguous: no two source
+// prefixes (of any carriers and tenants, or within one of them) may overlap.
+// It sorts the prefixes and sweeps them with a stack of enclosing prefixes,
+// so it runs in O(n log n) for n sources. Of all overlapping pairs it
+// reports the one whose later entry comes first in the file.
+func (c *Config) checkSourceOverlaps() error {
+	type src struct {
+		p      netip.Prefix
+		order  int32 // position in the file: carriers first, then tenants
+		i, j   int32 // carriers[i].sources[j] or tenants[i].sources[j]
+		tenant bool
+	}
+	path := func(s src) string {
+		if s.tenant {
+			return fmt.Sprintf("tenants[%d].sources[%d]", s.i, s.j)
+		}
+		return fmt.Sprintf("carriers[%d].sources[%d]", s.i, s.j)
+	}
+	owner := func(s src) string {
+		if s.tenant {
+			return fmt.Sprintf("tenant %q", c.Tenants[s.i].Name)
+		}
+		return fmt.Sprintf("carrier %q", c.Carriers[s.i].Name)
+	}
+	n := 0
+	for _, cr := range c.Carriers {
+		n += len(cr.Sources)
+	}
+	for _, t := range c.Tenants {
+		n += len(t.Sources)
+	}
+	all := make([]src, 0, n)
+	add := func(tenant bool, i int, sources []string) {
+		for j, s := range sources {
+			p, _ := parseSource(s)
+			all = append(all, src{p: p, order: int32(len(all)), i: int32(i), j: int32(j), tenant: tenant})
+		}
+	}
+	for i, cr := range c.Carriers {
+		add(false, i, cr.Sources)
+	}
+	for i, t := range c.Tenants {
+		add(true, i, t.Sources)
+	}
+	slices.SortFunc(all, func(a, b src) int {
+		if c := a.p.Addr().Compare(b.p.Addr()); c != 0 {
+			return c
+		}
+		return a.p.Bits() - b.p.Bits()
+	})
+	var stack []src
+	var bestA, bestB src // bestB is the later one in file order
+	found := false
+	for _, s := range all {
+		for len(stack) > 0 && !stack[len(stack)-1].p.Contains(s.p.Addr()) {
+			stack = stack[:len(stack)-1]
+		}
+		// Every prefix left on the stack contains s.
+		for _, o := range stack {
+			a, b := o, s
+			if a.order > b.order {
+				a, b = b, a
+			}
+			if !found || b.order < bestB.order || b.order == bestB.order && a.order < bestA.order {
+				bestA, bestB, found = a, b, true
+			}
+		}
+		stack = append(stack, s)
+	}
+	if found {
+		return errf(path(bestB), "%s overlaps %s (%s of %s); a source must belong to exactly one carrier or tenant", bestB.p, path(bestA), bestA.p, owner(bestA))
+	}
+	return nil
+}
+
+// checkDIDs makes inbound classification unambiguous: a DID prefix may be
+// claimed once. (Different prefixes such as "+1555" and "+15551" may belong
+// to different tenants: the longest match wins.)
+func (c *Config) checkDIDs() error {
+	type claim struct{ i, j int }
+	seen := map[string]claim{}
+	for i, t := range c.Tenants {
+		for j, d := range t.DIDs {
+			if prev, dup := seen[d]; dup {
+				return errf(fmt.Sprintf("tenants[%d].dids[%d]", i, j), "DID prefix %q already claimed by tenants[%d].dids[%d] (tenant %q)",
+					d, prev.i, prev.j, c.Tenants[prev.i].Name)
+			}
+			seen[d] = claim{i, j}
+		}
+	}
+	return nil
+}
+
+// --- locating decode and validation errors in the YAML source ---
+
+// entry is one mapping key or sequence item of the YAML document.
+type entry struct {
+	path string
+	line int
+	key  string // mapping key; "" for a sequence item
+	val  *yaml.Node
+}
+
+type index struct {
+	entries []entry
+	byPath  map[string]int // path -> index in entries (first occurrence)
+}
+
+func newIndex(root *yaml.Node) *index {
+	idx := &index{byPath: map[string]int{}}
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	idx.walk(n, "")
+	return idx
+}
+
+func (idx *index) add(e entry) {
+	if _, ok := idx.byPath[e.path]; !ok {
+		idx.byPath[e.path] = len(idx.entries)
+	}
+	idx.entries = append(idx.entries, e)
+}
+
+func (idx *index) walk(n *yaml.Node, path string) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if path != "" {
+				p = path + "." + k.Value
+			}
+			idx.add(entry{path: p, line: k.Line, key: k.Value, val: v})
+			idx.walk(v, p)
+		}
+	case yaml.SequenceNode:
+		for i, v := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			idx.add(entry{path: p, line: v.Line, val: v})
+			idx.walk(v, p)
+		}
+	}
+}
+
+// present reports whether path is set to a non-null value in the file.
+func (idx *index) present(path string) bool {
+	i, ok := idx.byPath[path]
+	return ok && idx.entries[i].val.Tag != "!!null"
+}
+
+// line returns the line of path or of its nearest ancestor present in the
+// file (defaults have no line of their own), 0 if none.
+func (idx *index) line(path string) int {
+	for path != "" {
+		if i, ok := idx.byPath[path]; ok {
+			return idx.entries[i].line
+		}
+		cut := strings.LastIndexAny(path, ".[")
+		if cut < 0 {
+			break
+		}
+		path = path[:cut]
+	}
+	return 0
+}
+
+// located formats a validation error with the file name and the line.
+func (idx *index) located(name string, err error) error {
+	var fe *fieldError
+	if errors.As(err, &fe) {
+		if l := idx.line(fe.path); l > 0 {
+			return fmt.Errorf("%s: %s (line %d)", name, fe, l)
+		}
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+// checkFloats rejects fractional numbers for integer fields, which yaml.v3
+// would silently truncate.
+func (idx *index) checkFloats() error {
+	for _, e := range idx.entries {
+		if e.val.Kind != yaml.ScalarNode || e.val.ShortTag() != "!!float" {
+			continue
+		}
+		if t := typeAt(e.path); t != nil && t.Kind() >= reflect.Int && t.Kind() <= reflect.Int64 && t != durationType {
+			return errf(e.path, "expected an integer, got %s", e.val.Value)
+		}
+	}
+	return nil
+}
+
+var (
+	durationType = reflect.TypeOf(time.Duration(0))
+	lineRe       = regexp.MustCompile(`^line (\d+): (.*)$`)
+	notFoundRe   = regexp.MustCompile(`^field (\S+) not found in type (\S+)$`)
+	alreadySetRe = regexp.MustCompile(`^field (\S+) already set in type (\S+)$`)
+	dupKeyRe     = regexp.MustCompile(`^mapping key "(.*)" already defined at line (\d+)$`)
+	unmarshalRe  = regexp.MustCompile("^cannot unmarshal (!!\\w+)(?: `(.*)`)? into (.+)$")
+)
+
+// decodeError turns a yaml.v3 decode error into one naming the file, the
+// field path and the line.
+func (idx *index) decodeError(name string, err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) || len(te.Errors) == 0 {
+		return fmt.Errorf("%s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	msg := idx.readable(te.Errors[0])
+	if n := len(te.Errors) - 1; n > 0 {
+		msg += fmt.Sprintf(" (and %d more decode error%s)", n, plural(n))
+	}
+	return fmt.Errorf("%s: %s", name, msg)
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// readable rewrites one yaml.v3 type error message, e.g.
+// "line 12: field foo not found in type configs.SIP" becomes
+// `sip.foo: unknown field "foo" (sip accepts: listen, ...) (line 12)`.
+func (idx *index) readable(raw string) string {
+	m := lineRe.FindStringSubmatch(raw)
+	if m == nil {
+		return raw
+	}
+	line, _ := strconv.Atoi(m[1])
+	rest := m[2]
+	var (
+		path string
+		msg  = rest
+	)
+	if sm := notFoundRe.FindStringSubmatch(rest); sm != nil {
+		path = idx.find(line, func(e entry) bool { return e.key == sm[1] })
+		msg = fmt.Sprintf("unknown field %q", sm[1])
+		if known := knownFields(sm[2]); len(known) > 0 {
+			msg += fmt.Sprintf(" (allowed here: %s)", strings.Join(known, ", "))
+		}
+	} else if sm := alreadySetRe.FindStringSubmatch(rest); sm != nil {
+		path = idx.find(line, func(e entry) bool { return e.key == sm[1] })
+		msg = fmt.Sprintf("field %q set twice", sm[1])
+	} else if sm := dupKeyRe.FindStringSubmatch(rest); sm != nil {
+		path = idx.find(line, func(e entry) bool { return e.key == sm[1] })
+		msg = fmt.Sprintf("duplicate key %q (first defined at line %s)", sm[1], sm[2])
+	} else if sm := unmarshalRe.FindStringSubmatch(rest); sm != nil {
+		tag, val, target := sm[1], strings.TrimSuffix(sm[2], "..."), sm[3]
+		var node *yaml.Node
+		path = idx.find(line, func(e entry) bool {
+			switch tag {
+			case "!!seq":
+				return e.val.Kind == yaml.SequenceNode
+			case "!!map":
+				return e.val.Kind == yaml.MappingNode
+			}
+			return e.val.Kind == yaml.ScalarNode && strings.HasPrefix(e.val.Value, val)
+		})
+		if i, ok := idx.byPath[path]; ok && path != "" {
+			node = idx.entries[i].val
+		}
+		got := "a " + strings.TrimPrefix(tag, "!!") + " value"
+		switch {
+		case tag == "!!seq":
+			got = "a list"
+		case tag == "!!map":
+			got = "a mapping"
+		case node != nil:
+			got = strconv.Quote(node.Value)
+		case val != "":
+			got = strconv.Quote(sm[2])
+		}
+		msg = fmt.Sprintf("expected %s, got %s", describeType(target), got)
+	}
+	if path == "" {
+		return fmt.Sprintf("line %d: %s", line, msg)
+	}
+	return fmt.Sprintf("%s: %s (line %d)", path, msg, line)
+}
+
+// find returns the path of the entry on line that matches, "" if none does
+// (an error about the document itself).
+func (idx *index) find(line int, match func(entry) bool) string {
+	for _, e := range idx.entries {
+		if e.line == line && match(e) {
+			return e.path
+		}
+	}
+	return ""
+}
+
+func describeType(t string) string {
+	switch {
+	case t == "time.Duration":
+		return "a duration such as 180s, 1m30s or 4h"
+	case strings.HasPrefix(t, "int") || strings.HasPrefix(t, "*int"):
+		return "an integer"
+	case t == "string":
+		return "a string"
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	case strings.HasPrefix(t, "map["), strings.HasPrefix(t, "configs."):
+		return "a mapping"
+	}
+	return t
+}
+
+// fieldsByType maps Go type names ("configs.SIP") to the YAML keys they
+// accept, for "unknown field" messages.
+var fieldsByType = func() map[string][]string {
+	out := map[string][]string{}
+	var visit func(t reflect.Type)
+	visit = func(t reflect.Type) {
+		for t.Kind() == reflect.Ptr || t.Kind() == reflect.Slice || t.Kind() == reflect.Map {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || t == reflect.TypeOf(time.Time{}) {
+			return
+		}
+		if _, done := out[t.String()]; done {
+			return
+		}
+		out[t.String()] = nil
+		var keys []string
+		var collect func(t reflect.Type)
+		collect = func(t reflect.Type) {
+			for i := 0; i < t.NumField(); i++ {
+				f := t.Field(i)
+				tag := f.Tag.Get("yaml")
+				if strings.Contains(tag, "inline") {
+					collect(f.Type)
+					continue
+				}
+				name, _, _ := strings.Cut(tag, ",")
+				if name == "" {
+					name = strings.ToLower(f.Name)
+				}
+				keys = append(keys, name)
+				visit(f.Type)
+			}
+		}
+		collect(t)
+		out[t.String()] = keys
+	}
+	visit(reflect.TypeOf(Config{}))
+	return out
+}()
+
+func knownFields(typeName string) []string { return fieldsByType[typeName] }
+
+// typeAt resolves a field path ("plans[0].limits.max_parallel_calls") to the
+// Go type it decodes into, nil if unknown.
+func typeAt(path string) reflect.Type {
+	t := reflect.TypeOf(Config{})
+	for _, part := range strings.Split(path, ".") {
+		name, idxs, _ := strings.Cut(part, "[")
+		for t.Kind() == reflect.Ptr {
+			t = t.Elem()
+		}
+		switch t.Kind() {
+		case reflect.Struct:
+			t = fieldType(t, name)
+		case reflect.Map:
+			t = t.Elem()
+		default:
+			return nil
+		}
+		if t == nil {
+			return nil
+		}
+		for n := strings.Count(idxs, "]"); n > 0; n-- {
+			if t.Kind() != reflect.Slice {
+				return nil
+			}
+			t = t.Elem()
+		}
+	}
+	for t.Kind() == reflect.Ptr {
+		t = t.Elem()
+	}
+	return t
+}
+
+func fieldType(t reflect.Type, name string) reflect.Type {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := f.Tag.Get("yaml")
+		if strings.Contains(tag, "inline") {
+			if ft := fieldType(f.Type, name); ft != nil {
+				return ft
+			}
+			continue
+		}
+		if n, _, _ := strings.Cut(tag, ","); n == name {
+			return f.Type
+		}
+	}
+	return nil
+}
