@@ -393,6 +393,9 @@ func (c *Config) Validate() error {
 		if err := cr.Hop.validate(p); err != nil {
 			return err
 		}
+		if err := c.SIP.needListener(p+".transport", cr.Transport); err != nil {
+			return err
+		}
 		if len(cr.Sources) == 0 {
 			return errf(p+".sources", "at least one source is required")
 		}
@@ -455,6 +458,9 @@ func (c *Config) Validate() error {
 		}
 		if t.PBX.Address != "" || t.PBX.Transport != "" {
 			if err := t.PBX.validate(p + ".pbx"); err != nil {
+				return err
+			}
+			if err := c.SIP.needListener(p+".pbx.transport", t.PBX.Transport); err != nil {
 				return err
 			}
 		}
@@ -560,6 +566,18 @@ func (h Hop) validate(path string) error {
 		return errf(path+".address", "must be a reachable IP, not the unspecified address %s", ap.Addr())
 	}
 	return checkTransport(path+".transport", h.Transport)
+}
+
+// needListener checks that the gateway listens on the transport it uses
+// toward a next hop: its Via and Record-Route name that listener, so the
+// peer's responses and in-dialog requests come back to it.
+func (s SIP) needListener(path, transport string) error {
+	for _, l := range s.Listen {
+		if l.Transport == transport {
+			return nil
+		}
+	}
+	return errf(path, "is %s, but sip.listen has no %s listener for the peer to answer to", transport, transport)
 }
 
 func (l Limits) validate(path string) error {

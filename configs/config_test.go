@@ -192,6 +192,8 @@ func TestBadConfigs(t *testing.T) {
 			[]string{`sip.listen[0].transport: must be udp or tcp, got "sctp"`}},
 		{"bad hop transport", edit(t, "    address: 192.0.2.1:5060", "    address: 192.0.2.1:5060\n    transport: tls"),
 			[]string{`carriers[0].transport: must be udp or tcp, got "tls"`}},
+		{"tcp next hop without tcp listener", edit(t, "    address: 192.0.2.1:5060", "    address: 192.0.2.1:5060\n    transport: tcp"),
+			[]string{`carriers[0].transport: is tcp, but sip.listen has no tcp listener`}},
 		{"bad CIDR", edit(t, "sources: [10.0.0.0/24]", "sources: [10.0.0.0/24, 10.0.0.0/33]"),
 			[]string{`bad.yaml: tenants[0].sources[1]: invalid CIDR "10.0.0.0/33"`}},
 		{"CIDR with host bits", edit(t, "sources: [10.0.0.0/24]", "sources: [10.0.0.1/24]"),
@@ -364,7 +366,7 @@ func TestDefaults(t *testing.T) {
 func TestDefaultsProgrammatic(t *testing.T) {
 	var c Config
 	c.SIP.Listen = []Listen{{Transport: "TCP", Address: "[2001:db8::1]:5060"}}
-	c.Carriers = []Carrier{{Name: "c", Hop: Hop{Address: "[2001:db8::2]:5060"}}}
+	c.Carriers = []Carrier{{Name: "c", Hop: Hop{Address: "[2001:db8::2]:5060", Transport: "TCP"}}}
 	c.Plans = []Plan{{Name: "p"}}
 	c.Tenants = []Tenant{{Name: "t", Plan: "p", Carrier: "c", Sources: []string{"2001:db8:1::/48"}}}
 	c.ApplyDefaults()
