@@ -62,7 +62,11 @@ func (g *Gateway) logDecision(callID, tenant string, dir admission.Direction, de
 	if dir != 0 {
 		e = e.Str("direction", dir.String())
 	}
-	e.Str("decision", decision).Str("cause", cause).Int("code", code).Msg("call decision")
+	e = e.Str("decision", decision)
+	if cause != "" {
+		e = e.Str("cause", cause).Int("code", code)
+	}
+	e.Msg("call decision")
 }
 
 // maxForwards checks Max-Forwards before forwarding (RFC 3261 §16.3 step 3):
