@@ -59,7 +59,7 @@ type Gateway struct {
 	selfPorts map[int]bool
 
 	draining atomic.Bool
-	wg       sync.WaitGroup // in-flight gateway-originated transactions
+	inflight atomic.Int64 // transactions being proxied or sent by the gateway
 	closed   atomic.Bool
 }
 
@@ -145,6 +145,11 @@ func (g *Gateway) Start() error {
 			}
 			a := pc.LocalAddr().(*net.UDPAddr)
 			li.pc, li.host, li.port = pc, a.IP.String(), a.Port
+			// Bursts of INVITEs overflow the kernel's default 208 KiB
+			// receive buffer long before the CPU is busy.
+			if got := setUDPBuffers(pc.(*net.UDPConn), udpBufferBytes); got < udpBufferBytes {
+				g.log.Warn().Int("wanted", udpBufferBytes).Int("got", got).Msg("udp receive buffer smaller than wanted (raise net.core.rmem_max)")
+			}
 			li.laddr = sip.Addr{IP: a.IP, Port: a.Port}
 		case "TCP":
 			ln, err := net.Listen("tcp", l.Address)
@@ -235,33 +240,44 @@ func (g *Gateway) Dialog(callID string) *Dialog {
 func (g *Gateway) Drain() { g.draining.Store(true) }
 
 // Shutdown drains the gateway, waits for active calls to end until ctx is
-// done, tears down what is left (BYE both legs) and closes the listeners.
+// done, tears down what is left (BYE both legs), waits for the transactions
+// still in flight (a BYE's 200 must reach the caller) and closes.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.Drain()
 	g.log.Info().Int("active", g.ActiveCalls()).Msg("draining")
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-wait:
-	for g.ActiveCalls() > 0 {
-		select {
-		case <-ctx.Done():
-			break wait
-		case <-tick.C:
-		}
-	}
-	if n := g.ActiveCalls(); n > 0 {
-		g.log.Warn().Int("active", n).Msg("grace period over: tearing down remaining calls")
+	if !g.waitIdle(ctx.Done(), func() bool { return g.ActiveCalls() == 0 }) {
+		g.log.Warn().Int("active", g.ActiveCalls()).Msg("grace period over: tearing down remaining calls")
 		for _, d := range g.dialogs.All() {
 			g.Teardown(d, CauseShutdown)
 		}
 	}
-	done := make(chan struct{})
-	go func() { g.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-	}
+	flush, cancel := context.WithTimeout(context.Background(), flushTimeout)
+	defer cancel()
+	g.waitIdle(flush.Done(), func() bool { return g.ActiveCalls() == 0 && g.inflight.Load() == 0 })
 	return g.Close()
+}
+
+// flushTimeout bounds the wait for in-flight transactions at shutdown.
+const flushTimeout = 5 * time.Second
+
+// waitIdle polls cond until it holds (true) or stop fires (false).
+func (g *Gateway) waitIdle(stop <-chan struct{}, cond func() bool) bool {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-stop:
+			return cond()
+		case <-tick.C:
+		}
+	}
+	return true
+}
+
+// track counts a transaction in flight until the returned func is called.
+func (g *Gateway) track() func() {
+	g.inflight.Add(1)
+	return func() { g.inflight.Add(-1) }
 }
 
 // Close closes listeners and the user agent immediately.

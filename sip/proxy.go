@@ -389,9 +389,9 @@ func (g *Gateway) sendCancel(inv *sip.Request) {
 	c.AppendHeader(&mf)
 	c.AppendHeader(sip.NewHeader("Content-Length", "0"))
 	g.send(c, inv.Destination(), inv.Transport())
-	g.wg.Add(1)
+	done := g.track()
 	go func() {
-		defer g.wg.Done()
+		defer done()
 		ctx, cancel := context.WithTimeout(context.Background(), cancelWait)
 		defer cancel()
 		if _, err := g.client.Do(ctx, c, noBuild); err != nil {
@@ -488,6 +488,9 @@ func (g *Gateway) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		return
 	}
+	// Counted before a BYE ends the call, so a draining gateway waits for
+	// the BYE's response to be relayed.
+	defer g.track()()
 	if req.Method == sip.BYE {
 		cause := "bye_callee"
 		if fromCaller {

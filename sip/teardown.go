@@ -62,9 +62,9 @@ func (g *Gateway) TeardownCall(callID string, c Cause) bool {
 // other way round.
 func (g *Gateway) bye(d *Dialog, leg Leg, toCaller bool, c Cause) {
 	req := g.byeRequest(d, leg, toCaller, c)
-	g.wg.Add(1)
+	done := g.track()
 	go func() {
-		defer g.wg.Done()
+		defer done()
 		ctx, cancel := context.WithTimeout(context.Background(), byeTimeout)
 		defer cancel()
 		res, err := g.client.Do(ctx, req, noBuild)
