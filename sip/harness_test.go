@@ -338,6 +338,17 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	return e
 }
 
+// answeredCall places an outbound call from the PBX and returns it answered
+// and acknowledged, with its Call-ID.
+func (e *env) answeredCall(t *testing.T) (*sipgo.DialogClientSession, string) {
+	t.Helper()
+	sess, code, err := e.pbx.invite(ctxT(t, 5*time.Second), e.gw, outboundNumber)
+	if err != nil || code != 200 {
+		t.Fatalf("call: code %d err %v", code, err)
+	}
+	return sess, callIDOf(sess.InviteRequest)
+}
+
 // idle waits until the gateway has no call and the tenant no slot in use.
 func (e *env) idle(t *testing.T) {
 	t.Helper()

@@ -516,14 +516,13 @@ func (g *Gateway) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 			if res.IsProvisional() {
 				continue
 			}
-			if res.IsSuccess() && req.IsInvite() {
-				clTx.OnRetransmission(func(r *sip.Response) { g.relay(tx, r, req) })
-			}
 			if res.IsSuccess() && (req.IsInvite() || req.Method == sip.UPDATE) {
 				d.refreshTarget(!fromCaller, res.Contact())
 			}
-			if req.IsInvite() && res.IsSuccess() {
-				return // Accepted: the transaction ends itself after Timer M
+			if res.IsSuccess() && req.IsInvite() {
+				// Accepted (RFC 6026): retransmitted 2xx are relayed until
+				// the client transaction ends itself after Timer M.
+				clTx.OnRetransmission(func(r *sip.Response) { g.relay(tx, r, req) })
 			}
 			return
 		case <-clTx.Done():
@@ -639,6 +638,3 @@ func (g *Gateway) endCall(d *Dialog, cause string) bool {
 	e.Msg("call ended")
 	return true
 }
-
-// netipZero is "no source address" for requests the gateway originates.
-var netipZero netip.Addr

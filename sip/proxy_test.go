@@ -19,11 +19,7 @@ const outboundNumber = "4930123456"
 
 func TestBasicCallAndByeFromCaller(t *testing.T) {
 	e := newEnv(t)
-	sess, code, err := e.pbx.invite(ctxT(t, 5*time.Second), e.gw, outboundNumber)
-	if err != nil || code != 200 {
-		t.Fatalf("call: code %d err %v", code, err)
-	}
-	callID := callIDOf(sess.InviteRequest)
+	sess, callID := e.answeredCall(t)
 	inv := e.carrier.waitFor(sip.INVITE, callID, time.Second).req
 
 	// RFC 3261 §16.6: the callee sees the gateway's Via and Record-Route,
@@ -53,11 +49,7 @@ func TestBasicCallAndByeFromCaller(t *testing.T) {
 
 func TestByeFromCallee(t *testing.T) {
 	e := newEnv(t)
-	sess, code, err := e.pbx.invite(ctxT(t, 5*time.Second), e.gw, outboundNumber)
-	if err != nil || code != 200 {
-		t.Fatalf("call: code %d err %v", code, err)
-	}
-	callID := callIDOf(sess.InviteRequest)
+	sess, callID := e.answeredCall(t)
 	e.carrier.waitFor(sip.ACK, callID, time.Second)
 	if err := e.carrier.dialog(callID).Bye(ctxT(t, 5*time.Second)); err != nil {
 		t.Fatalf("callee BYE: %v", err)
@@ -125,11 +117,7 @@ func TestCancelWhileRinging(t *testing.T) {
 
 func TestReInvite(t *testing.T) {
 	e := newEnv(t)
-	sess, code, err := e.pbx.invite(ctxT(t, 5*time.Second), e.gw, outboundNumber)
-	if err != nil || code != 200 {
-		t.Fatalf("call: code %d err %v", code, err)
-	}
-	callID := callIDOf(sess.InviteRequest)
+	sess, callID := e.answeredCall(t)
 	reinv := sip.NewRequest(sip.INVITE, sess.InviteResponse.Contact().Address)
 	reinv.SetBody([]byte("v=0\r\n"))
 	res, err := sess.Do(ctxT(t, 5*time.Second), reinv)
@@ -323,11 +311,7 @@ var testCause = Cause{Name: "test_cut", Q850: 16, Text: "budget exhausted", SIPC
 
 func TestTeardownConfirmedCall(t *testing.T) {
 	e := newEnv(t)
-	sess, code, err := e.pbx.invite(ctxT(t, 5*time.Second), e.gw, outboundNumber)
-	if err != nil || code != 200 {
-		t.Fatalf("call: code %d err %v", code, err)
-	}
-	callID := callIDOf(sess.InviteRequest)
+	sess, callID := e.answeredCall(t)
 	e.carrier.waitFor(sip.ACK, callID, time.Second)
 	if !e.gw.TeardownCall(callID, testCause) {
 		t.Fatal("teardown refused")
@@ -386,11 +370,7 @@ func TestTeardownEarlyCall(t *testing.T) {
 
 func TestMaxCallDurationReapsCall(t *testing.T) {
 	e := newEnv(t, withConfig(func(c *configs.Config) { c.SIP.MaxCallDuration = 200 * time.Millisecond }))
-	sess, code, err := e.pbx.invite(ctxT(t, 5*time.Second), e.gw, outboundNumber)
-	if err != nil || code != 200 {
-		t.Fatalf("call: code %d err %v", code, err)
-	}
-	callID := callIDOf(sess.InviteRequest)
+	_, callID := e.answeredCall(t)
 	e.carrier.waitFor(sip.BYE, callID, 2*time.Second)
 	e.pbx.waitFor(sip.BYE, callID, 2*time.Second)
 	e.idle(t)
@@ -398,11 +378,7 @@ func TestMaxCallDurationReapsCall(t *testing.T) {
 
 func TestShutdownDrainsThenTearsDown(t *testing.T) {
 	e := newEnv(t)
-	sess, code, err := e.pbx.invite(ctxT(t, 5*time.Second), e.gw, outboundNumber)
-	if err != nil || code != 200 {
-		t.Fatalf("call: code %d err %v", code, err)
-	}
-	callID := callIDOf(sess.InviteRequest)
+	_, callID := e.answeredCall(t)
 	e.carrier.waitFor(sip.ACK, callID, time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan error, 1)

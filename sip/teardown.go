@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -96,30 +97,38 @@ func (g *Gateway) byeRequest(d *Dialog, leg Leg, toCaller bool, c Cause) *sip.Re
 	}
 	d.mu.Unlock()
 
+	req := g.legRequest(sip.BYE, leg, from, to, d.CallID, seq)
+	req.AppendHeader(sip.NewHeader("Reason", "Q.850;cause="+strconv.Itoa(c.Q850)+";text=\""+c.Text+"\""))
+	return req
+}
+
+// legRequest builds a request the gateway originates inside a dialog,
+// addressed to leg: its Contact (or signalling source when it gave none) as
+// Request-URI, its route set, sent to the first route or its source.
+func (g *Gateway) legRequest(method sip.RequestMethod, leg Leg, from *sip.FromHeader, to *sip.ToHeader, callID string, seq uint32) *sip.Request {
 	ruri := leg.Contact
-	if ruri.Host == "" { // no Contact: address the party where it signals from
+	if ruri.Host == "" {
 		host, port, _ := sip.ParseAddr(leg.Source)
 		ruri = sip.Uri{Host: host, Port: port}
 	}
-	req := sip.NewRequest(sip.BYE, *ruri.Clone())
+	req := sip.NewRequest(method, *ruri.Clone())
 	for _, r := range leg.RouteSet {
 		req.AppendHeader(&sip.RouteHeader{Address: *r.Clone()})
 	}
 	req.AppendHeader(from)
 	req.AppendHeader(to)
-	cid := sip.CallIDHeader(d.CallID)
+	cid := sip.CallIDHeader(callID)
 	req.AppendHeader(&cid)
-	req.AppendHeader(&sip.CSeqHeader{SeqNo: seq, MethodName: sip.BYE})
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: seq, MethodName: method})
 	mf := sip.MaxForwardsHeader(70)
 	req.AppendHeader(&mf)
-	req.AppendHeader(sip.NewHeader("Reason", "Q.850;cause="+strconv.Itoa(c.Q850)+";text=\""+c.Text+"\""))
 	req.AppendHeader(sip.NewHeader("Content-Length", "0"))
 
 	dest := leg.Source
 	if len(leg.RouteSet) > 0 {
 		dest = uriHostPort(&leg.RouteSet[0])
 	}
-	g.addVia(req, leg.Transport, netipZero)
+	g.addVia(req, leg.Transport, netip.Addr{})
 	g.send(req, dest, leg.Transport)
 	return req
 }
@@ -128,27 +137,8 @@ func (g *Gateway) byeRequest(d *Dialog, leg Leg, toCaller bool, c Cause) *sip.Re
 // ended: ACK the 2xx, then BYE.
 func (g *Gateway) ackAndBye(d *Dialog, inv *sip.Request, res *sip.Response) {
 	leg := legFromResponse(res, inv, inv.Transport())
-	ack := sip.NewRequest(sip.ACK, *leg.Contact.Clone())
-	if leg.Contact.Host == "" {
-		host, port, _ := sip.ParseAddr(leg.Source)
-		ack.Recipient = sip.Uri{Host: host, Port: port}
-	}
-	for _, r := range leg.RouteSet {
-		ack.AppendHeader(&sip.RouteHeader{Address: *r.Clone()})
-	}
-	ack.AppendHeader(sip.HeaderClone(inv.From()))
-	ack.AppendHeader(sip.HeaderClone(res.To()))
-	ack.AppendHeader(sip.HeaderClone(inv.CallID()))
-	ack.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.ACK})
-	mf := sip.MaxForwardsHeader(70)
-	ack.AppendHeader(&mf)
-	ack.AppendHeader(sip.NewHeader("Content-Length", "0"))
-	dest := leg.Source
-	if len(leg.RouteSet) > 0 {
-		dest = uriHostPort(&leg.RouteSet[0])
-	}
-	g.addVia(ack, leg.Transport, netipZero)
-	g.send(ack, dest, leg.Transport)
+	ack := g.legRequest(sip.ACK, leg, sip.HeaderClone(inv.From()).(*sip.FromHeader),
+		sip.HeaderClone(res.To()).(*sip.ToHeader), d.CallID, inv.CSeq().SeqNo)
 	if err := g.client.WriteRequest(ack, noBuild); err != nil {
 		g.log.Debug().Err(err).Str("call_id", d.CallID).Msg("ACK for late 2xx failed")
 	}
