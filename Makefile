@@ -21,6 +21,7 @@ test-short:
 # Heavy benchmarks: not run by CI.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./admission/
+	TOLLGATE_CUTOFF_BENCH=1 $(GO) test -count=1 -run TestCutOffError -v ./sip/
 	./testbed/bench.sh
 
 fmt:

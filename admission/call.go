@@ -30,31 +30,134 @@ func (d Direction) String() string {
 
 // CallRequest is what the SIP edge asks the engine about a new call.
 type CallRequest struct {
-	// CallID identifies the call (the dialog); Admit is idempotent by it and
-	// Release takes it. It must be non-empty and unique per call.
+	// CallID identifies the call (the SIP layer uses Call-ID;from-tag);
+	// Admit is idempotent by it and Answer and End take it.
 	CallID string
 	// Tenant is the name of the tenant the call was classified to.
 	Tenant string
-	// Direction is the call's direction relative to the tenant.
+	// Direction is the call's direction relative to the tenant; anything
+	// but Inbound is treated as Outbound.
 	Direction Direction
-	// Caller is the user part of From/PAI (outbound identity); may be empty.
+	// Caller is the user part of From/PAI: the user identity of an
+	// outbound call.
 	Caller string
-	// Callee is the dialled number; may be empty.
+	// Callee is the dialled number (Request-URI user): the user identity
+	// of an inbound call, and what destination classes, rates and
+	// emergency numbers are matched against.
 	Callee string
+}
+
+// user returns the user identity of the call: Caller for outbound, Callee
+// for inbound.
+func (r *CallRequest) user() string {
+	if r.Direction == Inbound {
+		return r.Callee
+	}
+	return r.Caller
+}
+
+// Output is every effect of an engine step, as data. The caller carries
+// them out: publishes the events, tears down the cut calls.
+type Output struct {
+	// Events to publish, in the order they happened.
+	Events []Event
+	// Cuts are the calls to tear down now (BYE both legs, Reason header).
+	Cuts []Cut
+}
+
+// Empty reports whether o holds no effect.
+func (o *Output) Empty() bool { return len(o.Events) == 0 && len(o.Cuts) == 0 }
+
+// Cut orders the teardown of a call.
+type Cut struct {
+	// CallID is the call to tear down.
+	CallID string
+	// Cause is CauseMinutes, CauseSpend, CauseRoleMinutes or
+	// CauseSuspended.
+	Cause Cause
+	// Cap names the budget that ran out, e.g. "max_monthly_minutes",
+	// "monthly_spend_limit", "role:agents:max_monthly_minutes", or
+	// "suspended".
+	Cap string
+	// At is the exact instant the budget ran out; billing stopped there.
+	At time.Time
+}
+
+// Event types.
+const (
+	EventThreshold  = "usage.threshold"   // usage crossed alert_threshold_pct of a cap
+	EventCapReached = "usage.cap_reached" // a minutes or spend cap was reached
+	EventSuspended  = "tenant.suspended"  // the tenant was suspended (manual or auto)
+	EventResumed    = "tenant.resumed"    // the tenant was resumed
+	EventRollover   = "cycle.rollover"    // a new monthly cycle started
+	EventCallCut    = "call.cut"          // a call was cut (see Output.Cuts)
+)
+
+// Event is a usage event for billing and alerting systems.
+type Event struct {
+	// Type is one of the Event* constants.
+	Type string
+	// Tenant is the tenant concerned ("" for cycle.rollover).
+	Tenant string
+	// User is the user identity, for role caps and cut calls.
+	User string
+	// CallID is set for call.cut.
+	CallID string
+	// Cap names the cap: "max_monthly_minutes", "monthly_spend_limit",
+	// "role:<role>:max_monthly_minutes", "suspended" (call.cut by a
+	// suspension); for an automatic tenant.suspended, the cap that
+	// triggered it.
+	Cap string
+	// Value is the usage: seconds for minutes caps, micro-units for spend.
+	Value int64
+	// Limit is the limit in the same unit (minutes caps: limit*60 seconds).
+	Limit int64
+	// Reason is the suspend/resume reason.
+	Reason string
+	// At is when it happened (for deadline-driven events: the exact
+	// instant, which may be earlier than the step that reported it).
+	At time.Time
 }
 
 // Decision is the engine's answer to a CallRequest.
 type Decision struct {
 	// Admitted reports whether the call may proceed.
 	Admitted bool
-	// Rejection says why the call was refused; it is the zero value when
-	// Admitted is true.
+	// Emergency reports a call admitted as an emergency call: never cut,
+	// not counted against caps.
+	Emergency bool
+	// Rejection says why the call was refused; zero when admitted.
 	Rejection Rejection
+	// Output holds the effects of this step, e.g. a lowered cap tripping
+	// a suspension at this INVITE, or deadlines that were overdue.
+	Output
 }
 
-// call is the per-call record of an admitted, still active call.
+// Usage is a tenant's usage in the current cycle: settled plus accrued up
+// to the given instant.
+type Usage struct {
+	// Seconds is the billed time of the tenant's non-emergency calls.
+	Seconds time.Duration
+	// Spend is the rated cost in micro-units.
+	Spend int64
+	// EmergencySeconds is the billed time of emergency calls (metered,
+	// never counted against a cap).
+	EmergencySeconds time.Duration
+}
+
+// call is the engine's record of an admitted, not yet ended call.
 type call struct {
-	tenant     *tenantState
-	admittedAt time.Time
-	direction  Direction
+	id        string
+	seq       uint64 // admission order, for deterministic output
+	t         *tenantState
+	u         *userState // nil for emergency calls and empty identities
+	dir       Direction
+	emergency bool
+	answered  bool
+	drawing   bool // answered, not cut: draws on the budgets
+	cut       bool
+	ans       time.Time // answer instant
+	rate      *Rate     // nil: free (no rate row matched)
+	prior     int64     // cost charged to earlier cycles
+	tidx      int       // index in t.calls (non-emergency only)
 }

@@ -3,9 +3,10 @@ package admission
 import (
 	"fmt"
 	"strconv"
+	"time"
 )
 
-// Cause says why a call was rejected.
+// Cause says why a call was rejected or cut.
 type Cause uint8
 
 // Rejection causes. Their String forms are the names used in configuration
@@ -13,18 +14,61 @@ type Cause uint8
 const (
 	// CauseNone means no rejection: the call was admitted.
 	CauseNone Cause = iota
-	// CauseParallelCalls: the tenant's max_parallel_calls cap is reached.
+	// CauseParallelCalls: the tenant's max_parallel_calls cap is reached
+	// (default 486 Busy Here).
 	CauseParallelCalls
-	// CauseUnknownTenant: the request names a tenant the engine does not know.
+	// CauseParallelInbound: the tenant's max_parallel_inbound cap is reached
+	// (default 486 Busy Here).
+	CauseParallelInbound
+	// CauseParallelOutbound: the tenant's max_parallel_outbound cap is
+	// reached (default 486 Busy Here).
+	CauseParallelOutbound
+	// CauseCPS: the tenant's max_calls_per_second token bucket is empty
+	// (default 503 Service Unavailable; the caller adds Retry-After from
+	// Rejection.RetryAfter).
+	CauseCPS
+	// CauseMinutes: the tenant's max_monthly_minutes budget is exhausted
+	// (default 403 Forbidden). Also the cause of a mid-call cut.
+	CauseMinutes
+	// CauseSpend: the tenant's monthly_spend_limit is exhausted (default 403
+	// Forbidden). Also the cause of a mid-call cut.
+	CauseSpend
+	// CauseDestination: the dialled number is in a disabled destination
+	// class (default 403 Forbidden).
+	CauseDestination
+	// CauseRoleParallel: the user's role max_parallel_calls cap is reached
+	// (default 486 Busy Here).
+	CauseRoleParallel
+	// CauseRoleMinutes: the user's role max_monthly_minutes budget is
+	// exhausted (default 403 Forbidden). Also the cause of a mid-call cut.
+	CauseRoleMinutes
+	// CauseSuspended: the tenant is suspended; outbound call (default 403
+	// Forbidden). Also the cause of the cuts made by a suspension.
+	CauseSuspended
+	// CauseSuspendedInbound: the tenant is suspended; inbound call (default
+	// 480 Temporarily Unavailable).
+	CauseSuspendedInbound
+	// CauseUnknownTenant: the request names a tenant the engine does not
+	// know (default 403 Forbidden).
 	CauseUnknownTenant
 
 	numCauses // keep last
 )
 
 var causeNames = [numCauses]string{
-	CauseNone:          "none",
-	CauseParallelCalls: "parallel_calls",
-	CauseUnknownTenant: "unknown_tenant",
+	CauseNone:             "none",
+	CauseParallelCalls:    "parallel_calls",
+	CauseParallelInbound:  "parallel_inbound",
+	CauseParallelOutbound: "parallel_outbound",
+	CauseCPS:              "cps",
+	CauseMinutes:          "minutes",
+	CauseSpend:            "spend",
+	CauseDestination:      "destination_class",
+	CauseRoleParallel:     "role_parallel_calls",
+	CauseRoleMinutes:      "role_minutes",
+	CauseSuspended:        "suspended",
+	CauseSuspendedInbound: "suspended_inbound",
+	CauseUnknownTenant:    "unknown_tenant",
 }
 
 // String returns the cause's configuration name, e.g. "parallel_calls".
@@ -56,13 +100,27 @@ type Reject struct {
 	Reason string
 }
 
-// DefaultRejects returns the default SIP answer per cause:
-// parallel_calls -> 486 Busy Here, unknown_tenant -> 403 Forbidden.
-// The map is a fresh copy the caller may modify.
+// DefaultRejects returns the default SIP answer per cause: 486 Busy Here
+// for the parallel caps (tenant and role), 503 Service Unavailable for CPS,
+// 480 Temporarily Unavailable for an inbound call to a suspended tenant and
+// 403 Forbidden for everything else. The map is a fresh copy the caller may
+// modify.
 func DefaultRejects() map[Cause]Reject {
+	busy := Reject{Code: 486, Reason: "Busy Here"}
+	forbidden := Reject{Code: 403, Reason: "Forbidden"}
 	return map[Cause]Reject{
-		CauseParallelCalls: {Code: 486, Reason: "Busy Here"},
-		CauseUnknownTenant: {Code: 403, Reason: "Forbidden"},
+		CauseParallelCalls:    busy,
+		CauseParallelInbound:  busy,
+		CauseParallelOutbound: busy,
+		CauseCPS:              {Code: 503, Reason: "Service Unavailable"},
+		CauseMinutes:          forbidden,
+		CauseSpend:            forbidden,
+		CauseDestination:      forbidden,
+		CauseRoleParallel:     busy,
+		CauseRoleMinutes:      forbidden,
+		CauseSuspended:        forbidden,
+		CauseSuspendedInbound: {Code: 480, Reason: "Temporarily Unavailable"},
+		CauseUnknownTenant:    forbidden,
 	}
 }
 
@@ -77,43 +135,66 @@ type Rejection struct {
 	Code int
 	// Reason is the SIP reason phrase to answer with.
 	Reason string
-	// Limit is the effective limit that was reached.
+	// Limit is the effective limit that refused, in the limit's own unit:
+	// a call count, minutes, micro-units or calls per second.
 	Limit int64
-	// Usage is the tenant's usage at the time of the decision.
+	// Usage is the usage at the moment of the decision in the same unit
+	// (whole minutes rounded down for minutes caps; 0 for CPS).
 	Usage int64
+	// Class is the destination class, for CauseDestination.
+	Class string
+	// RetryAfter is, for CauseCPS, the time until the bucket holds a token
+	// again (always > 0; 1 s when the rate is 0).
+	RetryAfter time.Duration
 }
 
 // Error describes the rejection, e.g.
-// "admission: parallel_calls limit 50 reached (usage 50)".
+// "admission: rejected (parallel_calls): max_parallel_calls 50 reached".
 func (r Rejection) Error() string {
-	switch r.Cause {
-	case CauseNone:
+	if r.Cause == CauseNone {
 		return "admission: no rejection"
-	case CauseParallelCalls:
-		return "admission: " + r.Cause.String() + " limit " + strconv.FormatInt(r.Limit, 10) +
-			" reached (usage " + strconv.FormatInt(r.Usage, 10) + ")"
-	case CauseUnknownTenant:
-		return "admission: unknown tenant"
-	default:
-		return "admission: rejected: " + r.Cause.String()
 	}
+	return "admission: rejected (" + r.Cause.String() + "): " + r.Text()
 }
 
 // Text returns the human text used for a SIP Reason header, e.g.
-// "max_parallel_calls 50 reached" or, for a limit of 0,
-// "max_parallel_calls 0: calls blocked". It is empty for CauseNone.
+// "max_parallel_calls 50 reached", "max_monthly_minutes 100 exhausted",
+// "destination class premium disabled", "tenant suspended", or for a limit
+// of 0 "max_parallel_calls 0: calls blocked". It is empty for CauseNone.
 func (r Rejection) Text() string {
 	switch r.Cause {
 	case CauseNone:
 		return ""
 	case CauseParallelCalls:
-		if r.Limit == 0 {
-			return fieldMaxParallelCalls + " 0: calls blocked"
-		}
-		return fieldMaxParallelCalls + " " + strconv.FormatInt(r.Limit, 10) + " reached"
+		return capText(fieldMaxParallelCalls, r.Limit, "reached")
+	case CauseParallelInbound:
+		return capText(fieldMaxParallelInbound, r.Limit, "reached")
+	case CauseParallelOutbound:
+		return capText(fieldMaxParallelOutbound, r.Limit, "reached")
+	case CauseCPS:
+		return capText(fieldMaxCallsPerSecond, r.Limit, "exceeded")
+	case CauseMinutes:
+		return capText(fieldMaxMonthlyMinutes, r.Limit, "exhausted")
+	case CauseSpend:
+		return capText(fieldMonthlySpendLimit, r.Limit, "exhausted")
+	case CauseDestination:
+		return "destination class " + r.Class + " disabled"
+	case CauseRoleParallel:
+		return "role " + capText(fieldMaxParallelCalls, r.Limit, "reached")
+	case CauseRoleMinutes:
+		return "role " + capText(fieldMaxMonthlyMinutes, r.Limit, "exhausted")
+	case CauseSuspended, CauseSuspendedInbound:
+		return "tenant suspended"
 	case CauseUnknownTenant:
 		return "unknown tenant"
 	default:
 		return r.Cause.String()
 	}
+}
+
+func capText(field string, limit int64, verb string) string {
+	if limit == 0 {
+		return field + " 0: calls blocked"
+	}
+	return field + " " + strconv.FormatInt(limit, 10) + " " + verb
 }

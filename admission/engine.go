@@ -2,6 +2,8 @@ package admission
 
 import (
 	"fmt"
+	"path"
+	"sort"
 	"time"
 )
 
@@ -9,76 +11,240 @@ import (
 // updating a plan in place takes effect for all its tenants at once.
 type planState struct {
 	name   string
-	limits limitSet
+	limits Limits             // deep copy
+	rates  prefixTable[*Rate] // rows are immutable once stored
 }
 
-// tenantState is the engine's copy of a Tenant plus its counters. It is
-// never removed once created, so call records may point at it.
+// roleState is the engine's copy of a Role. Count limits use -1 for
+// unlimited.
+type roleState struct {
+	name     string
+	parallel int64
+	minutes  int64
+	capName  string
+}
+
+type rolePattern struct {
+	pat  string
+	role int
+}
+
+// tenantState is the engine's copy of a Tenant plus its counters, budgets
+// and suspension state. It is never removed once created, so calls, users
+// and budgets may point at it.
 type tenantState struct {
 	name      string
 	plan      *planState
-	overrides limitSet
-	active    int64 // active (admitted, not released) calls
+	overrides Limits // deep copy
+	eff       effective
+
+	roles     []roleState
+	roleUsers map[string]int // explicit user -> index in roles
+	rolePats  []rolePattern
+	rolesGen  uint64 // changes whenever roles change; user caches compare it
+
+	active, activeIn, activeOut int64   // non-emergency calls admitted, not ended
+	emergencyActive             int64   // emergency calls admitted, not ended
+	calls                       []*call // every active call (emergency ones too)
+	users                       map[string]*userState
+
+	tat time.Time // CPS: GCRA theoretical arrival time
+
+	minutes budget  // max_monthly_minutes
+	spend   budget  // monthly_spend_limit
+	growing int64   // drawing calls whose rate has a per-minute price
+	emerg   accrual // billed time of emergency calls this cycle
+
+	suspended     bool
+	suspendReason string
+	suspendCap    string // cap that suspended the tenant automatically; "" = manual
 }
 
-// maxParallelCalls returns the effective max_parallel_calls.
-func (t *tenantState) maxParallelCalls() limit {
-	return resolve(t.overrides.maxParallelCalls, t.plan.limits.maxParallelCalls)
+// userState is a user identity inside a tenant: its active calls and its
+// minutes this cycle, whether or not it is on a role (so a role assigned
+// mid-cycle sees the whole cycle's usage).
+type userState struct {
+	id      string
+	t       *tenantState
+	active  int64 // non-emergency calls admitted, not ended
+	role    *roleState
+	roleGen uint64 // t.rolesGen that role was resolved for
+	minutes budget // the role's max_monthly_minutes, per user
 }
 
-// Engine is the admission state machine: plans, tenants, limit resolution
-// and the active-call counters. It does no I/O, never reads the clock and
-// is not safe for concurrent use; wrap it in a Runner to share it.
+// roleFor returns the user's role (nil: none), cached until the tenant's
+// roles change.
+func (u *userState) roleFor() *roleState {
+	if u.roleGen != u.t.rolesGen {
+		u.role = u.t.roleOf(u.id)
+		u.roleGen = u.t.rolesGen
+	}
+	return u.role
+}
+
+// roleOf resolves the role of a user identity: explicit lists first, then
+// patterns in order.
+func (t *tenantState) roleOf(user string) *roleState {
+	if i, ok := t.roleUsers[user]; ok {
+		return &t.roles[i]
+	}
+	for _, p := range t.rolePats {
+		if ok, _ := path.Match(p.pat, user); ok {
+			return &t.roles[p.role]
+		}
+	}
+	return nil
+}
+
+// destinationEnabled reports whether class is enabled for the tenant: the
+// tenant's entry wins, then the plan's, else enabled.
+func (t *tenantState) destinationEnabled(class string) bool {
+	if v, ok := t.overrides.Destinations[class]; ok {
+		return v
+	}
+	if v, ok := t.plan.limits.Destinations[class]; ok {
+		return v
+	}
+	return true
+}
+
+// Engine is the admission state machine: plans, tenants, roles, limit
+// resolution, counters, budgets, deadlines, thresholds and the suspension
+// state machine. It does no I/O, never reads the clock and is not safe for
+// concurrent use; wrap it in a Runner to share it.
 type Engine struct {
-	rejects [numCauses]Reject
+	rejects          [numCauses]Reject
+	classes          prefixTable[string]
+	emergency        map[string]struct{}
+	resumeOnRollover bool
+	defaults         Limits
+
 	plans   map[string]*planState
 	tenants map[string]*tenantState
-	calls   map[string]call
+	order   []*tenantState // creation order: deterministic iteration
+	calls   map[string]*call
+	free    []*call // recycled call records
+
+	heap    deadlineHeap
+	dirty   []*budget // budgets whose deadline must be recomputed
+	scratch []*call
+	seq     uint64 // budget and call sequence numbers
+	gen     uint64 // role generations
+
+	started    bool
+	now        time.Time // high-water mark of the times passed in
+	cycleStart time.Time
+	cycleEnd   time.Time
 }
 
-// NewEngine returns an empty engine. rejects overrides DefaultRejects per
-// cause; causes missing from it (or a nil map) keep their defaults.
-func NewEngine(rejects map[Cause]Reject) *Engine {
+// NewEngine returns an empty engine with the given settings. Rejects
+// override DefaultRejects per cause; causes missing from it keep their
+// defaults.
+func NewEngine(s Settings) *Engine {
 	e := &Engine{
-		plans:   make(map[string]*planState),
-		tenants: make(map[string]*tenantState),
-		calls:   make(map[string]call),
+		emergency:        make(map[string]struct{}, len(s.EmergencyNumbers)),
+		resumeOnRollover: s.ResumeOnRollover,
+		defaults:         s.TenantDefaults.clone(),
+		plans:            make(map[string]*planState),
+		tenants:          make(map[string]*tenantState),
+		calls:            make(map[string]*call),
 	}
 	for c, r := range DefaultRejects() {
 		e.rejects[c] = r
 	}
-	for c, r := range rejects {
+	for c, r := range s.Rejects {
 		if c > CauseNone && c < numCauses {
 			e.rejects[c] = r
 		}
+	}
+	// A prefix in several classes goes to the class that sorts first:
+	// visit classes in reverse order so the first one is stored last.
+	names := make([]string, 0, len(s.DestinationClasses))
+	for c := range s.DestinationClasses {
+		names = append(names, c)
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(names)))
+	for _, c := range names {
+		for _, p := range s.DestinationClasses[c] {
+			e.classes.add(p, c)
+		}
+	}
+	for _, n := range s.EmergencyNumbers {
+		e.emergency[n] = struct{}{}
 	}
 	return e
 }
 
 // UpsertPlan creates or replaces the plan named p.Name. A replaced plan's
-// new limits apply at once to every tenant on it that does not override
-// them; running calls are never released. It returns an error wrapping
-// ErrInvalidLimit, naming the field, for a limit below -1.
-func (e *Engine) UpsertPlan(p Plan) error {
+// limits apply at once to every tenant on it that does not override them
+// (deadlines are recomputed; running calls are never released); its rate
+// table applies to calls admitted from now on. It returns an error wrapping
+// ErrEmptyName, ErrInvalidLimit or ErrInvalidRate.
+func (e *Engine) UpsertPlan(now time.Time, p Plan) (Output, error) {
+	var out Output
+	now = e.step(now, &out)
 	if p.Name == "" {
-		return fmt.Errorf("%w: plan", ErrEmptyName)
+		return out, fmt.Errorf("%w: plan", ErrEmptyName)
 	}
 	if err := p.Limits.validate(fmt.Sprintf("plan %q", p.Name)); err != nil {
-		return err
+		return out, err
 	}
-	if ps, ok := e.plans[p.Name]; ok {
-		ps.limits = limitSetOf(p.Limits)
-		return nil
+	if err := validateRates(p.Name, p.Rates); err != nil {
+		return out, err
 	}
-	e.plans[p.Name] = &planState{name: p.Name, limits: limitSetOf(p.Limits)}
-	return nil
+	ps, ok := e.plans[p.Name]
+	if !ok {
+		ps = &planState{name: p.Name}
+		e.plans[p.Name] = ps
+	}
+	ps.limits = p.Limits.clone()
+	ps.rates = prefixTable[*Rate]{}
+	rows := make([]Rate, len(p.Rates))
+	copy(rows, p.Rates)
+	for i := range rows {
+		ps.rates.add(rows[i].Prefix, &rows[i])
+	}
+	for _, t := range e.order {
+		if t.plan == ps {
+			e.limitsChanged(t)
+		}
+	}
+	e.settle(now, &out)
+	return out, nil
 }
 
-// UpsertTenant creates or replaces the tenant named t.Name: its plan and
-// all its overrides are set to t's (nil overrides inherit). The plan must
-// exist (ErrUnknownPlan) and overrides must be valid (ErrInvalidLimit). A
-// replaced tenant keeps its active calls.
-func (e *Engine) UpsertTenant(t Tenant) error {
+// UpsertTenant creates or replaces the tenant named t.Name: its plan, all
+// its overrides (nil fields inherit) and its roles. A replaced tenant keeps
+// its counters, calls, usage and suspension; its deadlines are recomputed
+// at once. It returns an error wrapping ErrEmptyName, ErrUnknownPlan,
+// ErrInvalidLimit or ErrInvalidRole.
+func (e *Engine) UpsertTenant(now time.Time, t Tenant) (Output, error) {
+	var out Output
+	now = e.step(now, &out)
+	if err := e.upsertTenant(now, t); err != nil {
+		return out, err
+	}
+	e.settle(now, &out)
+	return out, nil
+}
+
+// CreateTenant creates a tenant on plan with its overrides pre-filled from
+// Settings.TenantDefaults and no roles. It returns an error wrapping
+// ErrTenantExists for a name in use, or as UpsertTenant.
+func (e *Engine) CreateTenant(now time.Time, name, plan string) (Output, error) {
+	var out Output
+	now = e.step(now, &out)
+	if _, ok := e.tenants[name]; ok {
+		return out, fmt.Errorf("%w %q", ErrTenantExists, name)
+	}
+	if err := e.upsertTenant(now, Tenant{Name: name, Plan: plan, Overrides: e.defaults}); err != nil {
+		return out, err
+	}
+	e.settle(now, &out)
+	return out, nil
+}
+
+func (e *Engine) upsertTenant(now time.Time, t Tenant) error {
 	if t.Name == "" {
 		return fmt.Errorf("%w: tenant", ErrEmptyName)
 	}
@@ -89,86 +255,141 @@ func (e *Engine) UpsertTenant(t Tenant) error {
 	if err := t.Overrides.validate(fmt.Sprintf("tenant %q", t.Name)); err != nil {
 		return err
 	}
-	if ts, ok := e.tenants[t.Name]; ok {
-		ts.plan = ps
-		ts.overrides = limitSetOf(t.Overrides)
-		return nil
+	if err := validateRoles(t.Name, t.Roles); err != nil {
+		return err
 	}
-	e.tenants[t.Name] = &tenantState{name: t.Name, plan: ps, overrides: limitSetOf(t.Overrides)}
-	return nil
-}
-
-// ResetTenant clears every override of the tenant, so all its limits come
-// from its plan again. It returns an error wrapping ErrUnknownTenant for an
-// unknown tenant.
-func (e *Engine) ResetTenant(name string) error {
-	ts, ok := e.tenants[name]
+	ts, ok := e.tenants[t.Name]
 	if !ok {
-		return fmt.Errorf("%w %q", ErrUnknownTenant, name)
+		ts = e.newTenant(now, t.Name)
 	}
-	ts.overrides = limitSet{}
+	ts.plan = ps
+	ts.overrides = t.Overrides.clone()
+	e.setRoles(ts, t.Roles)
+	e.limitsChanged(ts)
 	return nil
 }
 
-// EffectiveLimits resolves the tenant's limits: the override where set,
-// else the plan's value. A limit unset in both stays nil (= unlimited). The
-// returned pointers are fresh copies. It returns an error wrapping
-// ErrUnknownTenant for an unknown tenant.
+func (e *Engine) newTenant(now time.Time, name string) *tenantState {
+	ts := &tenantState{name: name, users: make(map[string]*userState)}
+	e.initBudget(&ts.minutes, kindMinutes, ts, nil, now)
+	e.initBudget(&ts.spend, kindSpend, ts, nil, now)
+	ts.emerg.at = now
+	e.tenants[name] = ts
+	e.order = append(e.order, ts)
+	return ts
+}
+
+// setRoles replaces the tenant's roles; users re-resolve their role lazily.
+func (e *Engine) setRoles(ts *tenantState, roles []Role) {
+	e.gen++
+	ts.rolesGen = e.gen
+	ts.roles = make([]roleState, len(roles))
+	ts.roleUsers = make(map[string]int)
+	ts.rolePats = ts.rolePats[:0]
+	for i, r := range roles {
+		ts.roles[i] = roleState{
+			name:     r.Name,
+			parallel: countOrUnlimited(r.MaxParallelCalls),
+			minutes:  countOrUnlimited(r.MaxMonthlyMinutes),
+			capName:  RoleMinutesCap(r.Name),
+		}
+		for _, u := range r.Users {
+			if _, dup := ts.roleUsers[u]; !dup {
+				ts.roleUsers[u] = i
+			}
+		}
+		for _, p := range r.Patterns {
+			ts.rolePats = append(ts.rolePats, rolePattern{pat: p, role: i})
+		}
+	}
+}
+
+func countOrUnlimited(p *int64) int64 {
+	if p == nil {
+		return unlimited
+	}
+	return *p
+}
+
+// limitsChanged re-resolves the tenant's effective limits and schedules
+// the recomputation of all its deadlines.
+func (e *Engine) limitsChanged(ts *tenantState) {
+	ts.eff = resolveLimits(&ts.overrides, &ts.plan.limits)
+	e.limitChanged(&ts.minutes)
+	e.limitChanged(&ts.spend)
+	// Recomputation emits nothing and the heap breaks ties by sequence
+	// number, so map order does not matter here.
+	for _, u := range ts.users {
+		e.limitChanged(&u.minutes)
+	}
+}
+
+func (e *Engine) limitChanged(b *budget) {
+	b.limitChanged = true
+	e.markDirty(b)
+}
+
+// SetOverrides replaces the tenant's overrides with l (nil fields
+// inherit). Deadlines are recomputed at once: a raised cap moves them
+// later; a cap lowered below current usage cuts nothing and suspends
+// nobody here — the tenant trips on its next call or charge.
+func (e *Engine) SetOverrides(now time.Time, tenant string, l Limits) (Output, error) {
+	var out Output
+	now = e.step(now, &out)
+	ts, ok := e.tenants[tenant]
+	if !ok {
+		return out, fmt.Errorf("%w %q", ErrUnknownTenant, tenant)
+	}
+	if err := l.validate(fmt.Sprintf("tenant %q", tenant)); err != nil {
+		return out, err
+	}
+	ts.overrides = l.clone()
+	e.limitsChanged(ts)
+	e.settle(now, &out)
+	return out, nil
+}
+
+// ResetTenant clears every override of the tenant ("reset to defaults"):
+// its overrides become Settings.TenantDefaults again. Roles are kept.
+func (e *Engine) ResetTenant(now time.Time, tenant string) (Output, error) {
+	var out Output
+	now = e.step(now, &out)
+	ts, ok := e.tenants[tenant]
+	if !ok {
+		return out, fmt.Errorf("%w %q", ErrUnknownTenant, tenant)
+	}
+	ts.overrides = e.defaults.clone()
+	e.limitsChanged(ts)
+	e.settle(now, &out)
+	return out, nil
+}
+
+// EffectiveLimits returns the tenant's fully resolved limits: the override
+// where set, else the plan's value; unlimited counts are nil; the alert
+// threshold (default 80), auto_suspend (default false) are always set, and
+// CPSBurst is set whenever MaxCallsPerSecond is. Destinations merges the
+// plan's and the tenant's entries. The result shares no memory with the
+// engine.
 func (e *Engine) EffectiveLimits(tenant string) (Limits, error) {
 	ts, ok := e.tenants[tenant]
 	if !ok {
 		return Limits{}, fmt.Errorf("%w %q", ErrUnknownTenant, tenant)
 	}
-	return limitSet{maxParallelCalls: ts.maxParallelCalls()}.limits(), nil
+	var dest map[string]bool
+	if len(ts.plan.limits.Destinations)+len(ts.overrides.Destinations) > 0 {
+		dest = make(map[string]bool)
+		for k, v := range ts.plan.limits.Destinations {
+			dest[k] = v
+		}
+		for k, v := range ts.overrides.Destinations {
+			dest[k] = v
+		}
+	}
+	return ts.eff.limits(dest), nil
 }
 
-// Admit decides whether the call may start and, when admitted, counts it
-// as active from now. It is idempotent by CallID: a CallID that is already
-// active is admitted again without being counted twice (even if the
-// tenant's cap has since been lowered). A refused call is not recorded.
-//
-// The effective max_parallel_calls decides: unset or -1 admits, 0 rejects
-// every call, N rejects when the tenant already has N (or more) active
-// calls, with CauseParallelCalls, Limit=N and Usage=active.
-func (e *Engine) Admit(now time.Time, req CallRequest) Decision {
-	if _, ok := e.calls[req.CallID]; ok {
-		return Decision{Admitted: true}
-	}
-	ts, ok := e.tenants[req.Tenant]
-	if !ok {
-		return Decision{Rejection: e.reject(CauseUnknownTenant, 0, 0)}
-	}
-	if l := ts.maxParallelCalls(); l.set && l.v >= 0 && ts.active >= l.v {
-		return Decision{Rejection: e.reject(CauseParallelCalls, l.v, ts.active)}
-	}
-	ts.active++
-	e.calls[req.CallID] = call{tenant: ts, admittedAt: now, direction: req.Direction}
-	return Decision{Admitted: true}
-}
-
-func (e *Engine) reject(c Cause, limit, usage int64) Rejection {
-	r := e.rejects[c]
-	return Rejection{Cause: c, Code: r.Code, Reason: r.Reason, Limit: limit, Usage: usage}
-}
-
-// Release frees the slot of the call. It returns true only the first time
-// for an active CallID, and false for an unknown or already released one,
-// so it is safe to call from every path that ends a call. Counters never go
-// negative. now is the release time (reserved for metering).
-func (e *Engine) Release(now time.Time, callID string) bool {
-	c, ok := e.calls[callID]
-	if !ok {
-		return false
-	}
-	delete(e.calls, callID)
-	if c.tenant.active > 0 {
-		c.tenant.active--
-	}
-	return true
-}
-
-// Active returns the number of active calls of the tenant (0 for an
-// unknown tenant).
+// Active returns the number of active non-emergency calls of the tenant
+// (the count the parallel caps apply to); 0 for an unknown tenant.
 func (e *Engine) Active(tenant string) int64 {
 	if ts, ok := e.tenants[tenant]; ok {
 		return ts.active
@@ -176,7 +397,18 @@ func (e *Engine) Active(tenant string) int64 {
 	return 0
 }
 
-// ActiveCalls returns the number of active calls across all tenants.
+// ActiveCalls returns the number of admitted, not yet ended calls across
+// all tenants, emergency calls included.
 func (e *Engine) ActiveCalls() int {
 	return len(e.calls)
+}
+
+// Suspended reports whether the tenant is suspended, and why: the manual
+// reason, or "<cap> reached" for an automatic suspension.
+func (e *Engine) Suspended(tenant string) (bool, string) {
+	ts, ok := e.tenants[tenant]
+	if !ok || !ts.suspended {
+		return false, ""
+	}
+	return true, ts.suspendReason
 }

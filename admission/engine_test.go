@@ -1,227 +1,138 @@
 package admission_test
 
 import (
-	"strconv"
 	"testing"
+	"time"
 
 	"github.com/tollgate/tollgate/admission"
 )
 
-func req(callID, tenant string) admission.CallRequest {
-	return admission.CallRequest{CallID: callID, Tenant: tenant, Direction: admission.Outbound, Caller: "100", Callee: "4930123"}
-}
-
-func TestAdmitCap(t *testing.T) {
-	busy := admission.Reject{Code: 486, Reason: "Busy Here"}
-	custom := admission.Reject{Code: 503, Reason: "Service Unavailable"}
-	tests := []struct {
-		name     string
-		rejects  map[admission.Cause]admission.Reject
-		plan     *int64
-		override *int64
-		calls    int   // calls attempted
-		admitted int   // of which the first `admitted` pass
-		wantLim  int64 // Limit in the rejections
-		want     admission.Reject
-	}{
-		{name: "unset in plan and tenant is unlimited", plan: nil, calls: 1000, admitted: 1000},
-		{name: "plan -1 unlimited", plan: lim(-1), calls: 1000, admitted: 1000},
-		{name: "override -1 beats plan cap", plan: lim(2), override: lim(-1), calls: 100, admitted: 100},
-		{name: "plan 0 blocks", plan: lim(0), calls: 5, admitted: 0, wantLim: 0, want: busy},
-		{name: "override 0 blocks", plan: lim(-1), override: lim(0), calls: 5, admitted: 0, wantLim: 0, want: busy},
-		{name: "plan cap 1", plan: lim(1), calls: 3, admitted: 1, wantLim: 1, want: busy},
-		{name: "plan cap 50", plan: lim(50), calls: 60, admitted: 50, wantLim: 50, want: busy},
-		{name: "override cap 3 under plan 50", plan: lim(50), override: lim(3), calls: 10, admitted: 3, wantLim: 3, want: busy},
-		{name: "nil override inherits cap", plan: lim(4), override: nil, calls: 6, admitted: 4, wantLim: 4, want: busy},
-		{
-			name:    "custom reject honoured",
-			rejects: map[admission.Cause]admission.Reject{admission.CauseParallelCalls: custom},
-			plan:    lim(2), calls: 4, admitted: 2, wantLim: 2, want: custom,
-		},
+func TestNextDeadlineBeforeAnyTime(t *testing.T) {
+	e := admission.NewEngine(admission.Settings{})
+	if _, ok := e.NextDeadline(); ok {
+		t.Fatal("NextDeadline before any time")
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := newEngine(t, tt.rejects, tt.plan, tt.override)
-			for i := range tt.calls {
-				d := e.Admit(t0, req("c"+strconv.Itoa(i), "t"))
-				if i < tt.admitted {
-					if !d.Admitted || d.Rejection != (admission.Rejection{}) {
-						t.Fatalf("call %d: %+v, want admitted with zero rejection", i+1, d)
-					}
-					continue
-				}
-				want := admission.Rejection{
-					Cause: admission.CauseParallelCalls, Code: tt.want.Code, Reason: tt.want.Reason,
-					Limit: tt.wantLim, Usage: int64(tt.admitted),
-				}
-				if d.Admitted || d.Rejection != want {
-					t.Fatalf("call %d: %+v, want rejection %+v", i+1, d, want)
-				}
-			}
-			if got := e.Active("t"); got != int64(tt.admitted) {
-				t.Fatalf("Active = %d, want %d", got, tt.admitted)
-			}
-			if got := e.ActiveCalls(); got != tt.admitted {
-				t.Fatalf("ActiveCalls = %d, want %d", got, tt.admitted)
-			}
-		})
+	e.Tick(t0)
+	d, ok := e.NextDeadline()
+	if !ok || !d.Equal(time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("NextDeadline = %v, %v; want the next month start", d, ok)
 	}
 }
 
-func TestUnknownTenant(t *testing.T) {
-	tests := []struct {
-		name    string
-		rejects map[admission.Cause]admission.Reject
-		want    admission.Reject
-	}{
-		{name: "default", want: admission.Reject{Code: 403, Reason: "Forbidden"}},
-		{
-			name:    "custom",
-			rejects: map[admission.Cause]admission.Reject{admission.CauseUnknownTenant: {Code: 404, Reason: "Not Found"}},
-			want:    admission.Reject{Code: 404, Reason: "Not Found"},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := newEngine(t, tt.rejects, nil, nil)
-			d := e.Admit(t0, req("c1", "stranger"))
-			want := admission.Rejection{Cause: admission.CauseUnknownTenant, Code: tt.want.Code, Reason: tt.want.Reason}
-			if d.Admitted || d.Rejection != want {
-				t.Fatalf("got %+v, want %+v", d, want)
-			}
-			if e.ActiveCalls() != 0 || e.Active("stranger") != 0 {
-				t.Fatal("rejected call was counted")
-			}
-			// Overriding one cause leaves the others at their defaults.
-			if tt.rejects != nil {
-				e2 := newEngine(t, tt.rejects, lim(0), nil)
-				if r := e2.Admit(t0, req("x", "t")).Rejection; r.Code != 486 || r.Reason != "Busy Here" {
-					t.Fatalf("parallel_calls default lost: %+v", r)
-				}
-			}
-		})
+// A caller's clock read before it took the lock may be slightly older than
+// the previous step: time never runs backwards inside the engine.
+func TestTimeNeverRunsBackwards(t *testing.T) {
+	e := admission.NewEngine(admission.Settings{})
+	mustPlan(t, e, admission.Plan{Name: "p"})
+	mustTenant(t, e, admission.Tenant{Name: "t", Plan: "p"})
+	e.Admit(t0, out("c", "t", "100", "4930"))
+	e.Answer(t0.Add(10*time.Second), "c")
+	e.End(t0.Add(5*time.Second), "c") // older than the answer: clamped
+	if u := e.Usage(t0, "t"); u.Seconds != 0 {
+		t.Fatalf("billed %v for a call ended 'before' its answer", u.Seconds)
 	}
 }
 
-func TestReleaseFreesSlot(t *testing.T) {
-	e := newEngine(t, nil, lim(2), nil)
-	steps := []struct {
-		op     string // "admit" or "release"
-		callID string
-		want   bool // Admitted / Release result
-		active int64
-	}{
-		{"admit", "a", true, 1},
-		{"admit", "b", true, 2},
-		{"admit", "c", false, 2},
-		{"release", "a", true, 1},
-		{"admit", "c", true, 2},
-		{"admit", "c", true, 2}, // idempotent: same call again, not counted twice
-		{"admit", "b", true, 2}, // idempotent even at the cap
-		{"admit", "d", false, 2},
-		{"release", "b", true, 1},
-		{"release", "b", false, 1}, // second release
-		{"release", "zzz", false, 1},
-		{"release", "", false, 1},
-		{"release", "c", true, 0},
-		{"release", "c", false, 0},
-		{"release", "a", false, 0},
-		{"admit", "a", true, 1}, // a released CallID may be admitted again as a new call
+func TestUsageOfALaterMonthWithoutTick(t *testing.T) {
+	e := admission.NewEngine(admission.Settings{})
+	mustPlan(t, e, admission.Plan{Name: "p", Rates: []admission.Rate{{Prefix: "", PerMinute: 60_000, Initial: 60, Subsequent: 60}}})
+	mustTenant(t, e, admission.Tenant{Name: "t", Plan: "p"})
+	ans := time.Date(2026, 1, 31, 23, 59, 30, 0, time.UTC)
+	e.Admit(ans, out("c", "t", "100", "4930"))
+	e.Answer(ans, "c")
+	feb := time.Date(2026, 2, 1, 0, 1, 0, 0, time.UTC)
+	// Usage changes nothing and reports February's share.
+	if u := e.Usage(feb, "t"); u.Seconds != time.Minute || u.Spend != 60_000 {
+		t.Fatalf("February usage before the rollover = %+v", u)
 	}
-	for i, s := range steps {
-		var got bool
-		switch s.op {
-		case "admit":
-			got = e.Admit(t0, req(s.callID, "t")).Admitted
-		case "release":
-			got = e.Release(t0, s.callID)
-		}
-		if got != s.want {
-			t.Fatalf("step %d %s(%q) = %v, want %v", i, s.op, s.callID, got, s.want)
-		}
-		if a := e.Active("t"); a != s.active {
-			t.Fatalf("step %d %s(%q): Active = %d, want %d", i, s.op, s.callID, a, s.active)
-		}
-		if n := e.ActiveCalls(); int64(n) != s.active {
-			t.Fatalf("step %d: ActiveCalls = %d, want %d", i, n, s.active)
-		}
+	if got := e.UserUsage(feb, "t", "100"); got != time.Minute {
+		t.Fatalf("UserUsage = %v", got)
+	}
+	o := e.Tick(feb)
+	if len(o.Events) != 1 || o.Events[0].Type != admission.EventRollover {
+		t.Fatalf("Tick: %+v", o)
+	}
+	if u := e.Usage(feb, "t"); u.Seconds != time.Minute || u.Spend != 60_000 {
+		t.Fatalf("February usage after the rollover = %+v", u)
+	}
+	if e.UserUsage(feb, "t", "nobody") != 0 || e.UserUsage(feb, "nobody", "100") != 0 || (e.Usage(feb, "nobody") != admission.Usage{}) {
+		t.Fatal("usage of unknown tenant or user")
 	}
 }
 
-func TestLoweringCapKeepsRunningCalls(t *testing.T) {
-	e := newEngine(t, nil, lim(10), nil)
-	for i := range 5 {
-		if !e.Admit(t0, req("c"+strconv.Itoa(i), "t")).Admitted {
-			t.Fatalf("call %d rejected", i)
+// A user identity that is empty is no user: roles do not apply to it.
+func TestEmptyIdentityHasNoRole(t *testing.T) {
+	e := admission.NewEngine(admission.Settings{})
+	mustPlan(t, e, admission.Plan{Name: "p"})
+	mustTenant(t, e, admission.Tenant{Name: "t", Plan: "p", Roles: []admission.Role{{Name: "all", MaxParallelCalls: lim(0), Patterns: []string{"*"}}}})
+	if !e.Admit(t0, out("a", "t", "", "4930")).Admitted {
+		t.Fatal("call without identity rejected by a role")
+	}
+	if e.Admit(t0, out("b", "t", "100", "4930")).Admitted {
+		t.Fatal("role * did not apply to user 100")
+	}
+}
+
+// A manual suspension of an automatically suspended tenant becomes manual:
+// the rollover does not lift it.
+func TestManualSuspensionSurvivesRollover(t *testing.T) {
+	yes := true
+	e := admission.NewEngine(admission.Settings{ResumeOnRollover: true})
+	mustPlan(t, e, admission.Plan{Name: "p", Limits: admission.Limits{MaxMonthlyMinutes: lim(1), AutoSuspend: &yes}})
+	mustTenant(t, e, admission.Tenant{Name: "auto", Plan: "p"})
+	mustTenant(t, e, admission.Tenant{Name: "both", Plan: "p"})
+	for _, tn := range []string{"auto", "both"} {
+		e.Admit(t0, out(tn, tn, "100", "4930"))
+		e.Answer(t0, tn)
+	}
+	e.Tick(t0.Add(time.Minute))
+	for _, tn := range []string{"auto", "both"} {
+		if s, reason := e.Suspended(tn); !s || reason != "max_monthly_minutes reached" {
+			t.Fatalf("%s: suspended=%v %q", tn, s, reason)
 		}
 	}
-	if err := e.UpsertTenant(admission.Tenant{Name: "t", Plan: "p", Overrides: admission.Limits{MaxParallelCalls: lim(2)}}); err != nil {
+	if _, err := e.Suspend(t0.Add(time.Hour), "both", "fraud"); err != nil {
 		t.Fatal(err)
 	}
-	if got := e.Active("t"); got != 5 {
-		t.Fatalf("lowering the cap changed Active to %d", got)
+	e.Tick(time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC))
+	if s, _ := e.Suspended("auto"); s {
+		t.Error("auto suspension not lifted at the rollover")
 	}
-	d := e.Admit(t0, req("new", "t"))
-	want := admission.Rejection{Cause: admission.CauseParallelCalls, Code: 486, Reason: "Busy Here", Limit: 2, Usage: 5}
-	if d.Admitted || d.Rejection != want {
-		t.Fatalf("got %+v, want %+v", d, want)
-	}
-	// Releasing down to the cap still rejects; below it admits.
-	for i := range 3 {
-		e.Release(t0, "c"+strconv.Itoa(i))
-	}
-	if e.Admit(t0, req("new", "t")).Admitted {
-		t.Fatal("admitted at the cap")
-	}
-	e.Release(t0, "c3")
-	if !e.Admit(t0, req("new", "t")).Admitted {
-		t.Fatal("rejected below the cap")
+	if s, reason := e.Suspended("both"); !s || reason != "fraud" {
+		t.Errorf("manual suspension lifted: %v %q", s, reason)
 	}
 }
 
-func TestTenantsAreIndependent(t *testing.T) {
-	e := newEngine(t, nil, lim(1), nil)
-	if err := e.UpsertTenant(admission.Tenant{Name: "u", Plan: "p"}); err != nil {
-		t.Fatal(err)
+// Deadline-driven effects carry their own instant, and every effect of an
+// overdue deadline is applied before the late step's own operation.
+func TestOverdueDeadlineBeforeOperation(t *testing.T) {
+	yes := true
+	e := admission.NewEngine(admission.Settings{})
+	mustPlan(t, e, admission.Plan{Name: "p", Limits: admission.Limits{MaxMonthlyMinutes: lim(1), AutoSuspend: &yes}})
+	mustTenant(t, e, admission.Tenant{Name: "t", Plan: "p"})
+	e.Admit(t0, out("a", "t", "100", "4930"))
+	e.Answer(t0, "a")
+	// No Tick: the next INVITE, 5 minutes later, first processes the cut
+	// at +60 s, then finds the tenant suspended.
+	d := e.Admit(t0.Add(5*time.Minute), out("b", "t", "100", "4930"))
+	if d.Admitted || d.Rejection.Cause != admission.CauseSuspended {
+		t.Fatalf("decision %+v", d)
 	}
-	if !e.Admit(t0, req("t1", "t")).Admitted || !e.Admit(t0, req("u1", "u")).Admitted {
-		t.Fatal("first call of each tenant rejected")
+	if len(d.Cuts) != 1 || !d.Cuts[0].At.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("cuts %+v", d.Cuts)
 	}
-	if e.Admit(t0, req("t2", "t")).Admitted || e.Admit(t0, req("u2", "u")).Admitted {
-		t.Fatal("second call admitted over cap 1")
-	}
-	if e.Active("t") != 1 || e.Active("u") != 1 || e.ActiveCalls() != 2 || e.Active("nobody") != 0 {
-		t.Fatalf("counters: t=%d u=%d all=%d", e.Active("t"), e.Active("u"), e.ActiveCalls())
-	}
-	// Re-upserting a tenant keeps its active calls.
-	if err := e.UpsertTenant(admission.Tenant{Name: "t", Plan: "p"}); err != nil {
-		t.Fatal(err)
-	}
-	if e.Active("t") != 1 {
-		t.Fatalf("upsert reset counters: %d", e.Active("t"))
-	}
-	if !e.Release(t0, "t1") || e.Active("t") != 0 || e.Active("u") != 1 {
-		t.Fatal("release touched the wrong tenant")
+	if u := e.Usage(t0.Add(5*time.Minute), "t"); u.Seconds != time.Minute {
+		t.Fatalf("billed %v", u.Seconds)
 	}
 }
 
-func TestAdmitDoesNotAllocate(t *testing.T) {
-	e := newEngine(t, nil, lim(1), nil)
-	r := req("c1", "t")
-	rejected := req("c2", "t")
-	unknown := req("c3", "nobody")
-	// Warm up the call map so steady state is measured.
-	e.Admit(t0, r)
-	e.Release(t0, r.CallID)
-	allocs := testing.AllocsPerRun(1000, func() {
-		e.Admit(t0, r)
-		e.Admit(t0, r)
-		e.Admit(t0, rejected)
-		e.Admit(t0, unknown)
-		e.Release(t0, r.CallID)
-		e.Release(t0, r.CallID)
-	})
-	if allocs != 0 {
-		t.Fatalf("admit/release path allocates %.1f times per run", allocs)
+func TestOutputEmpty(t *testing.T) {
+	var o admission.Output
+	if !o.Empty() {
+		t.Fatal("zero Output not empty")
+	}
+	o.Events = append(o.Events, admission.Event{})
+	if o.Empty() {
+		t.Fatal("Output with an event is empty")
 	}
 }

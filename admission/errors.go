@@ -11,9 +11,18 @@ var (
 	// ErrUnknownTenant is returned for operations on a tenant the engine does
 	// not know.
 	ErrUnknownTenant = errors.New("admission: unknown tenant")
+	// ErrTenantExists is returned by CreateTenant for a name already in use.
+	ErrTenantExists = errors.New("admission: tenant exists")
 	// ErrInvalidLimit is returned for a limit value outside its domain (a
-	// count below -1); the wrapping error names the field.
+	// count below -1, a threshold outside 1..100, a burst below 1, a value
+	// too large to meter); the wrapping error names the field.
 	ErrInvalidLimit = errors.New("admission: invalid limit")
+	// ErrInvalidRate is returned for a rate table row with a negative price
+	// or fee, an increment below 1 second, or a duplicate prefix.
+	ErrInvalidRate = errors.New("admission: invalid rate")
+	// ErrInvalidRole is returned for a role with an empty or duplicate name
+	// or a malformed pattern.
+	ErrInvalidRole = errors.New("admission: invalid role")
 	// ErrEmptyName is returned when a plan or tenant has an empty name.
 	ErrEmptyName = errors.New("admission: empty name")
 	// ErrUnknownCause is returned by ParseCause for a name that is not a

@@ -8,178 +8,117 @@ import (
 	"github.com/tollgate/tollgate/admission"
 )
 
-func TestEffectiveLimits(t *testing.T) {
+func TestLimitsValidation(t *testing.T) {
 	tests := []struct {
-		name     string
-		plan     *int64
-		override *int64
-		reset    bool
-		want     *int64
+		field string
+		l     admission.Limits
 	}{
-		{name: "plan value", plan: lim(10), want: lim(10)},
-		{name: "override wins", plan: lim(10), override: lim(3), want: lim(3)},
-		{name: "override unlimited wins over plan cap", plan: lim(10), override: lim(-1), want: lim(-1)},
-		{name: "override blocked wins over plan cap", plan: lim(10), override: lim(0), want: lim(0)},
-		{name: "nil override inherits", plan: lim(7), override: nil, want: lim(7)},
-		{name: "unset in both stays nil", want: nil},
-		{name: "override over unset plan", override: lim(4), want: lim(4)},
-		{name: "reset clears override", plan: lim(10), override: lim(3), reset: true, want: lim(10)},
-		{name: "reset with unset plan", override: lim(3), reset: true, want: nil},
+		{"max_parallel_calls", admission.Limits{MaxParallelCalls: lim(-2)}},
+		{"max_parallel_inbound", admission.Limits{MaxParallelInbound: lim(-5)}},
+		{"max_parallel_outbound", admission.Limits{MaxParallelOutbound: lim(-2)}},
+		{"max_calls_per_second", admission.Limits{MaxCallsPerSecond: lim(-2)}},
+		{"cps_burst", admission.Limits{CPSBurst: lim(0)}},
+		{"cps_burst", admission.Limits{CPSBurst: lim(-1)}},
+		{"max_monthly_minutes", admission.Limits{MaxMonthlyMinutes: lim(-2)}},
+		{"max_monthly_minutes", admission.Limits{MaxMonthlyMinutes: lim(1 << 40)}},
+		{"monthly_spend_limit", admission.Limits{MonthlySpendLimit: lim(1 << 62)}},
+		{"alert_threshold_pct", admission.Limits{AlertThresholdPct: lim(0)}},
+		{"alert_threshold_pct", admission.Limits{AlertThresholdPct: lim(101)}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := newEngine(t, nil, tt.plan, tt.override)
-			if tt.reset {
-				if err := e.ResetTenant("t"); err != nil {
-					t.Fatalf("ResetTenant: %v", err)
-				}
-			}
-			got, err := e.EffectiveLimits("t")
-			if err != nil {
-				t.Fatalf("EffectiveLimits: %v", err)
-			}
-			if (got.MaxParallelCalls == nil) != (tt.want == nil) ||
-				(got.MaxParallelCalls != nil && *got.MaxParallelCalls != *tt.want) {
-				t.Fatalf("MaxParallelCalls = %v, want %v", limStr(got.MaxParallelCalls), limStr(tt.want))
-			}
-		})
+		e := admission.NewEngine(admission.Settings{})
+		_, err := e.UpsertPlan(t0, admission.Plan{Name: "p", Limits: tt.l})
+		if !errors.Is(err, admission.ErrInvalidLimit) || !strings.Contains(err.Error(), tt.field) {
+			t.Errorf("plan with bad %s: err = %v", tt.field, err)
+		}
+		mustPlan(t, e, admission.Plan{Name: "p"})
+		if _, err := e.UpsertTenant(t0, admission.Tenant{Name: "t", Plan: "p", Overrides: tt.l}); !errors.Is(err, admission.ErrInvalidLimit) {
+			t.Errorf("tenant with bad %s: err = %v", tt.field, err)
+		}
+	}
+	// Valid extremes.
+	e := admission.NewEngine(admission.Settings{})
+	ok := admission.Limits{MaxParallelCalls: lim(-1), CPSBurst: lim(1), AlertThresholdPct: lim(100), MaxMonthlyMinutes: lim(0), MonthlySpendLimit: lim(-1)}
+	if _, err := e.UpsertPlan(t0, admission.Plan{Name: "p", Limits: ok}); err != nil {
+		t.Errorf("valid limits refused: %v", err)
+	}
+	// Invalid tenant defaults surface at CreateTenant.
+	e = admission.NewEngine(admission.Settings{TenantDefaults: admission.Limits{AlertThresholdPct: lim(0)}})
+	mustPlan(t, e, admission.Plan{Name: "p"})
+	if _, err := e.CreateTenant(t0, "t", "p"); !errors.Is(err, admission.ErrInvalidLimit) {
+		t.Errorf("CreateTenant with bad defaults: %v", err)
 	}
 }
 
-func TestEffectiveLimitsFollowPlanChanges(t *testing.T) {
-	e := newEngine(t, nil, lim(10), nil)
-	if err := e.UpsertPlan(admission.Plan{Name: "p", Limits: admission.Limits{MaxParallelCalls: lim(20)}}); err != nil {
-		t.Fatal(err)
+func TestRatesAndRolesValidation(t *testing.T) {
+	e := admission.NewEngine(admission.Settings{})
+	badRates := [][]admission.Rate{
+		{{Prefix: "+1", PerMinute: 1, Initial: 60, Subsequent: 60}, {Prefix: "+1", PerMinute: 2, Initial: 60, Subsequent: 60}},
+		{{Prefix: "+1", PerMinute: -1, Initial: 60, Subsequent: 60}},
+		{{Prefix: "+1", ConnectFee: -1, Initial: 60, Subsequent: 60}},
+		{{Prefix: "+1", Initial: 0, Subsequent: 60}},
+		{{Prefix: "+1", Initial: 60, Subsequent: 0}},
 	}
-	if err := e.UpsertPlan(admission.Plan{Name: "q", Limits: admission.Limits{MaxParallelCalls: lim(30)}}); err != nil {
-		t.Fatal(err)
+	for i, rates := range badRates {
+		if _, err := e.UpsertPlan(t0, admission.Plan{Name: "p", Rates: rates}); !errors.Is(err, admission.ErrInvalidRate) {
+			t.Errorf("rates %d: err = %v", i, err)
+		}
 	}
-	got, _ := e.EffectiveLimits("t")
-	if *got.MaxParallelCalls != 20 {
-		t.Fatalf("after plan update: %d, want 20", *got.MaxParallelCalls)
+	mustPlan(t, e, admission.Plan{Name: "p"})
+	badRoles := [][]admission.Role{
+		{{Name: ""}},
+		{{Name: "a"}, {Name: "a"}},
+		{{Name: "a", Patterns: []string{"[1-"}}},
 	}
-	if err := e.UpsertTenant(admission.Tenant{Name: "t", Plan: "q"}); err != nil {
-		t.Fatal(err)
+	for i, roles := range badRoles {
+		if _, err := e.UpsertTenant(t0, admission.Tenant{Name: "t", Plan: "p", Roles: roles}); !errors.Is(err, admission.ErrInvalidRole) {
+			t.Errorf("roles %d: err = %v", i, err)
+		}
 	}
-	got, _ = e.EffectiveLimits("t")
-	if *got.MaxParallelCalls != 30 {
-		t.Fatalf("after plan switch: %d, want 30", *got.MaxParallelCalls)
+	if _, err := e.UpsertTenant(t0, admission.Tenant{Name: "t", Plan: "p", Roles: []admission.Role{{Name: "a", MaxParallelCalls: lim(-3)}}}); !errors.Is(err, admission.ErrInvalidLimit) {
+		t.Errorf("role limit: err = %v", err)
+	}
+	if _, err := e.UpsertPlan(t0, admission.Plan{}); !errors.Is(err, admission.ErrEmptyName) {
+		t.Errorf("empty plan name: %v", err)
+	}
+	if _, err := e.UpsertTenant(t0, admission.Tenant{Plan: "p"}); !errors.Is(err, admission.ErrEmptyName) {
+		t.Errorf("empty tenant name: %v", err)
+	}
+	if _, err := e.ResetTenant(t0, "nobody"); !errors.Is(err, admission.ErrUnknownTenant) {
+		t.Errorf("ResetTenant: %v", err)
+	}
+	if _, err := e.EffectiveLimits("nobody"); !errors.Is(err, admission.ErrUnknownTenant) {
+		t.Errorf("EffectiveLimits: %v", err)
+	}
+	if _, err := e.CreateTenant(t0, "x", "nope"); !errors.Is(err, admission.ErrUnknownPlan) {
+		t.Errorf("CreateTenant unknown plan: %v", err)
 	}
 }
 
+// The engine copies what it is given and returns copies: no aliasing of
+// caller memory either way.
 func TestLimitsAreCopied(t *testing.T) {
-	planCap, override := lim(10), lim(5)
-	e := newEngine(t, nil, planCap, override)
-	*planCap, *override = 1, 1 // caller mutates its own values afterwards
-	got, _ := e.EffectiveLimits("t")
-	if *got.MaxParallelCalls != 5 {
-		t.Fatalf("engine aliased caller's override: %d", *got.MaxParallelCalls)
-	}
-	*got.MaxParallelCalls = 99 // and mutates the returned value
-	again, _ := e.EffectiveLimits("t")
-	if *again.MaxParallelCalls != 5 {
-		t.Fatalf("EffectiveLimits returned engine state: %d", *again.MaxParallelCalls)
-	}
-	if err := e.ResetTenant("t"); err != nil {
+	e := admission.NewEngine(admission.Settings{})
+	cap := lim(2)
+	dest := map[string]bool{"premium": false}
+	mustPlan(t, e, admission.Plan{Name: "p", Limits: admission.Limits{MaxParallelCalls: cap, Destinations: dest}})
+	mustTenant(t, e, admission.Tenant{Name: "t", Plan: "p"})
+	*cap = 100
+	dest["premium"] = true
+	l, err := e.EffectiveLimits("t")
+	if err != nil {
 		t.Fatal(err)
 	}
-	got, _ = e.EffectiveLimits("t")
-	if *got.MaxParallelCalls != 10 {
-		t.Fatalf("engine aliased caller's plan limit: %d", *got.MaxParallelCalls)
+	if *l.MaxParallelCalls != 2 || l.Destinations["premium"] {
+		t.Fatalf("engine aliases caller memory: %d %v", *l.MaxParallelCalls, l.Destinations)
 	}
-}
-
-func TestConfigErrors(t *testing.T) {
-	tests := []struct {
-		name    string
-		op      func(e *admission.Engine) error
-		wantErr error
-		wantMsg string // substring of the message, if set
-	}{
-		{
-			name:    "tenant on unknown plan",
-			op:      func(e *admission.Engine) error { return e.UpsertTenant(admission.Tenant{Name: "u", Plan: "nope"}) },
-			wantErr: admission.ErrUnknownPlan,
-			wantMsg: `"nope"`,
-		},
-		{
-			name:    "tenant without plan",
-			op:      func(e *admission.Engine) error { return e.UpsertTenant(admission.Tenant{Name: "u"}) },
-			wantErr: admission.ErrUnknownPlan,
-		},
-		{
-			name:    "reset unknown tenant",
-			op:      func(e *admission.Engine) error { return e.ResetTenant("nobody") },
-			wantErr: admission.ErrUnknownTenant,
-		},
-		{
-			name: "effective limits of unknown tenant",
-			op: func(e *admission.Engine) error {
-				_, err := e.EffectiveLimits("nobody")
-				return err
-			},
-			wantErr: admission.ErrUnknownTenant,
-		},
-		{
-			name: "plan limit -2",
-			op: func(e *admission.Engine) error {
-				return e.UpsertPlan(admission.Plan{Name: "bad", Limits: admission.Limits{MaxParallelCalls: lim(-2)}})
-			},
-			wantErr: admission.ErrInvalidLimit,
-			wantMsg: "max_parallel_calls",
-		},
-		{
-			name: "tenant override -2",
-			op: func(e *admission.Engine) error {
-				return e.UpsertTenant(admission.Tenant{Name: "u", Plan: "p", Overrides: admission.Limits{MaxParallelCalls: lim(-2)}})
-			},
-			wantErr: admission.ErrInvalidLimit,
-			wantMsg: "max_parallel_calls",
-		},
-		{
-			name:    "empty plan name",
-			op:      func(e *admission.Engine) error { return e.UpsertPlan(admission.Plan{}) },
-			wantErr: admission.ErrEmptyName,
-		},
-		{
-			name:    "empty tenant name",
-			op:      func(e *admission.Engine) error { return e.UpsertTenant(admission.Tenant{Plan: "p"}) },
-			wantErr: admission.ErrEmptyName,
-		},
+	*l.MaxParallelCalls = 50
+	l.Destinations["premium"] = true
+	l2, _ := e.EffectiveLimits("t")
+	if *l2.MaxParallelCalls != 2 || l2.Destinations["premium"] {
+		t.Fatal("EffectiveLimits returns engine memory")
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := newEngine(t, nil, lim(10), nil)
-			err := tt.op(e)
-			if !errors.Is(err, tt.wantErr) {
-				t.Fatalf("err = %v, want %v", err, tt.wantErr)
-			}
-			if !strings.HasPrefix(err.Error(), "admission: ") {
-				t.Errorf("message %q lacks package prefix", err)
-			}
-			if tt.wantMsg != "" && !strings.Contains(err.Error(), tt.wantMsg) {
-				t.Errorf("message %q does not mention %q", err, tt.wantMsg)
-			}
-		})
-	}
-}
-
-func TestInvalidUpdateKeepsState(t *testing.T) {
-	e := newEngine(t, nil, lim(10), lim(5))
-	if err := e.UpsertPlan(admission.Plan{Name: "p", Limits: admission.Limits{MaxParallelCalls: lim(-5)}}); err == nil {
-		t.Fatal("want error")
-	}
-	if err := e.UpsertTenant(admission.Tenant{Name: "t", Plan: "p", Overrides: admission.Limits{MaxParallelCalls: lim(-2)}}); err == nil {
-		t.Fatal("want error")
-	}
-	if err := e.UpsertTenant(admission.Tenant{Name: "t", Plan: "missing"}); err == nil {
-		t.Fatal("want error")
-	}
-	if err := e.ResetTenant("t"); err != nil {
-		t.Fatal(err)
-	}
-	got, _ := e.EffectiveLimits("t")
-	if *got.MaxParallelCalls != 10 {
-		t.Fatalf("plan limit changed by a rejected update: %d", *got.MaxParallelCalls)
+	if l2.AlertThresholdPct == nil || *l2.AlertThresholdPct != 80 || l2.AutoSuspend == nil || *l2.AutoSuspend {
+		t.Fatalf("defaults not applied: %+v", l2)
 	}
 }

@@ -5,9 +5,11 @@ import (
 	"time"
 )
 
-// Runner owns an Engine and serialises access to it with a mutex, so it may
-// be shared by many goroutines. Its methods mirror the Engine's, each
+// Runner owns an Engine and serialises access to it with one mutex, so it
+// may be shared by many goroutines. Its methods mirror the Engine's, each
 // taking the lock. After NewRunner the Engine must not be used directly.
+// The caller runs its own timer: after every call that returns effects it
+// re-arms the timer at NextDeadline and calls Tick when it fires.
 type Runner struct {
 	mu sync.Mutex
 	e  *Engine
@@ -18,6 +20,69 @@ func NewRunner(e *Engine) *Runner {
 	return &Runner{e: e}
 }
 
+// UpsertPlan is Engine.UpsertPlan under the lock.
+func (r *Runner) UpsertPlan(now time.Time, p Plan) (Output, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.UpsertPlan(now, p)
+}
+
+// UpsertTenant is Engine.UpsertTenant under the lock.
+func (r *Runner) UpsertTenant(now time.Time, t Tenant) (Output, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.UpsertTenant(now, t)
+}
+
+// CreateTenant is Engine.CreateTenant under the lock.
+func (r *Runner) CreateTenant(now time.Time, name, plan string) (Output, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.CreateTenant(now, name, plan)
+}
+
+// SetOverrides is Engine.SetOverrides under the lock.
+func (r *Runner) SetOverrides(now time.Time, tenant string, l Limits) (Output, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.SetOverrides(now, tenant, l)
+}
+
+// ResetTenant is Engine.ResetTenant under the lock.
+func (r *Runner) ResetTenant(now time.Time, tenant string) (Output, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.ResetTenant(now, tenant)
+}
+
+// EffectiveLimits is Engine.EffectiveLimits under the lock.
+func (r *Runner) EffectiveLimits(tenant string) (Limits, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.EffectiveLimits(tenant)
+}
+
+// Suspend is Engine.Suspend under the lock.
+func (r *Runner) Suspend(now time.Time, tenant, reason string) (Output, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.Suspend(now, tenant, reason)
+}
+
+// Resume is Engine.Resume under the lock.
+func (r *Runner) Resume(now time.Time, tenant, reason string) (Output, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.Resume(now, tenant, reason)
+}
+
+// Suspended is Engine.Suspended under the lock.
+func (r *Runner) Suspended(tenant string) (bool, string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.Suspended(tenant)
+}
+
 // Admit is Engine.Admit under the lock.
 func (r *Runner) Admit(now time.Time, req CallRequest) Decision {
 	r.mu.Lock()
@@ -25,11 +90,32 @@ func (r *Runner) Admit(now time.Time, req CallRequest) Decision {
 	return r.e.Admit(now, req)
 }
 
-// Release is Engine.Release under the lock.
-func (r *Runner) Release(now time.Time, callID string) bool {
+// Answer is Engine.Answer under the lock.
+func (r *Runner) Answer(now time.Time, callID string) Output {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.e.Release(now, callID)
+	return r.e.Answer(now, callID)
+}
+
+// End is Engine.End under the lock.
+func (r *Runner) End(now time.Time, callID string) (Output, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.End(now, callID)
+}
+
+// Tick is Engine.Tick under the lock.
+func (r *Runner) Tick(now time.Time) Output {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.Tick(now)
+}
+
+// NextDeadline is Engine.NextDeadline under the lock.
+func (r *Runner) NextDeadline() (time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.NextDeadline()
 }
 
 // Active is Engine.Active under the lock.
@@ -46,30 +132,16 @@ func (r *Runner) ActiveCalls() int {
 	return r.e.ActiveCalls()
 }
 
-// UpsertPlan is Engine.UpsertPlan under the lock.
-func (r *Runner) UpsertPlan(p Plan) error {
+// Usage is Engine.Usage under the lock.
+func (r *Runner) Usage(now time.Time, tenant string) Usage {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.e.UpsertPlan(p)
+	return r.e.Usage(now, tenant)
 }
 
-// UpsertTenant is Engine.UpsertTenant under the lock.
-func (r *Runner) UpsertTenant(t Tenant) error {
+// UserUsage is Engine.UserUsage under the lock.
+func (r *Runner) UserUsage(now time.Time, tenant, user string) time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.e.UpsertTenant(t)
-}
-
-// ResetTenant is Engine.ResetTenant under the lock.
-func (r *Runner) ResetTenant(name string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.e.ResetTenant(name)
-}
-
-// EffectiveLimits is Engine.EffectiveLimits under the lock.
-func (r *Runner) EffectiveLimits(tenant string) (Limits, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.e.EffectiveLimits(tenant)
+	return r.e.UserUsage(now, tenant, user)
 }

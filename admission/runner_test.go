@@ -4,92 +4,78 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tollgate/tollgate/admission"
 )
 
-// admitBurst starts n goroutines that admit at once (released by a shared
-// start signal) and returns the CallIDs that were admitted.
-func admitBurst(r *admission.Runner, prefix string, n int) (admitted []string, rejections []admission.Rejection) {
+// Many goroutines admitting at once through the Runner never exceed the
+// cap, and every method is usable concurrently (run with -race).
+func TestRunnerConcurrentCap(t *testing.T) {
+	e := admission.NewEngine(admission.Settings{EmergencyNumbers: []string{"112"}})
+	r := admission.NewRunner(e)
+	if _, err := r.UpsertPlan(t0, admission.Plan{Name: "p", Limits: admission.Limits{MaxParallelCalls: lim(10), MaxMonthlyMinutes: lim(1000)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.UpsertTenant(t0, admission.Tenant{Name: "t", Plan: "p"}); err != nil {
+		t.Fatal(err)
+	}
 	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		start = make(chan struct{})
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		admitted []string
+		start    = make(chan struct{})
 	)
-	for i := range n {
-		id := prefix + strconv.Itoa(i)
+	for i := range 100 {
+		id := "c" + strconv.Itoa(i)
 		wg.Go(func() {
 			<-start
-			d := r.Admit(t0, admission.CallRequest{CallID: id, Tenant: "t", Direction: admission.Inbound})
-			mu.Lock()
-			defer mu.Unlock()
+			d := r.Admit(t0, out(id, "t", "u"+strconv.Itoa(i%7), "4930"))
 			if d.Admitted {
+				r.Answer(t0.Add(time.Second), id)
+				mu.Lock()
 				admitted = append(admitted, id)
-			} else {
-				rejections = append(rejections, d.Rejection)
+				mu.Unlock()
 			}
+			r.Active("t")
+			r.ActiveCalls()
+			r.Usage(t0, "t")
+			r.UserUsage(t0, "t", "u1")
+			r.NextDeadline()
+			r.Tick(t0)
+			r.Suspended("t")
+			r.EffectiveLimits("t")
 		})
 	}
 	close(start)
 	wg.Wait()
-	return admitted, rejections
-}
-
-func TestRunnerConcurrentCap(t *testing.T) {
-	const (
-		goroutines = 500
-		capN       = 50
-	)
-	r := admission.NewRunner(admission.NewEngine(nil))
-	must(t, r.UpsertPlan(admission.Plan{Name: "p", Limits: admission.Limits{MaxParallelCalls: lim(1000)}}))
-	must(t, r.UpsertTenant(admission.Tenant{Name: "t", Plan: "p", Overrides: admission.Limits{MaxParallelCalls: lim(capN)}}))
-	if l, err := r.EffectiveLimits("t"); err != nil || *l.MaxParallelCalls != capN {
-		t.Fatalf("EffectiveLimits = %v, %v", l, err)
+	if len(admitted) != 10 || r.Active("t") != 10 {
+		t.Fatalf("admitted %d, Active %d; want 10", len(admitted), r.Active("t"))
 	}
-
-	for round := range 2 {
-		admitted, rejections := admitBurst(r, "r"+strconv.Itoa(round)+"-", goroutines)
-		if len(admitted) != capN {
-			t.Fatalf("round %d: %d admitted, want %d", round, len(admitted), capN)
-		}
-		for _, rej := range rejections {
-			if rej.Cause != admission.CauseParallelCalls || rej.Limit != capN || rej.Usage != capN || rej.Code != 486 {
-				t.Fatalf("round %d: rejection %+v", round, rej)
-			}
-		}
-		if got := r.Active("t"); got != capN {
-			t.Fatalf("round %d: Active = %d, want %d", round, got, capN)
-		}
-		// Release all concurrently, each twice: exactly one true per call.
-		var (
-			wg    sync.WaitGroup
-			mu    sync.Mutex
-			trues = map[string]int{}
-		)
-		for _, id := range admitted {
-			for range 2 {
-				wg.Go(func() {
-					if r.Release(t0, id) {
-						mu.Lock()
-						trues[id]++
-						mu.Unlock()
-					}
-				})
-			}
-		}
-		wg.Wait()
-		for _, id := range admitted {
-			if trues[id] != 1 {
-				t.Fatalf("round %d: %s released true %d times", round, id, trues[id])
-			}
-		}
-		if r.Active("t") != 0 || r.ActiveCalls() != 0 {
-			t.Fatalf("round %d: after release Active=%d ActiveCalls=%d", round, r.Active("t"), r.ActiveCalls())
+	for _, id := range admitted {
+		if _, ok := r.End(t0.Add(time.Minute), id); !ok {
+			t.Fatalf("End(%s) = false", id)
 		}
 	}
-
-	must(t, r.ResetTenant("t"))
-	if l, _ := r.EffectiveLimits("t"); *l.MaxParallelCalls != 1000 {
-		t.Fatalf("after reset: %d", *l.MaxParallelCalls)
+	if r.Active("t") != 0 || r.ActiveCalls() != 0 {
+		t.Fatal("counters not back to 0")
+	}
+	if u := r.Usage(t0.Add(time.Minute), "t"); u.Seconds != 10*59*time.Second {
+		t.Fatalf("billed %v", u.Seconds)
+	}
+	if _, err := r.SetOverrides(t0, "t", admission.Limits{MaxParallelCalls: lim(1)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ResetTenant(t0, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.CreateTenant(t0, "u", "p"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Suspend(t0, "u", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Resume(t0, "u", "y"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path"
 	"reflect"
 	"regexp"
 	"slices"
@@ -44,16 +45,55 @@ const (
 	DefaultShutdownGrace   = 30 * time.Second
 )
 
-// Rejection causes accepted as keys of admission.reject.
+// DefaultAlertThresholdPct is the alert threshold of a plan that sets none.
+const DefaultAlertThresholdPct = 80
+
+// DefaultEmergencyNumbers are the emergency numbers when emergency_numbers
+// is absent or null.
+var DefaultEmergencyNumbers = []string{"112", "911"}
+
+// Rejection causes accepted as keys of admission.reject. They are the
+// admission engine's cause names (admission.Cause.String).
 const (
 	// CauseParallelCalls: the tenant's max_parallel_calls is reached (or 0).
 	CauseParallelCalls = "parallel_calls"
+	// CauseParallelInbound: the tenant's max_parallel_inbound is reached.
+	CauseParallelInbound = "parallel_inbound"
+	// CauseParallelOutbound: the tenant's max_parallel_outbound is reached.
+	CauseParallelOutbound = "parallel_outbound"
+	// CauseCPS: the tenant's max_calls_per_second bucket is empty (a
+	// Retry-After header is added).
+	CauseCPS = "cps"
+	// CauseMinutes: max_monthly_minutes is exhausted (with auto_suspend).
+	CauseMinutes = "minutes"
+	// CauseSpend: monthly_spend_limit is exhausted (with auto_suspend).
+	CauseSpend = "spend"
+	// CauseDestination: the dialled number is in a disabled destination class.
+	CauseDestination = "destination_class"
+	// CauseRoleParallel: the user's role max_parallel_calls is reached.
+	CauseRoleParallel = "role_parallel_calls"
+	// CauseRoleMinutes: the user's role max_monthly_minutes is exhausted.
+	CauseRoleMinutes = "role_minutes"
+	// CauseSuspended: an outbound call of a suspended tenant.
+	CauseSuspended = "suspended"
+	// CauseSuspendedInbound: an inbound call to a suspended tenant.
+	CauseSuspendedInbound = "suspended_inbound"
 )
 
 // defaultRejects are the SIP answers used for causes absent from
-// admission.reject.
+// admission.reject (the admission engine's defaults).
 var defaultRejects = map[string]Reject{
-	CauseParallelCalls: {Code: 486, Reason: "Busy Here"},
+	CauseParallelCalls:    {Code: 486, Reason: "Busy Here"},
+	CauseParallelInbound:  {Code: 486, Reason: "Busy Here"},
+	CauseParallelOutbound: {Code: 486, Reason: "Busy Here"},
+	CauseCPS:              {Code: 503, Reason: "Service Unavailable"},
+	CauseMinutes:          {Code: 403, Reason: "Forbidden"},
+	CauseSpend:            {Code: 403, Reason: "Forbidden"},
+	CauseDestination:      {Code: 403, Reason: "Forbidden"},
+	CauseRoleParallel:     {Code: 486, Reason: "Busy Here"},
+	CauseRoleMinutes:      {Code: 403, Reason: "Forbidden"},
+	CauseSuspended:        {Code: 403, Reason: "Forbidden"},
+	CauseSuspendedInbound: {Code: 480, Reason: "Temporarily Unavailable"},
 }
 
 // Config is the whole tollgate configuration file.
@@ -62,12 +102,30 @@ type Config struct {
 	Log Log `yaml:"log"`
 	// SIP configures the SIP edge: listeners, the advertised host and timers.
 	SIP SIP `yaml:"sip"`
-	// Admission configures how admission decisions are answered.
+	// Admission configures how admission decisions are answered and the
+	// engine-wide admission settings.
 	Admission Admission `yaml:"admission"`
+	// EmergencyNumbers are dialled numbers (exact match on the Request-URI
+	// user, inbound or outbound) that are always admitted, never cut and
+	// never counted against a cap (still metered). Digits with an optional
+	// leading +. Absent or null: DefaultEmergencyNumbers (112, 911); an
+	// explicit empty list [] disables the exemption.
+	EmergencyNumbers []string `yaml:"emergency_numbers"`
+	// DestinationClasses map a class name (e.g. international, premium) to
+	// the dialled-number prefixes in it. The class of an outbound call is
+	// the class of the longest prefix of its callee over all classes.
+	// Limits enable or disable classes in limits.destinations. A prefix may
+	// be in one class only.
+	DestinationClasses map[string][]string `yaml:"destination_classes"`
 	// Carriers are the upstream SIP trunks. At least one.
 	Carriers []Carrier `yaml:"carriers"`
-	// Plans hold default limits for the tenants on them.
+	// Plans hold default limits (and the rate table) for the tenants on them.
 	Plans []Plan `yaml:"plans"`
+	// TenantDefaults pre-fill the limit overrides of tenants created later
+	// through the admin API (and restored by "reset to defaults"). The
+	// tenants of this file are not affected: their overrides are their own
+	// limits. null / absent fields: inherit the plan.
+	TenantDefaults Limits `yaml:"tenant_defaults"`
 	// Tenants are the customers whose PBXs send and receive calls through
 	// the gateway. At least one.
 	Tenants []Tenant `yaml:"tenants"`
@@ -94,11 +152,17 @@ type Listen struct {
 	Address   string `yaml:"address"`   // host:port, IP literal host, port 1..65535
 }
 
-// Admission configures how admission decisions are answered.
+// Admission configures how admission decisions are answered and the
+// engine-wide admission settings.
 type Admission struct {
-	// Reject maps a rejection cause to the SIP code and reason phrase sent back.
-	// Keys allowed for now: "parallel_calls" (default {486, "Busy Here"}).
+	// Reject maps a rejection cause (the Cause* constants) to the SIP code
+	// and reason phrase sent back. Causes absent keep their default
+	// (defaultRejects, docs/CONFIG.md).
 	Reject map[string]Reject `yaml:"reject"`
+	// ResumeOnRollover: at the start of a new month (UTC), lift the
+	// suspensions caused by a monthly cap (minutes or spend). Manual
+	// suspensions stay. Default true (ApplyDefaults); null = default.
+	ResumeOnRollover *bool `yaml:"resume_on_rollover"`
 }
 
 // Reject is the SIP final response sent for a rejection cause.
@@ -120,17 +184,100 @@ type Carrier struct {
 	Sources []string         `yaml:"sources"` // CIDRs (or bare IPs = /32 or /128) the carrier sends from; default: the Hop address IP
 }
 
-// Limits are count limits of a plan or a tenant.
+// Limits are the limits of a plan (its defaults), of a tenant (its
+// overrides) or of tenant_defaults.
+//
+// Count limits (*int64): -1 unlimited, 0 blocked, N cap, nil (null or
+// absent) = unset. Every field unset in a tenant (or tenant_defaults)
+// inherits the plan's value. Unset in a plan means unlimited: ApplyDefaults
+// stores -1 (and alert_threshold_pct 80, auto_suspend false; cps_burst stays
+// unset, see below). The effective limit is the tenant's value if set, else
+// the plan's.
 type Limits struct {
-	// -1 unlimited, 0 blocked, N cap, null/absent = inherit from the plan.
-	// In a plan, null/absent means unlimited (ApplyDefaults stores -1).
+	// MaxParallelCalls caps the concurrent calls, inbound and outbound
+	// together. Count limit.
 	MaxParallelCalls *int64 `yaml:"max_parallel_calls"`
+	// MaxParallelInbound caps the concurrent inbound calls (checked after
+	// max_parallel_calls). Count limit.
+	MaxParallelInbound *int64 `yaml:"max_parallel_inbound"`
+	// MaxParallelOutbound caps the concurrent outbound calls. Count limit.
+	MaxParallelOutbound *int64 `yaml:"max_parallel_outbound"`
+	// MaxCallsPerSecond is the refill rate (new calls per second, inbound
+	// and outbound) of the tenant's token bucket; 0 blocks every call.
+	// Count limit.
+	MaxCallsPerSecond *int64 `yaml:"max_calls_per_second"`
+	// CPSBurst is the size of the token bucket: how many calls may arrive
+	// at once after an idle period. 1..MaxCPS or nil; not a count limit
+	// (no -1 or 0). Unset everywhere: max(1, rate), so a plan's unset burst
+	// stays unset.
+	CPSBurst *int64 `yaml:"cps_burst"`
+	// MaxMonthlyMinutes caps the billed minutes (inbound + outbound, answer
+	// to end) per calendar month UTC. Count limit.
+	MaxMonthlyMinutes *int64 `yaml:"max_monthly_minutes"`
+	// MonthlySpendLimit caps the rated cost of the calls per calendar month
+	// UTC, in money (see Money): -1 (MoneyUnlimited) unlimited, 0 blocked,
+	// nil inherit (plan: unlimited).
+	MonthlySpendLimit *Money `yaml:"monthly_spend_limit"`
+	// AlertThresholdPct: one usage.threshold event per cap (minutes, spend,
+	// role minutes) per month when usage reaches this percentage of it.
+	// 1..100; nil inherit (plan: 80).
+	AlertThresholdPct *int64 `yaml:"alert_threshold_pct"`
+	// AutoSuspend makes the minutes and spend caps hard: at the cap the
+	// tenant's calls are cut and the tenant is suspended. Off: the caps only
+	// emit events. nil inherit (plan: false).
+	AutoSuspend *bool `yaml:"auto_suspend"`
+	// Destinations enable (true) or disable (false) destination classes
+	// (keys must be declared in destination_classes) for outbound calls. A
+	// tenant's entry wins over its plan's; a class in neither is enabled.
+	Destinations map[string]bool `yaml:"destinations"`
 }
 
-// Plan holds the default limits of the tenants on it.
+// Plan holds the default limits and the rate table of the tenants on it.
 type Plan struct {
 	Name   string `yaml:"name"` // unique, non-empty
 	Limits Limits `yaml:"limits"`
+	// Rates is the rate table: the row with the longest prefix of the
+	// dialled number rates the call; a call no row matches costs 0.
+	// Prefixes are unique within the plan.
+	Rates []Rate `yaml:"rates"`
+}
+
+// Rate is one row of a plan's rate table.
+type Rate struct {
+	// Prefix of the dialled number (Request-URI user): digits with an
+	// optional leading +, or "" (absent) for the default row that matches
+	// every number.
+	Prefix string `yaml:"prefix"`
+	// PerMinute is the price of one minute. Required; >= 0.
+	PerMinute *Money `yaml:"per_minute"`
+	// ConnectFee is charged once when the call is answered. >= 0, default 0.
+	ConnectFee Money `yaml:"connect_fee"`
+	// Increments are the billing increments, "I/S" in seconds. Default
+	// "60/60".
+	Increments Increments `yaml:"increments"`
+}
+
+// Role caps each of its users individually. A user is a caller identity of
+// the tenant: the From / P-Asserted-Identity user of an outbound call, the
+// dialled DID of an inbound call. Role caps are independent of the
+// tenant's: either can reject a call.
+type Role struct {
+	// Name is unique within the tenant (letters, digits, - and _).
+	Name string `yaml:"name"`
+	// MaxParallelCalls caps each user's concurrent calls. Count limit;
+	// nil (or -1) = no individual cap.
+	MaxParallelCalls *int64 `yaml:"max_parallel_calls"`
+	// MaxMonthlyMinutes caps each user's billed minutes per month (always
+	// hard: reject and cut, never suspends the tenant). Count limit; nil
+	// (or -1) = no individual cap.
+	MaxMonthlyMinutes *int64 `yaml:"max_monthly_minutes"`
+	// Users are explicit identities on the role (exact match, checked
+	// before any pattern). A user may be on one role of a tenant only.
+	Users []string `yaml:"users"`
+	// Patterns are globs in path.Match syntax ("1555*", "sales-?", "[0-9]*")
+	// matched against identities not listed in any role's users; the first
+	// matching pattern, in role order, wins.
+	Patterns []string `yaml:"patterns"`
 }
 
 // Tenant is a customer: a PBX that sends outbound calls from Sources and
@@ -143,6 +290,7 @@ type Tenant struct {
 	DIDs    []string `yaml:"dids"`    // number prefixes (digits, optional leading +) routed to this tenant for inbound calls
 	PBX     Hop      `yaml:"pbx"`     // where inbound calls go; required when DIDs are set
 	Limits  Limits   `yaml:"limits"`  // overrides of the plan's limits
+	Roles   []Role   `yaml:"roles"`   // per-user caps
 }
 
 // reasonPhrases are the standard reason phrases used when a Reject has a
@@ -321,10 +469,18 @@ func (c *Config) ApplyDefaults() {
 			}
 		}
 	}
+	if c.Admission.ResumeOnRollover == nil {
+		c.Admission.ResumeOnRollover = ptrTo(true)
+	}
+	if c.EmergencyNumbers == nil {
+		c.EmergencyNumbers = slices.Clone(DefaultEmergencyNumbers)
+	}
 	for i := range c.Plans {
-		if c.Plans[i].Limits.MaxParallelCalls == nil {
-			unlimited := int64(-1)
-			c.Plans[i].Limits.MaxParallelCalls = &unlimited
+		c.Plans[i].Limits.applyPlanDefaults()
+		for j := range c.Plans[i].Rates {
+			if c.Plans[i].Rates[j].Increments == (Increments{}) {
+				c.Plans[i].Rates[j].Increments = DefaultIncrements
+			}
 		}
 	}
 	for i := range c.Tenants {
@@ -333,6 +489,30 @@ func (c *Config) ApplyDefaults() {
 		}
 	}
 }
+
+// applyPlanDefaults stores the meaning of an unset plan limit: -1
+// (unlimited) for count and money limits, 80 for alert_threshold_pct, false
+// for auto_suspend. cps_burst stays unset (max(1, rate)) and destinations
+// absent stay enabled.
+func (l *Limits) applyPlanDefaults() {
+	for _, p := range []**int64{&l.MaxParallelCalls, &l.MaxParallelInbound, &l.MaxParallelOutbound,
+		&l.MaxCallsPerSecond, &l.MaxMonthlyMinutes} {
+		if *p == nil {
+			*p = ptrTo(int64(-1))
+		}
+	}
+	if l.MonthlySpendLimit == nil {
+		l.MonthlySpendLimit = ptrTo(MoneyUnlimited)
+	}
+	if l.AlertThresholdPct == nil {
+		l.AlertThresholdPct = ptrTo(int64(DefaultAlertThresholdPct))
+	}
+	if l.AutoSuspend == nil {
+		l.AutoSuspend = ptrTo(false)
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
 
 func (h *Hop) applyDefaults() {
 	h.Transport = strings.ToLower(h.Transport)
@@ -379,6 +559,15 @@ func (c *Config) Validate() error {
 	if err := c.Admission.validate(); err != nil {
 		return err
 	}
+	if err := c.validateEmergencyNumbers(); err != nil {
+		return err
+	}
+	if err := c.validateDestinationClasses(); err != nil {
+		return err
+	}
+	if err := c.TenantDefaults.validate("tenant_defaults", c.DestinationClasses); err != nil {
+		return err
+	}
 
 	if len(c.Carriers) == 0 {
 		return errf("carriers", "at least one carrier is required")
@@ -413,7 +602,10 @@ func (c *Config) Validate() error {
 			return err
 		}
 		plans[pl.Name] = i
-		if err := pl.Limits.validate(p + ".limits"); err != nil {
+		if err := pl.Limits.validate(p+".limits", c.DestinationClasses); err != nil {
+			return err
+		}
+		if err := validateRates(p+".rates", pl.Rates); err != nil {
 			return err
 		}
 	}
@@ -464,7 +656,10 @@ func (c *Config) Validate() error {
 				return err
 			}
 		}
-		if err := t.Limits.validate(p + ".limits"); err != nil {
+		if err := t.Limits.validate(p+".limits", c.DestinationClasses); err != nil {
+			return err
+		}
+		if err := validateRoles(p+".roles", t.Roles); err != nil {
 			return err
 		}
 	}
@@ -580,11 +775,223 @@ func (s SIP) needListener(path, transport string) error {
 	return errf(path, "is %s, but sip.listen has no %s listener for the peer to answer to", transport, transport)
 }
 
-func (l Limits) validate(path string) error {
-	if v := l.MaxParallelCalls; v != nil && *v < -1 {
-		return errf(path+".max_parallel_calls", "must be -1 (unlimited), 0 (blocked) or a positive cap, got %d", *v)
+// validate checks the limits at path (e.g. "plans[0].limits"); classes are
+// the declared destination classes.
+func (l Limits) validate(path string, classes map[string][]string) error {
+	for _, f := range []struct {
+		name  string
+		v     *int64
+		upper int64
+	}{
+		{"max_parallel_calls", l.MaxParallelCalls, MaxParallel},
+		{"max_parallel_inbound", l.MaxParallelInbound, MaxParallel},
+		{"max_parallel_outbound", l.MaxParallelOutbound, MaxParallel},
+		{"max_calls_per_second", l.MaxCallsPerSecond, MaxCPS},
+		{"max_monthly_minutes", l.MaxMonthlyMinutes, MaxMonthlyMinutes},
+	} {
+		if err := checkCount(path+"."+f.name, f.v, f.upper); err != nil {
+			return err
+		}
+	}
+	if v := l.CPSBurst; v != nil && (*v < 1 || *v > MaxCPS) {
+		return errf(path+".cps_burst", "must be 1..%d calls (the bucket size; null: max(1, max_calls_per_second)), got %d", int64(MaxCPS), *v)
+	}
+	if m := l.MonthlySpendLimit; m != nil && (*m < 0 && *m != MoneyUnlimited || *m > MaxMoney) {
+		return errf(path+".monthly_spend_limit", "must be -1 (unlimited), 0 (blocked) or a positive amount up to %s, got %s", MaxMoney, *m)
+	}
+	if v := l.AlertThresholdPct; v != nil && (*v < 1 || *v > 100) {
+		return errf(path+".alert_threshold_pct", "must be 1..100 (percent of a cap), got %d", *v)
+	}
+	if len(l.Destinations) > 0 {
+		names := make([]string, 0, len(l.Destinations))
+		for class := range l.Destinations {
+			names = append(names, class)
+		}
+		sort.Strings(names)
+		for _, class := range names {
+			if _, ok := classes[class]; !ok {
+				return errf(path+".destinations."+class, "unknown destination class %q (declared in destination_classes: %s)", class, classNames(classes))
+			}
+		}
 	}
 	return nil
+}
+
+// Upper bounds of limits, the admission engine's (they keep its int64
+// arithmetic exact).
+const (
+	MaxParallel       = 1<<62 - 1     // max_parallel_calls, _inbound, _outbound
+	MaxCPS            = 1_000_000_000 // max_calls_per_second, cps_burst
+	MaxMonthlyMinutes = 100_000_000   // max_monthly_minutes (tenants and roles)
+)
+
+// MaxMoney bounds money amounts: spend limits, prices and fees (10^9 units).
+const MaxMoney Money = 1_000_000_000 * MicrosPerUnit
+
+// checkCount checks a count limit: nil, -1, 0 or 0 < N <= upper.
+func checkCount(path string, v *int64, upper int64) error {
+	if v != nil && *v < -1 {
+		return errf(path, "must be -1 (unlimited), 0 (blocked) or a positive cap, got %d", *v)
+	}
+	if v != nil && *v > upper {
+		return errf(path, "must be at most %d, got %d", upper, *v)
+	}
+	return nil
+}
+
+func classNames(classes map[string][]string) string {
+	if len(classes) == 0 {
+		return "none"
+	}
+	names := make([]string, 0, len(classes))
+	for n := range classes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// validateEmergencyNumbers: digits with an optional leading +, each once.
+func (c *Config) validateEmergencyNumbers() error {
+	seen := make(map[string]int, len(c.EmergencyNumbers))
+	for i, n := range c.EmergencyNumbers {
+		p := fmt.Sprintf("emergency_numbers[%d]", i)
+		if !validDID(n) {
+			return errf(p, "must be digits with an optional leading +, got %q", n)
+		}
+		if j, dup := seen[n]; dup {
+			return errf(p, "duplicate emergency number %q (same as emergency_numbers[%d])", n, j)
+		}
+		seen[n] = i
+	}
+	return nil
+}
+
+// validateDestinationClasses: class names as tenant names; prefixes are
+// digits with an optional leading + ("+" alone matches every number
+// written with +), and a prefix belongs to one class only. Classes are
+// checked in name order, so the first error is deterministic.
+func (c *Config) validateDestinationClasses() error {
+	names := make([]string, 0, len(c.DestinationClasses))
+	for n := range c.DestinationClasses {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	type at struct {
+		class string
+		i     int
+	}
+	seen := map[string]at{}
+	for _, class := range names {
+		p := "destination_classes." + class
+		if msg := checkNameSyntax(class); msg != "" {
+			return errf(p, "class name %s", msg)
+		}
+		prefixes := c.DestinationClasses[class]
+		if len(prefixes) == 0 {
+			return errf(p, "at least one number prefix is required (e.g. [\"00\", \"+\"])")
+		}
+		for i, pre := range prefixes {
+			pp := fmt.Sprintf("%s[%d]", p, i)
+			if !validPrefix(pre) {
+				return errf(pp, "must be digits with an optional leading + (or \"+\" alone), got %q", pre)
+			}
+			if prev, dup := seen[pre]; dup {
+				return errf(pp, "prefix %q is already in destination_classes.%s[%d] (class %q); a prefix belongs to one class", pre, prev.class, prev.i, prev.class)
+			}
+			seen[pre] = at{class, i}
+		}
+	}
+	return nil
+}
+
+// validateRates checks a plan's rate table at path ("plans[0].rates").
+func validateRates(path string, rates []Rate) error {
+	seen := make(map[string]int, len(rates))
+	for i, r := range rates {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		if r.Prefix != "" && !validPrefix(r.Prefix) {
+			return errf(p+".prefix", "must be digits with an optional leading +, or empty for the default row, got %q", r.Prefix)
+		}
+		if j, dup := seen[r.Prefix]; dup {
+			what := fmt.Sprintf("prefix %q", r.Prefix)
+			if r.Prefix == "" {
+				what = "default row (empty prefix)"
+			}
+			return errf(p+".prefix", "duplicate %s (same as %s[%d]); a prefix appears once per plan", what, path, j)
+		}
+		seen[r.Prefix] = i
+		if r.PerMinute == nil {
+			return errf(p+".per_minute", "required (the price of one minute, e.g. 0.012)")
+		}
+		if *r.PerMinute < 0 || *r.PerMinute > MaxMoney {
+			return errf(p+".per_minute", "must be an amount 0..%s, got %s", MaxMoney, *r.PerMinute)
+		}
+		if r.ConnectFee < 0 || r.ConnectFee > MaxMoney {
+			return errf(p+".connect_fee", "must be an amount 0..%s, got %s", MaxMoney, r.ConnectFee)
+		}
+		if msg := r.Increments.check(); msg != "" {
+			return errf(p+".increments", "invalid increments %q: %s", r.Increments, msg)
+		}
+	}
+	return nil
+}
+
+// maxUserLen bounds a role user identity (a SIP user part).
+const maxUserLen = 128
+
+// validateRoles checks a tenant's roles at base ("tenants[0].roles").
+func validateRoles(base string, roles []Role) error {
+	names := make(map[string]int, len(roles))
+	type at struct{ role, i int }
+	users := map[string]at{}
+	for i, r := range roles {
+		p := fmt.Sprintf("%s[%d]", base, i)
+		if r.Name == "" {
+			return errf(p+".name", "required")
+		}
+		if msg := checkNameSyntax(r.Name); msg != "" {
+			return errf(p+".name", "%s", msg)
+		}
+		if j, dup := names[r.Name]; dup {
+			return errf(p+".name", "duplicate role name %q (already used by %s[%d])", r.Name, base, j)
+		}
+		names[r.Name] = i
+		if err := checkCount(p+".max_parallel_calls", r.MaxParallelCalls, MaxParallel); err != nil {
+			return err
+		}
+		if err := checkCount(p+".max_monthly_minutes", r.MaxMonthlyMinutes, MaxMonthlyMinutes); err != nil {
+			return err
+		}
+		for j, u := range r.Users {
+			up := fmt.Sprintf("%s.users[%d]", p, j)
+			if u == "" || len(u) > maxUserLen || !utf8.ValidString(u) || strings.IndexFunc(u, unicode.IsSpace) >= 0 || strings.IndexFunc(u, unicode.IsControl) >= 0 {
+				return errf(up, "must be a user identity of 1..%d printable characters without spaces, got %q", maxUserLen, u)
+			}
+			if prev, dup := users[u]; dup {
+				if prev.role == i {
+					return errf(up, "user %q listed twice (same as %s[%d].users[%d])", u, base, prev.role, prev.i)
+				}
+				return errf(up, "user %q is already on role %q (%s[%d].users[%d]); a user may be on one role of a tenant", u, roles[prev.role].Name, base, prev.role, prev.i)
+			}
+			users[u] = at{i, j}
+		}
+		for j, pat := range r.Patterns {
+			pp := fmt.Sprintf("%s.patterns[%d]", p, j)
+			if pat == "" {
+				return errf(pp, "must not be empty")
+			}
+			if _, err := path.Match(pat, ""); err != nil {
+				return errf(pp, "invalid glob %q: %v (path.Match syntax: * ? [a-z] [^0-9] and \\ to escape)", pat, err)
+			}
+		}
+	}
+	return nil
+}
+
+// validPrefix: digits with an optional leading + ("+" alone is allowed).
+func validPrefix(s string) bool {
+	return s != "" && allDigits(strings.TrimPrefix(s, "+"))
 }
 
 func checkTransport(path, t string) error {
@@ -602,19 +1009,31 @@ func checkName(path, kind, name string, seen map[string]int) error {
 	if name == "" {
 		return errf(path+".name", "required")
 	}
-	if len(name) > maxNameLen {
-		return errf(path+".name", "must be at most %d characters, got %d", maxNameLen, len(name))
-	}
-	for i := 0; i < len(name); i++ {
-		b := name[i]
-		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_') {
-			return errf(path+".name", "must contain only letters, digits, '-' and '_', got %q", name)
-		}
+	if msg := checkNameSyntax(name); msg != "" {
+		return errf(path+".name", "%s", msg)
 	}
 	if j, dup := seen[name]; dup {
 		return errf(path+".name", "duplicate %s name %q (already used by %ss[%d])", kind, name, kind, j)
 	}
 	return nil
+}
+
+// checkNameSyntax returns why name is not a valid carrier, plan, tenant,
+// role or destination class name, "" if it is valid.
+func checkNameSyntax(name string) string {
+	if name == "" {
+		return "must not be empty"
+	}
+	if len(name) > maxNameLen {
+		return fmt.Sprintf("must be at most %d characters, got %d", maxNameLen, len(name))
+	}
+	for i := 0; i < len(name); i++ {
+		b := name[i]
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_') {
+			return fmt.Sprintf("must contain only letters, digits, '-' and '_', got %q", name)
+		}
+	}
+	return ""
 }
 
 func namesOf(m map[string]int) string {
@@ -931,7 +1350,7 @@ func (idx *index) checkFloats() error {
 		if e.val.Kind != yaml.ScalarNode || e.val.ShortTag() != "!!float" {
 			continue
 		}
-		if t := typeAt(e.path); t != nil && t.Kind() >= reflect.Int && t.Kind() <= reflect.Int64 && t != durationType {
+		if t := typeAt(e.path); t != nil && t.Kind() >= reflect.Int && t.Kind() <= reflect.Int64 && t != durationType && t != moneyType {
 			return errf(e.path, "expected an integer, got %s", e.val.Value)
 		}
 	}
@@ -940,6 +1359,8 @@ func (idx *index) checkFloats() error {
 
 var (
 	durationType = reflect.TypeOf(time.Duration(0))
+	moneyType    = reflect.TypeOf(Money(0))
+	columnRe     = regexp.MustCompile(`^column (\d+): (.*)$`)
 	lineRe       = regexp.MustCompile(`^line (\d+): (.*)$`)
 	notFoundRe   = regexp.MustCompile(`^field (\S+) not found in type (\S+)$`)
 	alreadySetRe = regexp.MustCompile(`^field (\S+) already set in type (\S+)$`)
@@ -982,7 +1403,17 @@ func (idx *index) readable(raw string) string {
 		path string
 		msg  = rest
 	)
-	if sm := notFoundRe.FindStringSubmatch(rest); sm != nil {
+	if sm := columnRe.FindStringSubmatch(rest); sm != nil {
+		// From a custom UnmarshalYAML (valueError): the value's position.
+		col, _ := strconv.Atoi(sm[1])
+		msg = sm[2]
+		for _, e := range idx.entries {
+			if e.val.Line == line && e.val.Column == col {
+				path = e.path
+				break
+			}
+		}
+	} else if sm := notFoundRe.FindStringSubmatch(rest); sm != nil {
 		path = idx.find(line, func(e entry) bool { return e.key == sm[1] })
 		msg = fmt.Sprintf("unknown field %q", sm[1])
 		if known := knownFields(sm[2]); len(known) > 0 {
@@ -1047,6 +1478,8 @@ func describeType(t string) string {
 		return "an integer"
 	case t == "string":
 		return "a string"
+	case t == "bool" || t == "*bool":
+		return "true or false"
 	case strings.HasPrefix(t, "[]"):
 		return "a list"
 	case strings.HasPrefix(t, "map["), strings.HasPrefix(t, "configs."):

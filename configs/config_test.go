@@ -2,6 +2,7 @@ package configs
 
 import (
 	"fmt"
+	"math/big"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // TestExamplesLoad loads every YAML file shipped in configs/, so a new
@@ -84,6 +87,34 @@ func TestDemoConfig(t *testing.T) {
 	if r := cfg.Admission.Reject[CauseParallelCalls]; r != (Reject{486, "Busy Here"}) {
 		t.Errorf("reject = %+v", r)
 	}
+
+	// The limits model of the demo: a minutes cap, a rate table, alert 80,
+	// auto_suspend, premium disabled, one role.
+	pl := cfg.Plans[0]
+	if v := pl.Limits.MaxMonthlyMinutes; v == nil || *v != 10000 {
+		t.Errorf("plan max_monthly_minutes = %v", v)
+	}
+	if v := pl.Limits.AlertThresholdPct; v == nil || *v != 80 {
+		t.Errorf("plan alert_threshold_pct = %v", v)
+	}
+	if v := pl.Limits.AutoSuspend; v == nil || !*v {
+		t.Errorf("plan auto_suspend = %v", v)
+	}
+	if d := pl.Limits.Destinations; !reflect.DeepEqual(d, map[string]bool{"international": true, "premium": false}) {
+		t.Errorf("plan destinations = %v", d)
+	}
+	if len(pl.Rates) != 3 || pl.Rates[0].Prefix != "" || *pl.Rates[0].PerMinute != 10_000 || pl.Rates[0].Increments != (Increments{60, 60}) {
+		t.Errorf("plan rates = %+v", pl.Rates)
+	}
+	if !reflect.DeepEqual(cfg.DestinationClasses, map[string][]string{"international": {"00", "+"}, "premium": {"1900", "+1900"}}) {
+		t.Errorf("destination_classes = %v", cfg.DestinationClasses)
+	}
+	if !reflect.DeepEqual(cfg.EmergencyNumbers, []string{"112", "911"}) {
+		t.Errorf("emergency_numbers = %v", cfg.EmergencyNumbers)
+	}
+	if len(tn.Roles) != 1 || tn.Roles[0].Name != "reception" || *tn.Roles[0].MaxParallelCalls != 2 {
+		t.Errorf("roles = %+v", tn.Roles)
+	}
 }
 
 func TestMultiTenantExample(t *testing.T) {
@@ -113,6 +144,50 @@ func TestMultiTenantExample(t *testing.T) {
 	want := []netip.Prefix{netip.MustParsePrefix("198.51.100.10/32"), netip.MustParsePrefix("198.51.100.11/32")}
 	if got := cfg.Carriers[0].Prefixes(); !reflect.DeepEqual(got, want) {
 		t.Errorf("carrier[0] prefixes = %v, want %v", got, want)
+	}
+
+	// Every cause key is set, some with a default phrase.
+	for _, cause := range knownCauses() {
+		if _, ok := cfg.Admission.Reject[cause]; !ok {
+			t.Errorf("reject %s missing", cause)
+		}
+	}
+	if r := cfg.Admission.Reject[CauseSuspendedInbound]; r != (Reject{480, "Temporarily Unavailable"}) {
+		t.Errorf("suspended_inbound = %+v", r)
+	}
+	if r := cfg.Admission.Reject[CauseSpend]; r != (Reject{402, "Credit Exhausted"}) {
+		t.Errorf("spend = %+v", r)
+	}
+	if v := cfg.Admission.ResumeOnRollover; v == nil || *v {
+		t.Errorf("resume_on_rollover = %v, want false", v)
+	}
+	if td := cfg.TenantDefaults; *td.MaxParallelCalls != 2 || *td.MonthlySpendLimit != 10*MicrosPerUnit || !*td.AutoSuspend ||
+		td.MaxParallelInbound != nil || !reflect.DeepEqual(td.Destinations, map[string]bool{"premium": false}) {
+		t.Errorf("tenant_defaults = %+v", td)
+	}
+	starter, business := cfg.Plans[0], cfg.Plans[1]
+	if *starter.Limits.MonthlySpendLimit != 25_500_000 || *starter.Limits.CPSBurst != 3 {
+		t.Errorf("starter limits = %+v", starter.Limits)
+	}
+	if business.Limits.CPSBurst != nil || *business.Limits.MaxParallelInbound != -1 {
+		t.Errorf("business limits = %+v (cps_burst stays unset, inbound unlimited)", business.Limits)
+	}
+	wantRates := []Rate{
+		{Prefix: "", PerMinute: ptrTo(MustMoney("0.008")), Increments: Increments{1, 1}},
+		{Prefix: "+44", PerMinute: ptrTo(MustMoney("0.01")), Increments: Increments{30, 6}},
+		{Prefix: "+447", PerMinute: ptrTo(MustMoney("0.04")), ConnectFee: 1000, Increments: Increments{6, 6}},
+		{Prefix: "00", PerMinute: ptrTo(Money(123456)), ConnectFee: 1, Increments: Increments{60, 60}},
+	}
+	if !reflect.DeepEqual(business.Rates, wantRates) {
+		t.Errorf("business rates = %+v, want %+v", business.Rates, wantRates)
+	}
+	cc := cfg.Tenants[1]
+	if len(cc.Roles) != 3 || cc.Roles[1].MaxParallelCalls != nil || *cc.Roles[2].MaxParallelCalls != 0 ||
+		!reflect.DeepEqual(cc.Roles[0].Patterns, []string{"agent-*", "+44207123456?"}) {
+		t.Errorf("callcenter roles = %+v", cc.Roles)
+	}
+	if v := cc.Limits.MonthlySpendLimit; v == nil || *v != MoneyUnlimited {
+		t.Errorf("callcenter spend = %v, want -1", v)
 	}
 }
 
@@ -242,8 +317,8 @@ func TestBadConfigs(t *testing.T) {
 			[]string{"sip.advertise: must be an IP address or a host name without port"}},
 		{"reject code 200", edit(t, "sip:\n", "admission:\n  reject:\n    parallel_calls: {code: 200, reason: OK}\nsip:\n"),
 			[]string{"admission.reject.parallel_calls.code: must be a SIP error code 400..699, got 200"}},
-		{"reject unknown cause", edit(t, "sip:\n", "admission:\n  reject:\n    minutes: {code: 403}\nsip:\n"),
-			[]string{`admission.reject.minutes: unknown rejection cause "minutes" (allowed: parallel_calls)`}},
+		{"reject unknown cause", edit(t, "sip:\n", "admission:\n  reject:\n    unknown_tenant: {code: 403}\nsip:\n"),
+			[]string{`admission.reject.unknown_tenant: unknown rejection cause "unknown_tenant" (allowed: cps, destination_class, minutes, parallel_calls, parallel_inbound, parallel_outbound, role_minutes, role_parallel_calls, spend, suspended, suspended_inbound)`}},
 		{"reject code without phrase", edit(t, "sip:\n", "admission:\n  reject:\n    parallel_calls: {code: 499}\nsip:\n"),
 			[]string{"admission.reject.parallel_calls.reason: required: code 499 has no standard reason phrase"}},
 		{"reject reason with newline", edit(t, "sip:\n", "admission:\n  reject:\n    parallel_calls: {code: 486, reason: \"Busy\\r\\nX-Evil: 1\"}\nsip:\n"),
@@ -560,4 +635,534 @@ func BenchmarkValidateLarge(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// --- the limits model: new fields, defaults, money, bad values ---
+
+// planLimits adds lines to the limits of plan p1 in base.
+func planLimits(t *testing.T, lines string) string {
+	t.Helper()
+	return edit(t, "      max_parallel_calls: 10\n", "      max_parallel_calls: 10\n"+lines)
+}
+
+// planRates gives plan p1 of base a rate table.
+func planRates(t *testing.T, rows string) string {
+	t.Helper()
+	return edit(t, "      max_parallel_calls: 10\n", "      max_parallel_calls: 10\n    rates:\n"+rows)
+}
+
+// tenantRoles gives tenant t1 of base roles.
+func tenantRoles(roles string) string { return base + "    roles:\n" + roles }
+
+const classes = "destination_classes:\n  international: [\"00\", \"+\"]\n  premium: [\"1900\", \"+1900\"]\n"
+
+func TestLimitsModelParsed(t *testing.T) {
+	yaml := classes + `
+emergency_numbers: ["112", "+44999", 999]
+admission:
+  resume_on_rollover: false
+  reject:
+    cps: {code: 503, reason: Slow Down}
+    suspended_inbound: {code: 480}
+tenant_defaults:
+  max_parallel_calls: 3
+  monthly_spend_limit: 7.5
+  destinations: {premium: false}
+` + strings.Replace(base, "      max_parallel_calls: 10\n", `      max_parallel_calls: 10
+      max_parallel_inbound: 4
+      max_parallel_outbound: 0
+      max_calls_per_second: 5
+      cps_burst: 20
+      max_monthly_minutes: 1000
+      monthly_spend_limit: 500.25
+      alert_threshold_pct: 90
+      auto_suspend: true
+      destinations: {international: false, premium: false}
+    rates:
+      - {prefix: "", per_minute: 0.01}
+      - {prefix: "+44", per_minute: "0.02", connect_fee: 0.1, increments: 6/6}
+      - {prefix: "1900", per_minute: 2, increments: "30/1"}
+`, 1) + `    limits:
+      max_parallel_calls: null
+      max_parallel_inbound: -1
+      max_monthly_minutes: 2000
+      monthly_spend_limit: -1
+      alert_threshold_pct: 50
+      auto_suspend: false
+      destinations: {international: true}
+    roles:
+      - name: agents
+        max_parallel_calls: 1
+        max_monthly_minutes: 600
+        users: [alice, "+15550001", 1234]
+        patterns: ["agent-*", "1555?"]
+      - name: boss
+        users: [bob]
+`
+	cfg, err := Parse("all.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cfg.EmergencyNumbers, []string{"112", "+44999", "999"}) {
+		t.Errorf("emergency_numbers = %v", cfg.EmergencyNumbers)
+	}
+	if v := cfg.Admission.ResumeOnRollover; v == nil || *v {
+		t.Errorf("resume_on_rollover = %v", v)
+	}
+	if r := cfg.Admission.Reject[CauseCPS]; r != (Reject{503, "Slow Down"}) {
+		t.Errorf("cps = %+v", r)
+	}
+	if r := cfg.Admission.Reject[CauseSuspendedInbound]; r != (Reject{480, "Temporarily Unavailable"}) {
+		t.Errorf("suspended_inbound = %+v", r)
+	}
+	wantDefaults := Limits{MaxParallelCalls: ptr(3), MonthlySpendLimit: ptrTo(Money(7_500_000)), Destinations: map[string]bool{"premium": false}}
+	if !reflect.DeepEqual(cfg.TenantDefaults, wantDefaults) {
+		t.Errorf("tenant_defaults = %+v", cfg.TenantDefaults)
+	}
+	wantPlan := Limits{
+		MaxParallelCalls: ptr(10), MaxParallelInbound: ptr(4), MaxParallelOutbound: ptr(0),
+		MaxCallsPerSecond: ptr(5), CPSBurst: ptr(20), MaxMonthlyMinutes: ptr(1000),
+		MonthlySpendLimit: ptrTo(Money(500_250_000)), AlertThresholdPct: ptr(90), AutoSuspend: ptrTo(true),
+		Destinations: map[string]bool{"international": false, "premium": false},
+	}
+	if !reflect.DeepEqual(cfg.Plans[0].Limits, wantPlan) {
+		t.Errorf("plan limits = %+v\nwant %+v", cfg.Plans[0].Limits, wantPlan)
+	}
+	wantRates := []Rate{
+		{Prefix: "", PerMinute: ptrTo(Money(10_000)), Increments: Increments{60, 60}},
+		{Prefix: "+44", PerMinute: ptrTo(Money(20_000)), ConnectFee: 100_000, Increments: Increments{6, 6}},
+		{Prefix: "1900", PerMinute: ptrTo(Money(2_000_000)), Increments: Increments{30, 1}},
+	}
+	if !reflect.DeepEqual(cfg.Plans[0].Rates, wantRates) {
+		t.Errorf("rates = %+v", cfg.Plans[0].Rates)
+	}
+	tn := cfg.Tenants[0]
+	wantTenant := Limits{
+		MaxParallelInbound: ptr(-1), MaxMonthlyMinutes: ptr(2000), MonthlySpendLimit: ptrTo(MoneyUnlimited),
+		AlertThresholdPct: ptr(50), AutoSuspend: ptrTo(false), Destinations: map[string]bool{"international": true},
+	}
+	if !reflect.DeepEqual(tn.Limits, wantTenant) {
+		t.Errorf("tenant limits = %+v\nwant %+v", tn.Limits, wantTenant)
+	}
+	wantRoles := []Role{
+		{Name: "agents", MaxParallelCalls: ptr(1), MaxMonthlyMinutes: ptr(600),
+			Users: []string{"alice", "+15550001", "1234"}, Patterns: []string{"agent-*", "1555?"}},
+		{Name: "boss", Users: []string{"bob"}},
+	}
+	if !reflect.DeepEqual(tn.Roles, wantRoles) {
+		t.Errorf("roles = %+v", tn.Roles)
+	}
+}
+
+func TestLimitsModelDefaults(t *testing.T) {
+	cfg, err := Parse("base.yaml", []byte(planRates(t, "      - {per_minute: 0.01}\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := cfg.Admission.ResumeOnRollover; v == nil || !*v {
+		t.Errorf("resume_on_rollover = %v, want true", v)
+	}
+	if !reflect.DeepEqual(cfg.EmergencyNumbers, []string{"112", "911"}) {
+		t.Errorf("emergency_numbers = %v", cfg.EmergencyNumbers)
+	}
+	if !reflect.DeepEqual(cfg.Admission.Reject, defaultRejects) {
+		t.Errorf("rejects = %v, want %v", cfg.Admission.Reject, defaultRejects)
+	}
+	for cause, code := range map[string]int{
+		CauseParallelCalls: 486, CauseParallelInbound: 486, CauseParallelOutbound: 486, CauseCPS: 503,
+		CauseMinutes: 403, CauseSpend: 403, CauseDestination: 403, CauseRoleParallel: 486,
+		CauseRoleMinutes: 403, CauseSuspended: 403, CauseSuspendedInbound: 480,
+	} {
+		if r := cfg.Admission.Reject[cause]; r.Code != code || r.Reason != reasonPhrases[code] {
+			t.Errorf("default reject %s = %+v, want %d", cause, r, code)
+		}
+	}
+	// In a plan, unset means unlimited (stored -1), threshold 80,
+	// auto_suspend false; cps_burst stays derived from the rate.
+	wantPlan := Limits{
+		MaxParallelCalls: ptr(10), MaxParallelInbound: ptr(-1), MaxParallelOutbound: ptr(-1),
+		MaxCallsPerSecond: ptr(-1), MaxMonthlyMinutes: ptr(-1), MonthlySpendLimit: ptrTo(MoneyUnlimited),
+		AlertThresholdPct: ptr(80), AutoSuspend: ptrTo(false),
+	}
+	if !reflect.DeepEqual(cfg.Plans[0].Limits, wantPlan) {
+		t.Errorf("plan limits = %+v\nwant %+v", cfg.Plans[0].Limits, wantPlan)
+	}
+	if r := cfg.Plans[0].Rates[0]; r.Prefix != "" || r.ConnectFee != 0 || r.Increments != DefaultIncrements {
+		t.Errorf("rate defaults = %+v", r)
+	}
+	// In a tenant and in tenant_defaults, unset stays nil (inherit).
+	if !reflect.DeepEqual(cfg.Tenants[0].Limits, Limits{}) || !reflect.DeepEqual(cfg.TenantDefaults, Limits{}) {
+		t.Errorf("tenant limits %+v, tenant_defaults %+v, want all unset", cfg.Tenants[0].Limits, cfg.TenantDefaults)
+	}
+
+	// An explicit empty list switches the emergency exemption off; null
+	// keeps the default.
+	cfg, err = Parse("e.yaml", []byte("emergency_numbers: []\n"+base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.EmergencyNumbers == nil || len(cfg.EmergencyNumbers) != 0 {
+		t.Errorf("emergency_numbers [] = %#v, want empty", cfg.EmergencyNumbers)
+	}
+	cfg, err = Parse("e.yaml", []byte("emergency_numbers: null\n"+base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cfg.EmergencyNumbers, DefaultEmergencyNumbers) {
+		t.Errorf("emergency_numbers null = %v", cfg.EmergencyNumbers)
+	}
+	// Mutating the config never changes the package default.
+	cfg.EmergencyNumbers[0] = "000"
+	if DefaultEmergencyNumbers[0] != "112" {
+		t.Fatal("DefaultEmergencyNumbers aliased by a config")
+	}
+}
+
+func TestMoneyExact(t *testing.T) {
+	tests := []struct {
+		in   string // YAML scalar as written
+		want Money
+		err  string // substring; "" = valid
+	}{
+		{"500", 500_000_000, ""},
+		{"500.25", 500_250_000, ""},
+		{"0.000001", 1, ""},
+		{`"12.5"`, 12_500_000, ""},
+		{"'0.1'", 100_000, ""},
+		{"0.1", 100_000, ""}, // 0.1 has no exact float64; here it is exact
+		{"0.3", 300_000, ""},
+		{"0", 0, ""},
+		{"0.0", 0, ""},
+		{"-0", 0, ""},
+		{"-1", MoneyUnlimited, ""},
+		{"-1.00", MoneyUnlimited, ""},
+		{"007.5", 7_500_000, ""},
+		{"123456789.123456", 123_456_789_123_456, ""},
+		{"9007199254740993", 0, "too large"},
+		{"1000000000", MaxMoney, ""},
+		{"9223372036854", 0, "too large"},
+		{"1.2345678", 0, "at most 6 decimal places"},
+		{"1.5000000", 0, "at most 6 decimal places"},
+		{"abc", 0, `invalid amount "abc"`},
+		{"1e3", 0, `invalid amount "1e3"`},
+		{"1_000", 0, `invalid amount "1_000"`},
+		{"0x10", 0, `invalid amount "0x10"`},
+		{".5", 0, `invalid amount ".5"`},
+		{"5.", 0, `invalid amount "5."`},
+		{"+5", 0, `invalid amount "+5"`},
+		{"1,5", 0, `invalid amount "1,5"`},
+		{`" 5"`, 0, `invalid amount " 5"`},
+		{`""`, 0, `invalid amount ""`},
+		{".inf", 0, `invalid amount ".inf"`},
+		{"-2", 0, "negative amounts are not allowed"},
+		{"-0.5", 0, "negative amounts are not allowed"},
+		{"[1]", 0, "expected an amount of money"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			cfg, err := Parse("m.yaml", []byte(planLimits(t, "      monthly_spend_limit: "+tc.in+"\n")))
+			if tc.err != "" {
+				if err == nil {
+					t.Fatalf("no error, got %v", *cfg.Plans[0].Limits.MonthlySpendLimit)
+				}
+				for _, w := range []string{"m.yaml: plans[0].limits.monthly_spend_limit: ", tc.err, "(line 13)"} {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not contain %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := *cfg.Plans[0].Limits.MonthlySpendLimit
+			if got != tc.want {
+				t.Fatalf("got %d micro-units, want %d", int64(got), int64(tc.want))
+			}
+			// String round-trips exactly.
+			if back, err := ParseMoney(got.String()); err != nil || back != got {
+				t.Errorf("ParseMoney(%q) = %v, %v", got.String(), back, err)
+			}
+		})
+	}
+	for m, s := range map[Money]string{0: "0", 1: "0.000001", 10_000: "0.01", 500_250_000: "500.25", 3_000_000: "3", MoneyUnlimited: "-1"} {
+		if m.String() != s {
+			t.Errorf("Money(%d).String() = %q, want %q", int64(m), m.String(), s)
+		}
+	}
+}
+
+func TestIncrementsParse(t *testing.T) {
+	for in, want := range map[string]Increments{"60/60": {60, 60}, "6/6": {6, 6}, "1/1": {1, 1}, "30/6": {30, 6}, "86400/1": {86400, 1}} {
+		got, err := ParseIncrements(in)
+		if err != nil || got != want || got.String() != in {
+			t.Errorf("ParseIncrements(%q) = %v, %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"0/60", "60/0", "60", "", "/", "60/", "a/b", "-1/60", "60/60/60", " 60/60", "86401/1", "99999999999999999999/1"} {
+		if _, err := ParseIncrements(in); err == nil {
+			t.Errorf("ParseIncrements(%q): no error", in)
+		}
+	}
+}
+
+func TestBadLimitsModel(t *testing.T) {
+	role := func(name, extra string) string {
+		return "      - name: " + name + "\n" + extra
+	}
+	tests := []struct {
+		name string
+		yaml string
+		want []string // substrings of the error
+	}{
+		// money
+		{"bad money", planLimits(t, "      monthly_spend_limit: abc\n"),
+			[]string{`plans[0].limits.monthly_spend_limit: invalid amount "abc"`, "(line 13)"}},
+		{"money with 7 decimals", planLimits(t, "      monthly_spend_limit: 1.2345678\n"),
+			[]string{`plans[0].limits.monthly_spend_limit: invalid amount "1.2345678": at most 6 decimal places`, "(line 13)"}},
+		{"money negative", base + "    limits: {monthly_spend_limit: -3}\n",
+			[]string{`tenants[0].limits.monthly_spend_limit: invalid amount "-3": negative amounts are not allowed`, "(line 21)"}},
+		{"money in flow mapping", planRates(t, "      - {prefix: \"44\", per_minute: 0.01, connect_fee: 0.12345678}\n"),
+			[]string{`plans[0].rates[0].connect_fee: invalid amount "0.12345678"`, "(line 14)"}},
+		{"money type", planLimits(t, "      monthly_spend_limit: {a: 1}\n"),
+			[]string{"plans[0].limits.monthly_spend_limit: expected an amount of money", "got a mapping"}},
+		{"tenant_defaults money", "tenant_defaults: {monthly_spend_limit: 0.0000001}\n" + base,
+			[]string{`tenant_defaults.monthly_spend_limit: invalid amount "0.0000001"`, "(line 1)"}},
+		// count limits
+		{"inbound -2", planLimits(t, "      max_parallel_inbound: -2\n"),
+			[]string{"plans[0].limits.max_parallel_inbound: must be -1 (unlimited), 0 (blocked) or a positive cap, got -2", "(line 13)"}},
+		{"outbound -2", base + "    limits: {max_parallel_outbound: -2}\n",
+			[]string{"tenants[0].limits.max_parallel_outbound: must be -1"}},
+		{"cps -3", planLimits(t, "      max_calls_per_second: -3\n"),
+			[]string{"plans[0].limits.max_calls_per_second: must be -1"}},
+		{"cps_burst -1", planLimits(t, "      cps_burst: -1\n"),
+			[]string{"plans[0].limits.cps_burst: must be 1..1000000000 calls (the bucket size; null: max(1, max_calls_per_second)), got -1"}},
+		{"cps_burst 0", base + "    limits: {cps_burst: 0}\n",
+			[]string{"tenants[0].limits.cps_burst: must be 1..1000000000 calls"}},
+		{"minutes too large", planLimits(t, "      max_monthly_minutes: 100000001\n"),
+			[]string{"plans[0].limits.max_monthly_minutes: must be at most 100000000, got 100000001"}},
+		{"cps too large", planLimits(t, "      max_calls_per_second: 1000000001\n"),
+			[]string{"plans[0].limits.max_calls_per_second: must be at most 1000000000"}},
+		{"spend too large", planLimits(t, "      monthly_spend_limit: 1000000000.000001\n"),
+			[]string{"plans[0].limits.monthly_spend_limit: must be -1 (unlimited), 0 (blocked) or a positive amount up to 1000000000, got 1000000000.000001"}},
+		{"price too large", planRates(t, "      - {per_minute: 1000000001}\n"),
+			[]string{"plans[0].rates[0].per_minute: must be an amount 0..1000000000, got 1000000001"}},
+		{"minutes -9", "tenant_defaults: {max_monthly_minutes: -9}\n" + base,
+			[]string{"tenant_defaults.max_monthly_minutes: must be -1"}},
+		{"fractional minutes", planLimits(t, "      max_monthly_minutes: 1.5\n"),
+			[]string{"plans[0].limits.max_monthly_minutes: expected an integer, got 1.5"}},
+		// threshold, auto_suspend
+		{"threshold 0", planLimits(t, "      alert_threshold_pct: 0\n"),
+			[]string{"plans[0].limits.alert_threshold_pct: must be 1..100 (percent of a cap), got 0", "(line 13)"}},
+		{"threshold 101", base + "    limits:\n      alert_threshold_pct: 101\n",
+			[]string{"tenants[0].limits.alert_threshold_pct: must be 1..100 (percent of a cap), got 101", "(line 22)"}},
+		{"threshold in tenant_defaults", "tenant_defaults: {alert_threshold_pct: -1}\n" + base,
+			[]string{"tenant_defaults.alert_threshold_pct: must be 1..100"}},
+		{"auto_suspend not a bool", planLimits(t, "      auto_suspend: sometimes\n"),
+			[]string{`plans[0].limits.auto_suspend: expected true or false, got "sometimes"`, "(line 13)"}},
+		// destination classes
+		{"undeclared destination class", classes + planLimits(t, "      destinations: {premium: false, mobile: false}\n"),
+			[]string{`plans[0].limits.destinations.mobile: unknown destination class "mobile" (declared in destination_classes: international, premium)`, "(line 16)"}},
+		{"destination class without classes", base + "    limits:\n      destinations:\n        premium: false\n",
+			[]string{`tenants[0].limits.destinations.premium: unknown destination class "premium" (declared in destination_classes: none)`, "(line 23)"}},
+		{"undeclared class in tenant_defaults", classes + "tenant_defaults: {destinations: {intl: false}}\n" + base,
+			[]string{`tenant_defaults.destinations.intl: unknown destination class "intl"`}},
+		{"destination not a bool", classes + planLimits(t, "      destinations: {premium: 0}\n"),
+			[]string{"plans[0].limits.destinations.premium: expected true or false"}},
+		{"prefix in two classes", "destination_classes:\n  international: [\"00\", \"+\"]\n  premium: [\"1900\", \"00\"]\n" + base,
+			[]string{`destination_classes.premium[1]: prefix "00" is already in destination_classes.international[0] (class "international")`, "(line 3)"}},
+		{"prefix twice in a class", "destination_classes:\n  premium: [\"1900\", \"1900\"]\n" + base,
+			[]string{`destination_classes.premium[1]: prefix "1900" is already in destination_classes.premium[0]`}},
+		{"bad class prefix", "destination_classes:\n  premium: [\"19-00\"]\n" + base,
+			[]string{`destination_classes.premium[0]: must be digits with an optional leading +`, "(line 2)"}},
+		{"empty class", "destination_classes:\n  premium: []\n" + base,
+			[]string{"destination_classes.premium: at least one number prefix is required"}},
+		{"bad class name", "destination_classes:\n  \"prem ium\": [\"1900\"]\n" + base,
+			[]string{`destination_classes.prem ium: class name must contain only letters, digits`}},
+		// emergency numbers
+		{"bad emergency number", "emergency_numbers: [\"112\", \"9-1-1\"]\n" + base,
+			[]string{`emergency_numbers[1]: must be digits with an optional leading +, got "9-1-1"`, "(line 1)"}},
+		{"duplicate emergency number", "emergency_numbers: [\"112\", 112]\n" + base,
+			[]string{`emergency_numbers[1]: duplicate emergency number "112" (same as emergency_numbers[0])`}},
+		// admission
+		{"resume_on_rollover not a bool", "admission: {resume_on_rollover: 1}\n" + base,
+			[]string{"admission.resume_on_rollover: expected true or false"}},
+		{"reject code for cps", "admission:\n  reject:\n    cps: {code: 302}\n" + base,
+			[]string{"admission.reject.cps.code: must be a SIP error code 400..699, got 302"}},
+		// rates
+		{"duplicate rate prefix", planRates(t, "      - {prefix: \"+44\", per_minute: 0.01}\n      - {prefix: \"+1\", per_minute: 0.01}\n      - {prefix: \"+44\", per_minute: 0.02}\n"),
+			[]string{`plans[0].rates[2].prefix: duplicate prefix "+44" (same as plans[0].rates[0]); a prefix appears once per plan`, "(line 16)"}},
+		{"two default rows", planRates(t, "      - {per_minute: 0.01}\n      - {prefix: \"\", per_minute: 0.02}\n"),
+			[]string{`plans[0].rates[1].prefix: duplicate default row (empty prefix) (same as plans[0].rates[0])`}},
+		{"increments 0/60", planRates(t, "      - {per_minute: 0.01, increments: \"0/60\"}\n"),
+			[]string{`plans[0].rates[0].increments: invalid increments "0/60": both parts must be 1..86400 seconds`, "(line 14)"}},
+		{"increments 60", planRates(t, "      - per_minute: 0.01\n        increments: 60\n"),
+			[]string{`plans[0].rates[0].increments: invalid increments "60": want "I/S" in seconds`, "(line 15)"}},
+		{"increments 60/0", planRates(t, "      - {per_minute: 0.01, increments: 60/0}\n"),
+			[]string{`plans[0].rates[0].increments: invalid increments "60/0"`}},
+		{"missing per_minute", planRates(t, "      - {prefix: \"44\"}\n"),
+			[]string{"plans[0].rates[0].per_minute: required", "(line 14)"}},
+		{"per_minute -1", planRates(t, "      - {prefix: \"44\", per_minute: -1}\n"),
+			[]string{"plans[0].rates[0].per_minute: must be an amount 0..1000000000, got -1"}},
+		{"connect_fee -1", planRates(t, "      - {prefix: \"44\", per_minute: 1, connect_fee: -1}\n"),
+			[]string{"plans[0].rates[0].connect_fee: must be an amount 0..1000000000, got -1"}},
+		{"bad rate prefix", planRates(t, "      - {prefix: \"44x\", per_minute: 1}\n"),
+			[]string{`plans[0].rates[0].prefix: must be digits with an optional leading +, or empty for the default row, got "44x"`}},
+		{"unknown rate field", planRates(t, "      - {prefix: \"44\", price: 1}\n"),
+			[]string{`plans[0].rates[0].price: unknown field "price" (allowed here: prefix, per_minute, connect_fee, increments)`}},
+		// roles
+		{"duplicate role user", tenantRoles(role("a", "        users: [alice, bob]\n") + role("b", "        users: [carol, bob]\n")),
+			[]string{`tenants[0].roles[1].users[1]: user "bob" is already on role "a" (tenants[0].roles[0].users[1]); a user may be on one role of a tenant`, "(line 25)"}},
+		{"user twice in a role", tenantRoles(role("a", "        users: [alice, alice]\n")),
+			[]string{`tenants[0].roles[0].users[1]: user "alice" listed twice (same as tenants[0].roles[0].users[0])`}},
+		{"bad glob", tenantRoles(role("a", "        patterns: [\"1555*\", \"agent-[\"]\n")),
+			[]string{`tenants[0].roles[0].patterns[1]: invalid glob "agent-[": syntax error in pattern`, "(line 23)"}},
+		{"empty glob", tenantRoles(role("a", "        patterns: [\"\"]\n")),
+			[]string{"tenants[0].roles[0].patterns[0]: must not be empty"}},
+		{"duplicate role name", tenantRoles(role("a", "") + role("a", "")),
+			[]string{`tenants[0].roles[1].name: duplicate role name "a" (already used by tenants[0].roles[0])`}},
+		{"role without name", tenantRoles("      - users: [alice]\n"),
+			[]string{"tenants[0].roles[0].name: required"}},
+		{"bad role name", tenantRoles(role("sales team", "")),
+			[]string{"tenants[0].roles[0].name: must contain only letters, digits"}},
+		{"role limit -2", tenantRoles(role("a", "        max_monthly_minutes: -2\n")),
+			[]string{"tenants[0].roles[0].max_monthly_minutes: must be -1 (unlimited), 0 (blocked) or a positive cap, got -2"}},
+		{"role user with space", tenantRoles(role("a", "        users: [\"al ice\"]\n")),
+			[]string{`tenants[0].roles[0].users[0]: must be a user identity`}},
+		{"unknown role field", tenantRoles(role("a", "        limits: {}\n")),
+			[]string{`tenants[0].roles[0].limits: unknown field "limits" (allowed here: name, max_parallel_calls, max_monthly_minutes, users, patterns)`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse("bad.yaml", []byte(tc.yaml))
+			if err == nil {
+				t.Fatalf("no error; config: %+v", cfg)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\ndoes not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestProgrammaticLimitsValidate: a Config built in Go code is checked by
+// Validate as strictly as a parsed one.
+func TestProgrammaticLimitsValidate(t *testing.T) {
+	valid := func() Config {
+		var c Config
+		c.SIP.Listen = []Listen{{Transport: "udp", Address: "127.0.0.1:5060"}}
+		c.Carriers = []Carrier{{Name: "c", Hop: Hop{Address: "192.0.2.1:5060"}}}
+		c.DestinationClasses = map[string][]string{"premium": {"1900"}}
+		c.Plans = []Plan{{Name: "p", Rates: []Rate{{PerMinute: ptrTo(MustMoney("0.01"))}}}}
+		c.Tenants = []Tenant{{Name: "t", Plan: "p", Carrier: "c", Sources: []string{"10.0.0.0/8"}}}
+		c.ApplyDefaults()
+		return c
+	}
+	c := valid()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		mut  func(*Config)
+		want string
+	}{
+		"increments 0/0 after defaults": {func(c *Config) { c.Plans[0].Rates[0].Increments = Increments{0, 5} }, "plans[0].rates[0].increments: invalid increments \"0/5\""},
+		"spend -5 micro":                {func(c *Config) { c.Tenants[0].Limits.MonthlySpendLimit = ptrTo(Money(-5)) }, "tenants[0].limits.monthly_spend_limit: must be -1 (unlimited), 0 (blocked) or a positive amount"},
+		"role minutes too large": {func(c *Config) {
+			c.Tenants[0].Roles = []Role{{Name: "r", MaxMonthlyMinutes: ptr(MaxMonthlyMinutes + 1)}}
+		}, "tenants[0].roles[0].max_monthly_minutes: must be at most 100000000"},
+		"per_minute nil":     {func(c *Config) { c.Plans[0].Rates[0].PerMinute = nil }, "plans[0].rates[0].per_minute: required"},
+		"class not declared": {func(c *Config) { c.TenantDefaults.Destinations = map[string]bool{"intl": true} }, "tenant_defaults.destinations.intl: unknown destination class"},
+	} {
+		c := valid()
+		tc.mut(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q", name, err, tc.want)
+		}
+	}
+}
+
+// TestMarshalRoundTrip: a loaded config written back as YAML (Money and
+// Increments in their text forms) loads again to the same config.
+func TestMarshalRoundTrip(t *testing.T) {
+	for _, f := range []string{"tollgate.yaml", "example-multi-tenant.yaml"} {
+		cfg, err := Load(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := yaml.Marshal(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := Parse(f+" (marshalled)", out)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		// Compared as text: nil and empty lists both marshal to [].
+		out2, err := yaml.Marshal(again)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(out2) != string(out) {
+			t.Errorf("%s: round trip differs:\n%s\n---\n%s", f, out, out2)
+		}
+		if !strings.Contains(string(out), "per_minute: 0.01\n") || !strings.Contains(string(out), "increments: 6/6\n") {
+			t.Errorf("%s: money or increments not in text form:\n%s", f, out)
+		}
+	}
+	if m, err := ParseMoney("9223372036853.999999"); err != nil || int64(m) != 9_223_372_036_853_999_999 {
+		t.Errorf("largest parseable amount: %v, %v", m, err)
+	}
+}
+
+// FuzzParseMoney: whatever ParseMoney accepts is exactly the decimal value
+// of the text (checked with math/big), at most 6 decimals, and String
+// round-trips.
+func FuzzParseMoney(f *testing.F) {
+	for _, s := range []string{"500", "500.25", "0.000001", "12.5", "-1", "-1.0", "1.2345678", "abc", "1e3", "-0", "9223372036853.999999", "9223372036854"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := ParseMoney(s)
+		if err != nil {
+			return
+		}
+		r, ok := new(big.Rat).SetString(s)
+		if !ok {
+			t.Fatalf("ParseMoney(%q) = %d, but it is not a number", s, int64(m))
+		}
+		micros := new(big.Rat).Mul(r, big.NewRat(MicrosPerUnit, 1))
+		want := micros
+		if m == MoneyUnlimited {
+			want = big.NewRat(-MicrosPerUnit, 1) // -1 unit means unlimited
+		}
+		if !micros.IsInt() || micros.Cmp(want) != 0 || m != MoneyUnlimited && micros.Num().Int64() != int64(m) {
+			t.Fatalf("ParseMoney(%q) = %d micro-units, want %s", s, int64(m), micros.RatString())
+		}
+		if back, err := ParseMoney(m.String()); err != nil || back != m {
+			t.Fatalf("String round trip of %q: %q -> %d, %v", s, m.String(), int64(back), err)
+		}
+	})
+}
+
+// FuzzParseIncrements: whatever ParseIncrements accepts is in range and
+// String round-trips.
+func FuzzParseIncrements(f *testing.F) {
+	for _, s := range []string{"60/60", "6/6", "1/1", "0/60", "60", "30/6", "86401/1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		inc, err := ParseIncrements(s)
+		if err != nil {
+			return
+		}
+		if inc.check() != "" {
+			t.Fatalf("ParseIncrements(%q) = %v, out of range", s, inc)
+		}
+		if back, err := ParseIncrements(inc.String()); err != nil || back != inc {
+			t.Fatalf("round trip of %q: %v, %v", s, back, err)
+		}
+	})
 }

@@ -29,6 +29,9 @@ type Options struct {
 	Logger zerolog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// OnEvent receives every usage event (threshold, cap reached,
+	// suspension, rollover, cut) after it is logged. Optional.
+	OnEvent func(admission.Event)
 }
 
 type listener struct {
@@ -58,6 +61,9 @@ type Gateway struct {
 	selfHosts map[string]bool
 	selfPorts map[int]bool
 
+	onEvent func(admission.Event)
+	sched   scheduler
+
 	draining atomic.Bool
 	inflight atomic.Int64 // transactions being proxied or sent by the gateway
 	closed   atomic.Bool
@@ -76,6 +82,7 @@ func New(cfg *configs.Config, adm *admission.Runner, opts Options) (*Gateway, er
 		selfHosts:  make(map[string]bool),
 		selfPorts:  make(map[int]bool),
 		advertise:  cfg.SIP.Advertise,
+		onEvent:    opts.OnEvent,
 	}
 	if g.now == nil {
 		g.now = time.Now
@@ -196,6 +203,7 @@ func (g *Gateway) Start() error {
 		}
 		g.log.Info().Str("transport", li.transport).Str("addr", net.JoinHostPort(li.host, strconv.Itoa(li.port))).Msg("listening")
 	}
+	g.rearm() // the engine's first deadline (at least the next cycle start)
 	return nil
 }
 
@@ -285,6 +293,7 @@ func (g *Gateway) Close() error {
 	if g.closed.Swap(true) {
 		return nil
 	}
+	g.stopScheduler()
 	g.closeListeners()
 	return g.ua.Close()
 }

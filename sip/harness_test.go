@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -234,13 +235,24 @@ func (p *peer) dialog(callID string) *sipgo.DialogServerSession {
 // invite sends an INVITE to the gateway for user and waits for the final
 // answer; on 2xx it sends the ACK.
 func (p *peer) invite(ctx context.Context, gw *Gateway, user string) (*sipgo.DialogClientSession, int, error) {
+	return p.inviteAs(ctx, gw, "", user)
+}
+
+// inviteAs is invite with the caller identity (From user) set to from.
+func (p *peer) inviteAs(ctx context.Context, gw *Gateway, from, user string) (*sipgo.DialogClientSession, int, error) {
 	host, port, _ := sip.ParseAddr(gw.Addr(p.transport))
 	uri := sip.Uri{User: user, Host: host, Port: port}
 	if p.transport == "tcp" {
 		uri.UriParams = sip.NewParams()
 		uri.UriParams.Add("transport", "tcp")
 	}
-	sess, err := p.calls.Invite(ctx, uri, []byte("v=0\r\n"), sip.NewHeader("Content-Type", "application/sdp"))
+	hdrs := []sip.Header{sip.NewHeader("Content-Type", "application/sdp")}
+	if from != "" {
+		params := sip.NewParams()
+		params.Add("tag", sip.GenerateTagN(16))
+		hdrs = append(hdrs, &sip.FromHeader{Address: sip.Uri{User: from, Host: p.ip}, Params: params})
+	}
+	sess, err := p.calls.Invite(ctx, uri, []byte("v=0\r\n"), hdrs...)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -262,6 +274,36 @@ type env struct {
 	cfg     *configs.Config
 	pbx     *peer // the tenant's PBX (127.0.0.10): caller of outbound, callee of inbound
 	carrier *peer // the carrier (127.0.0.2): callee of outbound, caller of inbound
+
+	mu     sync.Mutex
+	events []admission.Event
+}
+
+// recordEvent is the gateway's event sink in tests.
+func (e *env) recordEvent(ev admission.Event) {
+	e.mu.Lock()
+	e.events = append(e.events, ev)
+	e.mu.Unlock()
+}
+
+// eventsOf returns the recorded events of a type.
+func (e *env) eventsOf(typ string) []admission.Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []admission.Event
+	for _, ev := range e.events {
+		if ev.Type == typ {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// waitEvent waits for the n-th event of a type and returns it.
+func (e *env) waitEvent(t *testing.T, typ string, n int, within time.Duration) admission.Event {
+	t.Helper()
+	eventually(t, within, func() bool { return len(e.eventsOf(typ)) >= n }, "no %d× %s event", n, typ)
+	return e.eventsOf(typ)[n-1]
 }
 
 // envSpec is what a test asks of its environment.
@@ -319,15 +361,37 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		edit(cfg)
 	}
 	cfg.ApplyDefaults()
+	e.start(t, cfg)
+	return e
+}
+
+// newEnvYAML starts an environment from a full config in YAML, in which
+// CARRIER and PBX stand for the peers' addresses. The gateway listens on a
+// free UDP port.
+func newEnvYAML(t *testing.T, yml string) *env {
+	t.Helper()
+	e := &env{pbx: newPeer(t, tenantIP), carrier: newPeer(t, carrierIP)}
+	yml = strings.NewReplacer("CARRIER", e.carrier.addr(), "PBX", e.pbx.addr()).Replace(yml)
+	cfg, err := configs.Parse(t.Name()+".yaml", []byte(yml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.SIP.Listen = []configs.Listen{{Transport: "udp", Address: "127.0.0.1:0"}}
+	e.start(t, cfg)
+	return e
+}
+
+func (e *env) start(t *testing.T, cfg *configs.Config) {
+	t.Helper()
 	var err error
-	if e.adm, err = cfg.AdmissionRunner(); err != nil {
+	if e.adm, err = cfg.AdmissionRunner(time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	logw := zerolog.Nop()
 	if testing.Verbose() {
 		logw = zerolog.New(os.Stderr)
 	}
-	if e.gw, err = New(cfg, e.adm, Options{Logger: logw}); err != nil {
+	if e.gw, err = New(cfg, e.adm, Options{Logger: logw, OnEvent: e.recordEvent}); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.gw.Start(); err != nil {
@@ -335,7 +399,6 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	}
 	t.Cleanup(func() { e.gw.Close() })
 	e.cfg = cfg
-	return e
 }
 
 // answeredCall places an outbound call from the PBX and returns it answered

@@ -209,9 +209,14 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		CallID: key, Tenant: route.Tenant, Direction: route.Direction,
 		Caller: from.Address.User, Callee: req.Recipient.User,
 	})
+	g.apply(dec.Output)
 	if !dec.Admitted {
 		rej := dec.Rejection
-		g.reply(tx, req, rej.Code, rej.Reason, rej.Text())
+		var extra []sip.Header
+		if rej.RetryAfter > 0 {
+			extra = append(extra, sip.NewHeader("Retry-After", retryAfter(rej.RetryAfter)))
+		}
+		g.reply(tx, req, rej.Code, rej.Reason, rej.Text(), extra...)
 		g.logDecision(callID, route.Tenant, route.Direction, "reject", rej.Cause.String(), rej.Code)
 		return
 	}
@@ -236,7 +241,11 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		g.logDecision(callID, route.Tenant, route.Direction, "reject", "loop", 482)
 		return
 	}
-	g.logDecision(callID, route.Tenant, route.Direction, "admit", "", 0)
+	decision := "admit"
+	if dec.Emergency {
+		decision = "admit_emergency"
+	}
+	g.logDecision(callID, route.Tenant, route.Direction, decision, "", 0)
 	g.proxyInvite(req, tx, fwd, d, route.Next, src)
 }
 
@@ -324,7 +333,9 @@ func (g *Gateway) proxyInvite(req *sip.Request, tx sip.ServerTransaction, fwd *s
 					return
 				}
 				callee := legFromResponse(res, fwd, next.Transport)
-				pending := d.confirm(g.now(), callee, sip.HeaderClone(res.To()).(*sip.ToHeader))
+				now := g.now()
+				pending := d.confirm(now, callee, sip.HeaderClone(res.To()).(*sip.ToHeader))
+				g.apply(g.adm.Answer(now, d.Key)) // billing starts at the 200 OK
 				g.relay(tx, res, req)
 				clTx.OnRetransmission(func(r *sip.Response) { g.relay(tx, r, req) })
 				d.armMaxDuration(g.cfg.SIP.MaxCallDuration, func() { g.Teardown(d, CauseMaxDuration) })
@@ -629,12 +640,13 @@ func (g *Gateway) endCall(d *Dialog, cause string) bool {
 		return false
 	}
 	g.dialogs.Remove(d)
-	g.adm.Release(now, d.Key)
+	out, _ := g.adm.End(now, d.Key)
 	e := g.log.Info().Str("call_id", d.CallID).Str("tenant", d.Tenant).Str("direction", d.Direction.String()).
 		Str("state", was.String()).Str("cause", cause)
 	if a := d.Answered(); !a.IsZero() {
 		e = e.Dur("billed", now.Sub(a))
 	}
 	e.Msg("call ended")
+	g.apply(out)
 	return true
 }

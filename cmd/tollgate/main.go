@@ -84,7 +84,7 @@ func newLogger(cfg configs.Log, w io.Writer) zerolog.Logger {
 
 func serve(cfg *configs.Config, logOut io.Writer) error {
 	log := newLogger(cfg.Log, logOut)
-	adm, err := cfg.AdmissionRunner()
+	adm, err := cfg.AdmissionRunner(time.Now())
 	if err != nil {
 		return err
 	}

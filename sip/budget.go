@@ -1,0 +1,152 @@
+package sip
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/tollgate/tollgate/admission"
+)
+
+// The admission engine is pure: it returns its effects (events, calls to
+// cut, the next deadline) as data, and this file carries them out.
+
+// scheduler holds the one timer armed at the engine's next deadline
+// (budget exhaustion, threshold crossing, cycle rollover). There is no
+// polling loop: the timer fires at the instant the engine asked for.
+type scheduler struct {
+	mu    sync.Mutex
+	timer *time.Timer
+	at    time.Time
+}
+
+// apply carries out an engine output and re-arms the deadline timer.
+func (g *Gateway) apply(out admission.Output) {
+	for _, ev := range out.Events {
+		g.emit(ev)
+	}
+	for _, c := range out.Cuts {
+		if d := g.dialogs.Get(c.CallID); d != nil {
+			g.Teardown(d, cutCause(c))
+		}
+	}
+	g.rearm()
+}
+
+// rearm points the timer at the engine's next deadline.
+func (g *Gateway) rearm() {
+	at, ok := g.adm.NextDeadline()
+	s := &g.sched
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if g.closed.Load() {
+		return
+	}
+	if !ok {
+		if s.timer != nil {
+			s.timer.Stop()
+		}
+		s.at = time.Time{}
+		return
+	}
+	if s.timer != nil && at.Equal(s.at) {
+		return
+	}
+	s.at = at
+	wait := at.Sub(g.now())
+	if s.timer == nil {
+		s.timer = time.AfterFunc(wait, g.tick)
+		return
+	}
+	s.timer.Reset(wait)
+}
+
+// tick runs the engine's deadlines that are due.
+func (g *Gateway) tick() {
+	g.sched.mu.Lock()
+	g.sched.at = time.Time{}
+	g.sched.mu.Unlock()
+	g.apply(g.adm.Tick(g.now()))
+}
+
+func (g *Gateway) stopScheduler() {
+	g.sched.mu.Lock()
+	defer g.sched.mu.Unlock()
+	if g.sched.timer != nil {
+		g.sched.timer.Stop()
+	}
+}
+
+// emit logs a usage event and hands it to the configured sink.
+func (g *Gateway) emit(ev admission.Event) {
+	e := g.log.Info().Str("event", ev.Type).Time("at", ev.At)
+	if ev.Tenant != "" {
+		e = e.Str("tenant", ev.Tenant)
+	}
+	if ev.User != "" {
+		e = e.Str("user", ev.User)
+	}
+	if ev.CallID != "" {
+		e = e.Str("call_key", ev.CallID)
+	}
+	if ev.Cap != "" {
+		e = e.Str("cap", ev.Cap).Int64("value", ev.Value).Int64("limit", ev.Limit)
+	}
+	if ev.Reason != "" {
+		e = e.Str("reason", ev.Reason)
+	}
+	e.Msg("usage event")
+	if g.onEvent != nil {
+		g.onEvent(ev)
+	}
+}
+
+// cutCause turns an engine cut into a teardown cause whose Reason header
+// names the cap.
+func cutCause(c admission.Cut) Cause {
+	if c.Cause == admission.CauseSuspended {
+		return Cause{Name: "suspended", Q850: 21, Text: "tenant suspended", SIPCode: 403, SIPReason: "Forbidden"}
+	}
+	return Cause{Name: c.Cause.String(), Q850: 16, Text: c.Cap + " exhausted", SIPCode: 403, SIPReason: "Forbidden"}
+}
+
+// Suspend suspends a tenant by hand: new outbound calls get 403, inbound
+// 480, and its active calls (emergency calls excepted) are cut.
+func (g *Gateway) Suspend(tenant, reason string) error {
+	out, err := g.adm.Suspend(g.now(), tenant, reason)
+	if err != nil {
+		return err
+	}
+	g.apply(out)
+	return nil
+}
+
+// Resume lifts a tenant's suspension.
+func (g *Gateway) Resume(tenant, reason string) error {
+	out, err := g.adm.Resume(g.now(), tenant, reason)
+	if err != nil {
+		return err
+	}
+	g.apply(out)
+	return nil
+}
+
+// SetLimits replaces a tenant's overrides; it takes effect on the next
+// INVITE, and budget deadlines of running calls move at once.
+func (g *Gateway) SetLimits(tenant string, l admission.Limits) error {
+	out, err := g.adm.SetOverrides(g.now(), tenant, l)
+	if err != nil {
+		return err
+	}
+	g.apply(out)
+	return nil
+}
+
+// retryAfter renders a CPS rejection's wait as whole seconds, rounded up.
+func retryAfter(d time.Duration) string {
+	s := int64((d + time.Second - 1) / time.Second)
+	if s < 1 {
+		s = 1
+	}
+	return strconv.FormatInt(s, 10)
+}
