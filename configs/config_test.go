@@ -358,17 +358,7 @@ func TestBadConfigs(t *testing.T) {
 		{"two documents", base + "---\n" + base, []string{"exactly one YAML document"}},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := Parse("bad.yaml", []byte(tc.yaml))
-			if err == nil {
-				t.Fatalf("no error; config: %+v", cfg)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q\ndoes not contain %q", err, w)
-				}
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { wantParseError(t, tc.yaml, tc.want) })
 	}
 }
 
@@ -1033,17 +1023,7 @@ func TestBadLimitsModel(t *testing.T) {
 			[]string{`tenants[0].roles[0].limits: unknown field "limits" (allowed here: name, max_parallel_calls, max_monthly_minutes, users, patterns)`}},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := Parse("bad.yaml", []byte(tc.yaml))
-			if err == nil {
-				t.Fatalf("no error; config: %+v", cfg)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q\ndoes not contain %q", err, w)
-				}
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { wantParseError(t, tc.yaml, tc.want) })
 	}
 }
 
@@ -1165,4 +1145,18 @@ func FuzzParseIncrements(f *testing.F) {
 			t.Fatalf("round trip of %q: %v, %v", s, back, err)
 		}
 	})
+}
+
+// wantParseError parses yml and checks the error names every want.
+func wantParseError(t *testing.T, yml string, want []string) {
+	t.Helper()
+	cfg, err := Parse("bad.yaml", []byte(yml))
+	if err == nil {
+		t.Fatalf("no error; config: %+v", cfg)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q\ndoes not contain %q", err, w)
+		}
+	}
 }
