@@ -334,32 +334,39 @@ func (e *Engine) limitChanged(b *budget) {
 // later; a cap lowered below current usage cuts nothing and suspends
 // nobody here — the tenant trips on its next call or charge.
 func (e *Engine) SetOverrides(now time.Time, tenant string, l Limits) (Output, error) {
-	var out Output
-	now = e.step(now, &out)
-	ts, ok := e.tenants[tenant]
-	if !ok {
-		return out, fmt.Errorf("%w %q", ErrUnknownTenant, tenant)
-	}
-	if err := l.validate(fmt.Sprintf("tenant %q", tenant)); err != nil {
-		return out, err
-	}
-	ts.overrides = l.clone()
-	e.limitsChanged(ts)
-	e.settle(now, &out)
-	return out, nil
+	return e.onTenant(now, tenant, func(ts *tenantState, _ time.Time, _ *Output) error {
+		if err := l.validate(fmt.Sprintf("tenant %q", tenant)); err != nil {
+			return err
+		}
+		ts.overrides = l.clone()
+		e.limitsChanged(ts)
+		return nil
+	})
 }
 
 // ResetTenant clears every override of the tenant ("reset to defaults"):
 // its overrides become Settings.TenantDefaults again. Roles are kept.
 func (e *Engine) ResetTenant(now time.Time, tenant string) (Output, error) {
+	return e.onTenant(now, tenant, func(ts *tenantState, _ time.Time, _ *Output) error {
+		ts.overrides = e.defaults.clone()
+		e.limitsChanged(ts)
+		return nil
+	})
+}
+
+// onTenant runs one engine step that changes a tenant: roll time forward
+// to now, apply f to the tenant, then settle deadlines and effects. It
+// returns an error wrapping ErrUnknownTenant for an unknown name.
+func (e *Engine) onTenant(now time.Time, tenant string, f func(ts *tenantState, now time.Time, out *Output) error) (Output, error) {
 	var out Output
 	now = e.step(now, &out)
 	ts, ok := e.tenants[tenant]
 	if !ok {
 		return out, fmt.Errorf("%w %q", ErrUnknownTenant, tenant)
 	}
-	ts.overrides = e.defaults.clone()
-	e.limitsChanged(ts)
+	if err := f(ts, now, &out); err != nil {
+		return out, err
+	}
 	e.settle(now, &out)
 	return out, nil
 }

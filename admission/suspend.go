@@ -1,9 +1,6 @@
 package admission
 
-import (
-	"fmt"
-	"time"
-)
+import "time"
 
 // Suspend suspends the tenant by hand with a reason: its active
 // non-emergency calls are cut (CauseSuspended, Cap "suspended"), new
@@ -12,21 +9,16 @@ import (
 // the suspension manual (so a rollover does not lift it) with the new
 // reason. It returns an error wrapping ErrUnknownTenant.
 func (e *Engine) Suspend(now time.Time, tenant, reason string) (Output, error) {
-	var out Output
-	now = e.step(now, &out)
-	t, ok := e.tenants[tenant]
-	if !ok {
-		return out, fmt.Errorf("%w %q", ErrUnknownTenant, tenant)
-	}
-	if t.suspended {
-		t.suspendReason = reason
-		t.suspendCap = ""
-		out.Events = append(out.Events, Event{Type: EventSuspended, Tenant: t.name, Reason: reason, At: now})
-	} else {
-		e.suspend(t, now, reason, "", &out)
-	}
-	e.settle(now, &out)
-	return out, nil
+	return e.onTenant(now, tenant, func(t *tenantState, now time.Time, out *Output) error {
+		if t.suspended {
+			t.suspendReason = reason
+			t.suspendCap = ""
+			out.Events = append(out.Events, Event{Type: EventSuspended, Tenant: t.name, Reason: reason, At: now})
+		} else {
+			e.suspend(t, now, reason, "", out)
+		}
+		return nil
+	})
 }
 
 // Resume lifts the tenant's suspension, manual or automatic. Budgets are
@@ -34,15 +26,10 @@ func (e *Engine) Suspend(now time.Time, tenant, reason string) (Output, error) {
 // Resuming a tenant that is not suspended does nothing. It returns an
 // error wrapping ErrUnknownTenant.
 func (e *Engine) Resume(now time.Time, tenant, reason string) (Output, error) {
-	var out Output
-	now = e.step(now, &out)
-	t, ok := e.tenants[tenant]
-	if !ok {
-		return out, fmt.Errorf("%w %q", ErrUnknownTenant, tenant)
-	}
-	e.resume(t, now, reason, &out)
-	e.settle(now, &out)
-	return out, nil
+	return e.onTenant(now, tenant, func(t *tenantState, now time.Time, out *Output) error {
+		e.resume(t, now, reason, out)
+		return nil
+	})
 }
 
 // suspend suspends t at x (no-op if already suspended) and cuts its calls.
