@@ -29,3 +29,12 @@ var (
 	// rejection cause.
 	ErrUnknownCause = errors.New("admission: unknown cause")
 )
+
+// Errors of deletions.
+var (
+	// ErrPlanInUse is returned by DeletePlan while a tenant is on the plan.
+	ErrPlanInUse = errors.New("admission: plan in use")
+	// ErrTenantBusy is returned by DeleteTenant while the tenant has active
+	// calls.
+	ErrTenantBusy = errors.New("admission: tenant has active calls")
+)

@@ -99,57 +99,57 @@ var defaultRejects = map[string]Reject{
 // Config is the whole tollgate configuration file.
 type Config struct {
 	// Log configures the process logger.
-	Log Log `yaml:"log"`
+	Log Log `yaml:"log" json:"log"`
 	// SIP configures the SIP edge: listeners, the advertised host and timers.
-	SIP SIP `yaml:"sip"`
+	SIP SIP `yaml:"sip" json:"sip"`
 	// Admission configures how admission decisions are answered and the
 	// engine-wide admission settings.
-	Admission Admission `yaml:"admission"`
+	Admission Admission `yaml:"admission" json:"admission"`
 	// EmergencyNumbers are dialled numbers (exact match on the Request-URI
 	// user, inbound or outbound) that are always admitted, never cut and
 	// never counted against a cap (still metered). Digits with an optional
 	// leading +. Absent or null: DefaultEmergencyNumbers (112, 911); an
 	// explicit empty list [] disables the exemption.
-	EmergencyNumbers []string `yaml:"emergency_numbers"`
+	EmergencyNumbers []string `yaml:"emergency_numbers" json:"emergency_numbers"`
 	// DestinationClasses map a class name (e.g. international, premium) to
 	// the dialled-number prefixes in it. The class of an outbound call is
 	// the class of the longest prefix of its callee over all classes.
 	// Limits enable or disable classes in limits.destinations. A prefix may
 	// be in one class only.
-	DestinationClasses map[string][]string `yaml:"destination_classes"`
+	DestinationClasses map[string][]string `yaml:"destination_classes" json:"destination_classes"`
 	// Carriers are the upstream SIP trunks. At least one.
-	Carriers []Carrier `yaml:"carriers"`
+	Carriers []Carrier `yaml:"carriers" json:"carriers"`
 	// Plans hold default limits (and the rate table) for the tenants on them.
-	Plans []Plan `yaml:"plans"`
+	Plans []Plan `yaml:"plans" json:"plans"`
 	// TenantDefaults pre-fill the limit overrides of tenants created later
 	// through the admin API (and restored by "reset to defaults"). The
 	// tenants of this file are not affected: their overrides are their own
 	// limits. null / absent fields: inherit the plan.
-	TenantDefaults Limits `yaml:"tenant_defaults"`
+	TenantDefaults Limits `yaml:"tenant_defaults" json:"tenant_defaults"`
 	// Tenants are the customers whose PBXs send and receive calls through
 	// the gateway. At least one.
-	Tenants []Tenant `yaml:"tenants"`
+	Tenants []Tenant `yaml:"tenants" json:"tenants"`
 }
 
 // Log configures the process logger.
 type Log struct {
-	Level  string `yaml:"level"`  // debug|info|warn|error, default info
-	Format string `yaml:"format"` // json|console, default json
+	Level  string `yaml:"level" json:"level"`  // debug|info|warn|error, default info
+	Format string `yaml:"format" json:"format"` // json|console, default json
 }
 
 // SIP configures the SIP edge.
 type SIP struct {
-	Listen          []Listen      `yaml:"listen"`            // at least one
-	Advertise       string        `yaml:"advertise"`         // host put in Via and Record-Route; default: the first listen address's IP (must not be unspecified 0.0.0.0 then -> error asking for advertise)
-	TimerC          time.Duration `yaml:"timer_c"`           // default 180s, must be > 0
-	MaxCallDuration time.Duration `yaml:"max_call_duration"` // default 4h, must be > 0
-	ShutdownGrace   time.Duration `yaml:"shutdown_grace"`    // default 30s, >= 0
+	Listen          []Listen      `yaml:"listen" json:"listen"`            // at least one
+	Advertise       string        `yaml:"advertise" json:"advertise"`         // host put in Via and Record-Route; default: the first listen address's IP (must not be unspecified 0.0.0.0 then -> error asking for advertise)
+	TimerC          time.Duration `yaml:"timer_c" json:"timer_c"`           // default 180s, must be > 0
+	MaxCallDuration time.Duration `yaml:"max_call_duration" json:"max_call_duration"` // default 4h, must be > 0
+	ShutdownGrace   time.Duration `yaml:"shutdown_grace" json:"shutdown_grace"`    // default 30s, >= 0
 }
 
 // Listen is one SIP listening socket.
 type Listen struct {
-	Transport string `yaml:"transport"` // udp|tcp (lower-cased on load)
-	Address   string `yaml:"address"`   // host:port, IP literal host, port 1..65535
+	Transport string `yaml:"transport" json:"transport"` // udp|tcp (lower-cased on load)
+	Address   string `yaml:"address" json:"address"`   // host:port, IP literal host, port 1..65535
 }
 
 // Admission configures how admission decisions are answered and the
@@ -158,30 +158,30 @@ type Admission struct {
 	// Reject maps a rejection cause (the Cause* constants) to the SIP code
 	// and reason phrase sent back. Causes absent keep their default
 	// (defaultRejects, docs/CONFIG.md).
-	Reject map[string]Reject `yaml:"reject"`
+	Reject map[string]Reject `yaml:"reject" json:"reject"`
 	// ResumeOnRollover: at the start of a new month (UTC), lift the
 	// suspensions caused by a monthly cap (minutes or spend). Manual
 	// suspensions stay. Default true (ApplyDefaults); null = default.
-	ResumeOnRollover *bool `yaml:"resume_on_rollover"`
+	ResumeOnRollover *bool `yaml:"resume_on_rollover" json:"resume_on_rollover"`
 }
 
 // Reject is the SIP final response sent for a rejection cause.
 type Reject struct {
-	Code   int    `yaml:"code"`   // 400..699
-	Reason string `yaml:"reason"` // non-empty; default: the standard phrase for the code (see docs/CONFIG.md), else required
+	Code   int    `yaml:"code" json:"code"`   // 400..699
+	Reason string `yaml:"reason" json:"reason"` // non-empty; default: the standard phrase for the code (see docs/CONFIG.md), else required
 }
 
 // Hop is a SIP next hop.
 type Hop struct {
-	Address   string `yaml:"address"`   // host:port next hop (IP literal)
-	Transport string `yaml:"transport"` // udp|tcp, default udp
+	Address   string `yaml:"address" json:"address"`   // host:port next hop (IP literal)
+	Transport string `yaml:"transport" json:"transport"` // udp|tcp, default udp
 }
 
 // Carrier is an upstream SIP trunk.
 type Carrier struct {
-	Name    string           `yaml:"name"` // unique, non-empty
+	Name    string           `yaml:"name" json:"name"` // unique, non-empty
 	Hop     `yaml:",inline"` // where outbound calls of tenants using this carrier go
-	Sources []string         `yaml:"sources"` // CIDRs (or bare IPs = /32 or /128) the carrier sends from; default: the Hop address IP
+	Sources []string         `yaml:"sources" json:"sources"` // CIDRs (or bare IPs = /32 or /128) the carrier sends from; default: the Hop address IP
 }
 
 // Limits are the limits of a plan (its defaults), of a tenant (its
@@ -196,50 +196,50 @@ type Carrier struct {
 type Limits struct {
 	// MaxParallelCalls caps the concurrent calls, inbound and outbound
 	// together. Count limit.
-	MaxParallelCalls *int64 `yaml:"max_parallel_calls"`
+	MaxParallelCalls *int64 `yaml:"max_parallel_calls" json:"max_parallel_calls"`
 	// MaxParallelInbound caps the concurrent inbound calls (checked after
 	// max_parallel_calls). Count limit.
-	MaxParallelInbound *int64 `yaml:"max_parallel_inbound"`
+	MaxParallelInbound *int64 `yaml:"max_parallel_inbound" json:"max_parallel_inbound"`
 	// MaxParallelOutbound caps the concurrent outbound calls. Count limit.
-	MaxParallelOutbound *int64 `yaml:"max_parallel_outbound"`
+	MaxParallelOutbound *int64 `yaml:"max_parallel_outbound" json:"max_parallel_outbound"`
 	// MaxCallsPerSecond is the refill rate (new calls per second, inbound
 	// and outbound) of the tenant's token bucket; 0 blocks every call.
 	// Count limit.
-	MaxCallsPerSecond *int64 `yaml:"max_calls_per_second"`
+	MaxCallsPerSecond *int64 `yaml:"max_calls_per_second" json:"max_calls_per_second"`
 	// CPSBurst is the size of the token bucket: how many calls may arrive
 	// at once after an idle period. 1..MaxCPS or nil; not a count limit
 	// (no -1 or 0). Unset everywhere: max(1, rate), so a plan's unset burst
 	// stays unset.
-	CPSBurst *int64 `yaml:"cps_burst"`
+	CPSBurst *int64 `yaml:"cps_burst" json:"cps_burst"`
 	// MaxMonthlyMinutes caps the billed minutes (inbound + outbound, answer
 	// to end) per calendar month UTC. Count limit.
-	MaxMonthlyMinutes *int64 `yaml:"max_monthly_minutes"`
+	MaxMonthlyMinutes *int64 `yaml:"max_monthly_minutes" json:"max_monthly_minutes"`
 	// MonthlySpendLimit caps the rated cost of the calls per calendar month
 	// UTC, in money (see Money): -1 (MoneyUnlimited) unlimited, 0 blocked,
 	// nil inherit (plan: unlimited).
-	MonthlySpendLimit *Money `yaml:"monthly_spend_limit"`
+	MonthlySpendLimit *Money `yaml:"monthly_spend_limit" json:"monthly_spend_limit"`
 	// AlertThresholdPct: one usage.threshold event per cap (minutes, spend,
 	// role minutes) per month when usage reaches this percentage of it.
 	// 1..100; nil inherit (plan: 80).
-	AlertThresholdPct *int64 `yaml:"alert_threshold_pct"`
+	AlertThresholdPct *int64 `yaml:"alert_threshold_pct" json:"alert_threshold_pct"`
 	// AutoSuspend makes the minutes and spend caps hard: at the cap the
 	// tenant's calls are cut and the tenant is suspended. Off: the caps only
 	// emit events. nil inherit (plan: false).
-	AutoSuspend *bool `yaml:"auto_suspend"`
+	AutoSuspend *bool `yaml:"auto_suspend" json:"auto_suspend"`
 	// Destinations enable (true) or disable (false) destination classes
 	// (keys must be declared in destination_classes) for outbound calls. A
 	// tenant's entry wins over its plan's; a class in neither is enabled.
-	Destinations map[string]bool `yaml:"destinations"`
+	Destinations map[string]bool `yaml:"destinations" json:"destinations"`
 }
 
 // Plan holds the default limits and the rate table of the tenants on it.
 type Plan struct {
-	Name   string `yaml:"name"` // unique, non-empty
-	Limits Limits `yaml:"limits"`
+	Name   string `yaml:"name" json:"name"` // unique, non-empty
+	Limits Limits `yaml:"limits" json:"limits"`
 	// Rates is the rate table: the row with the longest prefix of the
 	// dialled number rates the call; a call no row matches costs 0.
 	// Prefixes are unique within the plan.
-	Rates []Rate `yaml:"rates"`
+	Rates []Rate `yaml:"rates" json:"rates"`
 }
 
 // Rate is one row of a plan's rate table.
@@ -247,14 +247,14 @@ type Rate struct {
 	// Prefix of the dialled number (Request-URI user): digits with an
 	// optional leading +, or "" (absent) for the default row that matches
 	// every number.
-	Prefix string `yaml:"prefix"`
+	Prefix string `yaml:"prefix" json:"prefix"`
 	// PerMinute is the price of one minute. Required; >= 0.
-	PerMinute *Money `yaml:"per_minute"`
+	PerMinute *Money `yaml:"per_minute" json:"per_minute"`
 	// ConnectFee is charged once when the call is answered. >= 0, default 0.
-	ConnectFee Money `yaml:"connect_fee"`
+	ConnectFee Money `yaml:"connect_fee" json:"connect_fee"`
 	// Increments are the billing increments, "I/S" in seconds. Default
 	// "60/60".
-	Increments Increments `yaml:"increments"`
+	Increments Increments `yaml:"increments" json:"increments"`
 }
 
 // Role caps each of its users individually. A user is a caller identity of
@@ -263,34 +263,34 @@ type Rate struct {
 // tenant's: either can reject a call.
 type Role struct {
 	// Name is unique within the tenant (letters, digits, - and _).
-	Name string `yaml:"name"`
+	Name string `yaml:"name" json:"name"`
 	// MaxParallelCalls caps each user's concurrent calls. Count limit;
 	// nil (or -1) = no individual cap.
-	MaxParallelCalls *int64 `yaml:"max_parallel_calls"`
+	MaxParallelCalls *int64 `yaml:"max_parallel_calls" json:"max_parallel_calls"`
 	// MaxMonthlyMinutes caps each user's billed minutes per month (always
 	// hard: reject and cut, never suspends the tenant). Count limit; nil
 	// (or -1) = no individual cap.
-	MaxMonthlyMinutes *int64 `yaml:"max_monthly_minutes"`
+	MaxMonthlyMinutes *int64 `yaml:"max_monthly_minutes" json:"max_monthly_minutes"`
 	// Users are explicit identities on the role (exact match, checked
 	// before any pattern). A user may be on one role of a tenant only.
-	Users []string `yaml:"users"`
+	Users []string `yaml:"users" json:"users"`
 	// Patterns are globs in path.Match syntax ("1555*", "sales-?", "[0-9]*")
 	// matched against identities not listed in any role's users; the first
 	// matching pattern, in role order, wins.
-	Patterns []string `yaml:"patterns"`
+	Patterns []string `yaml:"patterns" json:"patterns"`
 }
 
 // Tenant is a customer: a PBX that sends outbound calls from Sources and
 // receives the inbound calls for its DIDs at PBX.
 type Tenant struct {
-	Name    string   `yaml:"name"`    // unique, non-empty
-	Plan    string   `yaml:"plan"`    // must name a plan
-	Carrier string   `yaml:"carrier"` // must name a carrier: next hop for the tenant's outbound calls
-	Sources []string `yaml:"sources"` // CIDRs / IPs the tenant's PBX sends from (outbound calls); at least one
-	DIDs    []string `yaml:"dids"`    // number prefixes (digits, optional leading +) routed to this tenant for inbound calls
-	PBX     Hop      `yaml:"pbx"`     // where inbound calls go; required when DIDs are set
-	Limits  Limits   `yaml:"limits"`  // overrides of the plan's limits
-	Roles   []Role   `yaml:"roles"`   // per-user caps
+	Name    string   `yaml:"name" json:"name"`    // unique, non-empty
+	Plan    string   `yaml:"plan" json:"plan"`    // must name a plan
+	Carrier string   `yaml:"carrier" json:"carrier"` // must name a carrier: next hop for the tenant's outbound calls
+	Sources []string `yaml:"sources" json:"sources"` // CIDRs / IPs the tenant's PBX sends from (outbound calls); at least one
+	DIDs    []string `yaml:"dids" json:"dids"`    // number prefixes (digits, optional leading +) routed to this tenant for inbound calls
+	PBX     Hop      `yaml:"pbx" json:"pbx"`     // where inbound calls go; required when DIDs are set
+	Limits  Limits   `yaml:"limits" json:"limits"`  // overrides of the plan's limits
+	Roles   []Role   `yaml:"roles" json:"roles"`   // per-user caps
 }
 
 // reasonPhrases are the standard reason phrases used when a Reject has a

@@ -203,3 +203,40 @@ func allDigits(s string) bool {
 	}
 	return true
 }
+
+// MarshalJSON writes the amount as an exact JSON number ("-1" unlimited).
+func (m Money) MarshalJSON() ([]byte, error) { return []byte(m.String()), nil }
+
+// UnmarshalJSON reads an amount from a JSON number or string, exactly
+// (never through a float).
+func (m *Money) UnmarshalJSON(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		s = s[1 : len(s)-1]
+	}
+	v, err := ParseMoney(s)
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
+// MarshalJSON writes the increments as "I/S".
+func (inc Increments) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + inc.String() + `"`), nil
+}
+
+// UnmarshalJSON reads increments from a string "I/S".
+func (inc *Increments) UnmarshalJSON(b []byte) error {
+	s := string(b)
+	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' {
+		return fmt.Errorf("expected increments as a string such as \"60/60\", got %s", s)
+	}
+	v, err := ParseIncrements(s[1 : len(s)-1])
+	if err != nil {
+		return err
+	}
+	*inc = v
+	return nil
+}

@@ -1,0 +1,295 @@
+// Package api is tollgate's admin HTTP API (JSON under /v1), its
+// Prometheus metrics, the health endpoints and a Go client for the CLI.
+// The handlers are thin: every operation is a Backend method.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tollgate/tollgate/configs"
+)
+
+// Scope is what a bearer token may do. Scopes mirror the product's access
+// roles:
+//
+//	admin     everything, including tokens, tenants create/delete, suspend,
+//	          resume, hang up, apply
+//	settings  read + write plans, tenant limits (patch, reset) and roles
+//	billing   read + the audit log (read-only)
+//	read      read plans, tenants, limits, roles, usage, calls
+type Scope string
+
+// The scopes.
+const (
+	ScopeAdmin    Scope = "admin"
+	ScopeSettings Scope = "settings"
+	ScopeBilling  Scope = "billing"
+	ScopeRead     Scope = "read"
+)
+
+// Valid reports whether s is one of the four scopes.
+func (s Scope) Valid() bool {
+	switch s {
+	case ScopeAdmin, ScopeSettings, ScopeBilling, ScopeRead:
+		return true
+	}
+	return false
+}
+
+// Principal is an authenticated token: its name (the audit actor) and scope.
+type Principal struct {
+	Name  string `json:"name"`
+	Scope Scope  `json:"scope"`
+}
+
+// Errors a Backend returns (wrapped with detail); the handlers map them to
+// HTTP statuses.
+var (
+	ErrNotFound = errors.New("not found")      // 404
+	ErrConflict = errors.New("conflict")       // 409: exists, in use
+	ErrNotReady = errors.New("not ready")      // 503
+)
+
+// FieldError is a bad value in a request: 400 with the field named.
+// Field is a JSON path in the request body, e.g. "limits.max_parallel_calls",
+// "sources[1]", "roles[0].patterns[2]"; "" when the whole body is wrong.
+type FieldError struct {
+	Field   string
+	Message string
+}
+
+func (e *FieldError) Error() string {
+	if e.Field == "" {
+		return e.Message
+	}
+	return e.Field + ": " + e.Message
+}
+
+// ErrorBody is the JSON of every error response:
+// {"error":{"code":"invalid","field":"limits.max_parallel_calls","message":"..."}}.
+// Codes: unauthorized (401), forbidden (403), not_found (404), invalid (400),
+// conflict (409), not_ready (503), internal (500), method_not_allowed (405).
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is the content of ErrorBody.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
+}
+
+// TenantStatus is the live state of a tenant.
+type TenantStatus struct {
+	Suspended     bool   `json:"suspended"`
+	SuspendReason string `json:"suspend_reason,omitempty"`
+	SuspendCap    string `json:"suspend_cap,omitempty"` // cap of an automatic suspension
+	ActiveCalls   int64  `json:"active_calls"`
+}
+
+// TenantView is a tenant as stored (the config shape) plus its status.
+type TenantView struct {
+	configs.Tenant
+	Status TenantStatus `json:"status"`
+}
+
+// LimitsView is a tenant's limits: its overrides (null = inherit) and the
+// effective values (override, else plan; -1 unlimited).
+type LimitsView struct {
+	Tenant    string         `json:"tenant"`
+	Plan      string         `json:"plan"`
+	Overrides configs.Limits `json:"overrides"`
+	Effective configs.Limits `json:"effective"`
+}
+
+// LimitsPatch is a parsed JSON merge patch (RFC 7396) of a tenant's
+// overrides: a field with a value sets the override, a field with null
+// clears it (inherit the plan again), an absent field is unchanged.
+// "destinations" merges per class: {"premium": true} sets one class,
+// {"premium": null} clears that class's override, "destinations": null
+// clears all of them.
+type LimitsPatch struct {
+	Set               configs.Limits // fields present with a value (non-nil)
+	Clear             []string       // JSON names of fields present as null, e.g. "max_parallel_calls", "destinations"
+	ClearDestinations []string       // destination classes present as null
+}
+
+// CapUsage is the usage of one cap in the current cycle. Used and Limit are
+// in Unit: "calls" (max_parallel_calls: active now), "minutes" (decimal, up
+// to 3 places), "money" (decimal). Limit is null when unlimited; Percent is
+// null when unlimited, else used/limit*100 (limit 0: 100).
+type CapUsage struct {
+	Cap     string       `json:"cap"`
+	Unit    string       `json:"unit"`
+	Used    json.Number  `json:"used"`
+	Limit   *json.Number `json:"limit"`
+	Percent *float64     `json:"percent"`
+}
+
+// DayUsage is the usage of one UTC day: calls settled that day (a call
+// counts on the day it ends), billed seconds and cost.
+type DayUsage struct {
+	Date             string        `json:"date"` // YYYY-MM-DD
+	Calls            int64         `json:"calls"`
+	Seconds          float64       `json:"seconds"`
+	Spend            configs.Money `json:"spend"`
+	EmergencySeconds float64       `json:"emergency_seconds"`
+}
+
+// UserUsage is a user on a role with a minutes cap.
+type UserUsage struct {
+	User    string       `json:"user"`
+	Role    string       `json:"role"`
+	Minutes json.Number  `json:"minutes"`
+	Limit   *json.Number `json:"limit"`
+	Percent *float64     `json:"percent"`
+}
+
+// UsageView is a tenant's usage in the current cycle (calendar month UTC).
+type UsageView struct {
+	Tenant     string       `json:"tenant"`
+	CycleStart time.Time    `json:"cycle_start"`
+	CycleEnd   time.Time    `json:"cycle_end"`
+	Status     TenantStatus `json:"status"`
+	Caps       []CapUsage   `json:"caps"`
+	Users      []UserUsage  `json:"users"`
+	Days       []DayUsage   `json:"days"` // days of the cycle with usage, oldest first
+}
+
+// CallView is an active call.
+type CallView struct {
+	ID        string     `json:"id"`      // admission id: Call-ID;from-tag (use it to hang up)
+	CallID    string     `json:"call_id"` // SIP Call-ID
+	Tenant    string     `json:"tenant"`
+	Direction string     `json:"direction"` // inbound | outbound
+	Caller    string     `json:"caller"`
+	Callee    string     `json:"callee"`
+	State     string     `json:"state"` // early | confirmed
+	Started   time.Time  `json:"started"`
+	Answered  *time.Time `json:"answered,omitempty"`
+	Seconds   float64    `json:"seconds"` // billed so far (0 until answered)
+}
+
+// AuditQuery selects audit entries: Tenant "" = all; zero From/To = open;
+// Limit 0 = 100 (max 1000). Newest first.
+type AuditQuery struct {
+	Tenant string
+	From   time.Time
+	To     time.Time
+	Limit  int
+}
+
+// AuditEntry is one change: who (token name, or "system" for automatic
+// suspensions, "config" for the seed), when, what, before and after.
+type AuditEntry struct {
+	ID       string          `json:"id"`
+	At       time.Time       `json:"at"`
+	Actor    string          `json:"actor"`
+	Action   string          `json:"action"`   // e.g. plan.create, plan.update, plan.delete, tenant.create, tenant.update, tenant.delete, limits.update, limits.reset, roles.update, tenant.suspend, tenant.resume, call.hangup, token.create, token.delete, seed
+	Resource string          `json:"resource"` // e.g. "plans/standard", "tenants/demo", "tenants/demo/limits", "calls/<id>", "tokens/ops"
+	Tenant   string          `json:"tenant,omitempty"`
+	Before   json.RawMessage `json:"before,omitempty"`
+	After    json.RawMessage `json:"after,omitempty"`
+	Reason   string          `json:"reason,omitempty"`
+	// For automatic suspensions: the cap that triggered it, the usage and
+	// the limit (seconds for minutes caps, micro-units for spend).
+	Cap   string `json:"cap,omitempty"`
+	Usage int64  `json:"usage,omitempty"`
+	Limit int64  `json:"limit,omitempty"`
+}
+
+// TokenView is a token without its secret.
+type TokenView struct {
+	Name    string    `json:"name"`
+	Scope   Scope     `json:"scope"`
+	Created time.Time `json:"created"`
+}
+
+// NewToken is the answer to a token creation: the secret is shown once.
+type NewToken struct {
+	TokenView
+	Token string `json:"token"`
+}
+
+// ApplyDoc is a declarative document: plans and tenants to create or
+// update (the config file's shapes). Objects not in the document are left
+// alone.
+type ApplyDoc struct {
+	Plans   []configs.Plan   `json:"plans" yaml:"plans"`
+	Tenants []configs.Tenant `json:"tenants" yaml:"tenants"`
+}
+
+// ApplyChange is one object apply creates or updates (unchanged objects
+// are listed with Op "unchanged"). Diff lists the changed fields as
+// "path: before -> after" lines.
+type ApplyChange struct {
+	Kind string   `json:"kind"` // plan | tenant
+	Name string   `json:"name"`
+	Op   string   `json:"op"` // create | update | unchanged
+	Diff []string `json:"diff,omitempty"`
+}
+
+// ApplyResult is what apply did (or, dry run, would do).
+type ApplyResult struct {
+	DryRun  bool          `json:"dry_run"`
+	Changes []ApplyChange `json:"changes"`
+}
+
+// Backend carries out the API's operations. actor is the authenticated
+// token's name (for the audit log). Errors: wrap ErrNotFound / ErrConflict
+// / ErrNotReady, or return a *FieldError whose Field is a path in the
+// request body.
+type Backend interface {
+	Authenticate(token string) (Principal, bool)
+	Ready() error
+
+	ListPlans(ctx context.Context) ([]configs.Plan, error)
+	GetPlan(ctx context.Context, name string) (configs.Plan, error)
+	// PutPlan creates (create=true: ErrConflict if it exists) or creates or
+	// replaces the plan; it reports whether it was created.
+	PutPlan(ctx context.Context, actor string, p configs.Plan, create bool) (created bool, err error)
+	DeletePlan(ctx context.Context, actor, name string) error // ErrConflict while tenants use it
+
+	ListTenants(ctx context.Context) ([]TenantView, error)
+	GetTenant(ctx context.Context, name string) (TenantView, error)
+	PutTenant(ctx context.Context, actor string, t configs.Tenant, create bool) (created bool, err error)
+	DeleteTenant(ctx context.Context, actor, name string) error // ErrConflict while it has active calls
+
+	GetLimits(ctx context.Context, tenant string) (LimitsView, error)
+	PatchLimits(ctx context.Context, actor, tenant string, p LimitsPatch) (LimitsView, error)
+	ResetLimits(ctx context.Context, actor, tenant string) (LimitsView, error)
+
+	GetRoles(ctx context.Context, tenant string) ([]configs.Role, error)
+	PutRoles(ctx context.Context, actor, tenant string, roles []configs.Role) ([]configs.Role, error)
+	PutRole(ctx context.Context, actor, tenant string, role configs.Role) (created bool, err error)
+	DeleteRole(ctx context.Context, actor, tenant, role string) error
+
+	Usage(ctx context.Context, tenant string) (UsageView, error)
+
+	Calls(ctx context.Context, tenant string) ([]CallView, error) // tenant "" = all
+	Hangup(ctx context.Context, actor, id string) error         // id: CallView.ID or the SIP Call-ID
+
+	Suspend(ctx context.Context, actor, tenant, reason string) (TenantStatus, error)
+	Resume(ctx context.Context, actor, tenant, reason string) (TenantStatus, error)
+
+	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
+
+	ListTokens(ctx context.Context) ([]TokenView, error)
+	CreateToken(ctx context.Context, actor, name string, scope Scope) (NewToken, error)
+	DeleteToken(ctx context.Context, actor, name string) error
+
+	Apply(ctx context.Context, actor string, doc ApplyDoc, dryRun bool) (ApplyResult, error)
+
+	// ActiveByTenant feeds the active-calls gauge at scrape time.
+	ActiveByTenant() map[string]int64
+}
+
+// errorf builds a FieldError.
+func errorf(field, format string, args ...any) *FieldError {
+	return &FieldError{Field: field, Message: fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,119 @@
+// Package store keeps everything that outlives the process: plans,
+// tenants, API tokens, per-cycle counters, answered calls with their
+// dialog data, per-day usage, the audit log and the event outbox. Badger
+// is the real thing (Open); Mem is its in-memory twin for tests. Both pass
+// the same conformance suite (storetest).
+package store
+
+import (
+	"errors"
+	"time"
+
+	"github.com/tollgate/tollgate/admission"
+	"github.com/tollgate/tollgate/api"
+	"github.com/tollgate/tollgate/configs"
+)
+
+// ErrClosed is returned after Close.
+var ErrClosed = errors.New("store: closed")
+
+// Token is an API token as stored: the secret only as its SHA-256 hash.
+type Token struct {
+	Name    string    `json:"name"`
+	Scope   api.Scope `json:"scope"`
+	Hash    string    `json:"hash"` // hex SHA-256 of the secret
+	Created time.Time `json:"created"`
+}
+
+// DayDelta adds usage to one tenant's UTC day.
+type DayDelta struct {
+	Tenant           string
+	Day              time.Time // midnight UTC
+	Calls            int64
+	Seconds          time.Duration
+	Spend            int64
+	EmergencySeconds time.Duration
+}
+
+// Day is one tenant's stored usage for one UTC day.
+type Day struct {
+	Tenant           string
+	Day              time.Time
+	Calls            int64
+	Seconds          time.Duration
+	Spend            int64
+	EmergencySeconds time.Duration
+}
+
+// OutboxEntry is an event waiting to be published; Seq increases by one
+// per event, in commit order.
+type OutboxEntry struct {
+	Seq   uint64
+	Event admission.Event
+}
+
+// Batch is one atomic write. Apply stores all of it or none of it.
+type Batch struct {
+	// At becomes the store clock (State.Clock) when the batch commits: the
+	// time up to which running calls are billed after a crash.
+	At time.Time
+
+	PutPlans      []configs.Plan
+	DeletePlans   []string
+	PutTenants    []configs.Tenant
+	DeleteTenants []string // also deletes the tenant's counters, users and calls
+	PutTokens     []Token
+	DeleteTokens  []string
+
+	Counters    []admission.TenantRecord
+	Users       []admission.UserRecord
+	PutCalls    []admission.CallRecord
+	DeleteCalls []string // deleting an absent call is not an error
+	Days        []DayDelta
+	Events      []admission.Event // appended to the outbox
+	Audit       []api.AuditEntry  // ID assigned by the store when empty
+
+	// Seeded marks the store as seeded from the config file.
+	Seeded bool
+}
+
+// Empty reports whether the batch writes nothing but the clock.
+func (b *Batch) Empty() bool {
+	return len(b.PutPlans)+len(b.DeletePlans)+len(b.PutTenants)+len(b.DeleteTenants)+
+		len(b.PutTokens)+len(b.DeleteTokens)+len(b.Counters)+len(b.Users)+len(b.PutCalls)+
+		len(b.DeleteCalls)+len(b.Days)+len(b.Events)+len(b.Audit) == 0 && !b.Seeded
+}
+
+// State is everything a starting gateway loads.
+type State struct {
+	Seeded   bool
+	Clock    time.Time // At of the last committed batch (zero: never)
+	Plans    []configs.Plan
+	Tenants  []configs.Tenant
+	Tokens   []Token
+	Counters []admission.TenantRecord
+	Users    []admission.UserRecord
+	Calls    []admission.CallRecord
+}
+
+// Store is the narrow storage interface.
+type Store interface {
+	// Apply commits b atomically; when it returns nil the batch is durable
+	// (fsynced when the store was opened with Sync).
+	Apply(b *Batch) error
+	// Load returns the whole durable state (sorted by name / id).
+	Load() (*State, error)
+	// Days returns the tenant's days in [from, to), oldest first.
+	Days(tenant string, from, to time.Time) ([]Day, error)
+	// Audit returns entries matching q, newest first.
+	Audit(q api.AuditQuery) ([]api.AuditEntry, error)
+	// Outbox returns up to limit entries with Seq > after, in order.
+	Outbox(after uint64, limit int) ([]OutboxEntry, error)
+	// AckOutbox deletes the entries with Seq <= upTo.
+	AckOutbox(upTo uint64) error
+	// OutboxDepth is the number of entries waiting.
+	OutboxDepth() (int, error)
+	// Size is the on-disk size in bytes (0 for Mem).
+	Size() int64
+	Close() error
+}
