@@ -49,9 +49,9 @@ type Principal struct {
 // Errors a Backend returns (wrapped with detail); the handlers map them to
 // HTTP statuses.
 var (
-	ErrNotFound = errors.New("not found")      // 404
-	ErrConflict = errors.New("conflict")       // 409: exists, in use
-	ErrNotReady = errors.New("not ready")      // 503
+	ErrNotFound = errors.New("not found") // 404
+	ErrConflict = errors.New("conflict")  // 409: exists, in use
+	ErrNotReady = errors.New("not ready") // 503
 )
 
 // FieldError is a bad value in a request: 400 with the field named.
@@ -272,7 +272,7 @@ type Backend interface {
 	Usage(ctx context.Context, tenant string) (UsageView, error)
 
 	Calls(ctx context.Context, tenant string) ([]CallView, error) // tenant "" = all
-	Hangup(ctx context.Context, actor, id string) error         // id: CallView.ID or the SIP Call-ID
+	Hangup(ctx context.Context, actor, id string) error           // id: CallView.ID or the SIP Call-ID
 
 	Suspend(ctx context.Context, actor, tenant, reason string) (TenantStatus, error)
 	Resume(ctx context.Context, actor, tenant, reason string) (TenantStatus, error)

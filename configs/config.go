@@ -133,23 +133,23 @@ type Config struct {
 
 // Log configures the process logger.
 type Log struct {
-	Level  string `yaml:"level" json:"level"`  // debug|info|warn|error, default info
+	Level  string `yaml:"level" json:"level"`   // debug|info|warn|error, default info
 	Format string `yaml:"format" json:"format"` // json|console, default json
 }
 
 // SIP configures the SIP edge.
 type SIP struct {
-	Listen          []Listen      `yaml:"listen" json:"listen"`            // at least one
-	Advertise       string        `yaml:"advertise" json:"advertise"`         // host put in Via and Record-Route; default: the first listen address's IP (must not be unspecified 0.0.0.0 then -> error asking for advertise)
-	TimerC          time.Duration `yaml:"timer_c" json:"timer_c"`           // default 180s, must be > 0
+	Listen          []Listen      `yaml:"listen" json:"listen"`                       // at least one
+	Advertise       string        `yaml:"advertise" json:"advertise"`                 // host put in Via and Record-Route; default: the first listen address's IP (must not be unspecified 0.0.0.0 then -> error asking for advertise)
+	TimerC          time.Duration `yaml:"timer_c" json:"timer_c"`                     // default 180s, must be > 0
 	MaxCallDuration time.Duration `yaml:"max_call_duration" json:"max_call_duration"` // default 4h, must be > 0
-	ShutdownGrace   time.Duration `yaml:"shutdown_grace" json:"shutdown_grace"`    // default 30s, >= 0
+	ShutdownGrace   time.Duration `yaml:"shutdown_grace" json:"shutdown_grace"`       // default 30s, >= 0
 }
 
 // Listen is one SIP listening socket.
 type Listen struct {
 	Transport string `yaml:"transport" json:"transport"` // udp|tcp (lower-cased on load)
-	Address   string `yaml:"address" json:"address"`   // host:port, IP literal host, port 1..65535
+	Address   string `yaml:"address" json:"address"`     // host:port, IP literal host, port 1..65535
 }
 
 // Admission configures how admission decisions are answered and the
@@ -167,13 +167,13 @@ type Admission struct {
 
 // Reject is the SIP final response sent for a rejection cause.
 type Reject struct {
-	Code   int    `yaml:"code" json:"code"`   // 400..699
+	Code   int    `yaml:"code" json:"code"`     // 400..699
 	Reason string `yaml:"reason" json:"reason"` // non-empty; default: the standard phrase for the code (see docs/CONFIG.md), else required
 }
 
 // Hop is a SIP next hop.
 type Hop struct {
-	Address   string `yaml:"address" json:"address"`   // host:port next hop (IP literal)
+	Address   string `yaml:"address" json:"address"`     // host:port next hop (IP literal)
 	Transport string `yaml:"transport" json:"transport"` // udp|tcp, default udp
 }
 
@@ -283,14 +283,14 @@ type Role struct {
 // Tenant is a customer: a PBX that sends outbound calls from Sources and
 // receives the inbound calls for its DIDs at PBX.
 type Tenant struct {
-	Name    string   `yaml:"name" json:"name"`    // unique, non-empty
-	Plan    string   `yaml:"plan" json:"plan"`    // must name a plan
+	Name    string   `yaml:"name" json:"name"`       // unique, non-empty
+	Plan    string   `yaml:"plan" json:"plan"`       // must name a plan
 	Carrier string   `yaml:"carrier" json:"carrier"` // must name a carrier: next hop for the tenant's outbound calls
 	Sources []string `yaml:"sources" json:"sources"` // CIDRs / IPs the tenant's PBX sends from (outbound calls); at least one
-	DIDs    []string `yaml:"dids" json:"dids"`    // number prefixes (digits, optional leading +) routed to this tenant for inbound calls
-	PBX     Hop      `yaml:"pbx" json:"pbx"`     // where inbound calls go; required when DIDs are set
-	Limits  Limits   `yaml:"limits" json:"limits"`  // overrides of the plan's limits
-	Roles   []Role   `yaml:"roles" json:"roles"`   // per-user caps
+	DIDs    []string `yaml:"dids" json:"dids"`       // number prefixes (digits, optional leading +) routed to this tenant for inbound calls
+	PBX     Hop      `yaml:"pbx" json:"pbx"`         // where inbound calls go; required when DIDs are set
+	Limits  Limits   `yaml:"limits" json:"limits"`   // overrides of the plan's limits
+	Roles   []Role   `yaml:"roles" json:"roles"`     // per-user caps
 }
 
 // reasonPhrases are the standard reason phrases used when a Reject has a
