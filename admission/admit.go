@@ -191,7 +191,7 @@ func (e *Engine) newCall(req *CallRequest, t *tenantState, dir Direction) *call 
 		c = new(call)
 	}
 	e.seq++
-	*c = call{id: req.CallID, seq: e.seq, t: t, dir: dir, tidx: len(t.calls)}
+	*c = call{id: req.CallID, seq: e.seq, t: t, dir: dir, tidx: len(t.calls), caller: req.Caller, callee: req.Callee}
 	t.calls = append(t.calls, c)
 	e.calls[req.CallID] = c
 	return c
@@ -210,6 +210,10 @@ func (e *Engine) newUser(now time.Time, t *tenantState, id string) *userState {
 // its exhaustion point (a cap lowered below usage) trips it at once.
 // Unknown, ended, cut or already answered calls are ignored.
 func (e *Engine) Answer(now time.Time, callID string) Output {
+	return e.answer(now, callID, nil)
+}
+
+func (e *Engine) answer(now time.Time, callID string, payload []byte) Output {
 	var out Output
 	now = e.step(now, &out)
 	c, ok := e.calls[callID]
@@ -219,6 +223,7 @@ func (e *Engine) Answer(now time.Time, callID string) Output {
 	c.answered = true
 	c.ans = now
 	t := c.t
+	e.persistCall(c, payload)
 	if c.emergency {
 		t.emerg.advance(now)
 		t.emerg.k++
@@ -269,6 +274,7 @@ func (e *Engine) End(now time.Time, callID string) (Output, bool) {
 		if c.answered {
 			t.emerg.advance(now)
 			t.emerg.k--
+			e.settleEmergency(c, now)
 		}
 		t.emergencyActive = max(0, t.emergencyActive-1)
 		e.release(c)
@@ -290,6 +296,7 @@ func (e *Engine) End(now time.Time, callID string) (Output, bool) {
 	if wasDrawing {
 		e.tripDrawn(c, now, &out)
 	}
+	e.releaseRecord(c)
 	e.release(c)
 	e.settle(now, &out)
 	return out, true

@@ -413,6 +413,7 @@ func (e *Engine) fire(b *budget, x time.Time, out *Output) {
 
 func (e *Engine) emitThreshold(b *budget, x time.Time, used int64, out *Output) {
 	b.thrSent = true
+	e.markBudget(b)
 	out.Events = append(out.Events, Event{
 		Type: EventThreshold, Tenant: b.t.name, User: b.user(), Cap: b.capName(),
 		Value: b.eventUnits(used), Limit: b.eventUnits(b.amount(b.limit())), At: x,
@@ -434,6 +435,7 @@ func (e *Engine) trip(b *budget, x time.Time, out *Output) {
 	}
 	if !b.capSent {
 		b.capSent = true
+		e.markBudget(b)
 		out.Events = append(out.Events, Event{
 			Type: EventCapReached, Tenant: b.t.name, User: b.user(), Cap: b.capName(),
 			Value: b.eventUnits(used), Limit: b.eventUnits(b.amount(b.limit())), At: x,
@@ -443,6 +445,10 @@ func (e *Engine) trip(b *budget, x time.Time, out *Output) {
 		e.cutDrawing(b, x, out)
 		if b.kind != kindUserMinutes {
 			e.suspend(b.t, x, b.capName()+" reached", b.capName(), out)
+			ev := &out.Events[len(out.Events)-1] // the tenant.suspended just emitted
+			if ev.Type == EventSuspended && ev.Cap == b.capName() {
+				ev.Value, ev.Limit = b.eventUnits(used), b.eventUnits(b.amount(b.limit()))
+			}
 		}
 	}
 	e.markDirty(b)
@@ -556,11 +562,22 @@ func (e *Engine) stopDrawing(c *call, x time.Time) {
 		c.u.minutes.acc.k--
 		e.markDirty(&c.u.minutes)
 	}
+	var spend int64
 	if c.rate != nil {
-		t.spend.settled = min(t.spend.settled+cost(c.rate, x.Sub(c.ans))-c.prior, math.MaxInt64/4)
+		spend = cost(c.rate, x.Sub(c.ans)) - c.prior
+		t.spend.settled = min(t.spend.settled+spend, math.MaxInt64/4)
 		if c.rate.PerMinute > 0 {
 			t.growing--
 		}
 		e.markDirty(&t.spend)
 	}
+	sec := e.cycleTime(c.ans, x)
+	t.settled += sec
+	e.markTenant(t)
+	if c.u != nil {
+		c.u.settled += sec
+		e.markUser(c.u)
+	}
+	e.charge(c, sec, spend, x, true)
+	e.releaseRecord(c) // billing is final: a restart must not bill it again
 }

@@ -160,4 +160,7 @@ type call struct {
 	rate      *Rate     // nil: free (no rate row matched)
 	prior     int64     // cost charged to earlier cycles
 	tidx      int       // index in t.calls (non-emergency only)
+	caller    string
+	callee    string
+	persisted bool // its CallRecord is in the journal (answered, not yet released)
 }

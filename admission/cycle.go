@@ -73,27 +73,41 @@ func (e *Engine) processDue(now time.Time, out *Output) {
 func (e *Engine) rollover(out *Output) {
 	b := e.cycleEnd
 	out.Events = append(out.Events, Event{Type: EventRollover, At: b})
+	last := b.Add(-time.Nanosecond)
 	for _, t := range e.order {
 		t.minutes.acc.advance(b)
 		t.minutes.acc.used = 0
 		t.minutes.thrSent, t.minutes.capSent, t.minutes.pending = false, false, false
 		for _, c := range t.calls {
-			if c.drawing && c.rate != nil {
-				c.prior = cost(c.rate, b.Sub(c.ans))
+			switch {
+			case c.drawing:
+				var spend int64
+				if c.rate != nil {
+					prior := cost(c.rate, b.Sub(c.ans))
+					spend, c.prior = prior-c.prior, prior
+				}
+				e.charge(c, e.cycleTime(c.ans, b), spend, last, false)
+			case c.emergency && c.answered:
+				e.charge(c, e.cycleTime(c.ans, b), 0, last, false)
 			}
 		}
+		t.settled, t.settledEmerg = 0, 0
+		e.markTenant(t)
 		t.spend.settled = 0
 		t.spend.thrSent, t.spend.capSent, t.spend.pending = false, false, false
 		t.emerg.advance(b)
 		t.emerg.used = 0
 		for id, u := range t.users {
 			if u.active == 0 && !u.minutes.dirty {
+				u.settled = 0
 				e.unschedule(&u.minutes)
 				delete(t.users, id)
 				continue
 			}
 			u.minutes.acc.advance(b)
 			u.minutes.acc.used = 0
+			u.settled = 0
+			e.markUser(u)
 			u.minutes.thrSent, u.minutes.capSent, u.minutes.pending = false, false, false
 			e.markDirty(&u.minutes)
 		}

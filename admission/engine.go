@@ -58,6 +58,10 @@ type tenantState struct {
 	suspended     bool
 	suspendReason string
 	suspendCap    string // cap that suspended the tenant automatically; "" = manual
+
+	settled      time.Duration // billed time of settled calls this cycle (durable)
+	settledEmerg time.Duration // billed time of settled emergency calls this cycle
+	durMark      bool          // queued in Engine.durTenants
 }
 
 // userState is a user identity inside a tenant: its active calls and its
@@ -70,6 +74,9 @@ type userState struct {
 	role    *roleState
 	roleGen uint64 // t.rolesGen that role was resolved for
 	minutes budget // the role's max_monthly_minutes, per user
+
+	settled time.Duration // billed time of settled calls this cycle (durable)
+	durMark bool          // queued in Engine.durUsers
 }
 
 // roleFor returns the user's role (nil: none), cached until the tenant's
@@ -135,6 +142,9 @@ type Engine struct {
 	now        time.Time // high-water mark of the times passed in
 	cycleStart time.Time
 	cycleEnd   time.Time
+
+	journaling bool // collect the durable effects below (a Runner has a Journal)
+	dur        durable
 }
 
 // NewEngine returns an empty engine with the given settings. Rejects

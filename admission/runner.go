@@ -11,8 +11,10 @@ import (
 // The caller runs its own timer: after every call that returns effects it
 // re-arms the timer at NextDeadline and calls Tick when it fires.
 type Runner struct {
-	mu sync.Mutex
-	e  *Engine
+	mu      sync.Mutex
+	e       *Engine
+	journal Journal
+	step    Step // reused for every Journal.Record
 }
 
 // NewRunner returns a Runner owning e.
@@ -24,35 +26,45 @@ func NewRunner(e *Engine) *Runner {
 func (r *Runner) UpsertPlan(now time.Time, p Plan) (Output, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.e.UpsertPlan(now, p)
+	out, err := r.e.UpsertPlan(now, p)
+	r.record(&out)
+	return out, err
 }
 
 // UpsertTenant is Engine.UpsertTenant under the lock.
 func (r *Runner) UpsertTenant(now time.Time, t Tenant) (Output, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.e.UpsertTenant(now, t)
+	out, err := r.e.UpsertTenant(now, t)
+	r.record(&out)
+	return out, err
 }
 
 // CreateTenant is Engine.CreateTenant under the lock.
 func (r *Runner) CreateTenant(now time.Time, name, plan string) (Output, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.e.CreateTenant(now, name, plan)
+	out, err := r.e.CreateTenant(now, name, plan)
+	r.record(&out)
+	return out, err
 }
 
 // SetOverrides is Engine.SetOverrides under the lock.
 func (r *Runner) SetOverrides(now time.Time, tenant string, l Limits) (Output, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.e.SetOverrides(now, tenant, l)
+	out, err := r.e.SetOverrides(now, tenant, l)
+	r.record(&out)
+	return out, err
 }
 
 // ResetTenant is Engine.ResetTenant under the lock.
 func (r *Runner) ResetTenant(now time.Time, tenant string) (Output, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.e.ResetTenant(now, tenant)
+	out, err := r.e.ResetTenant(now, tenant)
+	r.record(&out)
+	return out, err
 }
 
 // EffectiveLimits is Engine.EffectiveLimits under the lock.
@@ -66,14 +78,18 @@ func (r *Runner) EffectiveLimits(tenant string) (Limits, error) {
 func (r *Runner) Suspend(now time.Time, tenant, reason string) (Output, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.e.Suspend(now, tenant, reason)
+	out, err := r.e.Suspend(now, tenant, reason)
+	r.record(&out)
+	return out, err
 }
 
 // Resume is Engine.Resume under the lock.
 func (r *Runner) Resume(now time.Time, tenant, reason string) (Output, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.e.Resume(now, tenant, reason)
+	out, err := r.e.Resume(now, tenant, reason)
+	r.record(&out)
+	return out, err
 }
 
 // Suspended is Engine.Suspended under the lock.
@@ -87,28 +103,36 @@ func (r *Runner) Suspended(tenant string) (bool, string) {
 func (r *Runner) Admit(now time.Time, req CallRequest) Decision {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.e.Admit(now, req)
+	d := r.e.Admit(now, req)
+	r.record(&d.Output)
+	return d
 }
 
 // Answer is Engine.Answer under the lock.
 func (r *Runner) Answer(now time.Time, callID string) Output {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.e.Answer(now, callID)
+	out := r.e.Answer(now, callID)
+	r.record(&out)
+	return out
 }
 
 // End is Engine.End under the lock.
 func (r *Runner) End(now time.Time, callID string) (Output, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.e.End(now, callID)
+	out, ok := r.e.End(now, callID)
+	r.record(&out)
+	return out, ok
 }
 
 // Tick is Engine.Tick under the lock.
 func (r *Runner) Tick(now time.Time) Output {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.e.Tick(now)
+	out := r.e.Tick(now)
+	r.record(&out)
+	return out
 }
 
 // NextDeadline is Engine.NextDeadline under the lock.

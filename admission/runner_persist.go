@@ -7,43 +7,88 @@ import "time"
 func (r *Runner) SetJournal(j Journal) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	panic("TODO")
+	r.journal = j
+	r.e.journaling = j != nil
 }
 
-// AnswerWith is Answer; payload is stored with the call's CallRecord.
+// record hands the step's durable effects and out's events to the
+// journal. Called with the lock held, after every engine step.
+func (r *Runner) record(out *Output) {
+	if r.journal == nil {
+		return
+	}
+	r.e.collect(&r.step, r.e.now)
+	r.step.Events = append(r.step.Events[:0], out.Events...)
+	if !r.step.Empty() {
+		r.journal.Record(&r.step)
+	}
+	clear(r.step.Answered) // drop payload references
+}
+
+// AnswerWith is Answer; payload is stored with the call's CallRecord
+// (the SIP layer's dialog data, used to tear the call down after a crash).
 func (r *Runner) AnswerWith(now time.Time, callID string, payload []byte) Output {
-	panic("TODO")
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.e.answer(now, callID, payload)
+	r.record(&out)
+	return out
 }
 
-// Restore rebuilds counters and suspensions from a snapshot and settles
-// the snapshot's calls (billed up to s.At, released). Plans and tenants
-// must be upserted first. The caller tears the calls down.
+// Restore is Engine.Restore under the lock.
 func (r *Runner) Restore(s Snapshot) (Output, error) {
-	panic("TODO")
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out, err := r.e.Restore(s)
+	r.record(&out)
+	return out, err
 }
 
-// DeletePlan removes a plan no tenant is on (ErrPlanInUse otherwise).
-func (r *Runner) DeletePlan(now time.Time, name string) error { panic("TODO") }
+// DeletePlan is Engine.DeletePlan under the lock.
+func (r *Runner) DeletePlan(now time.Time, name string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.DeletePlan(now, name)
+}
 
-// DeleteTenant removes a tenant without active calls (ErrTenantBusy
-// otherwise); its counters are forgotten.
-func (r *Runner) DeleteTenant(now time.Time, name string) error { panic("TODO") }
+// DeleteTenant is Engine.DeleteTenant under the lock.
+func (r *Runner) DeleteTenant(now time.Time, name string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.DeleteTenant(now, name)
+}
 
-// Overrides returns the tenant's overrides as set (nil = inherit).
-func (r *Runner) Overrides(tenant string) (Limits, error) { panic("TODO") }
+// Overrides is Engine.Overrides under the lock.
+func (r *Runner) Overrides(tenant string) (Limits, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.Overrides(tenant)
+}
 
-// Cycle returns the current billing cycle [start, end).
-func (r *Runner) Cycle() (start, end time.Time) { panic("TODO") }
+// Cycle is Engine.Cycle under the lock.
+func (r *Runner) Cycle() (start, end time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.Cycle()
+}
 
-// RoleUsages returns the users of the tenant that are on a role with a
-// minutes cap and have usage this cycle, sorted by user.
-func (r *Runner) RoleUsages(now time.Time, tenant string) []RoleUsage { panic("TODO") }
+// RoleUsages is Engine.RoleUsages under the lock.
+func (r *Runner) RoleUsages(now time.Time, tenant string) []RoleUsage {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.RoleUsages(now, tenant)
+}
 
-// Tenants returns the names of all tenants, sorted.
-func (r *Runner) Tenants() []string { panic("TODO") }
+// Tenants is Engine.Tenants under the lock.
+func (r *Runner) Tenants() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.Tenants()
+}
 
-// SuspendState reports the tenant's suspension: reason and the cap of an
-// automatic one ("" manual).
+// SuspendState is Engine.SuspendState under the lock.
 func (r *Runner) SuspendState(tenant string) (suspended bool, reason, capName string) {
-	panic("TODO")
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.SuspendState(tenant)
 }

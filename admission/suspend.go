@@ -13,6 +13,7 @@ func (e *Engine) Suspend(now time.Time, tenant, reason string) (Output, error) {
 		if t.suspended {
 			t.suspendReason = reason
 			t.suspendCap = ""
+			e.markTenant(t)
 			out.Events = append(out.Events, Event{Type: EventSuspended, Tenant: t.name, Reason: reason, At: now})
 		} else {
 			e.suspend(t, now, reason, "", out)
@@ -41,6 +42,7 @@ func (e *Engine) suspend(t *tenantState, x time.Time, reason, capName string, ou
 	t.suspended = true
 	t.suspendReason = reason
 	t.suspendCap = capName
+	e.markTenant(t)
 	out.Events = append(out.Events, Event{Type: EventSuspended, Tenant: t.name, Cap: capName, Reason: reason, At: x})
 	e.cutAll(t, x, out)
 }
@@ -50,6 +52,7 @@ func (e *Engine) resume(t *tenantState, x time.Time, reason string, out *Output)
 		return
 	}
 	capName := t.suspendCap
+	e.markTenant(t)
 	t.suspended = false
 	t.suspendReason = ""
 	t.suspendCap = ""

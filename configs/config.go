@@ -15,6 +15,8 @@ package configs
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -43,6 +45,15 @@ const (
 	DefaultTimerC          = 180 * time.Second
 	DefaultMaxCallDuration = 4 * time.Hour
 	DefaultShutdownGrace   = 30 * time.Second
+
+	DefaultDataDir            = "data"
+	DefaultCommitInterval     = 10 * time.Millisecond
+	DefaultCheckpointInterval = time.Second
+	DefaultUsageRetention     = 400 * 24 * time.Hour
+	DefaultAuditRetention     = 400 * 24 * time.Hour
+	DefaultOutboxRetention    = 30 * 24 * time.Hour
+	DefaultAPIListen          = "127.0.0.1:8080"
+	DefaultMaxTenantSeries    = 100
 )
 
 // DefaultAlertThresholdPct is the alert threshold of a plan that sets none.
@@ -127,8 +138,68 @@ type Config struct {
 	// limits. null / absent fields: inherit the plan.
 	TenantDefaults Limits `yaml:"tenant_defaults" json:"tenant_defaults"`
 	// Tenants are the customers whose PBXs send and receive calls through
-	// the gateway. At least one.
+	// the gateway. May be empty when tenants are created through the API.
 	Tenants []Tenant `yaml:"tenants" json:"tenants"`
+	// Store configures persistence (Badger in data_dir).
+	Store Store `yaml:"store" json:"store"`
+	// API configures the admin HTTP API, metrics and health endpoints.
+	API API `yaml:"api" json:"api"`
+}
+
+// Store configures persistence. Plans, tenants and roles of this file seed
+// the store on first start; afterwards the store is the source of truth.
+type Store struct {
+	// DataDir is the Badger directory. Default "data" (relative to the
+	// working directory).
+	DataDir string `yaml:"data_dir" json:"data_dir"`
+	// Sync fsyncs every group commit before it is acknowledged. Default
+	// true; false survives a process crash (kill -9) but not a power loss.
+	Sync *bool `yaml:"sync" json:"sync"`
+	// CommitInterval is the group-commit interval: state changes are
+	// batched and written at most this often. Default 10ms; 1ms..1s.
+	CommitInterval time.Duration `yaml:"commit_interval" json:"commit_interval"`
+	// CheckpointInterval bounds how much of a running call's usage a crash
+	// can lose: the store clock is committed at least this often. Default
+	// 1s; >= commit_interval, <= 1m.
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval" json:"checkpoint_interval"`
+	// Retention: how long per-day usage rows, audit entries and
+	// unpublished events are kept. Defaults 9600h (400 days), 9600h, 720h.
+	Retention Retention `yaml:"retention" json:"retention"`
+}
+
+// Retention of stored history; each > 0 after defaults.
+type Retention struct {
+	Usage  time.Duration `yaml:"usage" json:"usage"`
+	Audit  time.Duration `yaml:"audit" json:"audit"`
+	Outbox time.Duration `yaml:"outbox" json:"outbox"`
+}
+
+// API configures the admin HTTP API.
+type API struct {
+	// Listen is the TCP address of the admin API, /metrics and the health
+	// endpoints. Default 127.0.0.1:8080; "off" disables it.
+	Listen string `yaml:"listen" json:"listen"`
+	// Tokens are bearer tokens seeded into the store on first start (more
+	// are created through the API).
+	Tokens []APIToken `yaml:"tokens" json:"tokens"`
+	// MaxTenantSeries bounds the per-tenant active-calls series in
+	// /metrics: the busiest N tenants get their own series, the rest are
+	// summed under tenant="_other". Default 100; 0: totals only.
+	MaxTenantSeries *int `yaml:"max_tenant_series" json:"max_tenant_series"`
+}
+
+// APIToken is a bearer token given in the config file.
+type APIToken struct {
+	// Name identifies the token in the audit log (letters, digits, - and _).
+	Name string `yaml:"name" json:"name"`
+	// Scope is admin | settings | billing | read.
+	Scope string `yaml:"scope" json:"scope"`
+	// TokenEnv names the environment variable holding the secret (read
+	// at first start, at least 16 characters).
+	TokenEnv string `yaml:"token_env" json:"token_env"`
+	// TokenSHA256 is the hex SHA-256 of the secret. Exactly one of
+	// token_env and token_sha256.
+	TokenSHA256 string `yaml:"token_sha256" json:"token_sha256"`
 }
 
 // Log configures the process logger.
@@ -488,6 +559,90 @@ func (c *Config) ApplyDefaults() {
 			c.Tenants[i].PBX.applyDefaults()
 		}
 	}
+	c.Store.applyDefaults()
+	if c.API.Listen == "" {
+		c.API.Listen = DefaultAPIListen
+	}
+	if c.API.MaxTenantSeries == nil {
+		c.API.MaxTenantSeries = ptrTo(DefaultMaxTenantSeries)
+	}
+	for i := range c.API.Tokens {
+		c.API.Tokens[i].Scope = strings.ToLower(c.API.Tokens[i].Scope)
+	}
+}
+
+func (s *Store) applyDefaults() {
+	if s.DataDir == "" {
+		s.DataDir = DefaultDataDir
+	}
+	if s.Sync == nil {
+		s.Sync = ptrTo(true)
+	}
+	if s.CommitInterval == 0 {
+		s.CommitInterval = DefaultCommitInterval
+	}
+	if s.CheckpointInterval == 0 {
+		s.CheckpointInterval = DefaultCheckpointInterval
+	}
+	for _, d := range []struct {
+		p *time.Duration
+		v time.Duration
+	}{{&s.Retention.Usage, DefaultUsageRetention}, {&s.Retention.Audit, DefaultAuditRetention}, {&s.Retention.Outbox, DefaultOutboxRetention}} {
+		if *d.p == 0 {
+			*d.p = d.v
+		}
+	}
+}
+
+func (s *Store) validate() error {
+	if s.CommitInterval < time.Millisecond || s.CommitInterval > time.Second {
+		return errf("store.commit_interval", "must be between 1ms and 1s, got %s", s.CommitInterval)
+	}
+	if s.CheckpointInterval < s.CommitInterval || s.CheckpointInterval > time.Minute {
+		return errf("store.checkpoint_interval", "must be between commit_interval (%s) and 1m, got %s", s.CommitInterval, s.CheckpointInterval)
+	}
+	for _, r := range []struct {
+		name string
+		v    time.Duration
+	}{{"usage", s.Retention.Usage}, {"audit", s.Retention.Audit}, {"outbox", s.Retention.Outbox}} {
+		if r.v < time.Hour {
+			return errf("store.retention."+r.name, "must be at least 1h, got %s", r.v)
+		}
+	}
+	return nil
+}
+
+func (a *API) validate() error {
+	if a.Listen != "off" {
+		if _, msg := parseAddrPort(a.Listen); msg != "" {
+			return errf("api.listen", "%s (or \"off\")", msg)
+		}
+	}
+	if *a.MaxTenantSeries < 0 {
+		return errf("api.max_tenant_series", "must be >= 0, got %d", *a.MaxTenantSeries)
+	}
+	names := make(map[string]int, len(a.Tokens))
+	for i, t := range a.Tokens {
+		p := fmt.Sprintf("api.tokens[%d]", i)
+		if err := checkName(p, "token", t.Name, names); err != nil {
+			return err
+		}
+		names[t.Name] = i
+		switch t.Scope {
+		case "admin", "settings", "billing", "read":
+		default:
+			return errf(p+".scope", "must be admin, settings, billing or read, got %q", t.Scope)
+		}
+		if (t.TokenEnv == "") == (t.TokenSHA256 == "") {
+			return errf(p, "exactly one of token_env and token_sha256 is required")
+		}
+		if t.TokenSHA256 != "" {
+			if b, err := hex.DecodeString(t.TokenSHA256); err != nil || len(b) != sha256.Size {
+				return errf(p+".token_sha256", "must be 64 hex digits (the SHA-256 of the secret)")
+			}
+		}
+	}
+	return nil
 }
 
 // applyPlanDefaults stores the meaning of an unset plan limit: -1
@@ -532,6 +687,16 @@ func (e *fieldError) Error() string {
 		return e.msg
 	}
 	return e.path + ": " + e.msg
+}
+
+// FieldPath returns the field path and message of a validation error
+// from Validate (path "" for the whole file); ok is false for other errors.
+func FieldPath(err error) (path, msg string, ok bool) {
+	var fe *fieldError
+	if errors.As(err, &fe) {
+		return fe.path, fe.msg, true
+	}
+	return "", "", false
 }
 
 func errf(path, format string, args ...any) error {
@@ -610,9 +775,6 @@ func (c *Config) Validate() error {
 		}
 	}
 
-	if len(c.Tenants) == 0 {
-		return errf("tenants", "at least one tenant is required")
-	}
 	tenants := make(map[string]int, len(c.Tenants))
 	for i, t := range c.Tenants {
 		p := fmt.Sprintf("tenants[%d]", i)
@@ -667,7 +829,13 @@ func (c *Config) Validate() error {
 	if err := c.checkSourceOverlaps(); err != nil {
 		return err
 	}
-	return c.checkDIDs()
+	if err := c.checkDIDs(); err != nil {
+		return err
+	}
+	if err := c.Store.validate(); err != nil {
+		return err
+	}
+	return c.API.validate()
 }
 
 func (s *SIP) validate() error {
