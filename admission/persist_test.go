@@ -156,7 +156,7 @@ func TestRestoreMatchesUsageAtCrash(t *testing.T) {
 		{"c4", "b", "300", "4930", 5 * time.Second, 6 * time.Second, 44*time.Second + 7*ms},
 		{"c5", "b", "301", "0044", 8 * time.Second, 9*time.Second + 500*ms, 0},
 		{"c6", "b", "302", "112", 9 * time.Second, 10 * time.Second, 0}, // emergency
-		{"c7", "a", "101", "4930", 10 * time.Second, 0, 0},                // never answered
+		{"c7", "a", "101", "4930", 10 * time.Second, 0, 0},              // never answered
 	}
 	for _, c := range calls {
 		if d := r.Admit(t0.Add(c.admit), out(c.id, c.tenant, c.caller, c.callee)); !d.Admitted {
