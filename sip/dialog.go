@@ -63,6 +63,8 @@ type Dialog struct {
 	Tenant    string
 	Direction admission.Direction
 	Created   time.Time
+	Caller    string // caller identity (From user)
+	Callee    string // dialled number (Request-URI user)
 
 	// early holds events for the INVITE transaction while the dialog is early.
 	early chan earlyEvent

@@ -32,6 +32,16 @@ type Options struct {
 	// OnEvent receives every usage event (threshold, cap reached,
 	// suspension, rollover, cut) after it is logged. Optional.
 	OnEvent func(admission.Event)
+	// Metrics observes decisions and teardowns. Optional.
+	Metrics Observer
+}
+
+// Observer receives the gateway's countable facts (Prometheus metrics).
+type Observer interface {
+	Admitted(direction string)
+	Rejected(cause string)
+	AdmissionLatency(d time.Duration)
+	Teardown(cause string)
 }
 
 type listener struct {
@@ -48,7 +58,8 @@ type Gateway struct {
 	cfg        *configs.Config
 	log        zerolog.Logger
 	now        func() time.Time
-	classifier *Classifier
+	classifier atomic.Pointer[Classifier]
+	metrics    Observer
 	adm        *admission.Runner
 	dialogs    *DialogTable
 
@@ -72,21 +83,22 @@ type Gateway struct {
 // New builds a gateway from a validated config and an admission runner.
 func New(cfg *configs.Config, adm *admission.Runner, opts Options) (*Gateway, error) {
 	g := &Gateway{
-		cfg:        cfg,
-		log:        opts.Logger.With().Str("component", "sip").Logger(),
-		now:        opts.Now,
-		classifier: NewClassifier(cfg),
-		adm:        adm,
-		dialogs:    NewDialogTable(),
-		listeners:  make(map[string]*listener),
-		selfHosts:  make(map[string]bool),
-		selfPorts:  make(map[int]bool),
-		advertise:  cfg.SIP.Advertise,
-		onEvent:    opts.OnEvent,
+		cfg:       cfg,
+		log:       opts.Logger.With().Str("component", "sip").Logger(),
+		now:       opts.Now,
+		metrics:   opts.Metrics,
+		adm:       adm,
+		dialogs:   NewDialogTable(),
+		listeners: make(map[string]*listener),
+		selfHosts: make(map[string]bool),
+		selfPorts: make(map[int]bool),
+		advertise: cfg.SIP.Advertise,
+		onEvent:   opts.OnEvent,
 	}
 	if g.now == nil {
 		g.now = time.Now
 	}
+	g.classifier.Store(NewClassifier(cfg))
 	// sipgo logs through slog; keep only its errors, in our log stream.
 	slogger := slog.New(slog.NewJSONHandler(zerologWriter{g.log}, &slog.HandlerOptions{Level: slog.LevelError}))
 	// sipgo's default logger is process-wide: the first gateway sets it.

@@ -67,6 +67,13 @@ func (g *Gateway) logDecision(callID, tenant string, dir admission.Direction, de
 		e = e.Str("cause", cause).Int("code", code)
 	}
 	e.Msg("call decision")
+	if g.metrics != nil {
+		if cause == "" {
+			g.metrics.Admitted(dir.String())
+		} else {
+			g.metrics.Rejected(cause)
+		}
+	}
 }
 
 // maxForwards checks Max-Forwards before forwarding (RFC 3261 §16.3 step 3):
@@ -175,7 +182,7 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		g.reply(tx, req, 400, "Bad Request", "unparsable source")
 		return
 	}
-	route, cerr := g.classifier.Classify(src, req.Recipient.User)
+	route, cerr := g.classifier.Load().Classify(src, req.Recipient.User)
 	if cerr != nil {
 		g.reply(tx, req, cerr.Code, cerr.Reason, cerr.Cause)
 		g.logDecision(callID, "", 0, "reject", cerr.Cause, cerr.Code)
@@ -209,6 +216,9 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		CallID: key, Tenant: route.Tenant, Direction: route.Direction,
 		Caller: from.Address.User, Callee: req.Recipient.User,
 	})
+	if g.metrics != nil {
+		g.metrics.AdmissionLatency(g.now().Sub(now))
+	}
 	g.apply(dec.Output)
 	if !dec.Admitted {
 		rej := dec.Rejection
@@ -222,6 +232,7 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	d := &Dialog{
 		Key: key, CallID: callID, Tenant: route.Tenant, Direction: route.Direction, Created: now,
+		Caller: from.Address.User, Callee: req.Recipient.User,
 		early: make(chan earlyEvent, 1),
 		state: Early,
 		from:  sip.HeaderClone(from).(*sip.FromHeader),
@@ -335,7 +346,7 @@ func (g *Gateway) proxyInvite(req *sip.Request, tx sip.ServerTransaction, fwd *s
 				callee := legFromResponse(res, fwd, next.Transport)
 				now := g.now()
 				pending := d.confirm(now, callee, sip.HeaderClone(res.To()).(*sip.ToHeader))
-				g.apply(g.adm.Answer(now, d.Key)) // billing starts at the 200 OK
+				g.apply(g.adm.AnswerWith(now, d.Key, d.record())) // billing starts at the 200 OK
 				g.relay(tx, res, req)
 				clTx.OnRetransmission(func(r *sip.Response) { g.relay(tx, r, req) })
 				d.armMaxDuration(g.cfg.SIP.MaxCallDuration, func() { g.Teardown(d, CauseMaxDuration) })
@@ -452,7 +463,7 @@ func recordRouteSet(hs []sip.Header, reverse bool) []sip.Uri {
 func (g *Gateway) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	isAck := req.IsAck()
 	src, ok := sourceIP(req)
-	if !ok || !g.classifier.KnownSource(src) {
+	if !ok || !g.classifier.Load().KnownSource(src) {
 		if !isAck {
 			g.reply(tx, req, 403, "Forbidden", "unknown_source")
 		}
@@ -578,7 +589,7 @@ func (g *Gateway) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	src, ok := sourceIP(req)
-	if !ok || !g.classifier.KnownSource(src) {
+	if !ok || !g.classifier.Load().KnownSource(src) {
 		g.reply(tx, req, 403, "Forbidden", "unknown_source")
 		return
 	}
@@ -600,7 +611,7 @@ func (g *Gateway) onOther(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	src, ok := sourceIP(req)
-	if !ok || !g.classifier.KnownSource(src) {
+	if !ok || !g.classifier.Load().KnownSource(src) {
 		g.reply(tx, req, 403, "Forbidden", "unknown_source")
 		return
 	}

@@ -33,6 +33,9 @@ const byeTimeout = 32 * time.Second
 // caller. The call's slot is released once. It returns false if the call had
 // already ended.
 func (g *Gateway) Teardown(d *Dialog, c Cause) bool {
+	if g.metrics != nil {
+		defer g.metrics.Teardown(c.Name)
+	}
 	switch d.requestTeardown(c) {
 	case Early:
 		d.postEarly(earlyEvent{kind: evTeardown})
