@@ -7,6 +7,9 @@ CONFIG ?= configs/tollgate.yaml
 build:
 	$(GO) build -o $(BIN) ./cmd/tollgate
 
+# The demo admin token; set TOLLGATE_ADMIN_TOKEN yourself outside a demo.
+export TOLLGATE_ADMIN_TOKEN ?= demo-admin-token-change-me
+
 run: build
 	./$(BIN) serve -c $(CONFIG)
 

@@ -95,6 +95,17 @@ func freeUDPPort(t *testing.T, ip string) int {
 	return pc.LocalAddr().(*net.UDPAddr).Port
 }
 
+// freeTCPPort returns a TCP port free on ip.
+func freeTCPPort(t *testing.T, ip string) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
 // freeMediaPort returns an even port p such that p and p+2 (the audio and
 // video RTP sockets SIPp binds at start) are free on ip, so that SIPp
 // instances do not fight over the default 6000.
@@ -149,7 +160,15 @@ func poll(timeout time.Duration, cond func() bool) bool {
 type gatewayConfig struct {
 	MaxParallelCalls int64         // -1 unlimited
 	ShutdownGrace    time.Duration // sip.shutdown_grace
+	// Dir holds the config, the log and the store (data/); a restarted
+	// gateway reuses it. Empty: a fresh temporary directory.
+	Dir string
+	// SIPPort, CarrierPort and APIPort: 0 picks free ports.
+	SIPPort, CarrierPort, APIPort int
 }
+
+// adminToken is the admin API token of the testbed gateways.
+const adminToken = "testbed-admin-token-0123456789"
 
 // logLine is one JSON line of the gateway's log.
 type logLine map[string]any
@@ -169,6 +188,8 @@ type gateway struct {
 	t           *testing.T
 	addr        string // SIP UDP listen address
 	carrierPort int    // where the carrier (SIPp uas) must listen on carrierIP
+	apiURL      string // admin API base URL
+	conf        gatewayConfig
 	logPath     string
 	cmd         *exec.Cmd
 	done        chan struct{} // closed once the process has exited
@@ -186,12 +207,26 @@ type gateway struct {
 func startGateway(t *testing.T, c gatewayConfig) *gateway {
 	t.Helper()
 	bin := tollgateBinary(t)
-	dir := t.TempDir()
+	if c.Dir == "" {
+		c.Dir = t.TempDir()
+	}
+	dir := c.Dir
+	if c.SIPPort == 0 {
+		c.SIPPort = freeUDPPort(t, gatewayIP)
+	}
+	if c.CarrierPort == 0 {
+		c.CarrierPort = freeUDPPort(t, carrierIP)
+	}
+	if c.APIPort == 0 {
+		c.APIPort = freeTCPPort(t, gatewayIP)
+	}
 	g := &gateway{
 		t:           t,
-		addr:        net.JoinHostPort(gatewayIP, strconv.Itoa(freeUDPPort(t, gatewayIP))),
-		carrierPort: freeUDPPort(t, carrierIP),
-		logPath:     filepath.Join(dir, "tollgate.log"),
+		addr:        net.JoinHostPort(gatewayIP, strconv.Itoa(c.SIPPort)),
+		carrierPort: c.CarrierPort,
+		apiURL:      "http://" + net.JoinHostPort(gatewayIP, strconv.Itoa(c.APIPort)),
+		conf:        c,
+		logPath:     filepath.Join(dir, fmt.Sprintf("tollgate-%d.log", time.Now().UnixNano())),
 		done:        make(chan struct{}),
 		changed:     make(chan struct{}),
 	}
@@ -221,7 +256,16 @@ tenants:
     plan: e2e
     carrier: carrier
     sources: [%s/32]
-`, g.addr, gatewayIP, c.ShutdownGrace, carrierIP, g.carrierPort, carrierIP, c.MaxParallelCalls, pbxIP)
+store:
+  data_dir: %s
+api:
+  listen: %s
+  tokens:
+    - name: testbed
+      scope: admin
+      token_env: TOLLGATE_ADMIN_TOKEN
+`, g.addr, gatewayIP, c.ShutdownGrace, carrierIP, g.carrierPort, carrierIP, c.MaxParallelCalls, pbxIP,
+		filepath.Join(dir, "data"), strings.TrimPrefix(g.apiURL, "http://"))
 	cfgPath := filepath.Join(dir, "tollgate.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -231,6 +275,7 @@ tenants:
 		t.Fatal(err)
 	}
 	g.cmd = exec.Command(bin, "serve", "-c", cfgPath)
+	g.cmd.Env = append(os.Environ(), "TOLLGATE_ADMIN_TOKEN="+adminToken)
 	stderr, err := g.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -3,20 +3,15 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/tollgate/tollgate/configs"
-	"github.com/tollgate/tollgate/sip"
 )
 
 const usage = `tollgate — SIP-edge call admission gateway
@@ -37,6 +32,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
+	}
+	if isCLICommand(args[0]) {
+		return runCLI(args, stdout, stderr, os.Getenv)
 	}
 	switch args[0] {
 	case "serve", "check":
@@ -64,7 +62,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "tollgate", version)
 		return 0
 	case "-h", "--help", "help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usage+cliUsage)
 		return 0
 	}
 	fmt.Fprintf(stderr, "tollgate: unknown command %q\n\n%s", args[0], usage)
@@ -80,36 +78,4 @@ func newLogger(cfg configs.Log, w io.Writer) zerolog.Logger {
 		level = zerolog.InfoLevel
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
-}
-
-func serve(cfg *configs.Config, logOut io.Writer) error {
-	log := newLogger(cfg.Log, logOut)
-	adm, err := cfg.AdmissionRunner(time.Now())
-	if err != nil {
-		return err
-	}
-	gw, err := sip.New(cfg, adm, sip.Options{Logger: log})
-	if err != nil {
-		return err
-	}
-	if err := gw.Start(); err != nil {
-		return err
-	}
-	log.Info().Str("version", version).Int("tenants", len(cfg.Tenants)).Msg("tollgate started")
-
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	sig := <-sigs
-	log.Info().Str("signal", sig.String()).Dur("grace", cfg.SIP.ShutdownGrace).Msg("shutting down: new calls get 503")
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.SIP.ShutdownGrace)
-	defer cancel()
-	go func() { // a second signal skips the grace period
-		<-sigs
-		cancel()
-	}()
-	if err := gw.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	log.Info().Msg("tollgate stopped")
-	return nil
 }

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/tollgate/tollgate/api"
+	"github.com/tollgate/tollgate/configs"
+	"github.com/tollgate/tollgate/control"
+	"github.com/tollgate/tollgate/sip"
+	"github.com/tollgate/tollgate/store"
+)
+
+// serve runs the gateway until SIGTERM/SIGINT: store, control service
+// (engine rebuilt from the store), SIP edge, admin API.
+func serve(cfg *configs.Config, logOut io.Writer) error {
+	log := newLogger(cfg.Log, logOut)
+	st, err := store.Open(cfg.Store.DataDir, store.Options{
+		Sync: *cfg.Store.Sync, Logger: log.With().Str("component", "store").Logger(),
+		Retention: store.Retention{Usage: cfg.Store.Retention.Usage, Audit: cfg.Store.Retention.Audit, Outbox: cfg.Store.Retention.Outbox},
+	})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	metrics := api.NewMetrics(prometheus.NewRegistry(), *cfg.API.MaxTenantSeries)
+	svc, err := control.Open(cfg, st, control.Options{
+		Logger: log.With().Str("component", "control").Logger(), OnCommit: metrics.CommitLatency,
+	})
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+	gw, err := sip.New(svc.Config(), svc.Runner(), sip.Options{Logger: log, Metrics: metrics})
+	if err != nil {
+		return err
+	}
+	svc.SetEdge(gw)
+	metrics.SetActiveSource(svc.ActiveByTenant)
+	metrics.SetOutboxDepth(func() int { n, _ := st.OutboxDepth(); return n })
+	if err := gw.Start(); err != nil {
+		return err
+	}
+	gw.Effects(svc.RestoreOutput())
+	if restored := svc.Restored(); len(restored) > 0 {
+		n := gw.TeardownRestored(restored)
+		log.Warn().Int("calls", len(restored)).Int("torn_down", n).
+			Msg("calls active at the last stop were billed up to the last checkpoint and torn down")
+	}
+	var httpSrv *http.Server
+	if cfg.API.Listen != "off" {
+		ln, err := net.Listen("tcp", cfg.API.Listen)
+		if err != nil {
+			return fmt.Errorf("api: %w", err)
+		}
+		httpSrv = &http.Server{
+			Handler:           api.NewServer(svc, metrics, api.ServerOptions{Logger: log.With().Str("component", "api").Logger()}),
+			ReadHeaderTimeout: 10 * time.Second,
+		}
+		go func() {
+			if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error().Err(err).Msg("admin API stopped")
+			}
+		}()
+		log.Info().Str("listen", ln.Addr().String()).Msg("admin API listening")
+	}
+	log.Info().Str("version", version).Int("tenants", len(svc.Config().Tenants)).Str("data_dir", cfg.Store.DataDir).Msg("tollgate started")
+	return waitAndStop(cfg, log, gw, httpSrv)
+}
+
+// waitAndStop blocks until SIGTERM/SIGINT, then drains the SIP edge
+// within shutdown_grace (a second signal skips the grace) and stops the
+// admin API. The deferred closes flush the store.
+func waitAndStop(cfg *configs.Config, log zerolog.Logger, gw *sip.Gateway, httpSrv *http.Server) error {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	sig := <-sigs
+	log.Info().Str("signal", sig.String()).Dur("grace", cfg.SIP.ShutdownGrace).Msg("shutting down: new calls get 503")
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.SIP.ShutdownGrace)
+	defer cancel()
+	go func() {
+		<-sigs
+		cancel()
+	}()
+	err := gw.Shutdown(ctx)
+	if httpSrv != nil {
+		hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		httpSrv.Shutdown(hctx)
+		hcancel()
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	log.Info().Msg("tollgate stopped")
+	return nil
+}

@@ -1,0 +1,234 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/tollgate/tollgate/admission"
+	"github.com/tollgate/tollgate/api"
+	"github.com/tollgate/tollgate/configs"
+	"github.com/tollgate/tollgate/store"
+)
+
+// Apply creates or updates the plans and tenants of doc (objects not in it
+// are left alone). Every object is normalised as loading a config file
+// would (defaults filled) and compared with the stored one. The whole
+// resulting config is validated first (errors name paths in doc, e.g.
+// "tenants[0].sources[0]"); then, unless dryRun, every change is made and
+// committed in one batch with one audit entry per change.
+func (s *Service) Apply(_ context.Context, actor string, doc api.ApplyDoc, dryRun bool) (api.ApplyResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	plans, tenants := normalise(doc.Plans, doc.Tenants)
+
+	// Candidate: stored objects the document does not name, then the
+	// document's objects in its order (so its indices map back).
+	inDoc := map[string]bool{}
+	for _, p := range plans {
+		inDoc[p.Name] = true
+	}
+	var candPlans []configs.Plan
+	for _, p := range s.sortedPlans() {
+		if !inDoc[p.Name] {
+			candPlans = append(candPlans, p)
+		}
+	}
+	planBase := len(candPlans)
+	candPlans = append(candPlans, plans...)
+	inDoc = map[string]bool{}
+	for _, t := range tenants {
+		inDoc[t.Name] = true
+	}
+	var candTenants []configs.Tenant
+	for _, t := range s.sortedTenants() {
+		if !inDoc[t.Name] {
+			candTenants = append(candTenants, t)
+		}
+	}
+	tenantBase := len(candTenants)
+	candTenants = append(candTenants, tenants...)
+	if err := check(s.build(candPlans, candTenants), docPath(planBase, tenantBase)); err != nil {
+		return api.ApplyResult{}, err
+	}
+
+	res := api.ApplyResult{DryRun: dryRun, Changes: []api.ApplyChange{}}
+	var (
+		b            store.Batch
+		planUps      []configs.Plan
+		tenantUps    []configs.Tenant
+		routeChanged bool
+	)
+	for _, p := range plans {
+		old, exists := s.plans[p.Name]
+		ch := api.ApplyChange{Kind: "plan", Name: p.Name, Op: "create"}
+		var before any
+		if exists {
+			before = old
+			ch.Diff = diff(old, p)
+			ch.Op = "update"
+			if len(ch.Diff) == 0 {
+				ch.Op = "unchanged"
+			}
+		} else {
+			ch.Diff = diff(nil, p)
+		}
+		res.Changes = append(res.Changes, ch)
+		if ch.Op == "unchanged" {
+			continue
+		}
+		planUps = append(planUps, p)
+		b.PutPlans = append(b.PutPlans, clonePlan(p))
+		b.Audit = append(b.Audit, audit(now, actor, "plan."+ch.Op, "plans/"+p.Name, "", before, p))
+	}
+	for _, t := range tenants {
+		old, exists := s.tenants[t.Name]
+		ch := api.ApplyChange{Kind: "tenant", Name: t.Name, Op: "create"}
+		var before any
+		if exists {
+			before = old
+			ch.Diff = diff(old, t)
+			ch.Op = "update"
+			if len(ch.Diff) == 0 {
+				ch.Op = "unchanged"
+			}
+		} else {
+			ch.Diff = diff(nil, t)
+		}
+		res.Changes = append(res.Changes, ch)
+		if ch.Op == "unchanged" {
+			continue
+		}
+		routeChanged = routeChanged || !exists || routingChanged(old, t)
+		tenantUps = append(tenantUps, t)
+		b.PutTenants = append(b.PutTenants, cloneTenant(t))
+		b.Audit = append(b.Audit, audit(now, actor, "tenant."+ch.Op, "tenants/"+t.Name, t.Name, before, t))
+	}
+	if dryRun || b.Empty() {
+		return res, nil
+	}
+
+	var all admission.Output
+	for _, p := range planUps {
+		out, err := s.runner.UpsertPlan(now, p.AdmissionPlan())
+		if err != nil {
+			return res, fmt.Errorf("control: apply plan %q: %w", p.Name, err)
+		}
+		s.plans[p.Name] = p
+		all.Events = append(all.Events, out.Events...)
+		all.Cuts = append(all.Cuts, out.Cuts...)
+	}
+	for _, t := range tenantUps {
+		out, err := s.runner.UpsertTenant(now, t.AdmissionTenant())
+		if err != nil {
+			s.refresh()
+			return res, fmt.Errorf("control: apply tenant %q: %w", t.Name, err)
+		}
+		s.tenants[t.Name] = t
+		all.Events = append(all.Events, out.Events...)
+		all.Cuts = append(all.Cuts, out.Cuts...)
+	}
+	s.refresh()
+	s.effects(all)
+	err := s.submit(&b, now)
+	if routeChanged {
+		s.routing()
+	}
+	return res, err
+}
+
+// docPath maps candidate paths back to the document: the document's
+// objects sit after planBase stored plans and tenantBase stored tenants.
+func docPath(planBase, tenantBase int) func(string) string {
+	shift := func(path, list string, base int) (string, bool) {
+		if !strings.HasPrefix(path, list+"[") {
+			return path, false
+		}
+		rest := path[len(list)+1:]
+		end := strings.IndexByte(rest, ']')
+		if end < 0 {
+			return path, false
+		}
+		i, err := strconv.Atoi(rest[:end])
+		if err != nil || i < base {
+			return path, false
+		}
+		return fmt.Sprintf("%s[%d]%s", list, i-base, rest[end+1:]), true
+	}
+	return func(path string) string {
+		if p, ok := shift(path, "plans", planBase); ok {
+			return p
+		}
+		p, _ := shift(path, "tenants", tenantBase)
+		return p
+	}
+}
+
+// diff lists the differences between two objects as sorted
+// "path: before -> after" lines over their flattened JSON; a side without
+// the path shows "<none>". before nil (a creation): every non-null field
+// of after.
+func diff(before, after any) []string {
+	a, b := map[string]string{}, map[string]string{}
+	if before != nil {
+		flatten(before, a)
+	}
+	flatten(after, b)
+	var out []string
+	for k, av := range a {
+		bv, ok := b[k]
+		if !ok {
+			bv = "<none>"
+		}
+		if av != bv {
+			out = append(out, k+": "+av+" -> "+bv)
+		}
+	}
+	for k, bv := range b {
+		if _, ok := a[k]; !ok && !(before == nil && bv == "null") {
+			out = append(out, k+": <none> -> "+bv)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// flatten writes the leaves of v's JSON into out by path ("limits.x",
+// "sources[1]"); empty lists and objects have no leaves.
+func flatten(v any, out map[string]string) {
+	dec := json.NewDecoder(bytes.NewReader(mustJSON(v)))
+	dec.UseNumber()
+	var x any
+	if err := dec.Decode(&x); err != nil {
+		panic(fmt.Sprintf("control: flatten %T: %v", v, err))
+	}
+	var walk func(path string, x any)
+	walk = func(path string, x any) {
+		switch x := x.(type) {
+		case map[string]any:
+			for k, v := range x {
+				p := k
+				if path != "" {
+					p = path + "." + k
+				}
+				walk(p, v)
+			}
+		case []any:
+			for i, v := range x {
+				walk(fmt.Sprintf("%s[%d]", path, i), v)
+			}
+		case nil:
+			out[path] = "null"
+		case string:
+			out[path] = x
+		default:
+			out[path] = fmt.Sprint(x)
+		}
+	}
+	walk("", x)
+}

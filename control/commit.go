@@ -1,0 +1,38 @@
+package control
+
+import (
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/tollgate/tollgate/admission"
+	"github.com/tollgate/tollgate/configs"
+	"github.com/tollgate/tollgate/store"
+)
+
+// committer is what the service needs of store.Committer: the runner's
+// steps (Record, never blocking), operator batches (Submit, waits until
+// durable), Flush and Close.
+type committer interface {
+	Record(s *admission.Step)
+	Submit(b *store.Batch) error
+	Flush() error
+	Close() error
+}
+
+var _ committer = (*store.Committer)(nil)
+
+// newCommitter starts the store's group committer with the config's
+// intervals.
+func newCommitter(st store.Store, cfg *configs.Config, now func() time.Time, log zerolog.Logger, onCommit func(time.Duration)) committer {
+	o := store.CommitterOptions{
+		Interval:   cfg.Store.CommitInterval,
+		Checkpoint: cfg.Store.CheckpointInterval,
+		Now:        now,
+		Logger:     log,
+	}
+	if onCommit != nil {
+		o.OnCommit = func(d time.Duration, _ *store.Batch) { onCommit(d) }
+	}
+	return store.NewCommitter(st, o)
+}

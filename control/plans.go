@@ -1,0 +1,108 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/tollgate/tollgate/admission"
+	"github.com/tollgate/tollgate/api"
+	"github.com/tollgate/tollgate/configs"
+	"github.com/tollgate/tollgate/store"
+)
+
+// ListPlans returns the plans, sorted by name.
+func (s *Service) ListPlans(context.Context) ([]configs.Plan, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]configs.Plan, 0, len(s.plans))
+	for _, p := range s.sortedPlans() {
+		out = append(out, clonePlan(p))
+	}
+	return out, nil
+}
+
+// GetPlan returns the plan name.
+func (s *Service) GetPlan(_ context.Context, name string) (configs.Plan, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	p, ok := s.plans[name]
+	if !ok {
+		return configs.Plan{}, notFound("plan", name)
+	}
+	return clonePlan(p), nil
+}
+
+// PutPlan creates (create: ErrConflict if it exists) or creates or
+// replaces the plan p. Unset limits mean unlimited and rate increments
+// default to 60/60, as in the config file. A replaced plan's limits apply
+// at once to its tenants; its rates to calls admitted from now on.
+func (s *Service) PutPlan(_ context.Context, actor string, p configs.Plan, create bool) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	old, exists := s.plans[p.Name]
+	if create && exists {
+		return false, fmt.Errorf("control: plan %q exists: %w", p.Name, api.ErrConflict)
+	}
+	np := normalisePlan(p)
+	if err := s.checkPlan(np); err != nil {
+		return false, err
+	}
+	out, err := s.runner.UpsertPlan(now, np.AdmissionPlan())
+	if err != nil {
+		return false, fmt.Errorf("control: plan %q: %w", np.Name, err)
+	}
+	s.effects(out)
+	s.plans[np.Name] = np
+	s.refresh()
+	action, before := "plan.create", any(nil)
+	if exists {
+		action, before = "plan.update", old
+	}
+	return !exists, s.submit(&store.Batch{
+		PutPlans: []configs.Plan{clonePlan(np)},
+		Audit:    []api.AuditEntry{audit(now, actor, action, "plans/"+np.Name, "", before, np)},
+	}, now)
+}
+
+// DeletePlan deletes a plan no tenant is on (ErrConflict otherwise).
+func (s *Service) DeletePlan(_ context.Context, actor, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	old, ok := s.plans[name]
+	if !ok {
+		return notFound("plan", name)
+	}
+	for _, t := range s.sortedTenants() {
+		if t.Plan == name {
+			return fmt.Errorf("control: plan %q is the plan of tenant %q: %w", name, t.Name, api.ErrConflict)
+		}
+	}
+	if err := s.runner.DeletePlan(now, name); err != nil {
+		switch {
+		case errors.Is(err, admission.ErrPlanInUse):
+			return fmt.Errorf("control: %v: %w", err, api.ErrConflict)
+		case errors.Is(err, admission.ErrUnknownPlan):
+			return fmt.Errorf("control: %v: %w", err, api.ErrNotFound)
+		}
+		return fmt.Errorf("control: delete plan %q: %w", name, err)
+	}
+	delete(s.plans, name)
+	s.refresh()
+	return s.submit(&store.Batch{
+		DeletePlans: []string{name},
+		Audit:       []api.AuditEntry{audit(now, actor, "plan.delete", "plans/"+name, "", old, nil)},
+	}, now)
+}
+
+// refresh rebuilds the effective config from plans and tenants. Called
+// with mu held.
+func (s *Service) refresh() {
+	s.eff = s.build(s.sortedPlans(), s.sortedTenants())
+}
+
+func notFound(kind, name string) error {
+	return fmt.Errorf("control: %s %q: %w", kind, name, api.ErrNotFound)
+}
