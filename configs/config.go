@@ -47,6 +47,7 @@ const (
 	DefaultShutdownGrace   = 30 * time.Second
 
 	DefaultDataDir            = "data"
+	MemoryDataDir             = ":memory:" // store.data_dir for the in-memory store
 	DefaultCommitInterval     = 10 * time.Millisecond
 	DefaultCheckpointInterval = time.Second
 	DefaultUsageRetention     = 400 * 24 * time.Hour
@@ -150,7 +151,8 @@ type Config struct {
 // the store on first start; afterwards the store is the source of truth.
 type Store struct {
 	// DataDir is the Badger directory. Default "data" (relative to the
-	// working directory).
+	// working directory). ":memory:" keeps state in memory only (nothing
+	// survives a restart: benchmarks and demos).
 	DataDir string `yaml:"data_dir" json:"data_dir"`
 	// Sync fsyncs every group commit before it is acknowledged. Default
 	// true; false survives a process crash (kill -9) but not a power loss.

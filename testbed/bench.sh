@@ -17,6 +17,8 @@
 #
 # Environment:
 #   TARGET        tollgate (default) | kamailio
+#   PERSIST       on (default: Badger in $OUT/data, fsync per group commit) |
+#                 off (in-memory store): tollgate only
 #   RATES         calls/s per step (default "200 400 500 600 800 1000 1200 1500 2000")
 #   STEP_SECONDS  seconds of calls per step (default 15)
 #   PORT_BASE     proxy on 127.0.0.1:PORT_BASE, uac on 127.0.0.10:PORT_BASE+1,
@@ -32,6 +34,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 TARGET=${TARGET:-tollgate}
+PERSIST=${PERSIST:-on}
 RATES=${RATES:-"200 400 500 600 800 1000 1200 1500 2000"}
 STEP_SECONDS=${STEP_SECONDS:-15}
 PORT_BASE=${PORT_BASE:-25060}
@@ -123,6 +126,7 @@ done
 case $TARGET in
 tollgate)
 	echo "bench: building bin/tollgate"
+	if [ "$PERSIST" = on ]; then DATA_DIR=$OUT/data; else DATA_DIR=":memory:"; fi
 	go build -o bin/tollgate ./cmd/tollgate
 	cat >"$OUT/tollgate-bench.yaml" <<EOF
 # written by testbed/bench.sh
@@ -150,11 +154,15 @@ tenants:
     plan: bench
     carrier: carrier
     sources: [127.0.0.10/32]
+store:
+  data_dir: $DATA_DIR
+api:
+  listen: "off"
 EOF
 	bin/tollgate serve -c "$OUT/tollgate-bench.yaml" 2>"$OUT/tollgate.log" &
 	PROXY_PID=$!
 	PIDS+=("$PROXY_PID")
-	PROXY_DESC="tollgate $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?') (go build, log level warn, max_parallel_calls -1)"
+	PROXY_DESC="tollgate $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?') (go build, log level warn, max_parallel_calls -1, persistence $PERSIST)"
 	;;
 kamailio)
 	KAMAILIO=${KAMAILIO:-$(command -v kamailio || echo /usr/sbin/kamailio)}

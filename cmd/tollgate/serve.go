@@ -26,10 +26,7 @@ import (
 // (engine rebuilt from the store), SIP edge, admin API.
 func serve(cfg *configs.Config, logOut io.Writer) error {
 	log := newLogger(cfg.Log, logOut)
-	st, err := store.Open(cfg.Store.DataDir, store.Options{
-		Sync: *cfg.Store.Sync, Logger: log.With().Str("component", "store").Logger(),
-		Retention: store.Retention{Usage: cfg.Store.Retention.Usage, Audit: cfg.Store.Retention.Audit, Outbox: cfg.Store.Retention.Outbox},
-	})
+	st, err := openStore(cfg.Store, log)
 	if err != nil {
 		return err
 	}
@@ -77,6 +74,19 @@ func serve(cfg *configs.Config, logOut io.Writer) error {
 	}
 	log.Info().Str("version", version).Int("tenants", len(svc.Config().Tenants)).Str("data_dir", cfg.Store.DataDir).Msg("tollgate started")
 	return waitAndStop(cfg, log, gw, httpSrv)
+}
+
+// openStore opens the Badger store in data_dir, or the in-memory twin for
+// data_dir ":memory:" (nothing survives the process: benchmarks, demos).
+func openStore(c configs.Store, log zerolog.Logger) (store.Store, error) {
+	if c.DataDir == configs.MemoryDataDir {
+		log.Warn().Msg("store.data_dir is :memory: — nothing survives a restart")
+		return store.NewMem(), nil
+	}
+	return store.Open(c.DataDir, store.Options{
+		Sync: *c.Sync, Logger: log.With().Str("component", "store").Logger(),
+		Retention: store.Retention{Usage: c.Retention.Usage, Audit: c.Retention.Audit, Outbox: c.Retention.Outbox},
+	})
 }
 
 // waitAndStop blocks until SIGTERM/SIGINT, then drains the SIP edge
