@@ -222,14 +222,22 @@ func (m *Money) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// MarshalJSON writes the increments as "I/S".
+// MarshalJSON writes the increments as "I/S", unset as null.
 func (inc Increments) MarshalJSON() ([]byte, error) {
+	if inc == (Increments{}) {
+		return []byte("null"), nil
+	}
 	return []byte(`"` + inc.String() + `"`), nil
 }
 
-// UnmarshalJSON reads increments from a string "I/S".
+// UnmarshalJSON reads increments from a string "I/S"; null leaves them
+// unset (the default 60/60 applies).
 func (inc *Increments) UnmarshalJSON(b []byte) error {
 	s := string(b)
+	if s == "null" {
+		*inc = Increments{}
+		return nil
+	}
 	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' {
 		return fmt.Errorf("expected increments as a string such as \"60/60\", got %s", s)
 	}
