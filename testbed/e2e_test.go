@@ -7,12 +7,18 @@ package testbed
 // fixed time and calls it an assertion.
 
 import (
+	"context"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tollgate/tollgate/api"
 )
 
 // TestSIPpCallsThroughGateway: 300 calls at 30 calls/s with no cap all
@@ -69,11 +75,22 @@ func TestSIPpCallsThroughGateway(t *testing.T) {
 
 // TestSIPpParallelCallsCap: 20 overlapping calls against a cap of 10: ten
 // are answered, ten get 486 from the gateway.
+//
+// The gateway starts unlimited; the cap is set through the admin API while
+// it runs, so this also shows a limit change applying to the next INVITE
+// without a restart, and the metrics counting the outcome.
 func TestSIPpParallelCallsCap(t *testing.T) {
 	requireSIPp(t)
 	const capacity, calls = 10, 20
-	gw := startGateway(t, gatewayConfig{MaxParallelCalls: capacity, ShutdownGrace: 2 * time.Second})
+	gw := startGateway(t, gatewayConfig{MaxParallelCalls: -1, ShutdownGrace: 2 * time.Second})
 	startUAS(t, gw)
+	client := api.NewClient(gw.apiURL, adminToken, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	lv, err := client.PatchLimits(ctx, "demo", map[string]any{"max_parallel_calls": capacity})
+	if err != nil || lv.Effective.MaxParallelCalls == nil || *lv.Effective.MaxParallelCalls != capacity {
+		t.Fatalf("PATCH limits: %+v, %v", lv, err)
+	}
 
 	scenario, err := filepath.Abs("scenarios/uac_cap.xml")
 	if err != nil {
@@ -126,7 +143,35 @@ func TestSIPpParallelCallsCap(t *testing.T) {
 	if got := gw.count(message("call ended")); got != capacity {
 		t.Errorf(`"call ended" lines = %d, want %d`, got, capacity)
 	}
+	metrics := httpGet(t, gw.apiURL+"/metrics")
+	for _, want := range []string{
+		`tollgate_calls_rejected_total{cause="parallel_calls"} 10`,
+		`tollgate_calls_admitted_total{direction="outbound"} 10`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	audit, err := client.Audit(ctx, api.AuditQuery{Tenant: "demo"})
+	if err != nil || len(audit) == 0 || audit[0].Action != "limits.update" || audit[0].Actor != "testbed" {
+		t.Errorf("audit = %+v, %v; want limits.update by testbed first", audit, err)
+	}
 	gw.noErrors()
+}
+
+// httpGet returns the body of a 200 answer to GET url.
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %v", url, res.StatusCode, err)
+	}
+	return string(b)
 }
 
 // TestSIPpGracefulShutdown: on SIGTERM the gateway answers new INVITEs 503,
