@@ -1,0 +1,272 @@
+package api
+
+import (
+	"cmp"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// OtherTenant is the tenant label of the series that sums the active calls
+// of the tenants beyond the per-tenant series bound (and of a tenant that
+// happens to be named "_other").
+const OtherTenant = "_other"
+
+// Histogram buckets, in seconds.
+var (
+	// admissionBuckets span 1µs..100ms: an admission decision is in memory.
+	admissionBuckets = []float64{
+		1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4,
+		1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1,
+	}
+	// commitBuckets span 100µs..1s: a group commit, with fsync.
+	commitBuckets = []float64{
+		1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2,
+		0.1, 0.25, 0.5, 1,
+	}
+)
+
+// Metrics are tollgate's Prometheus metrics, registered on one registry
+// (served at /metrics by NewServer):
+//
+//	tollgate_calls_admitted_total{direction}   counter
+//	tollgate_calls_rejected_total{cause}       counter
+//	tollgate_admission_latency_seconds         histogram (1µs..100ms)
+//	tollgate_teardowns_total{cause}            counter
+//	tollgate_store_commit_seconds              histogram (100µs..1s)
+//	tollgate_outbox_depth                      gauge (SetOutboxDepth)
+//	tollgate_active_calls{tenant}              gauge (SetActiveSource), bounded
+//	tollgate_active_calls_total                gauge (SetActiveSource)
+//
+// plus the Go runtime and process collectors.
+//
+// Every method is safe for concurrent use and a no-op on a nil *Metrics, so
+// components may be given nil when metrics are off.
+type Metrics struct {
+	reg              *prometheus.Registry
+	admitted         *prometheus.CounterVec
+	rejected         *prometheus.CounterVec
+	admissionLatency prometheus.Histogram
+	teardowns        *prometheus.CounterVec
+	commitLatency    prometheus.Histogram
+
+	mu     sync.Mutex
+	outbox func() int
+	active func() map[string]int64
+}
+
+// NewMetrics creates the metrics and registers them on reg (a new registry
+// when reg is nil). maxTenantSeries bounds the tollgate_active_calls series:
+// the busiest maxTenantSeries tenants get their own series (highest counts
+// first, ties by name), the others are summed under tenant="_other";
+// 0 (or less) exposes only tollgate_active_calls_total. It panics if a
+// metric is already registered on reg.
+func NewMetrics(reg *prometheus.Registry, maxTenantSeries int) *Metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m := &Metrics{
+		reg: reg,
+		admitted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_calls_admitted_total",
+			Help: "Calls admitted, by direction (inbound, outbound).",
+		}, []string{"direction"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_calls_rejected_total",
+			Help: "Calls rejected, by cause.",
+		}, []string{"cause"}),
+		admissionLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tollgate_admission_latency_seconds",
+			Help:    "Time to decide the admission of a call.",
+			Buckets: admissionBuckets,
+		}),
+		teardowns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_teardowns_total",
+			Help: "Calls cut by the gateway, by cause.",
+		}, []string{"cause"}),
+		commitLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tollgate_store_commit_seconds",
+			Help:    "Duration of a store group commit.",
+			Buckets: commitBuckets,
+		}),
+	}
+	outbox := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tollgate_outbox_depth",
+		Help: "Events waiting in the outbox to be published.",
+	}, func() float64 {
+		m.mu.Lock()
+		f := m.outbox
+		m.mu.Unlock()
+		if f == nil {
+			return 0
+		}
+		return float64(f())
+	})
+	reg.MustRegister(
+		m.admitted, m.rejected, m.admissionLatency, m.teardowns, m.commitLatency, outbox,
+		&activeCollector{m: m, max: maxTenantSeries},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// Registry returns the registry the metrics are registered on (nil for a
+// nil *Metrics).
+func (m *Metrics) Registry() *prometheus.Registry {
+	if m == nil {
+		return nil
+	}
+	return m.reg
+}
+
+// Admitted counts an admitted call of direction (inbound, outbound).
+func (m *Metrics) Admitted(direction string) {
+	if m == nil {
+		return
+	}
+	m.admitted.WithLabelValues(direction).Inc()
+}
+
+// Rejected counts a rejected call by its cause (configs.Cause*).
+func (m *Metrics) Rejected(cause string) {
+	if m == nil {
+		return
+	}
+	m.rejected.WithLabelValues(cause).Inc()
+}
+
+// AdmissionLatency observes the time one admission decision took.
+func (m *Metrics) AdmissionLatency(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.admissionLatency.Observe(d.Seconds())
+}
+
+// Teardown counts a call cut by the gateway, by cause.
+func (m *Metrics) Teardown(cause string) {
+	if m == nil {
+		return
+	}
+	m.teardowns.WithLabelValues(cause).Inc()
+}
+
+// CommitLatency observes the duration of one store group commit.
+func (m *Metrics) CommitLatency(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.commitLatency.Observe(d.Seconds())
+}
+
+// SetOutboxDepth sets the function read at scrape time for
+// tollgate_outbox_depth (nil: 0).
+func (m *Metrics) SetOutboxDepth(f func() int) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.outbox = f
+	m.mu.Unlock()
+}
+
+// SetActiveSource sets the function read at scrape time for the active
+// calls per tenant (nil: no calls). It must be safe to call concurrently
+// and should be cheap; the map is not retained.
+func (m *Metrics) SetActiveSource(f func() map[string]int64) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.active = f
+	m.mu.Unlock()
+}
+
+// hasActiveSource reports whether SetActiveSource was given a function.
+func (m *Metrics) hasActiveSource() bool {
+	if m == nil {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.active != nil
+}
+
+var (
+	activeDesc = prometheus.NewDesc("tollgate_active_calls",
+		"Active calls of a tenant (the busiest tenants; the rest summed under tenant=\"_other\").",
+		[]string{"tenant"}, nil)
+	activeTotalDesc = prometheus.NewDesc("tollgate_active_calls_total",
+		"Active calls of all tenants.", nil, nil)
+)
+
+// activeCollector exposes the active calls with a bounded number of tenant
+// series.
+type activeCollector struct {
+	m   *Metrics
+	max int
+}
+
+// Describe implements prometheus.Collector.
+func (c *activeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- activeDesc
+	ch <- activeTotalDesc
+}
+
+// Collect implements prometheus.Collector.
+func (c *activeCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.Lock()
+	f := c.m.active
+	c.m.mu.Unlock()
+	var counts map[string]int64
+	if f != nil {
+		counts = f()
+	}
+	series, total := boundSeries(counts, c.max)
+	for _, s := range series {
+		ch <- prometheus.MustNewConstMetric(activeDesc, prometheus.GaugeValue, float64(s.n), s.tenant)
+	}
+	ch <- prometheus.MustNewConstMetric(activeTotalDesc, prometheus.GaugeValue, float64(total))
+}
+
+type tenantCount struct {
+	tenant string
+	n      int64
+}
+
+// boundSeries picks the series of tollgate_active_calls: the max busiest
+// tenants (ties by name) and an OtherTenant series summing the rest (always
+// present when max > 0). A tenant named OtherTenant is counted in it. It
+// also returns the total.
+func boundSeries(counts map[string]int64, max int) (series []tenantCount, total int64) {
+	all := make([]tenantCount, 0, len(counts))
+	var other int64
+	for t, n := range counts {
+		total += n
+		if t == OtherTenant {
+			other += n
+			continue
+		}
+		all = append(all, tenantCount{t, n})
+	}
+	if max <= 0 {
+		return nil, total
+	}
+	slices.SortFunc(all, func(a, b tenantCount) int {
+		if c := cmp.Compare(b.n, a.n); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.tenant, b.tenant)
+	})
+	if len(all) > max {
+		for _, tc := range all[max:] {
+			other += tc.n
+		}
+		all = all[:max]
+	}
+	return append(all, tenantCount{OtherTenant, other}), total
+}

@@ -1,0 +1,152 @@
+package api_test
+
+import (
+	"maps"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tollgate/tollgate/api"
+	"github.com/tollgate/tollgate/api/apitest"
+)
+
+func scrape(t *testing.T, e *env) string {
+	t.Helper()
+	w := e.do(t, "GET", "/metrics", "", "")
+	if w.Code != 200 {
+		t.Fatalf("GET /metrics: %d %s", w.Code, w.Body)
+	}
+	return w.Body.String()
+}
+
+// series returns the sample lines of metric name ("name{labels} value").
+func series(body, name string) []string {
+	var out []string
+	for _, l := range strings.Split(body, "\n") {
+		if strings.HasPrefix(l, name+"{") || strings.HasPrefix(l, name+" ") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func TestMetricsExposition(t *testing.T) {
+	e := newEnv(t)
+	e.m.Admitted("inbound")
+	e.m.Admitted("outbound")
+	e.m.Admitted("outbound")
+	e.m.Rejected("parallel_calls")
+	e.m.AdmissionLatency(3 * time.Microsecond)
+	e.m.Teardown("minutes")
+	e.m.CommitLatency(2 * time.Millisecond)
+	e.m.SetOutboxDepth(func() int { return 7 })
+	body := scrape(t, e)
+	for _, want := range []string{
+		`tollgate_calls_admitted_total{direction="outbound"} 2`,
+		`tollgate_calls_admitted_total{direction="inbound"} 1`,
+		`tollgate_calls_rejected_total{cause="parallel_calls"} 1`,
+		`tollgate_admission_latency_seconds_bucket{le="1e-06"} 0`,
+		`tollgate_admission_latency_seconds_bucket{le="5e-06"} 1`,
+		`tollgate_admission_latency_seconds_bucket{le="0.1"} 1`,
+		`tollgate_teardowns_total{cause="minutes"} 1`,
+		`tollgate_store_commit_seconds_bucket{le="0.0001"} 0`,
+		`tollgate_store_commit_seconds_bucket{le="0.0025"} 1`,
+		`tollgate_store_commit_seconds_bucket{le="1"} 1`,
+		`tollgate_outbox_depth 7`,
+		// NewServer wired the backend's active calls (demo has 2).
+		`tollgate_active_calls{tenant="demo"} 2`,
+		`tollgate_active_calls{tenant="_other"} 0`,
+		`tollgate_active_calls_total 2`,
+		"go_goroutines ",
+		"process_cpu_seconds_total ",
+	} {
+		if !strings.Contains(body, want+"\n") && !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+// TestActiveCallsCardinality: at most maxTenantSeries tenant series
+// (highest first, ties by name) plus _other with the rest.
+func TestActiveCallsCardinality(t *testing.T) {
+	counts := map[string]int64{"a": 5, "c": 3, "b": 3, "d": 1, "e": 0}
+	m := api.NewMetrics(prometheus.NewRegistry(), 2)
+	m.SetActiveSource(func() map[string]int64 { return maps.Clone(counts) })
+	e := &env{b: apitest.NewBackend(), m: m}
+	e.h = api.NewServer(e.b, m, api.ServerOptions{}) // keeps the source set above
+	body := scrape(t, e)
+	got := series(body, "tollgate_active_calls")
+	want := []string{
+		`tollgate_active_calls{tenant="_other"} 4`,
+		`tollgate_active_calls{tenant="a"} 5`,
+		`tollgate_active_calls{tenant="b"} 3`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("series:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if tot := series(body, "tollgate_active_calls_total"); len(tot) != 1 || tot[0] != "tollgate_active_calls_total 12" {
+		t.Errorf("total %v", tot)
+	}
+
+	// 0: the total only.
+	m0 := api.NewMetrics(nil, 0)
+	m0.SetActiveSource(func() map[string]int64 { return counts })
+	e0 := &env{b: apitest.NewBackend(), m: m0}
+	e0.h = api.NewServer(e0.b, m0, api.ServerOptions{})
+	body = scrape(t, e0)
+	if s := series(body, "tollgate_active_calls"); len(s) != 0 {
+		t.Errorf("max 0 exposes tenant series %v", s)
+	}
+	if tot := series(body, "tollgate_active_calls_total"); len(tot) != 1 || tot[0] != "tollgate_active_calls_total 12" {
+		t.Errorf("total %v", tot)
+	}
+}
+
+func TestBoundSeries(t *testing.T) {
+	cases := []struct {
+		counts map[string]int64
+		max    int
+		want   map[string]int64
+		order  []string
+		total  int64
+	}{
+		{map[string]int64{"a": 5, "b": 3, "c": 3, "d": 1, "e": 0}, 2,
+			map[string]int64{"a": 5, "b": 3, "_other": 4}, []string{"a", "b", "_other"}, 12},
+		{map[string]int64{"a": 1}, 5, map[string]int64{"a": 1, "_other": 0}, []string{"a", "_other"}, 1},
+		{nil, 3, map[string]int64{"_other": 0}, []string{"_other"}, 0},
+		{map[string]int64{"a": 1, "b": 2}, 0, map[string]int64{}, nil, 3},
+		// A tenant named _other is folded into the _other series.
+		{map[string]int64{"_other": 4, "x": 9, "y": 1}, 1, map[string]int64{"x": 9, "_other": 5}, []string{"x", "_other"}, 14},
+	}
+	for _, c := range cases {
+		got, order, total := api.BoundSeries(c.counts, c.max)
+		if !maps.Equal(got, c.want) || strings.Join(order, ",") != strings.Join(c.order, ",") || total != c.total {
+			t.Errorf("boundSeries(%v, %d) = %v %v %d, want %v %v %d", c.counts, c.max, got, order, total, c.want, c.order, c.total)
+		}
+	}
+}
+
+func TestNilMetrics(t *testing.T) {
+	var m *api.Metrics
+	m.Admitted("inbound")
+	m.Rejected("cps")
+	m.AdmissionLatency(time.Millisecond)
+	m.Teardown("spend")
+	m.CommitLatency(time.Millisecond)
+	m.SetOutboxDepth(func() int { return 1 })
+	m.SetActiveSource(nil)
+	if m.Registry() != nil {
+		t.Error("nil Metrics has a registry")
+	}
+	e := &env{b: apitest.NewBackend()}
+	e.h = api.NewServer(e.b, nil, api.ServerOptions{})
+	if w := e.do(t, "GET", "/metrics", "", ""); w.Code != 200 {
+		t.Errorf("/metrics without metrics: %d", w.Code)
+	}
+	// NewMetrics(nil, n) makes its own registry.
+	if api.NewMetrics(nil, 1).Registry() == nil {
+		t.Error("no registry")
+	}
+}
