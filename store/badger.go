@@ -1,0 +1,404 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/rs/zerolog"
+
+	"github.com/tollgate/tollgate/api"
+)
+
+// Options configure Open.
+type Options struct {
+	// Sync fsyncs every Apply before it returns (the gateway turns it on).
+	// Without it a committed batch survives a crash of the process but not
+	// one of the machine.
+	Sync bool
+	// Retention bounds how long usage, audit and outbox rows are kept.
+	Retention Retention
+	// Logger receives Badger's warnings and errors and the store's own.
+	Logger zerolog.Logger
+	// Now is the clock for audit entries without a time (nil: time.Now).
+	Now func() time.Time
+}
+
+// Retention is how long rows are kept after their last write (enforced
+// with Badger TTLs). Zero means the default; a negative value keeps rows
+// forever.
+type Retention struct {
+	// Usage is the lifetime of per-day usage rows (default 400 days).
+	Usage time.Duration
+	// Audit is the lifetime of audit entries (default 400 days).
+	Audit time.Duration
+	// Outbox is the lifetime of undelivered events (default 30 days).
+	Outbox time.Duration
+}
+
+// Default retention times.
+const (
+	DefaultUsageRetention  = 400 * 24 * time.Hour
+	DefaultAuditRetention  = 400 * 24 * time.Hour
+	DefaultOutboxRetention = 30 * 24 * time.Hour
+)
+
+func (r Retention) ttls() ttls {
+	pick := func(v, def time.Duration) time.Duration {
+		switch {
+		case v == 0:
+			return def
+		case v < 0:
+			return 0
+		}
+		return v
+	}
+	return ttls{
+		usage:  pick(r.Usage, DefaultUsageRetention),
+		audit:  pick(r.Audit, DefaultAuditRetention),
+		outbox: pick(r.Outbox, DefaultOutboxRetention),
+		user:   userTTL,
+	}
+}
+
+// Badger tuning: small memtables and caches (the data set is small and
+// tests open many stores); one transaction may hold 15% of a memtable
+// (about 4.8 MB).
+const (
+	memTableSize     = 32 << 20
+	blockCacheSize   = 16 << 20
+	valueLogFileSize = 64 << 20
+	gcInterval       = 5 * time.Minute
+	gcDiscardRatio   = 0.5
+	ackChunkSize     = 1000
+)
+
+// Badger is the Store on a Badger database in a directory.
+type Badger struct {
+	db   *badger.DB
+	dir  string
+	ttl  ttls
+	now  func() time.Time
+	log  zerolog.Logger
+	wmu  sync.Mutex   // one writer at a time: no transaction conflicts
+	mu   sync.RWMutex // held for reading by every operation, for writing by Close
+	shut bool
+	stop chan struct{}
+	done chan struct{}
+}
+
+var _ Store = (*Badger)(nil)
+
+// Open opens (creating it if needed) the Badger store in dir.
+func Open(dir string, opts Options) (*Badger, error) {
+	bo := badger.DefaultOptions(dir).
+		WithLogger(badgerLogger{opts.Logger}).
+		WithLoggingLevel(badger.WARNING).
+		WithSyncWrites(opts.Sync).
+		WithMemTableSize(memTableSize).
+		WithNumMemtables(2).
+		WithBlockCacheSize(blockCacheSize).
+		WithIndexCacheSize(0).
+		WithValueLogFileSize(valueLogFileSize).
+		WithNumCompactors(2).
+		WithMetricsEnabled(false).
+		WithDetectConflicts(false)
+	db, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
+	s := &Badger{
+		db:   db,
+		dir:  dir,
+		ttl:  opts.Retention.ttls(),
+		now:  opts.Now,
+		log:  opts.Logger,
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if err := s.checkVersion(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
+	go s.gcLoop()
+	return s, nil
+}
+
+// checkVersion writes the layout version into a new store and refuses a
+// store written with another layout.
+func (s *Badger) checkVersion() error {
+	return s.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(keyVersion))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return txn.Set([]byte(keyVersion), []byte(layoutVersion))
+		}
+		if err != nil {
+			return err
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if string(v) != layoutVersion {
+			return fmt.Errorf("layout version %q, want %q", v, layoutVersion)
+		}
+		return nil
+	})
+}
+
+// gcLoop runs the value log GC every gcInterval until Close.
+func (s *Badger) gcLoop() {
+	defer close(s.done)
+	t := time.NewTicker(gcInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		for n := 0; ; n++ {
+			select {
+			case <-s.stop:
+				return
+			default:
+			}
+			if err := s.db.RunValueLogGC(gcDiscardRatio); err != nil {
+				if n > 0 {
+					s.log.Debug().Int("files", n).Msg("store: value log gc")
+				}
+				break
+			}
+		}
+	}
+}
+
+// update runs fn in one write transaction.
+func (s *Badger) update(op string, fn func(tx kvTxn) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.shut {
+		return ErrClosed
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	err := s.db.Update(func(txn *badger.Txn) error { return fn(badgerTxn{txn}) })
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		return fmt.Errorf("%w: %w", ErrTooBig, err)
+	}
+	return wrap(op, err)
+}
+
+// view runs fn in one read transaction.
+func (s *Badger) view(op string, fn func(r kvReader) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.shut {
+		return ErrClosed
+	}
+	return wrap(op, s.db.View(func(txn *badger.Txn) error { return fn(badgerTxn{txn}) }))
+}
+
+// Apply commits b in one transaction (see the order in README.md). A zero
+// b.At leaves the clock as it is. A batch too big for one transaction
+// fails with an error wrapping ErrTooBig.
+func (s *Badger) Apply(b *Batch) error {
+	return s.update("apply", func(tx kvTxn) error { return applyBatch(tx, b, s.ttl, s.now()) })
+}
+
+// Load returns the whole durable state, from one consistent snapshot.
+func (s *Badger) Load() (st *State, err error) {
+	err = s.view("load", func(r kvReader) error {
+		st, err = loadState(r)
+		return err
+	})
+	return st, err
+}
+
+// Days returns the tenant's days whose midnight (UTC) is in [from, to),
+// oldest first; a zero from or to is open.
+func (s *Badger) Days(tenant string, from, to time.Time) (days []Day, err error) {
+	err = s.view("days", func(r kvReader) error {
+		days, err = readDays(r, tenant, from, to)
+		return err
+	})
+	return days, err
+}
+
+// Audit returns the entries matching q, newest first.
+func (s *Badger) Audit(q api.AuditQuery) (out []api.AuditEntry, err error) {
+	err = s.view("audit", func(r kvReader) error {
+		out, err = readAudit(r, q)
+		return err
+	})
+	return out, err
+}
+
+// Outbox returns up to limit entries (0: 100) with Seq > after, in order.
+func (s *Badger) Outbox(after uint64, limit int) (out []OutboxEntry, err error) {
+	err = s.view("outbox", func(r kvReader) error {
+		out, err = readOutbox(r, after, limit)
+		return err
+	})
+	return out, err
+}
+
+// AckOutbox deletes the entries with Seq <= upTo (in transactions of up
+// to 1000 deletions).
+func (s *Badger) AckOutbox(upTo uint64) error {
+	for {
+		var n int
+		err := s.update("ack outbox", func(tx kvTxn) (err error) {
+			n, err = ackChunk(tx, upTo, ackChunkSize)
+			return err
+		})
+		if err != nil || n < ackChunkSize {
+			return err
+		}
+	}
+}
+
+// OutboxDepth is the number of entries waiting.
+func (s *Badger) OutboxDepth() (n int, err error) {
+	err = s.view("outbox depth", func(r kvReader) error {
+		n, err = outboxDepth(r)
+		return err
+	})
+	return n, err
+}
+
+// Size is the disk space used by the store's files (allocated blocks,
+// measured now; Badger's own DB.Size is refreshed once a minute and skips
+// the memtable logs). 0 after Close.
+func (s *Badger) Size() int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.shut {
+		return 0
+	}
+	return dirUsage(s.dir)
+}
+
+// Flatten compacts the whole LSM tree into one level and runs the value
+// log GC (maintenance and measurement; not needed in normal operation).
+func (s *Badger) Flatten() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.shut {
+		return ErrClosed
+	}
+	if err := s.db.Flatten(2); err != nil {
+		return wrap("flatten", err)
+	}
+	for s.db.RunValueLogGC(gcDiscardRatio) == nil {
+	}
+	return nil
+}
+
+// Close stops the value log GC, flushes and closes the database. Further
+// calls return ErrClosed; Close itself is idempotent.
+func (s *Badger) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shut {
+		return nil
+	}
+	s.shut = true
+	close(s.stop)
+	<-s.done
+	return wrap("close", s.db.Close())
+}
+
+// dirUsage sums the disk usage of the files in dir.
+func dirUsage(dir string) int64 {
+	var total int64
+	_ = filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		if info, err := d.Info(); err == nil {
+			total += diskUsage(info)
+		}
+		return nil
+	})
+	return total
+}
+
+// badgerTxn is a Badger transaction as a kvTxn.
+type badgerTxn struct{ txn *badger.Txn }
+
+func (t badgerTxn) get(key []byte) ([]byte, bool, error) {
+	item, err := t.txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	v, err := item.ValueCopy(nil)
+	return v, err == nil, err
+}
+
+func (t badgerTxn) scan(prefix, start []byte, reverse, keysOnly bool, fn func(k, v []byte) (bool, error)) error {
+	o := badger.DefaultIteratorOptions
+	o.Prefix = prefix
+	o.Reverse = reverse
+	o.PrefetchValues = !keysOnly
+	o.PrefetchSize = 16
+	it := t.txn.NewIterator(o)
+	defer it.Close()
+	if start == nil {
+		start = prefix
+		if reverse {
+			start = append(append([]byte(nil), prefix...), reverseEnd...)
+		}
+	}
+	for it.Seek(start); it.Valid(); it.Next() {
+		item := it.Item()
+		k := item.KeyCopy(nil)
+		var v []byte
+		if !keysOnly {
+			var err error
+			if v, err = item.ValueCopy(nil); err != nil {
+				return err
+			}
+		}
+		more, err := fn(k, v)
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t badgerTxn) set(key, val []byte, ttl time.Duration) error {
+	e := badger.NewEntry(key, val)
+	if ttl > 0 {
+		e = e.WithTTL(ttl)
+	}
+	return t.txn.SetEntry(e)
+}
+
+func (t badgerTxn) del(key []byte) error { return t.txn.Delete(key) }
+
+// badgerLogger routes Badger's log to zerolog: errors and warnings only.
+type badgerLogger struct{ l zerolog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.l.Error().Str("component", "badger").Msg(strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.l.Warn().Str("component", "badger").Msg(strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+
+func (b badgerLogger) Infof(string, ...any)  {}
+func (b badgerLogger) Debugf(string, ...any) {}

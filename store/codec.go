@@ -1,0 +1,349 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/tollgate/tollgate/admission"
+	"github.com/tollgate/tollgate/api"
+	"github.com/tollgate/tollgate/configs"
+)
+
+// Key layout (see README.md). Every key starts with a one-byte kind and a
+// slash; names are stored verbatim (tenant and user names contain no NUL).
+const (
+	pfxPlan    = "p/" // p/<plan>                       configs.Plan JSON
+	pfxTenant  = "t/" // t/<tenant>                     configs.Tenant JSON
+	pfxToken   = "k/" // k/<token>                      Token JSON
+	pfxCounter = "c/" // c/<tenant>                     counterRec JSON
+	pfxUser    = "u/" // u/<tenant>\x00<user>           userRec JSON (TTL)
+	pfxCall    = "a/" // a/<call id>                    callRec JSON
+	pfxDay     = "d/" // d/<tenant>\x00<YYYYMMDD>       dayRec JSON (TTL)
+	pfxOutbox  = "o/" // o/<seq u64 BE>                 eventRec JSON (TTL)
+	pfxAudit   = "l/" // l/<ts u64 BE><seq u64 BE>      api.AuditEntry JSON (TTL)
+	pfxAuditT  = "L/" // L/<tenant>\x00<ts><seq>        primary audit key (TTL)
+
+	keyClock    = "m/clock"    // UnixNano u64 BE of the last non-zero Batch.At
+	keySeeded   = "m/seeded"   // "1" once seeded
+	keyOutSeq   = "m/outseq"   // last outbox seq, u64 BE
+	keyAuditSeq = "m/auditseq" // last audit seq, u64 BE
+	keyVersion  = "m/version"  // layout version (Badger only)
+)
+
+// layoutVersion is the value of keyVersion.
+const layoutVersion = "1"
+
+func strKey(prefix, name string) []byte {
+	k := make([]byte, 0, len(prefix)+len(name))
+	k = append(k, prefix...)
+	return append(k, name...)
+}
+
+func pairKey(prefix, a, b string) []byte {
+	k := make([]byte, 0, len(prefix)+len(a)+1+len(b))
+	k = append(k, prefix...)
+	k = append(k, a...)
+	k = append(k, 0)
+	return append(k, b...)
+}
+
+func u64(v uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], v)
+	return b[:]
+}
+
+func seqKey(prefix string, seq uint64) []byte {
+	k := make([]byte, 0, len(prefix)+8)
+	k = append(k, prefix...)
+	return binary.BigEndian.AppendUint64(k, seq)
+}
+
+// tsOrder maps a time to a uint64 that sorts like the time (UnixNano with
+// the sign bit flipped, so instants before 1970 sort first).
+func tsOrder(t time.Time) uint64 { return uint64(t.UnixNano()) ^ (1 << 63) }
+
+// dayKey is d/<tenant>\x00<YYYYMMDD>.
+func dayKey(tenant string, day time.Time) []byte {
+	return pairKey(pfxDay, tenant, day.Format("20060102"))
+}
+
+// utcDay is the midnight UTC of the day of t.
+func utcDay(t time.Time) time.Time {
+	y, m, d := t.UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+// counterRec is the stored form of admission.TenantRecord.
+type counterRec struct {
+	Tenant           string        `json:"tenant"`
+	Cycle            time.Time     `json:"cycle"`
+	Seconds          time.Duration `json:"seconds,omitempty"`
+	Spend            int64         `json:"spend,omitempty"`
+	EmergencySeconds time.Duration `json:"emergency_seconds,omitempty"`
+	Flags            uint8         `json:"flags,omitempty"`
+	Suspended        bool          `json:"suspended,omitempty"`
+	SuspendReason    string        `json:"suspend_reason,omitempty"`
+	SuspendCap       string        `json:"suspend_cap,omitempty"`
+}
+
+// userRec is the stored form of admission.UserRecord.
+type userRec struct {
+	Tenant  string        `json:"tenant"`
+	User    string        `json:"user"`
+	Cycle   time.Time     `json:"cycle"`
+	Seconds time.Duration `json:"seconds,omitempty"`
+	Flags   uint8         `json:"flags,omitempty"`
+}
+
+// callRec is the stored form of admission.CallRecord.
+type callRec struct {
+	CallID     string              `json:"call_id"`
+	Tenant     string              `json:"tenant"`
+	Direction  admission.Direction `json:"direction"`
+	Caller     string              `json:"caller,omitempty"`
+	Callee     string              `json:"callee,omitempty"`
+	Emergency  bool                `json:"emergency,omitempty"`
+	AnsweredAt time.Time           `json:"answered_at"`
+	Payload    []byte              `json:"payload"` // no omitempty: keeps nil and empty apart
+}
+
+// dayRec is the stored usage of one tenant's day (tenant and day are in
+// the key).
+type dayRec struct {
+	Calls            int64         `json:"calls,omitempty"`
+	Seconds          time.Duration `json:"seconds,omitempty"`
+	Spend            int64         `json:"spend,omitempty"`
+	EmergencySeconds time.Duration `json:"emergency_seconds,omitempty"`
+}
+
+// eventRec is the stored form of admission.Event.
+type eventRec struct {
+	Type   string    `json:"type"`
+	Tenant string    `json:"tenant,omitempty"`
+	User   string    `json:"user,omitempty"`
+	CallID string    `json:"call_id,omitempty"`
+	Cap    string    `json:"cap,omitempty"`
+	Value  int64     `json:"value,omitempty"`
+	Limit  int64     `json:"limit,omitempty"`
+	Reason string    `json:"reason,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+func encodePlan(p configs.Plan) ([]byte, error) {
+	v, err := json.Marshal(p)
+	if err == nil {
+		// Refuse what could not be loaded back (e.g. a negative amount other than -1).
+		var back configs.Plan
+		err = json.Unmarshal(v, &back)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("plan %q: %w", p.Name, err)
+	}
+	return v, nil
+}
+
+func encodeTenant(t configs.Tenant) ([]byte, error) {
+	v, err := json.Marshal(t)
+	if err == nil {
+		var back configs.Tenant
+		err = json.Unmarshal(v, &back)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tenant %q: %w", t.Name, err)
+	}
+	return v, nil
+}
+
+func encodeToken(t Token) ([]byte, error) {
+	t.Created = t.Created.UTC()
+	v, err := json.Marshal(t)
+	if err != nil {
+		return nil, fmt.Errorf("token %q: %w", t.Name, err)
+	}
+	return v, nil
+}
+
+func encodeAudit(e api.AuditEntry) ([]byte, error) {
+	e.At = e.At.UTC()
+	v, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("audit entry %s %s: %w", e.Action, e.Resource, err)
+	}
+	return v, nil
+}
+
+func encodeCounter(r admission.TenantRecord) ([]byte, error) {
+	v, err := json.Marshal(counterRec{
+		Tenant: r.Tenant, Cycle: r.Cycle.UTC(), Seconds: r.Seconds, Spend: r.Spend,
+		EmergencySeconds: r.EmergencySeconds, Flags: r.Flags, Suspended: r.Suspended,
+		SuspendReason: r.SuspendReason, SuspendCap: r.SuspendCap,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("counters of %q: %w", r.Tenant, err)
+	}
+	return v, nil
+}
+
+func decodeCounter(v []byte) (admission.TenantRecord, error) {
+	var r counterRec
+	if err := json.Unmarshal(v, &r); err != nil {
+		return admission.TenantRecord{}, err
+	}
+	return admission.TenantRecord{
+		Tenant: r.Tenant, Cycle: r.Cycle, Seconds: r.Seconds, Spend: r.Spend,
+		EmergencySeconds: r.EmergencySeconds, Flags: r.Flags, Suspended: r.Suspended,
+		SuspendReason: r.SuspendReason, SuspendCap: r.SuspendCap,
+	}, nil
+}
+
+func encodeUser(r admission.UserRecord) ([]byte, error) {
+	v, err := json.Marshal(userRec{Tenant: r.Tenant, User: r.User, Cycle: r.Cycle.UTC(), Seconds: r.Seconds, Flags: r.Flags})
+	if err != nil {
+		return nil, fmt.Errorf("user %q of %q: %w", r.User, r.Tenant, err)
+	}
+	return v, nil
+}
+
+func decodeUser(v []byte) (admission.UserRecord, error) {
+	var r userRec
+	if err := json.Unmarshal(v, &r); err != nil {
+		return admission.UserRecord{}, err
+	}
+	return admission.UserRecord{Tenant: r.Tenant, User: r.User, Cycle: r.Cycle, Seconds: r.Seconds, Flags: r.Flags}, nil
+}
+
+func encodeCall(c admission.CallRecord) ([]byte, error) {
+	v, err := json.Marshal(callRec{
+		CallID: c.CallID, Tenant: c.Tenant, Direction: c.Direction, Caller: c.Caller, Callee: c.Callee,
+		Emergency: c.Emergency, AnsweredAt: c.AnsweredAt.UTC(), Payload: c.Payload,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("call %q: %w", c.CallID, err)
+	}
+	return v, nil
+}
+
+func decodeCall(v []byte) (admission.CallRecord, error) {
+	var r callRec
+	if err := json.Unmarshal(v, &r); err != nil {
+		return admission.CallRecord{}, err
+	}
+	return admission.CallRecord{
+		CallID: r.CallID, Tenant: r.Tenant, Direction: r.Direction, Caller: r.Caller, Callee: r.Callee,
+		Emergency: r.Emergency, AnsweredAt: r.AnsweredAt, Payload: r.Payload,
+	}, nil
+}
+
+func encodeEvent(e admission.Event) ([]byte, error) {
+	v, err := json.Marshal(eventRec{
+		Type: e.Type, Tenant: e.Tenant, User: e.User, CallID: e.CallID, Cap: e.Cap,
+		Value: e.Value, Limit: e.Limit, Reason: e.Reason, At: e.At.UTC(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("event %s: %w", e.Type, err)
+	}
+	return v, nil
+}
+
+func decodeEvent(v []byte) (admission.Event, error) {
+	var r eventRec
+	if err := json.Unmarshal(v, &r); err != nil {
+		return admission.Event{}, err
+	}
+	return admission.Event{
+		Type: r.Type, Tenant: r.Tenant, User: r.User, CallID: r.CallID, Cap: r.Cap,
+		Value: r.Value, Limit: r.Limit, Reason: r.Reason, At: r.At,
+	}, nil
+}
+
+// cloneBatch deep-copies b through the store's encoding (so the copy is
+// what a store would keep: times in UTC, audit JSON compacted) and checks
+// that everything in it can be stored.
+func cloneBatch(b *Batch) (*Batch, error) {
+	c := &Batch{
+		At:            b.At,
+		DeletePlans:   append([]string(nil), b.DeletePlans...),
+		DeleteTenants: append([]string(nil), b.DeleteTenants...),
+		DeleteTokens:  append([]string(nil), b.DeleteTokens...),
+		DeleteCalls:   append([]string(nil), b.DeleteCalls...),
+		Counters:      append([]admission.TenantRecord(nil), b.Counters...),
+		Users:         append([]admission.UserRecord(nil), b.Users...),
+		Days:          append([]DayDelta(nil), b.Days...),
+		Events:        append([]admission.Event(nil), b.Events...),
+		Seeded:        b.Seeded,
+	}
+	for _, p := range b.PutPlans {
+		v, err := encodePlan(p)
+		if err != nil {
+			return nil, err
+		}
+		var back configs.Plan
+		if err := json.Unmarshal(v, &back); err != nil {
+			return nil, err
+		}
+		c.PutPlans = append(c.PutPlans, back)
+	}
+	for _, t := range b.PutTenants {
+		v, err := encodeTenant(t)
+		if err != nil {
+			return nil, err
+		}
+		var back configs.Tenant
+		if err := json.Unmarshal(v, &back); err != nil {
+			return nil, err
+		}
+		c.PutTenants = append(c.PutTenants, back)
+	}
+	for _, t := range b.PutTokens {
+		if _, err := encodeToken(t); err != nil {
+			return nil, err
+		}
+		c.PutTokens = append(c.PutTokens, t)
+	}
+	for _, call := range b.PutCalls {
+		if _, err := encodeCall(call); err != nil {
+			return nil, err
+		}
+		call.Payload = cloneBytes(call.Payload)
+		c.PutCalls = append(c.PutCalls, call)
+	}
+	for _, e := range b.Audit {
+		v, err := encodeAudit(e)
+		if err != nil {
+			return nil, err
+		}
+		var back api.AuditEntry
+		if err := json.Unmarshal(v, &back); err != nil {
+			return nil, err
+		}
+		back.At = e.At // keep the caller's instant (a zero At is filled in at Apply)
+		c.Audit = append(c.Audit, back)
+	}
+	for _, r := range b.Counters {
+		if _, err := encodeCounter(r); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range b.Users {
+		if _, err := encodeUser(r); err != nil {
+			return nil, err
+		}
+	}
+	for _, e := range b.Events {
+		if _, err := encodeEvent(e); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// cloneBytes copies b, keeping nil and empty apart.
+func cloneBytes(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append(make([]byte, 0, len(b)), b...)
+}

@@ -1,0 +1,307 @@
+package store
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/tollgate/tollgate/admission"
+)
+
+// CommitterOptions configure a Committer.
+type CommitterOptions struct {
+	// Interval is the group commit interval: what is pending is committed
+	// this often (default 10ms).
+	Interval time.Duration
+	// Checkpoint: commit at least this often even when nothing is pending,
+	// to move the store clock forward (default 1s).
+	Checkpoint time.Duration
+	// Now is the clock of the seal times (Batch.At); nil: time.Now.
+	Now func() time.Time
+	// Logger receives commit failures.
+	Logger zerolog.Logger
+	// OnCommit, optional, is called after each successful Apply with its
+	// duration and the batch (read only), from the commit goroutine.
+	OnCommit func(d time.Duration, b *Batch)
+}
+
+// Default committer timings.
+const (
+	DefaultCommitInterval   = 10 * time.Millisecond
+	DefaultCheckpoint       = time.Second
+	maxRetryBackoff         = time.Second
+	closeAttempts           = 3
+	closeRetryDelay         = 50 * time.Millisecond
+	committerClosedErrorMsg = "store: committer closed"
+)
+
+// ErrCommitterClosed is returned by Submit and Flush after Close.
+var ErrCommitterClosed = errors.New(committerClosedErrorMsg)
+
+// CommitStats describe a Committer.
+type CommitStats struct {
+	// Commits counts successful Applies.
+	Commits uint64
+	// Failures counts failed commit attempts.
+	Failures uint64
+	// LastError is the error of the last commit attempt; nil when it
+	// succeeded.
+	LastError error
+	// Pending counts the items (records, calls, charges, events, ...)
+	// waiting for a commit, a failed batch kept for retry included.
+	Pending int
+	// Dropped counts the steps recorded after Close (not stored).
+	Dropped uint64
+	// LastCommit is the seal time (the store clock) of the last successful
+	// commit.
+	LastCommit time.Time
+}
+
+// Committer is the group commit in front of a Store and the engine's
+// admission.Journal: Record and Submit merge into one pending batch, which
+// a goroutine seals and applies every Interval (and at least every
+// Checkpoint). A failed batch is kept and retried, merged in front of
+// what was recorded since; nothing is dropped before Close.
+type Committer struct {
+	s    Store
+	o    CommitterOptions
+	kick chan struct{}
+	stop chan struct{}
+	done chan struct{}
+
+	mu      sync.Mutex
+	cur     *pending
+	grp     *group
+	retry   *Batch // failed batch; written by the commit goroutine only
+	closing bool
+	stats   CommitStats
+
+	closeErr error // set by the goroutine before done is closed
+}
+
+// group is the outcome of one commit, awaited by Submit and Flush.
+type group struct {
+	done chan struct{}
+	err  error
+}
+
+func newGroup() *group { return &group{done: make(chan struct{})} }
+
+var _ admission.Journal = (*Committer)(nil)
+
+// NewCommitter starts a Committer on s.
+func NewCommitter(s Store, o CommitterOptions) *Committer {
+	if o.Interval <= 0 {
+		o.Interval = DefaultCommitInterval
+	}
+	if o.Checkpoint <= 0 {
+		o.Checkpoint = DefaultCheckpoint
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	c := &Committer{
+		s:    s,
+		o:    o,
+		kick: make(chan struct{}, 1),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+		cur:  newPending(),
+		grp:  newGroup(),
+	}
+	go c.run()
+	return c
+}
+
+// Record copies the step into the pending batch (admission.Journal). It
+// never waits for I/O. After Close the step is dropped (logged once,
+// counted in Stats.Dropped).
+func (c *Committer) Record(st *admission.Step) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		c.stats.Dropped++
+		if c.stats.Dropped == 1 {
+			c.o.Logger.Error().Msg("store: step recorded after the committer was closed: dropped")
+		}
+		return
+	}
+	c.cur.addStep(st)
+}
+
+// Submit merges a copy of b into the pending batch (b.At is ignored: the
+// commit's seal time is the clock) and waits until the commit holding it
+// is durable, returning the Apply error. After an error the data is kept
+// and retried with the next commits. A batch that cannot be stored (e.g.
+// a plan that would not load back) is refused before it is merged.
+func (c *Committer) Submit(b *Batch) error {
+	cb, err := cloneBatch(b)
+	if err != nil {
+		return wrap("submit", err)
+	}
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return ErrCommitterClosed
+	}
+	c.cur.addBatch(cb)
+	g := c.grp
+	c.mu.Unlock()
+	c.poke()
+	<-g.done
+	return g.err
+}
+
+// Flush commits what is pending now (at least the clock) and waits.
+func (c *Committer) Flush() error {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return ErrCommitterClosed
+	}
+	g := c.grp
+	c.mu.Unlock()
+	c.poke()
+	<-g.done
+	return g.err
+}
+
+// Close commits what is pending (retrying a failure a few times), stops
+// the goroutine and returns the last commit's error. It is idempotent.
+func (c *Committer) Close() error {
+	c.mu.Lock()
+	if !c.closing {
+		c.closing = true
+		close(c.stop)
+	}
+	c.mu.Unlock()
+	<-c.done
+	return c.closeErr
+}
+
+// Stats returns the counters.
+func (c *Committer) Stats() CommitStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.stats
+	s.Pending = c.cur.n
+	if c.retry != nil {
+		s.Pending += batchLen(c.retry)
+	}
+	return s
+}
+
+func (c *Committer) poke() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run is the commit goroutine.
+func (c *Committer) run() {
+	defer close(c.done)
+	t := time.NewTicker(c.o.Interval)
+	defer t.Stop()
+	last := time.Now()
+	var backoff time.Duration
+	var next time.Time // no retry before, after a failure
+	for {
+		force := false
+		select {
+		case <-c.stop:
+			for i := 0; i < closeAttempts; i++ {
+				if c.closeErr = c.commit(); c.closeErr == nil {
+					return
+				}
+				time.Sleep(min(c.o.Interval, closeRetryDelay))
+			}
+			c.o.Logger.Error().Err(c.closeErr).Int("items", c.Stats().Pending).Msg("store: committer closed with data not stored")
+			return
+		case <-c.kick:
+			force = true
+		case <-t.C:
+		}
+		c.mu.Lock()
+		due := force || !c.cur.empty() || c.retry != nil || time.Since(last) >= c.o.Checkpoint
+		c.mu.Unlock()
+		if !due || !force && time.Now().Before(next) {
+			continue
+		}
+		if err := c.commit(); err != nil {
+			backoff = min(max(2*backoff, c.o.Interval), maxRetryBackoff)
+			next = time.Now().Add(backoff)
+		} else {
+			backoff = 0
+		}
+		last = time.Now()
+	}
+}
+
+// commit seals the pending batch (merged behind a failed one) and applies
+// it. Only the goroutine calls it.
+func (c *Committer) commit() error {
+	c.mu.Lock()
+	p, g := c.cur, c.grp
+	c.cur, c.grp = newPending(), newGroup()
+	at := c.o.Now()
+	retry := c.retry
+	c.mu.Unlock()
+
+	b := p.seal(at)
+	if retry != nil {
+		m := newPending()
+		m.addBatch(retry)
+		m.addBatch(b)
+		b = m.seal(at)
+	}
+	done, err := c.apply(b)
+
+	c.mu.Lock()
+	if err != nil {
+		_, c.retry = splitBatch(b, done)
+		c.stats.Failures++
+		c.stats.LastError = err
+	} else {
+		c.retry = nil
+		c.stats.LastError = nil
+		c.stats.LastCommit = at
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.o.Logger.Error().Err(err).Int("items", batchLen(b)-done).Msg("store: commit failed; will retry")
+	}
+	g.err = err
+	close(g.done)
+	return err
+}
+
+// apply applies b, cutting it in halves while the store finds it too big
+// (the parts before the last leave the clock). It returns how many leading
+// items (in Apply's order) were committed.
+func (c *Committer) apply(b *Batch) (int, error) {
+	start := time.Now()
+	err := c.s.Apply(b)
+	n := batchLen(b)
+	if err == nil {
+		c.mu.Lock()
+		c.stats.Commits++
+		c.mu.Unlock()
+		if c.o.OnCommit != nil {
+			c.o.OnCommit(time.Since(start), b)
+		}
+		return n, nil
+	}
+	if !errors.Is(err, ErrTooBig) || n < 2 {
+		return 0, err
+	}
+	first, rest := splitBatch(b, n/2)
+	done, err := c.apply(first)
+	if err != nil {
+		return done, err
+	}
+	more, err := c.apply(rest)
+	return done + more, err
+}
