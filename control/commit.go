@@ -6,6 +6,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tollgate/tollgate/admission"
+	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/configs"
 	"github.com/tollgate/tollgate/store"
 )
@@ -14,7 +15,7 @@ import (
 // steps (Record, never blocking), operator batches (Submit, waits until
 // durable), Flush and Close.
 type committer interface {
-	Record(s *admission.Step)
+	RecordWith(s *admission.Step, audit []api.AuditEntry)
 	Submit(b *store.Batch) error
 	Flush() error
 	Close() error

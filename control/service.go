@@ -91,11 +91,6 @@ type Service struct {
 	tokMu  sync.RWMutex
 	tokens map[string]store.Token // by name
 	byHash map[string]api.Principal
-	// auditMu guards auditWG.Add against Close: automatic-suspension
-	// audit submissions in flight.
-	auditMu     sync.Mutex
-	auditWG     sync.WaitGroup
-	auditClosed bool
 
 	closeMu  sync.Mutex
 	closed   bool
@@ -369,10 +364,6 @@ func (s *Service) Close() error {
 		return s.closeErr
 	}
 	s.closed = true
-	s.auditMu.Lock()
-	s.auditClosed = true
-	s.auditMu.Unlock()
-	s.auditWG.Wait()
 	s.closeErr = s.commit.Close()
 	return s.closeErr
 }
@@ -449,9 +440,9 @@ func (s *Service) status(tenant string) api.TenantStatus {
 // automatic suspensions also get an audit entry.
 type journal struct{ s *Service }
 
-// Record implements admission.Journal.
+// Record implements admission.Journal. The audit entries of automatic
+// suspensions go into the same batch as the step that suspended.
 func (j *journal) Record(st *admission.Step) {
-	j.s.commit.Record(st)
 	var entries []api.AuditEntry
 	for _, ev := range st.Events {
 		if ev.Type != admission.EventSuspended || ev.Cap == "" {
@@ -467,24 +458,5 @@ func (j *journal) Record(st *admission.Step) {
 			Cap: ev.Cap, Usage: ev.Value, Limit: ev.Limit,
 		})
 	}
-	if len(entries) == 0 {
-		return
-	}
-	// TODO(lead): atomic audit — the committer has no way to add audit
-	// entries to the step's batch, so they are committed just after it,
-	// from a goroutine (Record runs under the runner lock and must not
-	// block on I/O).
-	j.s.auditMu.Lock()
-	defer j.s.auditMu.Unlock()
-	if j.s.auditClosed {
-		j.s.log.Error().Str("tenant", entries[0].Tenant).Msg("automatic suspension after close: audit entry dropped")
-		return
-	}
-	j.s.auditWG.Add(1)
-	go func() {
-		defer j.s.auditWG.Done()
-		if err := j.s.commit.Submit(&store.Batch{At: j.s.now(), Audit: entries}); err != nil {
-			j.s.log.Error().Err(err).Str("tenant", entries[0].Tenant).Msg("audit automatic suspension")
-		}
-	}()
+	j.s.commit.RecordWith(st, entries)
 }

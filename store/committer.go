@@ -2,12 +2,14 @@ package store
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/tollgate/tollgate/admission"
+	"github.com/tollgate/tollgate/api"
 )
 
 // CommitterOptions configure a Committer.
@@ -118,7 +120,11 @@ func NewCommitter(s Store, o CommitterOptions) *Committer {
 // Record copies the step into the pending batch (admission.Journal). It
 // never waits for I/O. After Close the step is dropped (logged once,
 // counted in Stats.Dropped).
-func (c *Committer) Record(st *admission.Step) {
+func (c *Committer) Record(st *admission.Step) { c.RecordWith(st, nil) }
+
+// RecordWith is Record plus audit entries that must land in the same
+// batch as the step (e.g. the audit of an automatic suspension).
+func (c *Committer) RecordWith(st *admission.Step, audit []api.AuditEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing {
@@ -129,6 +135,9 @@ func (c *Committer) Record(st *admission.Step) {
 		return
 	}
 	c.cur.addStep(st)
+	if len(audit) > 0 {
+		c.cur.addBatch(&Batch{Audit: slices.Clone(audit)})
+	}
 }
 
 // Submit merges a copy of b into the pending batch (b.At is ignored: the
