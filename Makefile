@@ -25,7 +25,10 @@ test-short:
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./admission/
 	TOLLGATE_CUTOFF_BENCH=1 $(GO) test -count=1 -run TestCutOffError -v ./sip/
-	./testbed/bench.sh
+	$(GO) test -run '^$$' -bench . -benchtime 2000x ./store/
+	TOLLGATE_STORE_SIZE_CALLS=1000000 $(GO) test -count=1 -run TestStoreSizePerCall -v ./store/
+	PERSIST=on ./testbed/bench.sh
+	PERSIST=off ./testbed/bench.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

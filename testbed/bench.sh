@@ -155,7 +155,7 @@ tenants:
     carrier: carrier
     sources: [127.0.0.10/32]
 store:
-  data_dir: $DATA_DIR
+  data_dir: "$DATA_DIR"
 api:
   listen: "off"
 EOF
