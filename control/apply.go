@@ -66,18 +66,7 @@ func (s *Service) Apply(_ context.Context, actor string, doc api.ApplyDoc, dryRu
 	)
 	for _, p := range plans {
 		old, exists := s.plans[p.Name]
-		ch := api.ApplyChange{Kind: "plan", Name: p.Name, Op: "create"}
-		var before any
-		if exists {
-			before = old
-			ch.Diff = diff(old, p)
-			ch.Op = "update"
-			if len(ch.Diff) == 0 {
-				ch.Op = "unchanged"
-			}
-		} else {
-			ch.Diff = diff(nil, p)
-		}
+		ch, before := compare("plan", p.Name, old, exists, p)
 		res.Changes = append(res.Changes, ch)
 		if ch.Op == "unchanged" {
 			continue
@@ -88,18 +77,7 @@ func (s *Service) Apply(_ context.Context, actor string, doc api.ApplyDoc, dryRu
 	}
 	for _, t := range tenants {
 		old, exists := s.tenants[t.Name]
-		ch := api.ApplyChange{Kind: "tenant", Name: t.Name, Op: "create"}
-		var before any
-		if exists {
-			before = old
-			ch.Diff = diff(old, t)
-			ch.Op = "update"
-			if len(ch.Diff) == 0 {
-				ch.Op = "unchanged"
-			}
-		} else {
-			ch.Diff = diff(nil, t)
-		}
+		ch, before := compare("tenant", t.Name, old, exists, t)
 		res.Changes = append(res.Changes, ch)
 		if ch.Op == "unchanged" {
 			continue
@@ -231,4 +209,21 @@ func flatten(v any, out map[string]string) {
 		}
 	}
 	walk("", x)
+}
+
+// compare classifies an applied object against the stored one (exists
+// false: none): create, update or unchanged, with the field diff. before
+// is the stored object for the audit entry (nil on create).
+func compare[T any](kind, name string, old T, exists bool, next T) (ch api.ApplyChange, before any) {
+	ch = api.ApplyChange{Kind: kind, Name: name, Op: "create"}
+	if !exists {
+		ch.Diff = diff(nil, next)
+		return ch, nil
+	}
+	ch.Diff = diff(old, next)
+	ch.Op = "update"
+	if len(ch.Diff) == 0 {
+		ch.Op = "unchanged"
+	}
+	return ch, old
 }
