@@ -45,6 +45,9 @@ func restartScenario(t *testing.T, f *fixture, stop, start func()) {
 	if len(restored) != 1 || restored[0].CallID != "c2" || restored[0].Tenant != "acme" || string(restored[0].Payload) != "dialog-c2" {
 		t.Fatalf("Restored = %+v", restored)
 	}
+	if at := f.svc.RestoredAt(); at.Before(stopped) || at.After(stopped.Add(time.Second)) {
+		t.Fatalf("RestoredAt = %v, want the stop %v", at, stopped)
+	}
 	now := f.clock.Now()
 	acme := f.svc.Runner().Usage(now, "acme")
 	beta := f.svc.Runner().Usage(now, "beta")

@@ -77,6 +77,7 @@ type Service struct {
 	base   configs.Config // the config file (Plans and Tenants unused)
 
 	restored   []admission.CallRecord
+	restoredAt time.Time // the store clock the restored calls were billed up to
 	restoreOut admission.Output
 
 	edgeMu sync.RWMutex
@@ -195,7 +196,7 @@ func Open(cfg *configs.Config, st store.Store, opts Options) (*Service, error) {
 		out.Cuts = append(out.Cuts, tick.Cuts...)
 	}
 	s.restoreOut = out
-	s.restored = state.Calls
+	s.restored, s.restoredAt = state.Calls, at
 	if err := s.commit.Flush(); err != nil {
 		_ = s.commit.Close()
 		return nil, fmt.Errorf("control: restore: %w", err)
@@ -314,6 +315,10 @@ func (s *Service) Config() *configs.Config {
 // already billed (up to the store clock) and released; the gateway tears
 // them down.
 func (s *Service) Restored() []admission.CallRecord { return s.restored }
+
+// RestoredAt is the store clock at start: the instant the restored calls
+// were billed up to (the last acknowledged commit before the stop).
+func (s *Service) RestoredAt() time.Time { return s.restoredAt }
 
 // RestoreOutput returns the effects of the restore and of bringing the
 // engine from the store clock to the present (e.g. resumptions at a cycle

@@ -52,7 +52,7 @@ func serve(cfg *configs.Config, logOut io.Writer) error {
 	gw.Effects(svc.RestoreOutput())
 	if restored := svc.Restored(); len(restored) > 0 {
 		n := gw.TeardownRestored(restored)
-		log.Warn().Int("calls", len(restored)).Int("torn_down", n).
+		log.Warn().Int("calls", len(restored)).Int("torn_down", n).Time("billed_up_to", svc.RestoredAt()).
 			Msg("calls active at the last stop were billed up to the last checkpoint and torn down")
 	}
 	var httpSrv *http.Server
