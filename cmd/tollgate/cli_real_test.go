@@ -1,0 +1,118 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/tollgate/tollgate/admission"
+	"github.com/tollgate/tollgate/api"
+	"github.com/tollgate/tollgate/configs"
+	"github.com/tollgate/tollgate/control"
+	"github.com/tollgate/tollgate/store"
+)
+
+const realToken = "real-admin-token-0123456789"
+
+// realNow is the service's clock: mid-month, so the test's calls never
+// straddle a cycle.
+var realNow = time.Date(2026, 11, 15, 12, 0, 0, 0, time.UTC)
+
+// realAPI serves the admin API of the real control service (engine,
+// committer, in-memory store) seeded from a config file.
+func realAPI(t *testing.T) (*httptest.Server, *control.Service) {
+	t.Helper()
+	cfg, err := configs.Parse("real.yaml", []byte(`
+sip: {listen: [{transport: udp, address: 127.0.0.1:5060}]}
+carriers: [{name: carrier, address: 127.0.0.2:5060}]
+plans:
+  - name: standard
+    limits: {max_parallel_calls: 10, max_monthly_minutes: 1000}
+    rates: [{prefix: "", per_minute: 0.01}]
+tenants:
+  - name: demo
+    plan: standard
+    carrier: carrier
+    sources: [127.0.0.10/32]
+api:
+  tokens: [{name: root, scope: admin, token_env: ROOT_TOKEN}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := control.Open(cfg, store.NewMem(), control.Options{
+		Logger: zerolog.Nop(), Env: func(string) string { return realToken },
+		Now: func() time.Time { return realNow },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Close() })
+	srv := httptest.NewServer(api.NewServer(svc, nil, api.ServerOptions{}))
+	t.Cleanup(srv.Close)
+	return srv, svc
+}
+
+// The CLI against the real service: a limit set with the CLI decides the
+// next admission, usage reflects a settled call, and the audit log names
+// the token that made the change.
+func TestCLIAgainstRealService(t *testing.T) {
+	srv, svc := realAPI(t)
+	run := func(args ...string) result {
+		t.Helper()
+		r := cliRun(t, srv.URL, realToken, args...)
+		if r.code != 0 {
+			t.Fatalf("tollgate %v: exit %d: %s", args, r.code, r.stderr)
+		}
+		return r
+	}
+	if r := run("tenants"); !strings.Contains(r.stdout, "demo") || !strings.Contains(r.stdout, "standard") {
+		t.Fatalf("tenants:\n%s", r.stdout)
+	}
+	run("limits", "set", "demo", "max_parallel_calls=1")
+
+	now := realNow
+	rn := svc.Runner()
+	call := func(id string) admission.Decision {
+		return rn.Admit(now, admission.CallRequest{CallID: id, Tenant: "demo", Direction: admission.Outbound, Caller: "100", Callee: "4930"})
+	}
+	if d := call("c1"); !d.Admitted {
+		t.Fatalf("first call rejected: %v", d.Rejection)
+	}
+	if d := call("c2"); d.Admitted || d.Rejection.Cause != admission.CauseParallelCalls {
+		t.Fatalf("second call with max_parallel_calls=1: %+v", d)
+	}
+	rn.AnswerWith(now, "c1", nil)
+	rn.End(now.Add(90*time.Second), "c1")
+
+	var u api.UsageView
+	if err := json.Unmarshal([]byte(run("usage", "demo", "-o", "json").stdout), &u); err != nil {
+		t.Fatal(err)
+	}
+	var days int64
+	for _, d := range u.Days {
+		days += d.Calls
+	}
+	minutes := ""
+	for _, c := range u.Caps {
+		if c.Cap == "max_monthly_minutes" {
+			minutes = c.Used.String()
+		}
+	}
+	if days != 1 || minutes != "1.5" {
+		t.Fatalf("usage: %d calls in days, %q minutes used; want 1 and 1.5\n%+v", days, minutes, u)
+	}
+	if r := run("audit", "--tenant", "demo"); !strings.Contains(r.stdout, "root") || !strings.Contains(r.stdout, "limits.update") {
+		t.Fatalf("audit:\n%s", r.stdout)
+	}
+	if r := cliRun(t, srv.URL, realToken, "limits", "set", "demo", "max_parallel_calls=-7"); r.code != 5 || !strings.Contains(r.stderr, "max_parallel_calls") {
+		t.Fatalf("bad limit: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := cliRun(t, srv.URL, "wrong-token", "tenants"); r.code != 4 {
+		t.Fatalf("bad token: exit %d", r.code)
+	}
+}
