@@ -1,9 +1,7 @@
 package control
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -177,38 +175,19 @@ func diff(before, after any) []string {
 }
 
 // flatten writes the leaves of v's JSON into out by path ("limits.x",
-// "sources[1]"); empty lists and objects have no leaves.
+// "sources[1]"), strings unquoted and null as "null"; empty lists and
+// objects have no leaves.
 func flatten(v any, out map[string]string) {
-	dec := json.NewDecoder(bytes.NewReader(mustJSON(v)))
-	dec.UseNumber()
-	var x any
-	if err := dec.Decode(&x); err != nil {
-		panic(fmt.Sprintf("control: flatten %T: %v", v, err))
-	}
-	var walk func(path string, x any)
-	walk = func(path string, x any) {
+	for k, x := range api.JSONLeaves(v) {
 		switch x := x.(type) {
-		case map[string]any:
-			for k, v := range x {
-				p := k
-				if path != "" {
-					p = path + "." + k
-				}
-				walk(p, v)
-			}
-		case []any:
-			for i, v := range x {
-				walk(fmt.Sprintf("%s[%d]", path, i), v)
-			}
 		case nil:
-			out[path] = "null"
+			out[k] = "null"
 		case string:
-			out[path] = x
+			out[k] = x
 		default:
-			out[path] = fmt.Sprint(x)
+			out[k] = fmt.Sprint(x)
 		}
 	}
-	walk("", x)
 }
 
 // compare classifies an applied object against the stored one (exists

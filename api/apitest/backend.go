@@ -18,7 +18,6 @@
 package apitest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -728,7 +727,7 @@ func (b *Backend) Apply(ctx context.Context, actor string, doc api.ApplyDoc, dry
 		ch := api.ApplyChange{Kind: "plan", Name: p.Name, Op: "create"}
 		old, exists := b.plans[p.Name]
 		if exists {
-			ch.Diff = diff(old, p)
+			ch.Diff = api.JSONDiff(old, p)
 			ch.Op = "update"
 			if len(ch.Diff) == 0 {
 				ch.Op = "unchanged"
@@ -750,7 +749,7 @@ func (b *Backend) Apply(ctx context.Context, actor string, doc api.ApplyDoc, dry
 		ch := api.ApplyChange{Kind: "tenant", Name: t.Name, Op: "create"}
 		old, exists := b.tenants[t.Name]
 		if exists {
-			ch.Diff = diff(old.cfg, t)
+			ch.Diff = api.JSONDiff(old.cfg, t)
 			ch.Op = "update"
 			if len(ch.Diff) == 0 {
 				ch.Op = "unchanged"
@@ -1037,69 +1036,6 @@ func decimal(v float64) json.Number {
 	s := strconv.FormatFloat(v, 'f', 3, 64)
 	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
 	return json.Number(s)
-}
-
-// diff lists the fields that differ between a and b as
-// "path: before -> after" lines, sorted by path.
-func diff(a, b any) []string {
-	fa, fb := map[string]string{}, map[string]string{}
-	flatten("", decode(a), fa)
-	flatten("", decode(b), fb)
-	keys := map[string]bool{}
-	for k := range fa {
-		keys[k] = true
-	}
-	for k := range fb {
-		keys[k] = true
-	}
-	var out []string
-	for _, k := range sortedKeys(keys) {
-		va, oka := fa[k]
-		vb, okb := fb[k]
-		if !oka {
-			va = "null"
-		}
-		if !okb {
-			vb = "null"
-		}
-		if va != vb {
-			out = append(out, fmt.Sprintf("%s: %s -> %s", k, va, vb))
-		}
-	}
-	return out
-}
-
-func decode(v any) any {
-	var out any
-	dec := json.NewDecoder(bytes.NewReader(raw(v)))
-	dec.UseNumber()
-	if err := dec.Decode(&out); err != nil {
-		panic(err)
-	}
-	return out
-}
-
-func flatten(path string, v any, out map[string]string) {
-	join := func(k string) string {
-		if path == "" {
-			return k
-		}
-		return path + "." + k
-	}
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			flatten(join(k), e, out)
-		}
-	case []any:
-		for i, e := range x {
-			flatten(fmt.Sprintf("%s[%d]", path, i), e, out)
-		}
-	case nil:
-		// absent and null compare equal
-	default:
-		out[path] = string(raw(x))
-	}
 }
 
 // copyPtr sets dst to a new pointer to a copy of *src (a scalar).

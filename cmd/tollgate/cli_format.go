@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -213,7 +212,7 @@ func auditDetail(e api.AuditEntry) string {
 		parts = append(parts, fmt.Sprintf("cap %s: usage %s, limit %s", e.Cap, capAmount(e.Cap, e.Usage), capAmount(e.Cap, e.Limit)))
 	}
 	if len(e.Before) > 0 && len(e.After) > 0 {
-		changes := jsonDiff(e.Before, e.After)
+		changes := api.JSONDiff(e.Before, e.After)
 		if len(changes) > maxDetailChanges {
 			n := len(changes) - maxDetailChanges
 			changes = append(changes[:maxDetailChanges:maxDetailChanges], fmt.Sprintf("(+%d more)", n))
@@ -235,70 +234,3 @@ func capAmount(cap string, v int64) string {
 	return strconv.FormatInt(v, 10)
 }
 
-// jsonDiff lists the leaves that differ between two JSON documents as
-// "path: before -> after", sorted by path; null and absent are equal.
-func jsonDiff(a, b json.RawMessage) []string {
-	fa, fb := map[string]string{}, map[string]string{}
-	flattenJSON("", decodeJSON(a), fa)
-	flattenJSON("", decodeJSON(b), fb)
-	keys := map[string]bool{}
-	for k := range fa {
-		keys[k] = true
-	}
-	for k := range fb {
-		keys[k] = true
-	}
-	sorted := make([]string, 0, len(keys))
-	for k := range keys {
-		sorted = append(sorted, k)
-	}
-	sort.Strings(sorted)
-	var out []string
-	for _, k := range sorted {
-		va, oka := fa[k]
-		vb, okb := fb[k]
-		if !oka {
-			va = "null"
-		}
-		if !okb {
-			vb = "null"
-		}
-		if va != vb {
-			out = append(out, fmt.Sprintf("%s: %s -> %s", k, va, vb))
-		}
-	}
-	return out
-}
-
-func decodeJSON(data json.RawMessage) any {
-	var v any
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := dec.Decode(&v); err != nil {
-		return nil
-	}
-	return v
-}
-
-func flattenJSON(path string, v any, out map[string]string) {
-	join := func(k string) string {
-		if path == "" {
-			return k
-		}
-		return path + "." + k
-	}
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			flattenJSON(join(k), e, out)
-		}
-	case []any:
-		for i, e := range x {
-			flattenJSON(fmt.Sprintf("%s[%d]", path, i), e, out)
-		}
-	case nil:
-	default:
-		data, _ := json.Marshal(x)
-		out[path] = string(data)
-	}
-}
