@@ -233,4 +233,3 @@ func capAmount(cap string, v int64) string {
 	}
 	return strconv.FormatInt(v, 10)
 }
-
