@@ -432,32 +432,13 @@ func Load(path string) (*Config, error) {
 // Parse does what Load does with the file content data; name is used in
 // errors.
 func Parse(name string, data []byte) (*Config, error) {
-	var root yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&root); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%s: empty config", name)
-		}
-		return nil, fmt.Errorf("%s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		line := extra.Line
-		if err != nil {
-			return nil, fmt.Errorf("%s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
-		}
-		return nil, fmt.Errorf("%s: line %d: a config file holds exactly one YAML document", name, line)
-	}
-	idx := newIndex(&root)
-
 	cfg := &Config{}
-	strict := yaml.NewDecoder(bytes.NewReader(data))
-	strict.KnownFields(true)
-	if err := strict.Decode(cfg); err != nil {
-		return nil, idx.decodeError(name, err)
+	idx, err := decodeDocument(name, data, cfg)
+	if errors.Is(err, ErrEmptyDocument) {
+		return nil, fmt.Errorf("%s: empty config", name)
 	}
-	if err := idx.checkFloats(); err != nil {
-		return nil, idx.located(name, err)
+	if err != nil {
+		return nil, err
 	}
 
 	// A zero duration written in the file is kept as written (ApplyDefaults
@@ -689,6 +670,61 @@ func (e *fieldError) Error() string {
 		return e.msg
 	}
 	return e.path + ": " + e.msg
+}
+
+// ErrEmptyDocument is returned by DecodeDocument for a file with no YAML
+// document (empty or only comments).
+var ErrEmptyDocument = errors.New("configs: empty document")
+
+// Document is a YAML file decoded by DecodeDocument: it knows the line of
+// every field path in it.
+type Document struct{ idx *index }
+
+// DecodeDocument strictly decodes data, one YAML document in the config
+// file's shapes (a whole config, or e.g. only plans: and tenants:), into
+// out. Unknown fields, values of the wrong type and fractional integers
+// are errors naming the file, the field path and the line, as for the
+// config file itself. It applies no defaults and validates nothing else.
+func DecodeDocument(name string, data []byte, out any) (*Document, error) {
+	idx, err := decodeDocument(name, data, out)
+	if err != nil {
+		return nil, err
+	}
+	return &Document{idx: idx}, nil
+}
+
+// Line returns the line of the field path in the document, or of its
+// nearest enclosing field present (0 if none): for errors that name a
+// field, such as the admin API's.
+func (d *Document) Line(path string) int { return d.idx.line(path) }
+
+func decodeDocument(name string, data []byte, out any) (*index, error) {
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s: %w", name, ErrEmptyDocument)
+		}
+		return nil, fmt.Errorf("%s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		line := extra.Line
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+		}
+		return nil, fmt.Errorf("%s: line %d: a config file holds exactly one YAML document", name, line)
+	}
+	idx := newIndex(&root)
+	strict := yaml.NewDecoder(bytes.NewReader(data))
+	strict.KnownFields(true)
+	if err := strict.Decode(out); err != nil {
+		return nil, idx.decodeError(name, err)
+	}
+	if err := idx.checkFloats(); err != nil {
+		return nil, idx.located(name, err)
+	}
+	return idx, nil
 }
 
 // FieldPath returns the field path and message of a validation error
