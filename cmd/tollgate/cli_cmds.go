@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -23,6 +24,21 @@ func verb(pos []string, def string, verbs ...string) (string, []string, error) {
 		}
 	}
 	return "", nil, usagef("unknown subcommand %q (want %s)", pos[0], strings.Join(verbs, ", "))
+}
+
+// act runs an action on the one object named in rest (delete, hang up)
+// and confirms it in table mode ("deleted plan gold").
+func (c *cli) act(rest []string, what, done string, do func(context.Context, string) error) error {
+	if err := nargs(rest, 1, what); err != nil {
+		return err
+	}
+	if err := do(c.ctx, rest[0]); err != nil {
+		return err
+	}
+	if c.output == "table" {
+		fmt.Fprintf(c.stdout, "%s %s\n", done, rest[0])
+	}
+	return nil
 }
 
 // ---- plans ----
@@ -93,16 +109,7 @@ func cmdPlans(c *cli, args []string) error {
 		}
 		return t.flush()
 	default: // delete
-		if err := nargs(rest, 1, "plan name"); err != nil {
-			return err
-		}
-		if err := c.client.DeletePlan(c.ctx, rest[0]); err != nil {
-			return err
-		}
-		if c.output == "table" {
-			fmt.Fprintf(c.stdout, "deleted plan %s\n", rest[0])
-		}
-		return nil
+		return c.act(rest, "plan name", "deleted plan", c.client.DeletePlan)
 	}
 }
 
@@ -172,16 +179,7 @@ func cmdTenants(c *cli, args []string) error {
 		t.row("ROLES", strings.Join(roles, ", "))
 		return t.flush()
 	default: // delete
-		if err := nargs(rest, 1, "tenant name"); err != nil {
-			return err
-		}
-		if err := c.client.DeleteTenant(c.ctx, rest[0]); err != nil {
-			return err
-		}
-		if c.output == "table" {
-			fmt.Fprintf(c.stdout, "deleted tenant %s\n", rest[0])
-		}
-		return nil
+		return c.act(rest, "tenant name", "deleted tenant", c.client.DeleteTenant)
 	}
 }
 
@@ -401,16 +399,7 @@ func cmdCalls(c *cli, args []string) error {
 		return err
 	}
 	if v == "hangup" {
-		if err := nargs(rest, 1, "call ID"); err != nil {
-			return err
-		}
-		if err := c.client.Hangup(c.ctx, rest[0]); err != nil {
-			return err
-		}
-		if c.output == "table" {
-			fmt.Fprintf(c.stdout, "hung up call %s\n", rest[0])
-		}
-		return nil
+		return c.act(rest, "call ID", "hung up call", c.client.Hangup)
 	}
 	if err := nargs(rest, 0, ""); err != nil {
 		return err
@@ -582,15 +571,6 @@ func cmdTokens(c *cli, args []string) error {
 		fmt.Fprintf(c.stderr, "created token %s (scope %s): store the secret now, it is not shown again\n", nt.Name, nt.Scope)
 		return nil
 	default: // delete
-		if err := nargs(rest, 1, "token name"); err != nil {
-			return err
-		}
-		if err := c.client.DeleteToken(c.ctx, rest[0]); err != nil {
-			return err
-		}
-		if c.output == "table" {
-			fmt.Fprintf(c.stdout, "deleted token %s\n", rest[0])
-		}
-		return nil
+		return c.act(rest, "token name", "deleted token", c.client.DeleteToken)
 	}
 }
