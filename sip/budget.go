@@ -110,38 +110,6 @@ func cutCause(c admission.Cut) Cause {
 	return Cause{Name: c.Cause.String(), Q850: 16, Text: c.Cap + " exhausted", SIPCode: 403, SIPReason: "Forbidden"}
 }
 
-// Suspend suspends a tenant by hand: new outbound calls get 403, inbound
-// 480, and its active calls (emergency calls excepted) are cut.
-func (g *Gateway) Suspend(tenant, reason string) error {
-	out, err := g.adm.Suspend(g.now(), tenant, reason)
-	if err != nil {
-		return err
-	}
-	g.apply(out)
-	return nil
-}
-
-// Resume lifts a tenant's suspension.
-func (g *Gateway) Resume(tenant, reason string) error {
-	out, err := g.adm.Resume(g.now(), tenant, reason)
-	if err != nil {
-		return err
-	}
-	g.apply(out)
-	return nil
-}
-
-// SetLimits replaces a tenant's overrides; it takes effect on the next
-// INVITE, and budget deadlines of running calls move at once.
-func (g *Gateway) SetLimits(tenant string, l admission.Limits) error {
-	out, err := g.adm.SetOverrides(g.now(), tenant, l)
-	if err != nil {
-		return err
-	}
-	g.apply(out)
-	return nil
-}
-
 // retryAfter renders a CPS rejection's wait as whole seconds, rounded up.
 func retryAfter(d time.Duration) string {
 	s := int64((d + time.Second - 1) / time.Second)

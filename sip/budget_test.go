@@ -156,12 +156,10 @@ func TestSuspensionFlow(t *testing.T) {
 	}
 
 	ten := int64(10_000_000)
-	if err := e.gw.SetLimits("acme", admission.Limits{MonthlySpendLimit: &ten}); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.gw.Resume("acme", "customer paid"); err != nil {
-		t.Fatal(err)
-	}
+	e.operate(t, func(now time.Time) (admission.Output, error) {
+		return e.adm.SetOverrides(now, "acme", admission.Limits{MonthlySpendLimit: &ten})
+	})
+	e.operate(t, func(now time.Time) (admission.Output, error) { return e.adm.Resume(now, "acme", "customer paid") })
 	e.waitEvent(t, "tenant.resumed", 1, time.Second)
 	sess, _ = e.answeredCall(t)
 	sess.Bye(ctxT(t, 5*time.Second))
@@ -237,9 +235,7 @@ func TestRoleCapBlocksWhileTenantHasRoom(t *testing.T) {
 
 func TestEmergencyCallAdmittedWhileSuspended(t *testing.T) {
 	e := budgetEnv(t, "{max_parallel_calls: 0}", "", "")
-	if err := e.gw.Suspend("acme", "fraud check"); err != nil {
-		t.Fatal(err)
-	}
+	e.operate(t, func(now time.Time) (admission.Output, error) { return e.adm.Suspend(now, "acme", "fraud check") })
 	if _, code, _ := e.pbx.invite(ctxT(t, 5*time.Second), e.gw, outboundNumber); code != 403 {
 		t.Fatalf("ordinary call got %d, want 403", code)
 	}

@@ -32,12 +32,10 @@ func TestCutOffError(t *testing.T) {
 		used := e.adm.Usage(time.Now(), "acme").Spend
 		limit := used + perWave*2_000_000
 		autoSuspend := true
-		if err := e.gw.SetLimits("acme", admission.Limits{MonthlySpendLimit: &limit, AutoSuspend: &autoSuspend}); err != nil {
-			t.Fatal(err)
-		}
-		if err := e.gw.Resume("acme", "next wave"); err != nil {
-			t.Fatal(err)
-		}
+		e.operate(t, func(now time.Time) (admission.Output, error) {
+			return e.adm.SetOverrides(now, "acme", admission.Limits{MonthlySpendLimit: &limit, AutoSuspend: &autoSuspend})
+		})
+		e.operate(t, func(now time.Time) (admission.Output, error) { return e.adm.Resume(now, "acme", "next wave") })
 		ids := make([]string, perWave)
 		var wg sync.WaitGroup
 		for i := range ids {

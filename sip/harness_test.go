@@ -401,6 +401,17 @@ func (e *env) start(t *testing.T, cfg *configs.Config) {
 	e.cfg = cfg
 }
 
+// operate runs an operator change on the engine and hands its effects to
+// the gateway, as the control service does.
+func (e *env) operate(t *testing.T, op func(now time.Time) (admission.Output, error)) {
+	t.Helper()
+	out, err := op(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.gw.Effects(out)
+}
+
 // answeredCall places an outbound call from the PBX and returns it answered
 // and acknowledged, with its Call-ID.
 func (e *env) answeredCall(t *testing.T) (*sipgo.DialogClientSession, string) {
