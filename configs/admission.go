@@ -30,6 +30,36 @@ func (l Limits) AdmissionLimits() admission.Limits {
 	return out
 }
 
+// LimitsFromEngine converts engine limits (nil count: unlimited), such as
+// Runner.EffectiveLimits, into the config shape (-1 unlimited). The result
+// shares no memory with l.
+func LimitsFromEngine(l admission.Limits) Limits {
+	count := func(p *int64) *int64 {
+		if p == nil {
+			v := int64(-1)
+			return &v
+		}
+		v := *p
+		return &v
+	}
+	spend := MoneyUnlimited
+	if l.MonthlySpendLimit != nil {
+		spend = Money(*l.MonthlySpendLimit)
+	}
+	return Limits{
+		MaxParallelCalls:    count(l.MaxParallelCalls),
+		MaxParallelInbound:  count(l.MaxParallelInbound),
+		MaxParallelOutbound: count(l.MaxParallelOutbound),
+		MaxCallsPerSecond:   count(l.MaxCallsPerSecond),
+		CPSBurst:            clonePtr(l.CPSBurst), // nil: no bucket (unlimited rate)
+		MaxMonthlyMinutes:   count(l.MaxMonthlyMinutes),
+		MonthlySpendLimit:   &spend,
+		AlertThresholdPct:   clonePtr(l.AlertThresholdPct),
+		AutoSuspend:         clonePtr(l.AutoSuspend),
+		Destinations:        maps.Clone(l.Destinations),
+	}
+}
+
 // AdmissionRate converts a rate row into the engine's. A nil PerMinute
 // (rejected by Validate) is 0.
 func (r Rate) AdmissionRate() admission.Rate {

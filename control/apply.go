@@ -70,7 +70,7 @@ func (s *Service) Apply(_ context.Context, actor string, doc api.ApplyDoc, dryRu
 			continue
 		}
 		planUps = append(planUps, p)
-		b.PutPlans = append(b.PutPlans, clonePlan(p))
+		b.PutPlans = append(b.PutPlans, p.Clone())
 		b.Audit = append(b.Audit, audit(now, actor, "plan."+ch.Op, "plans/"+p.Name, "", before, p))
 	}
 	for _, t := range tenants {
@@ -82,7 +82,7 @@ func (s *Service) Apply(_ context.Context, actor string, doc api.ApplyDoc, dryRu
 		}
 		routeChanged = routeChanged || !exists || routingChanged(old, t)
 		tenantUps = append(tenantUps, t)
-		b.PutTenants = append(b.PutTenants, cloneTenant(t))
+		b.PutTenants = append(b.PutTenants, t.Clone())
 		b.Audit = append(b.Audit, audit(now, actor, "tenant."+ch.Op, "tenants/"+t.Name, t.Name, before, t))
 	}
 	if dryRun || b.Empty() {

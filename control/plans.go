@@ -17,7 +17,7 @@ func (s *Service) ListPlans(context.Context) ([]configs.Plan, error) {
 	defer s.mu.RUnlock()
 	out := make([]configs.Plan, 0, len(s.plans))
 	for _, p := range s.sortedPlans() {
-		out = append(out, clonePlan(p))
+		out = append(out, p.Clone())
 	}
 	return out, nil
 }
@@ -30,7 +30,7 @@ func (s *Service) GetPlan(_ context.Context, name string) (configs.Plan, error) 
 	if !ok {
 		return configs.Plan{}, notFound("plan", name)
 	}
-	return clonePlan(p), nil
+	return p.Clone(), nil
 }
 
 // PutPlan creates (create: ErrConflict if it exists) or creates or
@@ -61,7 +61,7 @@ func (s *Service) PutPlan(_ context.Context, actor string, p configs.Plan, creat
 		action, before = "plan.update", old
 	}
 	return !exists, s.submit(&store.Batch{
-		PutPlans: []configs.Plan{clonePlan(np)},
+		PutPlans: []configs.Plan{np.Clone()},
 		Audit:    []api.AuditEntry{audit(now, actor, action, "plans/"+np.Name, "", before, np)},
 	}, now)
 }

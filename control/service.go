@@ -143,10 +143,10 @@ func Open(cfg *configs.Config, st store.Store, opts Options) (*Service, error) {
 		}
 	}
 	for _, p := range state.Plans {
-		s.plans[p.Name] = clonePlan(p)
+		s.plans[p.Name] = p.Clone()
 	}
 	for _, t := range state.Tenants {
-		s.tenants[t.Name] = cloneTenant(t)
+		s.tenants[t.Name] = t.Clone()
 	}
 	for _, t := range state.Tokens {
 		s.tokens[t.Name] = t
@@ -254,10 +254,10 @@ func seed(cfg *configs.Config, st store.Store, env func(string) string, now time
 func normalise(plans []configs.Plan, tenants []configs.Tenant) ([]configs.Plan, []configs.Tenant) {
 	c := configs.Config{}
 	for _, p := range plans {
-		c.Plans = append(c.Plans, clonePlan(p))
+		c.Plans = append(c.Plans, p.Clone())
 	}
 	for _, t := range tenants {
-		c.Tenants = append(c.Tenants, cloneTenant(t))
+		c.Tenants = append(c.Tenants, t.Clone())
 	}
 	c.ApplyDefaults()
 	return c.Plans, c.Tenants

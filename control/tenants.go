@@ -21,7 +21,7 @@ func (s *Service) ListTenants(context.Context) ([]api.TenantView, error) {
 	defer s.mu.RUnlock()
 	out := make([]api.TenantView, 0, len(s.tenants))
 	for _, t := range s.sortedTenants() {
-		out = append(out, api.TenantView{Tenant: cloneTenant(t), Status: s.status(t.Name)})
+		out = append(out, api.TenantView{Tenant: t.Clone(), Status: s.status(t.Name)})
 	}
 	return out, nil
 }
@@ -34,7 +34,7 @@ func (s *Service) GetTenant(_ context.Context, name string) (api.TenantView, err
 	if !ok {
 		return api.TenantView{}, notFound("tenant", name)
 	}
-	return api.TenantView{Tenant: cloneTenant(t), Status: s.status(name)}, nil
+	return api.TenantView{Tenant: t.Clone(), Status: s.status(name)}, nil
 }
 
 // PutTenant creates (create: ErrConflict if it exists) or creates or
@@ -49,7 +49,7 @@ func (s *Service) PutTenant(_ context.Context, actor string, t configs.Tenant, c
 	if create && exists {
 		return false, fmt.Errorf("control: tenant %q exists: %w", t.Name, api.ErrConflict)
 	}
-	nt := cloneTenant(t)
+	nt := t.Clone()
 	if create {
 		nt.Limits = fillLimits(nt.Limits, s.base.TenantDefaults)
 	}
@@ -80,7 +80,7 @@ func (s *Service) setTenant(now time.Time, t configs.Tenant, entry api.AuditEntr
 	s.effects(out)
 	s.tenants[t.Name] = t
 	s.refresh()
-	return s.submit(&store.Batch{PutTenants: []configs.Tenant{cloneTenant(t)}, Audit: []api.AuditEntry{entry}}, now)
+	return s.submit(&store.Batch{PutTenants: []configs.Tenant{t.Clone()}, Audit: []api.AuditEntry{entry}}, now)
 }
 
 // routingChanged reports whether a tenant change matters to the SIP
@@ -93,8 +93,8 @@ func routingChanged(a, b configs.Tenant) bool {
 // fillLimits returns l with its unset fields taken from defaults
 // (destinations: the defaults' classes l does not set).
 func fillLimits(l, defaults configs.Limits) configs.Limits {
-	out := cloneLimits(l)
-	d := cloneLimits(defaults)
+	out := l.Clone()
+	d := defaults.Clone()
 	ov, dv := reflect.ValueOf(&out).Elem(), reflect.ValueOf(d)
 	for i := 0; i < ov.NumField(); i++ {
 		if f := ov.Field(i); f.Kind() == reflect.Pointer && f.IsNil() {
@@ -161,36 +161,7 @@ func (s *Service) limitsView(tenant string) (api.LimitsView, error) {
 	if err != nil {
 		return api.LimitsView{}, fmt.Errorf("control: %v: %w", err, api.ErrNotFound)
 	}
-	return api.LimitsView{Tenant: tenant, Plan: t.Plan, Overrides: cloneLimits(t.Limits), Effective: effectiveLimits(eff)}, nil
-}
-
-// effectiveLimits converts the engine's effective limits (nil unlimited)
-// into the config shape (-1 unlimited).
-func effectiveLimits(l admission.Limits) configs.Limits {
-	count := func(p *int64) *int64 {
-		if p == nil {
-			v := int64(-1)
-			return &v
-		}
-		v := *p
-		return &v
-	}
-	spend := configs.MoneyUnlimited
-	if l.MonthlySpendLimit != nil {
-		spend = configs.Money(*l.MonthlySpendLimit)
-	}
-	return configs.Limits{
-		MaxParallelCalls:    count(l.MaxParallelCalls),
-		MaxParallelInbound:  count(l.MaxParallelInbound),
-		MaxParallelOutbound: count(l.MaxParallelOutbound),
-		MaxCallsPerSecond:   count(l.MaxCallsPerSecond),
-		CPSBurst:            clonePtr(l.CPSBurst), // nil: no bucket (unlimited rate)
-		MaxMonthlyMinutes:   count(l.MaxMonthlyMinutes),
-		MonthlySpendLimit:   &spend,
-		AlertThresholdPct:   clonePtr(l.AlertThresholdPct),
-		AutoSuspend:         clonePtr(l.AutoSuspend),
-		Destinations:        maps.Clone(l.Destinations),
-	}
+	return api.LimitsView{Tenant: tenant, Plan: t.Plan, Overrides: t.Limits.Clone(), Effective: configs.LimitsFromEngine(eff)}, nil
 }
 
 // limitFields maps the JSON names of Limits' fields to their pointers.
@@ -211,7 +182,7 @@ func limitFields(l *configs.Limits) map[string]any {
 
 // applyPatch applies a merge patch to a copy of l.
 func applyPatch(l configs.Limits, p api.LimitsPatch) (configs.Limits, error) {
-	out := cloneLimits(l)
+	out := l.Clone()
 	fields := limitFields(&out)
 	for _, name := range p.Clear {
 		switch f := fields[name].(type) {
@@ -227,7 +198,7 @@ func applyPatch(l configs.Limits, p api.LimitsPatch) (configs.Limits, error) {
 			return out, &api.FieldError{Field: name, Message: fmt.Sprintf("unknown limit %q", name)}
 		}
 	}
-	set := cloneLimits(p.Set)
+	set := p.Set.Clone()
 	sv, ov := reflect.ValueOf(set), reflect.ValueOf(&out).Elem()
 	for i := 0; i < sv.NumField(); i++ {
 		if f := sv.Field(i); f.Kind() == reflect.Pointer && !f.IsNil() {
@@ -274,12 +245,12 @@ func (s *Service) ResetLimits(_ context.Context, actor, tenant string) (api.Limi
 	if !ok {
 		return api.LimitsView{}, notFound("tenant", tenant)
 	}
-	return s.setLimits(actor, "limits.reset", t, cloneLimits(s.base.TenantDefaults))
+	return s.setLimits(actor, "limits.reset", t, s.base.TenantDefaults.Clone())
 }
 
 func (s *Service) setLimits(actor, action string, t configs.Tenant, nl configs.Limits) (api.LimitsView, error) {
 	now := s.now()
-	nt := cloneTenant(t)
+	nt := t.Clone()
 	nt.Limits = nl
 	if err := s.checkTenant(nt, "limits"); err != nil {
 		return api.LimitsView{}, err
@@ -301,7 +272,7 @@ func (s *Service) GetRoles(_ context.Context, tenant string) ([]configs.Role, er
 	if !ok {
 		return nil, notFound("tenant", tenant)
 	}
-	out := cloneRoles(t.Roles)
+	out := configs.CloneRoles(t.Roles)
 	if out == nil {
 		out = []configs.Role{}
 	}
@@ -317,10 +288,10 @@ func (s *Service) PutRoles(_ context.Context, actor, tenant string, roles []conf
 	if !ok {
 		return nil, notFound("tenant", tenant)
 	}
-	if err := s.setRoles(actor, t, cloneRoles(roles), "roles"); err != nil {
+	if err := s.setRoles(actor, t, configs.CloneRoles(roles), "roles"); err != nil {
 		return nil, err
 	}
-	out := cloneRoles(roles)
+	out := configs.CloneRoles(roles)
 	if out == nil {
 		out = []configs.Role{}
 	}
@@ -336,14 +307,14 @@ func (s *Service) PutRole(_ context.Context, actor, tenant string, role configs.
 	if !ok {
 		return false, notFound("tenant", tenant)
 	}
-	roles := cloneRoles(t.Roles)
+	roles := configs.CloneRoles(t.Roles)
 	i := slices.IndexFunc(roles, func(r configs.Role) bool { return r.Name == role.Name })
 	created := i < 0
 	if created {
 		i = len(roles)
-		roles = append(roles, cloneRole(role))
+		roles = append(roles, role.Clone())
 	} else {
-		roles[i] = cloneRole(role)
+		roles[i] = role.Clone()
 	}
 	return created, s.setRoles(actor, t, roles, fmt.Sprintf("roles[%d]", i))
 }
@@ -360,7 +331,7 @@ func (s *Service) DeleteRole(_ context.Context, actor, tenant, role string) erro
 	if i < 0 {
 		return notFound("role", role)
 	}
-	roles := slices.Delete(cloneRoles(t.Roles), i, i+1)
+	roles := slices.Delete(configs.CloneRoles(t.Roles), i, i+1)
 	if len(roles) == 0 {
 		roles = nil
 	}
@@ -369,7 +340,7 @@ func (s *Service) DeleteRole(_ context.Context, actor, tenant, role string) erro
 
 func (s *Service) setRoles(actor string, t configs.Tenant, roles []configs.Role, under string) error {
 	now := s.now()
-	nt := cloneTenant(t)
+	nt := t.Clone()
 	nt.Roles = roles
 	if err := s.checkTenant(nt, under); err != nil {
 		return err

@@ -1,25 +1,16 @@
-package control
+package configs
 
 import (
 	"maps"
 	"slices"
-
-	"github.com/tollgate/tollgate/configs"
 )
 
-// Deep copies: the service never shares memory with its callers or the
-// store.
+// Deep copies of the config shapes: the control service and the store never
+// share memory with their callers.
 
-func clonePtr[T any](p *T) *T {
-	if p == nil {
-		return nil
-	}
-	v := *p
-	return &v
-}
-
-func cloneLimits(l configs.Limits) configs.Limits {
-	return configs.Limits{
+// Clone returns a deep copy of l.
+func (l Limits) Clone() Limits {
+	return Limits{
 		MaxParallelCalls:    clonePtr(l.MaxParallelCalls),
 		MaxParallelInbound:  clonePtr(l.MaxParallelInbound),
 		MaxParallelOutbound: clonePtr(l.MaxParallelOutbound),
@@ -33,10 +24,11 @@ func cloneLimits(l configs.Limits) configs.Limits {
 	}
 }
 
-func clonePlan(p configs.Plan) configs.Plan {
-	out := configs.Plan{Name: p.Name, Limits: cloneLimits(p.Limits)}
+// Clone returns a deep copy of p.
+func (p Plan) Clone() Plan {
+	out := Plan{Name: p.Name, Limits: p.Limits.Clone()}
 	if p.Rates != nil {
-		out.Rates = make([]configs.Rate, len(p.Rates))
+		out.Rates = make([]Rate, len(p.Rates))
 		for i, r := range p.Rates {
 			r.PerMinute = clonePtr(r.PerMinute)
 			out.Rates[i] = r
@@ -45,8 +37,9 @@ func clonePlan(p configs.Plan) configs.Plan {
 	return out
 }
 
-func cloneRole(r configs.Role) configs.Role {
-	return configs.Role{
+// Clone returns a deep copy of r.
+func (r Role) Clone() Role {
+	return Role{
 		Name:              r.Name,
 		MaxParallelCalls:  clonePtr(r.MaxParallelCalls),
 		MaxMonthlyMinutes: clonePtr(r.MaxMonthlyMinutes),
@@ -55,26 +48,28 @@ func cloneRole(r configs.Role) configs.Role {
 	}
 }
 
-func cloneRoles(rs []configs.Role) []configs.Role {
+// CloneRoles returns a deep copy of rs (nil stays nil).
+func CloneRoles(rs []Role) []Role {
 	if rs == nil {
 		return nil
 	}
-	out := make([]configs.Role, len(rs))
+	out := make([]Role, len(rs))
 	for i, r := range rs {
-		out[i] = cloneRole(r)
+		out[i] = r.Clone()
 	}
 	return out
 }
 
-func cloneTenant(t configs.Tenant) configs.Tenant {
-	return configs.Tenant{
+// Clone returns a deep copy of t.
+func (t Tenant) Clone() Tenant {
+	return Tenant{
 		Name:    t.Name,
 		Plan:    t.Plan,
 		Carrier: t.Carrier,
 		Sources: slices.Clone(t.Sources),
 		DIDs:    slices.Clone(t.DIDs),
 		PBX:     t.PBX,
-		Limits:  cloneLimits(t.Limits),
-		Roles:   cloneRoles(t.Roles),
+		Limits:  t.Limits.Clone(),
+		Roles:   CloneRoles(t.Roles),
 	}
 }
