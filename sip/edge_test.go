@@ -95,6 +95,15 @@ func TestCallsAndHangup(t *testing.T) {
 	if !e.gw.Hangup(calls[0].ID) {
 		t.Fatal("Hangup = false")
 	}
+	if e.gw.Hangup(calls[0].ID) {
+		t.Fatal("second Hangup = true")
+	}
+	if n := e.obs.count(e.obs.teardowns, CauseHangup.Name); n != 1 {
+		t.Errorf("teardowns counted for the hang-up = %d, want 1", n)
+	}
+	if n := e.obs.count(e.obs.admitted, "outbound"); n != 1 {
+		t.Errorf("admitted outbound = %d, want 1", n)
+	}
 	for _, p := range []*peer{e.pbx, e.carrier} {
 		if r := reasonOf(p.waitFor(sip.BYE, callID, 5*time.Second)); !strings.Contains(r, "operator") {
 			t.Errorf("BYE Reason = %q", r)

@@ -277,6 +277,32 @@ type env struct {
 
 	mu     sync.Mutex
 	events []admission.Event
+	obs    countingObserver
+}
+
+// countingObserver counts what the gateway reports to its Observer.
+type countingObserver struct {
+	mu                            sync.Mutex
+	admitted, rejected, teardowns map[string]int
+}
+
+func (o *countingObserver) inc(m *map[string]int, k string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if *m == nil {
+		*m = map[string]int{}
+	}
+	(*m)[k]++
+}
+
+func (o *countingObserver) Admitted(dir string)            { o.inc(&o.admitted, dir) }
+func (o *countingObserver) Rejected(cause string)          { o.inc(&o.rejected, cause) }
+func (o *countingObserver) AdmissionLatency(time.Duration) {}
+func (o *countingObserver) Teardown(cause string)          { o.inc(&o.teardowns, cause) }
+func (o *countingObserver) count(m map[string]int, k string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return m[k]
 }
 
 // recordEvent is the gateway's event sink in tests.
@@ -391,7 +417,7 @@ func (e *env) start(t *testing.T, cfg *configs.Config) {
 	if testing.Verbose() {
 		logw = zerolog.New(os.Stderr)
 	}
-	if e.gw, err = New(cfg, e.adm, Options{Logger: logw, OnEvent: e.recordEvent}); err != nil {
+	if e.gw, err = New(cfg, e.adm, Options{Logger: logw, OnEvent: e.recordEvent, Metrics: &e.obs}); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.gw.Start(); err != nil {

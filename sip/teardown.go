@@ -33,9 +33,14 @@ const byeTimeout = 32 * time.Second
 // caller. The call's slot is released once. It returns false if the call had
 // already ended.
 func (g *Gateway) Teardown(d *Dialog, c Cause) bool {
-	if g.metrics != nil {
-		defer g.metrics.Teardown(c.Name)
+	ok := g.teardown(d, c)
+	if ok && g.metrics != nil {
+		g.metrics.Teardown(c.Name)
 	}
+	return ok
+}
+
+func (g *Gateway) teardown(d *Dialog, c Cause) bool {
 	switch d.requestTeardown(c) {
 	case Early:
 		d.postEarly(earlyEvent{kind: evTeardown})
