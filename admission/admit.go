@@ -191,7 +191,7 @@ func (e *Engine) newCall(req *CallRequest, t *tenantState, dir Direction) *call 
 		c = new(call)
 	}
 	e.seq++
-	*c = call{id: req.CallID, seq: e.seq, t: t, dir: dir, tidx: len(t.calls), caller: req.Caller, callee: req.Callee}
+	*c = call{id: req.CallID, seq: e.seq, t: t, dir: dir, tidx: len(t.calls), sidx: -1, caller: req.Caller, callee: req.Callee}
 	t.calls = append(t.calls, c)
 	e.calls[req.CallID] = c
 	return c
@@ -323,7 +323,7 @@ func (e *Engine) Usage(now time.Time, tenant string) Usage {
 	if now.Before(e.cycleEnd) {
 		return Usage{
 			Seconds:          t.minutes.acc.value(now),
-			Spend:            e.spendAt(t, now, true),
+			Spend:            e.spendScan(t, now, true),
 			EmergencySeconds: t.emerg.value(now),
 		}
 	}

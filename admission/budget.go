@@ -160,24 +160,6 @@ func (e *Engine) usageBefore(b *budget, at time.Time) int64 {
 	return int64(b.acc.value(at))
 }
 
-// spendAt is the tenant's spend this cycle at instant at: settled cost plus
-// the running cost of every drawing rated call, minus what earlier cycles
-// were charged for it. inclusive charges increments starting at at.
-func (e *Engine) spendAt(t *tenantState, at time.Time, inclusive bool) int64 {
-	s := t.spend.settled
-	for _, c := range t.calls {
-		if !c.drawing || c.rate == nil {
-			continue
-		}
-		v := cost(c.rate, at.Sub(c.ans))
-		if inclusive {
-			v = costAt(c.rate, at.Sub(c.ans))
-		}
-		s = min(s+(v-c.prior), math.MaxInt64/4) // saturate: absurd prices never wrap
-	}
-	return s
-}
-
 // thresholdAmount is alert_threshold_pct of the limit amount a, rounded up
 // (exact for minutes, whose amounts are multiples of 60 s).
 func (b *budget) thresholdAmount(a int64) int64 {
@@ -203,12 +185,7 @@ func (b *budget) exhaustAmount(a int64) int64 {
 func (e *Engine) drawing(b *budget) bool {
 	switch b.kind {
 	case kindSpend:
-		for _, c := range b.t.calls {
-			if drawsOn(c, b) {
-				return true
-			}
-		}
-		return false
+		return b.t.meter.rated > 0
 	default:
 		return b.acc.k > 0
 	}
@@ -245,53 +222,7 @@ func (e *Engine) reach(b *budget, now time.Time, x int64) (t time.Time, exact, o
 		t := now.Add(time.Duration((x - u + k - 1) / k))
 		return t, true, t.Before(e.cycleEnd)
 	}
-	g := e.spendAt(b.t, now, true)
-	if g >= x {
-		return now, true, true
-	}
-	if b.t.growing == 0 {
-		return time.Time{}, false, false
-	}
-	if t, far := e.spendHorizon(b.t, now, x-g); far {
-		return t, false, t.Before(e.cycleEnd)
-	}
-	t, ok = e.spendSearch(b.t, now, x)
-	return t, true, ok
-}
-
-// spendHorizon bounds from below the time the tenant's spend needs to grow
-// by need: each growing call charges at most one increment of at most
-// c = ceil(PerMinute*Subsequent/60)+1 per Subsequent seconds (plus one
-// increment at any moment), so spend(now+T) <= spend(now) + sum(c) +
-// T*sum(ceil(c/Subsequent)). far is false when that bound is less than a
-// minute (or the longest increment) away: search exactly then, so a budget
-// is re-evaluated a few times at most before its exact deadline is set.
-// O(calls), no allocation.
-func (e *Engine) spendHorizon(t *tenantState, now time.Time, need int64) (time.Time, bool) {
-	var csum, rate int64
-	minSecs := int64(60)
-	for _, c := range t.calls {
-		if !c.drawing || c.rate == nil || c.rate.PerMinute == 0 {
-			continue
-		}
-		r := c.rate
-		ci := incrementBound(r)
-		csum += ci // < need + ci: cannot overflow (early return below)
-		rate = min(rate+(ci+r.Subsequent-1)/r.Subsequent, 1<<62)
-		minSecs = max(minSecs, r.Subsequent)
-		if csum >= need {
-			return time.Time{}, false
-		}
-	}
-	secs := (need - csum) / rate // spend stays below need for T < secs seconds
-	left := int64(e.cycleEnd.Sub(now) / time.Second)
-	if secs > left {
-		return e.cycleEnd, true // not reached this cycle
-	}
-	if secs < minSecs {
-		return time.Time{}, false
-	}
-	return now.Add(time.Duration(secs) * time.Second), true
+	return e.spendReach(b.t, now, x)
 }
 
 // incrementBound is ceil(PerMinute*Subsequent/60)+1, the largest amount one
@@ -305,25 +236,6 @@ func incrementBound(r *Rate) int64 {
 	}
 	q, _ := bits.Div64(hi, lo, 60)
 	return int64(min(q, math.MaxInt64/4)) + 1
-}
-
-// spendSearch binary searches the first nanosecond in (now, cycle end) at
-// which the tenant's spend reaches x (spend is a non-decreasing step
-// function of time). O(calls * 51).
-func (e *Engine) spendSearch(t *tenantState, now time.Time, x int64) (time.Time, bool) {
-	lo, hi := time.Duration(0), e.cycleEnd.Sub(now)-1
-	if hi <= 0 || e.spendAt(t, now.Add(hi), true) < x {
-		return time.Time{}, false
-	}
-	for hi-lo > 1 {
-		mid := lo + (hi-lo)/2
-		if e.spendAt(t, now.Add(mid), true) >= x {
-			hi = mid
-		} else {
-			lo = mid
-		}
-	}
-	return now.Add(hi), true
 }
 
 // markDirty queues b for recomputation of its deadline.
@@ -543,9 +455,7 @@ func (e *Engine) startDrawing(c *call, now time.Time) {
 		e.markDirty(&c.u.minutes)
 	}
 	if c.rate != nil {
-		if c.rate.PerMinute > 0 {
-			t.growing++
-		}
+		e.meterStart(c, now)
 		e.markDirty(&t.spend)
 	}
 }
@@ -564,11 +474,8 @@ func (e *Engine) stopDrawing(c *call, x time.Time) {
 	}
 	var spend int64
 	if c.rate != nil {
-		spend = cost(c.rate, x.Sub(c.ans)) - c.prior
+		spend = e.meterStop(c, x)
 		t.spend.settled = min(t.spend.settled+spend, math.MaxInt64/4)
-		if c.rate.PerMinute > 0 {
-			t.growing--
-		}
 		e.markDirty(&t.spend)
 	}
 	sec := e.cycleTime(c.ans, x)

@@ -163,4 +163,13 @@ type call struct {
 	caller    string
 	callee    string
 	persisted bool // its CallRecord is in the journal (answered, not yet released)
+
+	// Spend meter state of a drawing rated call (spend.go).
+	billed  int64  // billed seconds charged so far
+	chg     int64  // cost charged so far (connect fee included)
+	next    int64  // Unix ns of the next billing boundary
+	sidx    int    // index in the tenant's meter heap; -1 when not there
+	lastAt  int64  // Unix ns of the last charge
+	lastInc int64  // amount of the last charge
+	sim     uint64 // replay generation that saved this call
 }

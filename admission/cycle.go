@@ -84,7 +84,8 @@ func (e *Engine) rollover(out *Output) {
 				var spend int64
 				if c.rate != nil {
 					prior := cost(c.rate, b.Sub(c.ans))
-					spend, c.prior = prior-c.prior, prior
+					spend = prior - c.prior
+					e.meterRollover(t, c, prior)
 				}
 				e.charge(c, e.cycleTime(c.ans, b), spend, last, false)
 			case c.emergency && c.answered:

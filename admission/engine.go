@@ -50,10 +50,10 @@ type tenantState struct {
 
 	tat time.Time // CPS: GCRA theoretical arrival time
 
-	minutes budget  // max_monthly_minutes
-	spend   budget  // monthly_spend_limit
-	growing int64   // drawing calls whose rate has a per-minute price
-	emerg   accrual // billed time of emergency calls this cycle
+	minutes budget     // max_monthly_minutes
+	spend   budget     // monthly_spend_limit
+	meter   spendMeter // the running spend of the drawing calls
+	emerg   accrual    // billed time of emergency calls this cycle
 
 	suspended     bool
 	suspendReason string
@@ -132,11 +132,13 @@ type Engine struct {
 	calls   map[string]*call
 	free    []*call // recycled call records
 
-	heap    deadlineHeap
-	dirty   []*budget // budgets whose deadline must be recomputed
-	scratch []*call
-	seq     uint64 // budget and call sequence numbers
-	gen     uint64 // role generations
+	heap     deadlineHeap
+	dirty    []*budget // budgets whose deadline must be recomputed
+	scratch  []*call
+	simGen   uint64    // spend replay generation
+	simSaved []simSave // reused by spendReplay
+	seq      uint64    // budget and call sequence numbers
+	gen      uint64    // role generations
 
 	started    bool
 	now        time.Time // high-water mark of the times passed in

@@ -1,10 +1,6 @@
 package admission
 
-import (
-	"math"
-	"math/bits"
-	"time"
-)
+import "time"
 
 // prefixTable is a longest-prefix-match table over strings. Lookups try
 // every prefix length from the longest stored one down to 0, so they cost
@@ -60,17 +56,7 @@ func cost(r *Rate, d time.Duration) int64 {
 	if r == nil || d <= 0 {
 		return 0
 	}
-	hi, lo := bits.Mul64(uint64(r.PerMinute), uint64(billedSeconds(r, d)))
-	lo, carry := bits.Add64(lo, 30, 0)
-	hi += carry
-	if hi >= 60 {
-		return math.MaxInt64 / 4
-	}
-	q, _ := bits.Div64(hi, lo, 60)
-	if q > math.MaxInt64/4 {
-		return math.MaxInt64 / 4
-	}
-	return r.ConnectFee + int64(q)
+	return chargeOf(r, billedSeconds(r, d))
 }
 
 // costAt is the cost charged by instant answer+d inclusive: an increment
