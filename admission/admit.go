@@ -114,11 +114,15 @@ func (e *Engine) Admit(now time.Time, req CallRequest) Decision {
 		}
 		t.tat = t.tat.Add(interval)
 	}
-	if u == nil && uid != "" {
-		u = e.newUser(now, t, uid)
+	if u == nil && role.caps() {
+		u = e.newUser(now, t, uid) // only users a role caps are tracked
 	}
 	c := e.newCall(&req, t, dir)
-	c.u = u
+	if u != nil {
+		c.u = u
+		c.uidx = len(u.calls)
+		u.calls = append(u.calls, c)
+	}
 	c.rate, _ = t.plan.rates.lookup(req.Callee)
 	t.active++
 	if dir == Inbound {
@@ -208,7 +212,9 @@ func (e *Engine) newUser(now time.Time, t *tenantState, id string) *userState {
 // drawing on the tenant's minutes and spend budgets and its user's role
 // budget; deadlines are recomputed. Answering a budget that is already past
 // its exhaustion point (a cap lowered below usage) trips it at once.
-// Unknown, ended, cut or already answered calls are ignored.
+// Unknown, ended, cut or already answered calls are ignored (the edge has
+// the call in its dialog table before it asks Admit, so a cut of an early
+// call always reaches it).
 func (e *Engine) Answer(now time.Time, callID string) Output {
 	return e.answer(now, callID, nil)
 }
@@ -290,8 +296,14 @@ func (e *Engine) End(now time.Time, callID string) (Output, bool) {
 	} else {
 		t.activeOut = max(0, t.activeOut-1)
 	}
-	if c.u != nil {
-		c.u.active = max(0, c.u.active-1)
+	if u := c.u; u != nil {
+		u.active = max(0, u.active-1)
+		last := len(u.calls) - 1
+		moved := u.calls[last]
+		u.calls[c.uidx] = moved
+		moved.uidx = c.uidx
+		u.calls[last] = nil
+		u.calls = u.calls[:last]
 	}
 	if wasDrawing {
 		e.tripDrawn(c, now, &out)

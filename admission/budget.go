@@ -398,10 +398,15 @@ func drawsOn(c *call, b *budget) bool {
 	}
 }
 
-// cutDrawing cuts, in admission order, every call drawing on b.
+// cutDrawing cuts, in admission order, every call drawing on b: the
+// tenant's calls for its budgets, the user's own calls for a role budget.
 func (e *Engine) cutDrawing(b *budget, x time.Time, out *Output) {
 	cs := e.scratch[:0]
-	for _, c := range b.t.calls {
+	calls := b.t.calls
+	if b.u != nil {
+		calls = b.u.calls
+	}
+	for _, c := range calls {
 		if drawsOn(c, b) {
 			cs = append(cs, c)
 		}
@@ -441,13 +446,9 @@ func (e *Engine) cut(c *call, x time.Time, cause Cause, capName string, out *Out
 		e.stopDrawing(c, x)
 	}
 	c.cut = true
-	user := ""
-	if c.u != nil {
-		user = c.u.id
-	}
 	out.Cuts = append(out.Cuts, Cut{CallID: c.id, Cause: cause, Cap: capName, At: x})
 	out.Events = append(out.Events, Event{
-		Type: EventCallCut, Tenant: c.t.name, User: user, CallID: c.id, Cap: capName, At: x,
+		Type: EventCallCut, Tenant: c.t.name, User: c.user(), CallID: c.id, Cap: capName, At: x,
 	})
 }
 

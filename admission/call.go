@@ -150,16 +150,18 @@ type call struct {
 	id        string
 	seq       uint64 // admission order, for deterministic output
 	t         *tenantState
-	u         *userState // nil for emergency calls and empty identities
+	u         *userState // nil for emergency calls and users no role caps
 	dir       Direction
 	emergency bool
 	answered  bool
 	drawing   bool // answered, not cut: draws on the budgets
 	cut       bool
+	cutOrder  Cut       // the Cut emitted when cut
 	ans       time.Time // answer instant
 	rate      *Rate     // nil: free (no rate row matched)
 	prior     int64     // cost charged to earlier cycles
-	tidx      int       // index in t.calls (non-emergency only)
+	tidx      int       // index in t.calls
+	uidx      int       // index in u.calls
 	caller    string
 	callee    string
 	persisted bool // its CallRecord is in the journal (answered, not yet released)
@@ -172,4 +174,16 @@ type call struct {
 	lastAt  int64  // Unix ns of the last charge
 	lastInc int64  // amount of the last charge
 	sim     uint64 // replay generation that saved this call
+}
+
+// user is the call's user identity (caller for outbound, callee for
+// inbound), tracked or not; "" for emergency calls.
+func (c *call) user() string {
+	switch {
+	case c.emergency:
+		return ""
+	case c.dir == Inbound:
+		return c.callee
+	}
+	return c.caller
 }

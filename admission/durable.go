@@ -55,12 +55,8 @@ func (e *Engine) charge(c *call, sec time.Duration, spend int64, at time.Time, f
 	if !e.journaling {
 		return
 	}
-	user := ""
-	if c.u != nil {
-		user = c.u.id
-	}
 	e.dur.charges = append(e.dur.charges, Charge{
-		Tenant: c.t.name, User: user, CallID: c.id, Direction: c.dir, Emergency: c.emergency,
+		Tenant: c.t.name, User: c.user(), CallID: c.id, Direction: c.dir, Emergency: c.emergency,
 		Seconds: sec, Spend: spend, At: at, Final: final,
 	})
 }
@@ -212,7 +208,7 @@ func (e *Engine) Restore(s Snapshot) (Output, error) {
 		e.restoreCall(now, t, &rc)
 	}
 	for _, t := range e.order {
-		e.limitsChanged(t) // recompute every deadline from the restored usage
+		e.limitsChanged(t, true) // recompute every deadline from the restored usage
 	}
 	e.settle(now, &out)
 	return out, nil
@@ -229,7 +225,7 @@ func (e *Engine) restoreCall(now time.Time, t *tenantState, rc *CallRecord) {
 		e.charge(c, sec, 0, now, true)
 		return
 	}
-	if uid := req.user(); uid != "" {
+	if uid := req.user(); uid != "" && (t.users[uid] != nil || t.roleOf(uid).caps()) {
 		c.u = e.userOf(now, t, uid)
 		c.u.settled += sec
 		c.u.minutes.acc.used += sec
@@ -257,36 +253,38 @@ func (e *Engine) userOf(now time.Time, t *tenantState, id string) *userState {
 }
 
 // DeletePlan removes a plan no tenant is on. It returns an error wrapping
-// ErrPlanInUse or ErrUnknownPlan.
-func (e *Engine) DeletePlan(now time.Time, name string) error {
+// ErrPlanInUse or ErrUnknownPlan, and in every case the effects of the
+// deadlines that fell due before now (of any tenant).
+func (e *Engine) DeletePlan(now time.Time, name string) (Output, error) {
 	var out Output
 	e.step(now, &out)
 	if _, ok := e.plans[name]; !ok {
-		return fmt.Errorf("%w %q", ErrUnknownPlan, name)
+		return out, fmt.Errorf("%w %q", ErrUnknownPlan, name)
 	}
 	for _, t := range e.order {
 		if t.plan.name == name {
-			return fmt.Errorf("%w: %q is the plan of tenant %q", ErrPlanInUse, name, t.name)
+			return out, fmt.Errorf("%w: %q is the plan of tenant %q", ErrPlanInUse, name, t.name)
 		}
 	}
 	delete(e.plans, name)
-	return nil
+	return out, nil
 }
 
 // DeleteTenant removes a tenant without active calls, with its counters
 // and users. It returns an error wrapping ErrTenantBusy or
-// ErrUnknownTenant.
-func (e *Engine) DeleteTenant(now time.Time, name string) error {
+// ErrUnknownTenant, and in every case the effects of the deadlines that
+// fell due before now (of any tenant).
+func (e *Engine) DeleteTenant(now time.Time, name string) (Output, error) {
 	var out Output
 	now = e.step(now, &out)
 	t, ok := e.tenants[name]
 	if !ok {
-		return fmt.Errorf("%w %q", ErrUnknownTenant, name)
+		return out, fmt.Errorf("%w %q", ErrUnknownTenant, name)
 	}
 	if n := len(t.calls); n > 0 {
-		return fmt.Errorf("%w: %q has %d", ErrTenantBusy, name, n)
+		return out, fmt.Errorf("%w: %q has %d", ErrTenantBusy, name, n)
 	}
-	e.flush(now) // nothing of the tenant may stay queued for recomputation
+	e.settle(now, &out) // nothing of the tenant may stay queued for recomputation
 	e.unschedule(&t.minutes)
 	e.unschedule(&t.spend)
 	for _, u := range t.users {
@@ -299,7 +297,7 @@ func (e *Engine) DeleteTenant(now time.Time, name string) error {
 			break
 		}
 	}
-	return nil
+	return out, nil
 }
 
 // Overrides returns the tenant's overrides as set (nil fields inherit).

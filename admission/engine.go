@@ -64,13 +64,15 @@ type tenantState struct {
 	durMark      bool          // queued in Engine.durTenants
 }
 
-// userState is a user identity inside a tenant: its active calls and its
-// minutes this cycle, whether or not it is on a role (so a role assigned
-// mid-cycle sees the whole cycle's usage).
+// userState is a user identity inside a tenant that a role caps (parallel
+// calls or minutes): its active calls and its minutes this cycle. Users no
+// role caps are not tracked, so memory and store rows do not grow with the
+// number of distinct callers; a role assigned mid-cycle counts from then.
 type userState struct {
 	id      string
 	t       *tenantState
-	active  int64 // non-emergency calls admitted, not ended
+	active  int64   // non-emergency calls admitted, not ended
+	calls   []*call // its active calls (call.uidx indexes them)
 	role    *roleState
 	roleGen uint64 // t.rolesGen that role was resolved for
 	minutes budget // the role's max_monthly_minutes, per user
@@ -87,6 +89,11 @@ func (u *userState) roleFor() *roleState {
 		u.roleGen = u.t.rolesGen
 	}
 	return u.role
+}
+
+// caps reports whether the role caps anything (a nil role caps nothing).
+func (r *roleState) caps() bool {
+	return r != nil && (r.parallel >= 0 || r.minutes >= 0)
 }
 
 // roleOf resolves the role of a user identity: explicit lists first, then
@@ -218,7 +225,7 @@ func (e *Engine) UpsertPlan(now time.Time, p Plan) (Output, error) {
 	}
 	for _, t := range e.order {
 		if t.plan == ps {
-			e.limitsChanged(t)
+			e.limitsChanged(t, false)
 		}
 	}
 	e.settle(now, &out)
@@ -277,7 +284,7 @@ func (e *Engine) upsertTenant(now time.Time, t Tenant) error {
 	ts.plan = ps
 	ts.overrides = t.Overrides.clone()
 	e.setRoles(ts, t.Roles)
-	e.limitsChanged(ts)
+	e.limitsChanged(ts, true)
 	return nil
 }
 
@@ -324,11 +331,18 @@ func countOrUnlimited(p *int64) int64 {
 }
 
 // limitsChanged re-resolves the tenant's effective limits and schedules
-// the recomputation of all its deadlines.
-func (e *Engine) limitsChanged(ts *tenantState) {
+// the recomputation of its deadlines: the tenant's budgets always, its
+// users' role budgets only when roles changed (users) or the alert
+// threshold they share with the tenant did, so a limit change costs
+// O(log n) whatever the number of users.
+func (e *Engine) limitsChanged(ts *tenantState, users bool) {
+	threshold := ts.eff.threshold
 	ts.eff = resolveLimits(&ts.overrides, &ts.plan.limits)
 	e.limitChanged(&ts.minutes)
 	e.limitChanged(&ts.spend)
+	if !users && ts.eff.threshold == threshold {
+		return
+	}
 	// Recomputation emits nothing and the heap breaks ties by sequence
 	// number, so map order does not matter here.
 	for _, u := range ts.users {
@@ -351,7 +365,7 @@ func (e *Engine) SetOverrides(now time.Time, tenant string, l Limits) (Output, e
 			return err
 		}
 		ts.overrides = l.clone()
-		e.limitsChanged(ts)
+		e.limitsChanged(ts, false)
 		return nil
 	})
 }
@@ -361,7 +375,7 @@ func (e *Engine) SetOverrides(now time.Time, tenant string, l Limits) (Output, e
 func (e *Engine) ResetTenant(now time.Time, tenant string) (Output, error) {
 	return e.onTenant(now, tenant, func(ts *tenantState, _ time.Time, _ *Output) error {
 		ts.overrides = e.defaults.clone()
-		e.limitsChanged(ts)
+		e.limitsChanged(ts, false)
 		return nil
 	})
 }

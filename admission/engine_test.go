@@ -36,7 +36,7 @@ func TestTimeNeverRunsBackwards(t *testing.T) {
 func TestUsageOfALaterMonthWithoutTick(t *testing.T) {
 	e := admission.NewEngine(admission.Settings{})
 	mustPlan(t, e, admission.Plan{Name: "p", Rates: []admission.Rate{{Prefix: "", PerMinute: 60_000, Initial: 60, Subsequent: 60}}})
-	mustTenant(t, e, admission.Tenant{Name: "t", Plan: "p"})
+	mustTenant(t, e, admission.Tenant{Name: "t", Plan: "p", Roles: []admission.Role{{Name: "r", MaxMonthlyMinutes: lim(1000), Users: []string{"100"}}}})
 	ans := time.Date(2026, 1, 31, 23, 59, 30, 0, time.UTC)
 	e.Admit(ans, out("c", "t", "100", "4930"))
 	e.Answer(ans, "c")
@@ -134,5 +134,51 @@ func TestOutputEmpty(t *testing.T) {
 	o.Events = append(o.Events, admission.Event{})
 	if o.Empty() {
 		t.Fatal("Output with an event is empty")
+	}
+}
+
+// Only users a role caps are tracked (issue 8, 3e): a caller on no role, or
+// on a role without caps, leaves no user record, whatever the number of
+// distinct callers; a capped one does.
+func TestOnlyCappedUsersAreTracked(t *testing.T) {
+	e := admission.NewEngine(admission.Settings{})
+	j := &stepLog{}
+	r := admission.NewRunner(e)
+	r.SetJournal(j)
+	mustPlan(t, e, admission.Plan{Name: "p"})
+	mustTenant(t, e, admission.Tenant{Name: "t", Plan: "p", Roles: []admission.Role{
+		{Name: "capped", MaxMonthlyMinutes: lim(100), Users: []string{"agent"}},
+		{Name: "free", Patterns: []string{"9*"}},
+	}})
+	for i, caller := range []string{"100", "101", "102", "9000", "agent"} {
+		id := "c" + caller
+		at := t0.Add(time.Duration(i) * 2 * time.Minute)
+		if !r.Admit(at, out(id, "t", caller, "4930")).Admitted {
+			t.Fatalf("%s rejected", caller)
+		}
+		r.Answer(at, id)
+		r.End(at.Add(time.Minute), id)
+	}
+	users := map[string]bool{}
+	for _, u := range j.users {
+		users[u] = true
+	}
+	if len(users) != 1 || !users["agent"] {
+		t.Fatalf("user records written for %v, want only the capped user", users)
+	}
+	if got := e.UserUsage(t0.Add(time.Hour), "t", "agent"); got != time.Minute {
+		t.Fatalf("capped user usage = %v, want 1m", got)
+	}
+	if got := e.UserUsage(t0.Add(time.Hour), "t", "100"); got != 0 {
+		t.Fatalf("uncapped user tracked: %v", got)
+	}
+}
+
+// stepLog is a Journal that keeps the users of every step.
+type stepLog struct{ users []string }
+
+func (l *stepLog) Record(s *admission.Step) {
+	for _, u := range s.Users {
+		l.users = append(l.users, u.User)
 	}
 }

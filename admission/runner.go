@@ -6,65 +6,123 @@ import (
 )
 
 // Runner owns an Engine and serialises access to it with one mutex, so it
-// may be shared by many goroutines. Its methods mirror the Engine's, each
-// taking the lock. After NewRunner the Engine must not be used directly.
-// The caller runs its own timer: after every call that returns effects it
-// re-arms the timer at NextDeadline and calls Tick when it fires.
+// may be shared by many goroutines; it is the only way into the engine.
+// After NewRunner the Engine must not be used directly.
+//
+// Every call that changes state returns, computed under the lock, one
+// Ready value (as etcd-io/raft's Ready): the decision, the events, the
+// cuts and the next deadline with a generation number. The durable step
+// of the call goes to the Journal under the same lock, so the store sees
+// steps in engine order. The caller applies every field of the Ready —
+// even when the call also returns an error, since the step still ran and
+// deadlines that fell due are in it — and runs one timer: it re-arms it at
+// Ready.Deadline only when Ready.Gen is newer than the one it armed, and
+// calls Tick when it fires. No effect is reachable any other way.
 type Runner struct {
 	mu      sync.Mutex
 	e       *Engine
 	journal Journal
-	step    Step // reused for every Journal.Record
+	step    Step   // reused for every Journal.Record
+	gen     uint64 // generation of the last Ready
+}
+
+// Ready is everything one runner call produced.
+type Ready struct {
+	// Decision is Admit's answer (Admitted is false for every other call);
+	// its Output holds the events and cuts of the step, in order.
+	Decision
+	// Deadline is the engine's next deadline after the step: a budget
+	// running out, a threshold crossing, a re-evaluation or the next cycle
+	// start. The caller calls Tick then.
+	Deadline time.Time
+	// Gen increases with every Ready of the runner. A Ready applied after
+	// a newer one (goroutines race after the lock) must not move the
+	// timer: its Deadline may be stale.
+	Gen uint64
+}
+
+// ready journals the step and wraps d with the next deadline. Called with
+// the lock held, once per call.
+func (r *Runner) ready(d Decision) Ready {
+	r.record(&d.Output)
+	r.gen++
+	at, _ := r.e.NextDeadline()
+	return Ready{Decision: d, Deadline: at, Gen: r.gen}
+}
+
+// do runs one engine step that returns an Output under the lock.
+func (r *Runner) do(f func() (Output, error)) (Ready, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out, err := f()
+	return r.ready(Decision{Output: out}), err
+}
+
+// UpsertPlan is Engine.UpsertPlan.
+func (r *Runner) UpsertPlan(now time.Time, p Plan) (Ready, error) {
+	return r.do(func() (Output, error) { return r.e.UpsertPlan(now, p) })
+}
+
+// UpsertTenant is Engine.UpsertTenant.
+func (r *Runner) UpsertTenant(now time.Time, t Tenant) (Ready, error) {
+	return r.do(func() (Output, error) { return r.e.UpsertTenant(now, t) })
+}
+
+// CreateTenant is Engine.CreateTenant.
+func (r *Runner) CreateTenant(now time.Time, name, plan string) (Ready, error) {
+	return r.do(func() (Output, error) { return r.e.CreateTenant(now, name, plan) })
+}
+
+// SetOverrides is Engine.SetOverrides.
+func (r *Runner) SetOverrides(now time.Time, tenant string, l Limits) (Ready, error) {
+	return r.do(func() (Output, error) { return r.e.SetOverrides(now, tenant, l) })
+}
+
+// ResetTenant is Engine.ResetTenant.
+func (r *Runner) ResetTenant(now time.Time, tenant string) (Ready, error) {
+	return r.do(func() (Output, error) { return r.e.ResetTenant(now, tenant) })
+}
+
+// Suspend is Engine.Suspend.
+func (r *Runner) Suspend(now time.Time, tenant, reason string) (Ready, error) {
+	return r.do(func() (Output, error) { return r.e.Suspend(now, tenant, reason) })
+}
+
+// Resume is Engine.Resume.
+func (r *Runner) Resume(now time.Time, tenant, reason string) (Ready, error) {
+	return r.do(func() (Output, error) { return r.e.Resume(now, tenant, reason) })
+}
+
+// Admit is Engine.Admit.
+func (r *Runner) Admit(now time.Time, req CallRequest) Ready {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ready(r.e.Admit(now, req))
+}
+
+// Answer is Engine.Answer.
+func (r *Runner) Answer(now time.Time, callID string) Ready {
+	return r.AnswerWith(now, callID, nil)
+}
+
+// End is Engine.End; ok is true only the first time for an active call.
+func (r *Runner) End(now time.Time, callID string) (rd Ready, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out, ok := r.e.End(now, callID)
+	return r.ready(Decision{Output: out}), ok
+}
+
+// Tick is Engine.Tick.
+func (r *Runner) Tick(now time.Time) Ready {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ready(Decision{Output: r.e.Tick(now)})
 }
 
 // NewRunner returns a Runner owning e.
 func NewRunner(e *Engine) *Runner {
 	return &Runner{e: e}
-}
-
-// UpsertPlan is Engine.UpsertPlan under the lock.
-func (r *Runner) UpsertPlan(now time.Time, p Plan) (Output, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out, err := r.e.UpsertPlan(now, p)
-	r.record(&out)
-	return out, err
-}
-
-// UpsertTenant is Engine.UpsertTenant under the lock.
-func (r *Runner) UpsertTenant(now time.Time, t Tenant) (Output, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out, err := r.e.UpsertTenant(now, t)
-	r.record(&out)
-	return out, err
-}
-
-// CreateTenant is Engine.CreateTenant under the lock.
-func (r *Runner) CreateTenant(now time.Time, name, plan string) (Output, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out, err := r.e.CreateTenant(now, name, plan)
-	r.record(&out)
-	return out, err
-}
-
-// SetOverrides is Engine.SetOverrides under the lock.
-func (r *Runner) SetOverrides(now time.Time, tenant string, l Limits) (Output, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out, err := r.e.SetOverrides(now, tenant, l)
-	r.record(&out)
-	return out, err
-}
-
-// ResetTenant is Engine.ResetTenant under the lock.
-func (r *Runner) ResetTenant(now time.Time, tenant string) (Output, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out, err := r.e.ResetTenant(now, tenant)
-	r.record(&out)
-	return out, err
 }
 
 // EffectiveLimits is Engine.EffectiveLimits under the lock.
@@ -74,72 +132,11 @@ func (r *Runner) EffectiveLimits(tenant string) (Limits, error) {
 	return r.e.EffectiveLimits(tenant)
 }
 
-// Suspend is Engine.Suspend under the lock.
-func (r *Runner) Suspend(now time.Time, tenant, reason string) (Output, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out, err := r.e.Suspend(now, tenant, reason)
-	r.record(&out)
-	return out, err
-}
-
-// Resume is Engine.Resume under the lock.
-func (r *Runner) Resume(now time.Time, tenant, reason string) (Output, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out, err := r.e.Resume(now, tenant, reason)
-	r.record(&out)
-	return out, err
-}
-
 // Suspended is Engine.Suspended under the lock.
 func (r *Runner) Suspended(tenant string) (bool, string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.e.Suspended(tenant)
-}
-
-// Admit is Engine.Admit under the lock.
-func (r *Runner) Admit(now time.Time, req CallRequest) Decision {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	d := r.e.Admit(now, req)
-	r.record(&d.Output)
-	return d
-}
-
-// Answer is Engine.Answer under the lock.
-func (r *Runner) Answer(now time.Time, callID string) Output {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := r.e.Answer(now, callID)
-	r.record(&out)
-	return out
-}
-
-// End is Engine.End under the lock.
-func (r *Runner) End(now time.Time, callID string) (Output, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out, ok := r.e.End(now, callID)
-	r.record(&out)
-	return out, ok
-}
-
-// Tick is Engine.Tick under the lock.
-func (r *Runner) Tick(now time.Time) Output {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := r.e.Tick(now)
-	r.record(&out)
-	return out
-}
-
-// NextDeadline is Engine.NextDeadline under the lock.
-func (r *Runner) NextDeadline() (time.Time, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.e.NextDeadline()
 }
 
 // Active is Engine.Active under the lock.

@@ -27,35 +27,25 @@ func (r *Runner) record(out *Output) {
 
 // AnswerWith is Answer; payload is stored with the call's CallRecord
 // (the SIP layer's dialog data, used to tear the call down after a crash).
-func (r *Runner) AnswerWith(now time.Time, callID string, payload []byte) Output {
+func (r *Runner) AnswerWith(now time.Time, callID string, payload []byte) Ready {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := r.e.answer(now, callID, payload)
-	r.record(&out)
-	return out
+	return r.ready(Decision{Output: r.e.answer(now, callID, payload)})
 }
 
-// Restore is Engine.Restore under the lock.
-func (r *Runner) Restore(s Snapshot) (Output, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out, err := r.e.Restore(s)
-	r.record(&out)
-	return out, err
+// Restore is Engine.Restore.
+func (r *Runner) Restore(s Snapshot) (Ready, error) {
+	return r.do(func() (Output, error) { return r.e.Restore(s) })
 }
 
-// DeletePlan is Engine.DeletePlan under the lock.
-func (r *Runner) DeletePlan(now time.Time, name string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.e.DeletePlan(now, name)
+// DeletePlan is Engine.DeletePlan.
+func (r *Runner) DeletePlan(now time.Time, name string) (Ready, error) {
+	return r.do(func() (Output, error) { return r.e.DeletePlan(now, name) })
 }
 
-// DeleteTenant is Engine.DeleteTenant under the lock.
-func (r *Runner) DeleteTenant(now time.Time, name string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.e.DeleteTenant(now, name)
+// DeleteTenant is Engine.DeleteTenant.
+func (r *Runner) DeleteTenant(now time.Time, name string) (Ready, error) {
+	return r.do(func() (Output, error) { return r.e.DeleteTenant(now, name) })
 }
 
 // Overrides is Engine.Overrides under the lock.

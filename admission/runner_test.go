@@ -41,7 +41,7 @@ func TestRunnerConcurrentCap(t *testing.T) {
 			r.ActiveCalls()
 			r.Usage(t0, "t")
 			r.UserUsage(t0, "t", "u1")
-			r.NextDeadline()
+			r.Tick(t0)
 			r.Tick(t0)
 			r.Suspended("t")
 			r.EffectiveLimits("t")
@@ -77,5 +77,90 @@ func TestRunnerConcurrentCap(t *testing.T) {
 	}
 	if _, err := r.Resume(t0, "u", "y"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An operator step that deletes something still processes every deadline
+// that fell due, of any tenant, and returns its effects (issue 8, 3b): the
+// cut and the suspension of another tenant are not lost.
+func TestDeleteReturnsOtherTenantsEffects(t *testing.T) {
+	for _, del := range []string{"plan", "tenant"} {
+		t.Run(del, func(t *testing.T) {
+			r := admission.NewRunner(admission.NewEngine(admission.Settings{}))
+			yes := true
+			if _, err := r.UpsertPlan(t0, admission.Plan{Name: "p", Limits: admission.Limits{MaxMonthlyMinutes: lim(1), AutoSuspend: &yes}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.UpsertPlan(t0, admission.Plan{Name: "unused"}); err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range []string{"a", "idle"} {
+				if _, err := r.UpsertTenant(t0, admission.Tenant{Name: n, Plan: "p"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !r.Admit(t0, out("c", "a", "100", "4930")).Admitted {
+				t.Fatal("rejected")
+			}
+			if rd := r.Answer(t0, "c"); !rd.Deadline.Equal(t0.Add(48 * time.Second)) {
+				t.Fatalf("deadline after answer = %v, want the 80 %% threshold instant %v", rd.Deadline, t0.Add(48*time.Second))
+			}
+			var (
+				rd  admission.Ready
+				err error
+			)
+			if del == "plan" {
+				rd, err = r.DeletePlan(t0.Add(2*time.Minute), "unused")
+			} else {
+				rd, err = r.DeleteTenant(t0.Add(2*time.Minute), "idle")
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rd.Cuts) != 1 || rd.Cuts[0].CallID != "c" || !rd.Cuts[0].At.Equal(t0.Add(time.Minute)) {
+				t.Fatalf("cuts = %+v, want call c cut at its exhaustion instant", rd.Cuts)
+			}
+			var suspended bool
+			for _, ev := range rd.Events {
+				suspended = suspended || (ev.Type == admission.EventSuspended && ev.Tenant == "a")
+			}
+			if !suspended {
+				t.Fatalf("events %+v: no tenant.suspended for a", rd.Events)
+			}
+		})
+	}
+}
+
+// Every Ready carries a newer generation and the engine's next deadline,
+// also when the call fails.
+func TestReadyGenerations(t *testing.T) {
+	r := admission.NewRunner(admission.NewEngine(admission.Settings{}))
+	var last uint64
+	check := func(rd admission.Ready) {
+		t.Helper()
+		if rd.Gen <= last {
+			t.Fatalf("generation %d after %d", rd.Gen, last)
+		}
+		last = rd.Gen
+		if rd.Deadline.IsZero() {
+			t.Fatal("no deadline")
+		}
+	}
+	rd, err := r.UpsertTenant(t0, admission.Tenant{Name: "t", Plan: "missing"})
+	if err == nil {
+		t.Fatal("unknown plan accepted")
+	}
+	check(rd)
+	rd, _ = r.UpsertPlan(t0, admission.Plan{Name: "p"})
+	check(rd)
+	rd, _ = r.UpsertTenant(t0, admission.Tenant{Name: "t", Plan: "p"})
+	check(rd)
+	check(r.Admit(t0, out("c", "t", "1", "2")))
+	check(r.Answer(t0, "c"))
+	check(r.Tick(t0))
+	rd, _ = r.End(t0, "c")
+	check(rd)
+	if want := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC); !rd.Deadline.Equal(want) {
+		t.Fatalf("deadline %v, want the next cycle start %v", rd.Deadline, want)
 	}
 }

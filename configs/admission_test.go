@@ -94,7 +94,7 @@ func TestAdmissionRunnerMapsConfig(t *testing.T) {
 	call := func(caller, callee string) admission.Decision {
 		n++
 		return r.Admit(now, admission.CallRequest{CallID: "c" + strconv.Itoa(n), Tenant: "t1",
-			Direction: admission.Outbound, Caller: caller, Callee: callee})
+			Direction: admission.Outbound, Caller: caller, Callee: callee}).Decision
 	}
 	wantReject := func(d admission.Decision, cause admission.Cause, code int, reason string) {
 		t.Helper()

@@ -885,6 +885,7 @@ func (s *SIP) validate() error {
 		addr      netip.AddrPort
 	}
 	seen := make(map[key]int, len(s.Listen))
+	transports := make(map[string]int, len(s.Listen))
 	for i, l := range s.Listen {
 		p := fmt.Sprintf("sip.listen[%d]", i)
 		if err := checkTransport(p+".transport", l.Transport); err != nil {
@@ -899,6 +900,10 @@ func (s *SIP) validate() error {
 			return errf(p, "duplicate listen entry %s %s (same as sip.listen[%d])", l.Transport, l.Address, j)
 		}
 		seen[k] = i
+		if j, dup := transports[l.Transport]; dup {
+			return errf(p+".transport", "a second %s listener (sip.listen[%d] is one): the gateway serves one listener per transport", l.Transport, j)
+		}
+		transports[l.Transport] = i
 	}
 	if s.Advertise == "" {
 		if ap, _ := parseAddrPort(s.Listen[0].Address); !ap.Addr().IsUnspecified() {

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/tollgate/tollgate/admission"
 	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/configs"
 	"github.com/tollgate/tollgate/store"
@@ -89,28 +88,24 @@ func (s *Service) Apply(_ context.Context, actor string, doc api.ApplyDoc, dryRu
 		return res, nil
 	}
 
-	var all admission.Output
 	for _, p := range planUps {
-		out, err := s.runner.UpsertPlan(now, p.AdmissionPlan())
+		rd, err := s.runner.UpsertPlan(now, p.AdmissionPlan())
+		s.effects(rd)
 		if err != nil {
 			return res, fmt.Errorf("control: apply plan %q: %w", p.Name, err)
 		}
 		s.plans[p.Name] = p
-		all.Events = append(all.Events, out.Events...)
-		all.Cuts = append(all.Cuts, out.Cuts...)
 	}
 	for _, t := range tenantUps {
-		out, err := s.runner.UpsertTenant(now, t.AdmissionTenant())
+		rd, err := s.runner.UpsertTenant(now, t.AdmissionTenant())
+		s.effects(rd)
 		if err != nil {
 			s.refresh()
 			return res, fmt.Errorf("control: apply tenant %q: %w", t.Name, err)
 		}
 		s.tenants[t.Name] = t
-		all.Events = append(all.Events, out.Events...)
-		all.Cuts = append(all.Cuts, out.Cuts...)
 	}
 	s.refresh()
-	s.effects(all)
 	err := s.submit(&b, now)
 	if routeChanged {
 		s.routing()

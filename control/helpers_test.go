@@ -97,7 +97,7 @@ func env(name string) string {
 // fakeEdge records what the service hands the SIP gateway.
 type fakeEdge struct {
 	mu      sync.Mutex
-	effects []admission.Output
+	effects []admission.Ready
 	routing []*configs.Config
 	calls   []api.CallView
 	hungUp  []string
@@ -136,10 +136,24 @@ func (e *fakeEdge) SetRouting(cfg *configs.Config) error {
 	return nil
 }
 
-func (e *fakeEdge) Effects(out admission.Output) {
+func (e *fakeEdge) Effects(rd admission.Ready) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.effects = append(e.effects, out)
+	e.effects = append(e.effects, rd)
+}
+
+// deadline is the deadline of the newest Ready handed to the edge, the one
+// its timer is armed at.
+func (e *fakeEdge) deadline() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var newest admission.Ready
+	for _, rd := range e.effects {
+		if rd.Gen > newest.Gen {
+			newest = rd
+		}
+	}
+	return newest.Deadline
 }
 
 func (e *fakeEdge) Ready() error {
@@ -220,7 +234,7 @@ func (f *fixture) call(id, tenant, caller, callee string, answer bool) admission
 	if d.Admitted && answer {
 		f.svc.Runner().AnswerWith(now, id, []byte("dialog-"+id))
 	}
-	return d
+	return d.Decision
 }
 
 func (f *fixture) end(id string) {

@@ -49,11 +49,11 @@ func (s *Service) PutPlan(_ context.Context, actor string, p configs.Plan, creat
 	if err := s.checkPlan(np); err != nil {
 		return false, err
 	}
-	out, err := s.runner.UpsertPlan(now, np.AdmissionPlan())
+	rd, err := s.runner.UpsertPlan(now, np.AdmissionPlan())
+	s.effects(rd)
 	if err != nil {
 		return false, fmt.Errorf("control: plan %q: %w", np.Name, err)
 	}
-	s.effects(out)
 	s.plans[np.Name] = np
 	s.refresh()
 	action, before := "plan.create", any(nil)
@@ -80,7 +80,9 @@ func (s *Service) DeletePlan(_ context.Context, actor, name string) error {
 			return fmt.Errorf("control: plan %q is the plan of tenant %q: %w", name, t.Name, api.ErrConflict)
 		}
 	}
-	if err := s.runner.DeletePlan(now, name); err != nil {
+	rd, err := s.runner.DeletePlan(now, name)
+	s.effects(rd) // deadlines of other tenants that fell due are in it
+	if err != nil {
 		switch {
 		case errors.Is(err, admission.ErrPlanInUse):
 			return fmt.Errorf("control: %v: %w", err, api.ErrConflict)

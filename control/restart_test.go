@@ -130,9 +130,11 @@ func TestRestoreEventsAtRollover(t *testing.T) {
 	f.reopen()
 	out := f.svc.RestoreOutput()
 	found := false
-	for _, e := range out.Events {
-		if e.Type == admission.EventResumed && e.Tenant == "acme" {
-			found = true
+	for _, rd := range out {
+		for _, e := range rd.Events {
+			if e.Type == admission.EventResumed && e.Tenant == "acme" {
+				found = true
+			}
 		}
 	}
 	if !found {

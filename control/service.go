@@ -41,9 +41,9 @@ type Edge interface {
 	// SetRouting rebuilds classification and routing after carriers or
 	// tenants changed.
 	SetRouting(cfg *configs.Config) error
-	// Effects carries out engine effects: cuts, events, and re-arming the
-	// deadline timer at the runner's NextDeadline.
-	Effects(out admission.Output)
+	// Effects carries out every field of an engine Ready: events, cuts,
+	// and the deadline timer, re-armed only for a newer generation.
+	Effects(rd admission.Ready)
 	// Ready is nil when the gateway listens and is not draining.
 	Ready() error
 }
@@ -78,7 +78,7 @@ type Service struct {
 
 	restored   []admission.CallRecord
 	restoredAt time.Time // the store clock the restored calls were billed up to
-	restoreOut admission.Output
+	restoreOut []admission.Ready
 
 	edgeMu sync.RWMutex
 	edge   Edge
@@ -182,20 +182,18 @@ func Open(cfg *configs.Config, st store.Store, opts Options) (*Service, error) {
 	s.commit = newCommitter(st, cfg, s.now, s.log, opts.OnCommit)
 	s.runner.SetJournal(&journal{s: s})
 
-	out, err := s.runner.Restore(admission.Snapshot{At: at, Tenants: state.Counters, Users: state.Users, Calls: state.Calls})
+	rd, err := s.runner.Restore(admission.Snapshot{At: at, Tenants: state.Counters, Users: state.Users, Calls: state.Calls})
 	if err != nil {
 		_ = s.commit.Close()
 		return nil, fmt.Errorf("control: restore: %w", err)
 	}
+	s.restoreOut = append(s.restoreOut, rd)
 	// Bring the engine from the store clock to now: a restart in a later
 	// month rolls the cycle over (lifting monthly-cap suspensions) here,
 	// not at the first call.
 	if now := s.now(); now.After(at) {
-		tick := s.runner.Tick(now)
-		out.Events = append(out.Events, tick.Events...)
-		out.Cuts = append(out.Cuts, tick.Cuts...)
+		s.restoreOut = append(s.restoreOut, s.runner.Tick(now))
 	}
-	s.restoreOut = out
 	s.restored, s.restoredAt = state.Calls, at
 	if err := s.commit.Flush(); err != nil {
 		_ = s.commit.Close()
@@ -323,7 +321,7 @@ func (s *Service) RestoredAt() time.Time { return s.restoredAt }
 // RestoreOutput returns the effects of the restore and of bringing the
 // engine from the store clock to the present (e.g. resumptions at a cycle
 // rollover) for the gateway to carry out.
-func (s *Service) RestoreOutput() admission.Output { return s.restoreOut }
+func (s *Service) RestoreOutput() []admission.Ready { return s.restoreOut }
 
 // SetEdge connects the SIP gateway.
 func (s *Service) SetEdge(e Edge) {
@@ -339,12 +337,12 @@ func (s *Service) getEdge() Edge {
 }
 
 // effects hands engine effects to the edge, if any.
-func (s *Service) effects(out admission.Output) {
-	// Even an empty Output goes to the edge: a changed limit may have
-	// moved the next deadline, and the edge re-arms its timer from
-	// NextDeadline on every call.
+func (s *Service) effects(rd admission.Ready) {
+	// Even a Ready without events or cuts goes to the edge: a changed
+	// limit may have moved the next deadline, and the edge re-arms its
+	// timer from the newest Ready.
 	if e := s.getEdge(); e != nil {
-		e.Effects(out)
+		e.Effects(rd)
 	}
 }
 

@@ -429,16 +429,16 @@ func TestLowerMinutesMovesDeadline(t *testing.T) {
 	_, err := f.svc.PatchLimits(ctx, "alice", "acme", api.LimitsPatch{Set: configs.Limits{MaxMonthlyMinutes: i64(100), AutoSuspend: bptr(true)}})
 	mustNil(t, err)
 	f.call("c1", "acme", "100", "200", true)
-	before, ok := f.svc.Runner().NextDeadline()
-	if !ok {
-		t.Fatal("no deadline for a call drawing on a minutes budget")
+	before := f.svc.Runner().Tick(f.clock.Now()).Deadline
+	if want := t0.Add(80 * time.Minute); !before.Equal(want) {
+		t.Fatalf("deadline = %v, want the threshold at %v", before, want)
 	}
 	f.clock.Advance(time.Minute)
 	n := f.edge.nEffects()
 	_, err = f.svc.PatchLimits(ctx, "alice", "acme", api.LimitsPatch{Set: configs.Limits{MaxMonthlyMinutes: i64(10)}})
 	mustNil(t, err)
-	after, ok := f.svc.Runner().NextDeadline()
-	if !ok || !after.Before(before) {
+	after := f.edge.deadline()
+	if !after.Before(before) {
 		t.Fatalf("deadline %v -> %v, want earlier", before, after)
 	}
 	// The next deadline is the alert threshold: 80 % of 10 minutes.

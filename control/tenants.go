@@ -73,11 +73,11 @@ func (s *Service) PutTenant(_ context.Context, actor string, t configs.Tenant, c
 // setTenant upserts a validated tenant into the engine, hands the effects
 // to the edge and commits it with its audit entry. Called with mu held.
 func (s *Service) setTenant(now time.Time, t configs.Tenant, entry api.AuditEntry) error {
-	out, err := s.runner.UpsertTenant(now, t.AdmissionTenant())
+	rd, err := s.runner.UpsertTenant(now, t.AdmissionTenant())
+	s.effects(rd)
 	if err != nil {
 		return fmt.Errorf("control: tenant %q: %w", t.Name, err)
 	}
-	s.effects(out)
 	s.tenants[t.Name] = t
 	s.refresh()
 	return s.submit(&store.Batch{PutTenants: []configs.Tenant{t.Clone()}, Audit: []api.AuditEntry{entry}}, now)
@@ -124,7 +124,9 @@ func (s *Service) DeleteTenant(_ context.Context, actor, name string) error {
 	if !ok {
 		return notFound("tenant", name)
 	}
-	if err := s.runner.DeleteTenant(now, name); err != nil {
+	rd, err := s.runner.DeleteTenant(now, name)
+	s.effects(rd) // deadlines of other tenants that fell due are in it
+	if err != nil {
 		switch {
 		case errors.Is(err, admission.ErrTenantBusy):
 			return fmt.Errorf("control: %v: %w", err, api.ErrConflict)
@@ -135,7 +137,7 @@ func (s *Service) DeleteTenant(_ context.Context, actor, name string) error {
 	}
 	delete(s.tenants, name)
 	s.refresh()
-	err := s.submit(&store.Batch{
+	err = s.submit(&store.Batch{
 		DeleteTenants: []string{name},
 		Audit:         []api.AuditEntry{audit(now, actor, "tenant.delete", "tenants/"+name, name, old, nil)},
 	}, now)

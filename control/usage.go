@@ -190,7 +190,7 @@ func (s *Service) Resume(_ context.Context, actor, tenant, reason string) (api.T
 	return s.suspension(actor, tenant, reason, "tenant.resume", s.runner.Resume)
 }
 
-func (s *Service) suspension(actor, tenant, reason, action string, op func(time.Time, string, string) (admission.Output, error)) (api.TenantStatus, error) {
+func (s *Service) suspension(actor, tenant, reason, action string, op func(time.Time, string, string) (admission.Ready, error)) (api.TenantStatus, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.tenants[tenant]; !ok {
@@ -198,14 +198,14 @@ func (s *Service) suspension(actor, tenant, reason, action string, op func(time.
 	}
 	now := s.now()
 	before := s.status(tenant)
-	out, err := op(now, tenant, reason)
+	rd, err := op(now, tenant, reason)
+	s.effects(rd)
 	if err != nil {
 		if errors.Is(err, admission.ErrUnknownTenant) {
 			return api.TenantStatus{}, fmt.Errorf("control: %v: %w", err, api.ErrNotFound)
 		}
 		return api.TenantStatus{}, fmt.Errorf("control: %s %q: %w", action, tenant, err)
 	}
-	s.effects(out)
 	after := s.status(tenant)
 	entry := audit(now, actor, action, "tenants/"+tenant, tenant, before, after)
 	entry.Reason = reason

@@ -12,50 +12,48 @@ import (
 // cut, the next deadline) as data, and this file carries them out.
 
 // scheduler holds the one timer armed at the engine's next deadline
-// (budget exhaustion, threshold crossing, cycle rollover). There is no
-// polling loop: the timer fires at the instant the engine asked for.
+// (budget exhaustion, threshold crossing, re-evaluation, cycle rollover).
+// There is no polling loop: the timer fires at the instant the engine
+// asked for. gen is the generation of the Ready the timer was armed from:
+// Readies are applied by many goroutines after the runner's lock is
+// released, so an older one may arrive last and must not move the timer.
 type scheduler struct {
 	mu    sync.Mutex
-	timer *time.Timer
+	timer Timer
 	at    time.Time
+	gen   uint64
 }
 
-// apply carries out an engine output and re-arms the deadline timer.
-func (g *Gateway) apply(out admission.Output) {
-	for _, ev := range out.Events {
+// apply carries out every effect of an engine Ready and re-arms the
+// deadline timer from it.
+func (g *Gateway) apply(r admission.Ready) {
+	for _, ev := range r.Events {
 		g.emit(ev)
 	}
-	for _, c := range out.Cuts {
+	for _, c := range r.Cuts {
 		if d := g.dialogs.Get(c.CallID); d != nil {
 			g.Teardown(d, cutCause(c))
 		}
 	}
-	g.rearm()
+	g.arm(r.Deadline, r.Gen)
 }
 
-// rearm points the timer at the engine's next deadline.
-func (g *Gateway) rearm() {
-	at, ok := g.adm.NextDeadline()
+// arm points the timer at the deadline of the newest Ready seen.
+func (g *Gateway) arm(at time.Time, gen uint64) {
 	s := &g.sched
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if g.closed.Load() {
+	if g.closed.Load() || gen <= s.gen {
 		return
 	}
-	if !ok {
-		if s.timer != nil {
-			s.timer.Stop()
-		}
-		s.at = time.Time{}
-		return
-	}
+	s.gen = gen
 	if s.timer != nil && at.Equal(s.at) {
 		return
 	}
 	s.at = at
 	wait := at.Sub(g.now())
 	if s.timer == nil {
-		s.timer = time.AfterFunc(wait, g.tick)
+		s.timer = g.clock.AfterFunc(wait, g.tick)
 		return
 	}
 	s.timer.Reset(wait)

@@ -32,10 +32,10 @@ func TestCutOffError(t *testing.T) {
 		used := e.adm.Usage(time.Now(), "acme").Spend
 		limit := used + perWave*2_000_000
 		autoSuspend := true
-		e.operate(t, func(now time.Time) (admission.Output, error) {
+		e.operate(t, func(now time.Time) (admission.Ready, error) {
 			return e.adm.SetOverrides(now, "acme", admission.Limits{MonthlySpendLimit: &limit, AutoSuspend: &autoSuspend})
 		})
-		e.operate(t, func(now time.Time) (admission.Output, error) { return e.adm.Resume(now, "acme", "next wave") })
+		e.operate(t, func(now time.Time) (admission.Ready, error) { return e.adm.Resume(now, "acme", "next wave") })
 		ids := make([]string, perWave)
 		var wg sync.WaitGroup
 		for i := range ids {

@@ -78,7 +78,7 @@ type Dialog struct {
 	answered time.Time
 	ended    time.Time
 	endCause string
-	maxTimer *time.Timer
+	maxTimer Timer
 	pending  *Cause // teardown asked for while early
 }
 
@@ -121,13 +121,14 @@ func (d *Dialog) confirm(now time.Time, callee Leg, to *sip.ToHeader) *Cause {
 
 // requestTeardown records the cause of a teardown of an early dialog; it
 // returns the state the dialog is in.
-func (d *Dialog) requestTeardown(c Cause) DialogState {
+func (d *Dialog) requestTeardown(c Cause) (state DialogState, first bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.state == Early && d.pending == nil {
 		d.pending = &c
+		return Early, true
 	}
-	return d.state
+	return d.state, false
 }
 
 // pendingCause returns the teardown cause recorded while early.
@@ -142,11 +143,11 @@ func (d *Dialog) pendingCause() Cause {
 
 // armMaxDuration schedules f once the call has lasted max (no goroutine
 // until it fires).
-func (d *Dialog) armMaxDuration(max time.Duration, f func()) {
+func (d *Dialog) armMaxDuration(c Clock, max time.Duration, f func()) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.state == Confirmed {
-		d.maxTimer = time.AfterFunc(max, f)
+		d.maxTimer = c.AfterFunc(max, f)
 	}
 }
 

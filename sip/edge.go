@@ -33,7 +33,7 @@ func (g *Gateway) SetRouting(cfg *configs.Config) error {
 
 // Effects carries out engine effects produced outside the SIP path
 // (operator changes): events, cuts, and the deadline timer re-armed.
-func (g *Gateway) Effects(out admission.Output) { g.apply(out) }
+func (g *Gateway) Effects(r admission.Ready) { g.apply(r) }
 
 // Ready is nil while the gateway listens and takes new calls.
 func (g *Gateway) Ready() error {

@@ -27,8 +27,9 @@ import (
 // Options are the gateway's settings beyond the config file.
 type Options struct {
 	Logger zerolog.Logger
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+	// Clock is the time source of every timer of the edge; nil means the
+	// wall clock.
+	Clock Clock
 	// OnEvent receives every usage event (threshold, cap reached,
 	// suspension, rollover, cut) after it is logged. Optional.
 	OnEvent func(admission.Event)
@@ -53,11 +54,14 @@ type listener struct {
 	ln        net.Listener
 }
 
+// now reads the gateway's clock.
+func (g *Gateway) now() time.Time { return g.clock.Now() }
+
 // Gateway is a running SIP edge.
 type Gateway struct {
 	cfg        *configs.Config
 	log        zerolog.Logger
-	now        func() time.Time
+	clock      Clock
 	classifier atomic.Pointer[Classifier]
 	metrics    Observer
 	adm        *admission.Runner
@@ -85,7 +89,7 @@ func New(cfg *configs.Config, adm *admission.Runner, opts Options) (*Gateway, er
 	g := &Gateway{
 		cfg:       cfg,
 		log:       opts.Logger.With().Str("component", "sip").Logger(),
-		now:       opts.Now,
+		clock:     opts.Clock,
 		metrics:   opts.Metrics,
 		adm:       adm,
 		dialogs:   NewDialogTable(),
@@ -95,8 +99,8 @@ func New(cfg *configs.Config, adm *admission.Runner, opts Options) (*Gateway, er
 		advertise: cfg.SIP.Advertise,
 		onEvent:   opts.OnEvent,
 	}
-	if g.now == nil {
-		g.now = time.Now
+	if g.clock == nil {
+		g.clock = realClock{}
 	}
 	g.classifier.Store(NewClassifier(cfg))
 	// sipgo logs through slog; keep only its errors, in our log stream.
@@ -151,7 +155,16 @@ func trimNewline(p []byte) []byte {
 
 // Start binds every configured listener and serves them in the background.
 // Listen ports of 0 pick free ports (see Addr).
-func (g *Gateway) Start() error {
+func (g *Gateway) Start() (err error) {
+	var opened []io.Closer // every socket bound so far: closed again if Start fails
+	defer func() {
+		if err != nil {
+			for _, c := range opened {
+				c.Close()
+			}
+			clear(g.listeners)
+		}
+	}()
 	for _, l := range g.cfg.SIP.Listen {
 		tr := strings.ToUpper(l.Transport)
 		li := &listener{transport: tr}
@@ -159,9 +172,9 @@ func (g *Gateway) Start() error {
 		case "UDP":
 			pc, err := net.ListenPacket("udp", l.Address)
 			if err != nil {
-				g.closeListeners()
 				return fmt.Errorf("sip: listen udp %s: %w", l.Address, err)
 			}
+			opened = append(opened, pc)
 			a := pc.LocalAddr().(*net.UDPAddr)
 			li.pc, li.host, li.port = pc, a.IP.String(), a.Port
 			// Bursts of INVITEs overflow the kernel's default 208 KiB
@@ -173,13 +186,16 @@ func (g *Gateway) Start() error {
 		case "TCP":
 			ln, err := net.Listen("tcp", l.Address)
 			if err != nil {
-				g.closeListeners()
 				return fmt.Errorf("sip: listen tcp %s: %w", l.Address, err)
 			}
+			opened = append(opened, ln)
 			a := ln.Addr().(*net.TCPAddr)
 			li.ln, li.host, li.port = ln, a.IP.String(), a.Port
 		default:
 			return fmt.Errorf("sip: unsupported transport %q", l.Transport)
+		}
+		if _, dup := g.listeners[tr]; dup {
+			return fmt.Errorf("sip: more than one %s listener", l.Transport)
 		}
 		g.listeners[tr] = li
 		g.selfHosts[li.host] = true
@@ -209,13 +225,12 @@ func (g *Gateway) Start() error {
 			// Requests leave from the listener, which sipgo registers in
 			// its connection pool once serving: wait for that.
 			if err := waitUDPServing(g.ua, li.laddr.String()); err != nil {
-				g.closeListeners()
 				return err
 			}
 		}
 		g.log.Info().Str("transport", li.transport).Str("addr", net.JoinHostPort(li.host, strconv.Itoa(li.port))).Msg("listening")
 	}
-	g.rearm() // the engine's first deadline (at least the next cycle start)
+	g.apply(g.adm.Tick(g.now())) // the engine's first deadline (at least the next cycle start)
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -274,6 +275,7 @@ type env struct {
 	cfg     *configs.Config
 	pbx     *peer // the tenant's PBX (127.0.0.10): caller of outbound, callee of inbound
 	carrier *peer // the carrier (127.0.0.2): callee of outbound, caller of inbound
+	clock   Clock // the gateway's clock: real unless a test sets a fake one before start
 
 	mu     sync.Mutex
 	events []admission.Event
@@ -282,6 +284,7 @@ type env struct {
 
 // countingObserver counts what the gateway reports to its Observer.
 type countingObserver struct {
+	afterAdmit                    atomic.Pointer[func()]
 	mu                            sync.Mutex
 	admitted, rejected, teardowns map[string]int
 }
@@ -295,10 +298,14 @@ func (o *countingObserver) inc(m *map[string]int, k string) {
 	(*m)[k]++
 }
 
-func (o *countingObserver) Admitted(dir string)            { o.inc(&o.admitted, dir) }
-func (o *countingObserver) Rejected(cause string)          { o.inc(&o.rejected, cause) }
-func (o *countingObserver) AdmissionLatency(time.Duration) {}
-func (o *countingObserver) Teardown(cause string)          { o.inc(&o.teardowns, cause) }
+func (o *countingObserver) Admitted(dir string)   { o.inc(&o.admitted, dir) }
+func (o *countingObserver) Rejected(cause string) { o.inc(&o.rejected, cause) }
+func (o *countingObserver) AdmissionLatency(time.Duration) {
+	if f := o.afterAdmit.Load(); f != nil {
+		(*f)() // runs right after Admit returned, before the INVITE is forwarded
+	}
+}
+func (o *countingObserver) Teardown(cause string) { o.inc(&o.teardowns, cause) }
 func (o *countingObserver) count(m map[string]int, k string) int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -396,7 +403,13 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 // free UDP port.
 func newEnvYAML(t *testing.T, yml string) *env {
 	t.Helper()
-	e := &env{pbx: newPeer(t, tenantIP), carrier: newPeer(t, carrierIP)}
+	return newEnvYAMLClock(t, yml, nil)
+}
+
+// newEnvYAMLClock is newEnvYAML with the gateway on clock (nil: real).
+func newEnvYAMLClock(t *testing.T, yml string, clock Clock) *env {
+	t.Helper()
+	e := &env{pbx: newPeer(t, tenantIP), carrier: newPeer(t, carrierIP), clock: clock}
 	yml = strings.NewReplacer("CARRIER", e.carrier.addr(), "PBX", e.pbx.addr()).Replace(yml)
 	cfg, err := configs.Parse(t.Name()+".yaml", []byte(yml))
 	if err != nil {
@@ -410,14 +423,17 @@ func newEnvYAML(t *testing.T, yml string) *env {
 func (e *env) start(t *testing.T, cfg *configs.Config) {
 	t.Helper()
 	var err error
-	if e.adm, err = cfg.AdmissionRunner(time.Now()); err != nil {
+	if e.clock == nil {
+		e.clock = realClock{}
+	}
+	if e.adm, err = cfg.AdmissionRunner(e.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	logw := zerolog.Nop()
 	if testing.Verbose() {
 		logw = zerolog.New(os.Stderr)
 	}
-	if e.gw, err = New(cfg, e.adm, Options{Logger: logw, OnEvent: e.recordEvent, Metrics: &e.obs}); err != nil {
+	if e.gw, err = New(cfg, e.adm, Options{Logger: logw, OnEvent: e.recordEvent, Metrics: &e.obs, Clock: e.clock}); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.gw.Start(); err != nil {
@@ -429,13 +445,13 @@ func (e *env) start(t *testing.T, cfg *configs.Config) {
 
 // operate runs an operator change on the engine and hands its effects to
 // the gateway, as the control service does.
-func (e *env) operate(t *testing.T, op func(now time.Time) (admission.Output, error)) {
+func (e *env) operate(t *testing.T, op func(now time.Time) (admission.Ready, error)) {
 	t.Helper()
-	out, err := op(time.Now())
+	rd, err := op(e.clock.Now())
+	e.gw.Effects(rd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.gw.Effects(out)
 }
 
 // answeredCall places an outbound call from the PBX and returns it answered

@@ -203,33 +203,17 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		g.logDecision(callID, route.Tenant, route.Direction, "reject", "malformed", 400)
 		return
 	}
-	fwd := req.Clone()
-	if !g.maxForwards(fwd) {
+	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
 		g.reply(tx, req, 483, "Too Many Hops", "")
 		g.logDecision(callID, route.Tenant, route.Direction, "reject", "max_forwards", 483)
 		return
 	}
 
+	// The dialog is in the table before the engine admits the call, so a
+	// cut of the early call (a suspension in another goroutine right after
+	// Admit) always finds it.
 	now := g.now()
 	key := dialogKey(callID, fromTag)
-	dec := g.adm.Admit(now, admission.CallRequest{
-		CallID: key, Tenant: route.Tenant, Direction: route.Direction,
-		Caller: from.Address.User, Callee: req.Recipient.User,
-	})
-	if g.metrics != nil {
-		g.metrics.AdmissionLatency(g.now().Sub(now))
-	}
-	g.apply(dec.Output)
-	if !dec.Admitted {
-		rej := dec.Rejection
-		var extra []sip.Header
-		if rej.RetryAfter > 0 {
-			extra = append(extra, sip.NewHeader("Retry-After", retryAfter(rej.RetryAfter)))
-		}
-		g.reply(tx, req, rej.Code, rej.Reason, rej.Text(), extra...)
-		g.logDecision(callID, route.Tenant, route.Direction, "reject", rej.Cause.String(), rej.Code)
-		return
-	}
 	d := &Dialog{
 		Key: key, CallID: callID, Tenant: route.Tenant, Direction: route.Direction, Created: now,
 		Caller: from.Address.User, Callee: req.Recipient.User,
@@ -247,11 +231,36 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if !g.dialogs.Insert(d) {
 		// Same Call-ID and tag as a live call: a loop or a broken UA. The
-		// admission was idempotent, so the live call keeps its single slot.
+		// live call keeps its single slot.
 		g.reply(tx, req, 482, "Loop Detected", "")
 		g.logDecision(callID, route.Tenant, route.Direction, "reject", "loop", 482)
 		return
 	}
+	dec := g.adm.Admit(now, admission.CallRequest{
+		CallID: key, Tenant: route.Tenant, Direction: route.Direction,
+		Caller: from.Address.User, Callee: req.Recipient.User,
+	})
+	if g.metrics != nil {
+		g.metrics.AdmissionLatency(g.now().Sub(now))
+	}
+	if !dec.Admitted {
+		if _, first := d.terminate(now, "rejected"); first {
+			g.dialogs.Remove(d)
+		}
+		g.apply(dec)
+		rej := dec.Rejection
+		var extra []sip.Header
+		if rej.RetryAfter > 0 {
+			extra = append(extra, sip.NewHeader("Retry-After", retryAfter(rej.RetryAfter)))
+		}
+		g.reply(tx, req, rej.Code, rej.Reason, rej.Text(), extra...)
+		g.logDecision(callID, route.Tenant, route.Direction, "reject", rej.Cause.String(), rej.Code)
+		return
+	}
+	g.apply(dec)
+	// Cloned only once admitted: a rejected flood costs no copy.
+	fwd := req.Clone()
+	g.maxForwards(fwd)
 	decision := "admit"
 	if dec.Emergency {
 		decision = "admit_emergency"
@@ -283,21 +292,28 @@ func (g *Gateway) proxyInvite(req *sip.Request, tx sip.ServerTransaction, fwd *s
 		return
 	}
 
-	timerC := time.NewTimer(g.cfg.SIP.TimerC)
+	timerC := newChanTimer(g.clock, g.cfg.SIP.TimerC)
 	defer timerC.Stop()
 	var (
 		provisional bool // CANCEL may only follow a provisional (RFC 3261 §9.1)
 		cancelling  bool // the caller's side is over; the branch is being cancelled
 		cancelSent  bool
-		cancelGive  <-chan time.Time
+		cancelGive  <-chan struct{}
+		give        chanTimer
 	)
+	defer func() {
+		if give.Timer != nil {
+			give.Stop()
+		}
+	}()
 	cancelBranch := func() {
 		if cancelSent || !provisional {
 			return
 		}
 		cancelSent = true
 		g.sendCancel(fwd)
-		cancelGive = time.After(cancelWait)
+		give = newChanTimer(g.clock, cancelWait)
+		cancelGive = give.C
 	}
 	// endEarly ends the call for the caller and cancels the branch.
 	endEarly := func(kind earlyKind) {
@@ -349,9 +365,9 @@ func (g *Gateway) proxyInvite(req *sip.Request, tx sip.ServerTransaction, fwd *s
 				g.apply(g.adm.AnswerWith(now, d.Key, d.record())) // billing starts at the 200 OK
 				g.relay(tx, res, req)
 				clTx.OnRetransmission(func(r *sip.Response) { g.relay(tx, r, req) })
-				d.armMaxDuration(g.cfg.SIP.MaxCallDuration, func() { g.Teardown(d, CauseMaxDuration) })
+				d.armMaxDuration(g.clock, g.cfg.SIP.MaxCallDuration, func() { g.Teardown(d, CauseMaxDuration) })
 				if pending != nil {
-					g.Teardown(d, *pending)
+					g.teardown(d, *pending) // counted when it was requested
 				}
 				return
 			default:

@@ -357,6 +357,13 @@ func TestTeardownEarlyCall(t *testing.T) {
 	if !e.gw.TeardownCall(callID, testCause) {
 		t.Fatal("teardown refused")
 	}
+	// A second request for the same early call is a no-op (issue 8, 3f).
+	if e.gw.TeardownCall(callID, testCause) {
+		t.Error("second teardown of the early call reported true")
+	}
+	if n := e.obs.count(e.obs.teardowns, testCause.Name); n != 1 {
+		t.Errorf("teardown metric counted %d times, want 1", n)
+	}
 	r := <-done
 	if r.code != 480 {
 		t.Fatalf("caller got %d, want 480", r.code)

@@ -41,8 +41,11 @@ func (g *Gateway) Teardown(d *Dialog, c Cause) bool {
 }
 
 func (g *Gateway) teardown(d *Dialog, c Cause) bool {
-	switch d.requestTeardown(c) {
+	switch state, first := d.requestTeardown(c); state {
 	case Early:
+		if !first {
+			return false // already being torn down
+		}
 		d.postEarly(earlyEvent{kind: evTeardown})
 		return true
 	case Confirmed:

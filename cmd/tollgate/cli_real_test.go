@@ -78,7 +78,7 @@ func TestCLIAgainstRealService(t *testing.T) {
 	now := realNow
 	rn := svc.Runner()
 	call := func(id string) admission.Decision {
-		return rn.Admit(now, admission.CallRequest{CallID: id, Tenant: "demo", Direction: admission.Outbound, Caller: "100", Callee: "4930"})
+		return rn.Admit(now, admission.CallRequest{CallID: id, Tenant: "demo", Direction: admission.Outbound, Caller: "100", Callee: "4930"}).Decision
 	}
 	if d := call("c1"); !d.Admitted {
 		t.Fatalf("first call rejected: %v", d.Rejection)

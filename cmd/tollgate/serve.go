@@ -49,7 +49,9 @@ func serve(cfg *configs.Config, logOut io.Writer) error {
 	if err := gw.Start(); err != nil {
 		return err
 	}
-	gw.Effects(svc.RestoreOutput())
+	for _, rd := range svc.RestoreOutput() {
+		gw.Effects(rd)
+	}
 	if restored := svc.Restored(); len(restored) > 0 {
 		n := gw.TeardownRestored(restored)
 		log.Warn().Int("calls", len(restored)).Int("torn_down", n).Time("billed_up_to", svc.RestoredAt()).
