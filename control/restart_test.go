@@ -24,6 +24,11 @@ func restartScenario(t *testing.T, f *fixture, stop, start func()) {
 		f.clock.Advance(down)
 		start()
 	}
+	// User 101 is on a role with a minutes cap: only such users are
+	// tracked, and their usage must survive the restart.
+	if _, err := f.svc.PutRoles(ctx, "alice", "acme", []configs.Role{{Name: "agents", MaxMonthlyMinutes: i64(100), Users: []string{"101"}}}); err != nil {
+		t.Fatal(err)
+	}
 	f.call("c1", "acme", "100", "200", true)
 	f.call("c2", "acme", "101", "200", true)
 	f.call("c3", "beta", "100", "200", true)
