@@ -10,47 +10,66 @@ import "strings"
 //   - user parameters are dropped: everything from the first ';'
 //     (";phone-context=+1", ";isub=12", ";npdi", ";rn=...");
 //   - RFC 3966 visual separators are removed: '-', '.', '(' and ')', and
-//     also spaces and the percent-escaped forms of all five (%20, %2D,
-//     %2E, %28, %29, either case), since a space can only reach a SIP URI
-//     escaped;
+//     also spaces;
+//   - percent-escapes of those, of digits and of '+', '*' and '#' are
+//     decoded (then a separator is removed): a URI may escape any of them
+//     and means the same number (RFC 3261 §19.1.4), so "%31900" is "1900"
+//     and cannot slip past a "1900" prefix. Other escapes stay as written;
 //   - everything else is kept as written, a leading '+' in particular:
 //     "+1555" and "1555" are different numbers (operators list both), and
-//     no digits are added or removed.
+//     no digit is added or removed.
 //
-// The result contains no ';', no separator and no escaped separator, so
-// NormalizeNumber is idempotent. When s is already normal it is returned
-// as is, without allocating.
+// The result contains no ';', no separator and none of the escapes above,
+// so NormalizeNumber is idempotent. When s is already normal it is
+// returned as is, without allocating; so is a number whose only change is
+// dropped parameters.
 func NormalizeNumber(s string) string {
 	if i := strings.IndexByte(s, ';'); i >= 0 {
 		s = s[:i]
 	}
 	i := 0
 	for ; i < len(s); i++ {
-		if b := s[i]; isVisualSeparator(b) || b == '%' && i+2 < len(s) && isEscapedSeparator(s[i+1], s[i+2]) {
+		b := s[i]
+		if isVisualSeparator(b) {
 			break
+		}
+		if b == '%' && i+2 < len(s) {
+			if _, ok := unescape(s[i+1], s[i+2]); ok {
+				break
+			}
 		}
 	}
 	if i == len(s) {
 		return s
 	}
-	// s[:i] holds no separator and no escaped one. Copy the rest, dropping
-	// separators; whenever the bytes kept so far end in an escaped
-	// separator (which removing a separator can create: "%2-0"), drop it
-	// too. The kept bytes thus never contain one, whatever the input, and
-	// a second pass finds nothing to remove.
 	out := make([]byte, i, len(s))
-	copy(out, s[:i])
+	copy(out, s[:i]) // holds no separator and no decodable escape
 	for ; i < len(s); i++ {
-		b := s[i]
-		if isVisualSeparator(b) {
-			continue
-		}
-		out = append(out, b)
-		if n := len(out); n >= 3 && out[n-3] == '%' && isEscapedSeparator(out[n-2], out[n-1]) {
-			out = out[:n-3]
-		}
+		out = appendNormal(out, s[i])
 	}
 	return string(out)
+}
+
+// appendNormal appends b to out, which holds no separator and no decodable
+// escape, and keeps it so: a separator is dropped, and a b that completes
+// an escape ("%3" + "1") replaces it with its decoded byte, which is
+// appended the same way (it may complete an escape in turn: "%%3" "2"
+// "0" gives "%20", which is removed).
+func appendNormal(out []byte, b byte) []byte {
+	for {
+		if isVisualSeparator(b) {
+			return out
+		}
+		n := len(out)
+		if n < 2 || out[n-2] != '%' {
+			return append(out, b)
+		}
+		d, ok := unescape(out[n-1], b)
+		if !ok {
+			return append(out, b)
+		}
+		out, b = out[:n-2], d
+	}
 }
 
 // isVisualSeparator reports the RFC 3966 visual separators and the space.
@@ -62,15 +81,29 @@ func isVisualSeparator(b byte) bool {
 	return false
 }
 
-// isEscapedSeparator reports whether %hl escapes a visual separator or a
-// space: %20, %28, %29, %2D, %2E (hex in either case).
-func isEscapedSeparator(h, l byte) bool {
-	if h != '2' {
-		return false
+// unescape decodes the escape %hl when it stands for a byte of a number
+// (digit, '+', '*', '#') or a separator; ok is false for any other escape.
+func unescape(h, l byte) (byte, bool) {
+	hi, ok1 := hexVal(h)
+	lo, ok2 := hexVal(l)
+	if !ok1 || !ok2 {
+		return 0, false
 	}
-	switch l {
-	case '0', '8', '9', 'd', 'D', 'e', 'E':
-		return true
+	d := hi<<4 | lo
+	if d >= '0' && d <= '9' || d == '+' || d == '*' || d == '#' || isVisualSeparator(d) {
+		return d, true
 	}
-	return false
+	return 0, false
+}
+
+func hexVal(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }
