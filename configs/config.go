@@ -35,6 +35,8 @@ import (
 	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/tollgate/tollgate/admission"
 )
 
 // Defaults applied by ApplyDefaults.
@@ -842,7 +844,11 @@ func (c *Config) Validate() error {
 		}
 		for j, d := range t.DIDs {
 			if !validDID(d) {
-				return errf(fmt.Sprintf("%s.dids[%d]", p, j), "must be digits with an optional leading +, got %q", d)
+				pp := fmt.Sprintf("%s.dids[%d]", p, j)
+				if err := notNormalised(pp, d, validDID); err != nil {
+					return err
+				}
+				return errf(pp, "must be digits with an optional leading +, got %q", d)
 			}
 		}
 		if len(t.DIDs) > 0 && t.PBX.Address == "" {
@@ -1063,6 +1069,9 @@ func (c *Config) validateEmergencyNumbers() error {
 	for i, n := range c.EmergencyNumbers {
 		p := fmt.Sprintf("emergency_numbers[%d]", i)
 		if !validDID(n) {
+			if err := notNormalised(p, n, validDID); err != nil {
+				return err
+			}
 			return errf(p, "must be digits with an optional leading +, got %q", n)
 		}
 		if j, dup := seen[n]; dup {
@@ -1100,6 +1109,9 @@ func (c *Config) validateDestinationClasses() error {
 		for i, pre := range prefixes {
 			pp := fmt.Sprintf("%s[%d]", p, i)
 			if !validPrefix(pre) {
+				if err := notNormalised(pp, pre, validPrefix); err != nil {
+					return err
+				}
 				return errf(pp, "must be digits with an optional leading + (or \"+\" alone), got %q", pre)
 			}
 			if prev, dup := seen[pre]; dup {
@@ -1117,6 +1129,9 @@ func validateRates(path string, rates []Rate) error {
 	for i, r := range rates {
 		p := fmt.Sprintf("%s[%d]", path, i)
 		if r.Prefix != "" && !validPrefix(r.Prefix) {
+			if err := notNormalised(p+".prefix", r.Prefix, validPrefix); err != nil {
+				return err
+			}
 			return errf(p+".prefix", "must be digits with an optional leading +, or empty for the default row, got %q", r.Prefix)
 		}
 		if j, dup := seen[r.Prefix]; dup {
@@ -1191,6 +1206,20 @@ func validateRoles(base string, roles []Role) error {
 				return errf(pp, "invalid glob %q: %v (path.Match syntax: * ? [a-z] [^0-9] and \\ to escape)", pat, err)
 			}
 		}
+	}
+	return nil
+}
+
+// notNormalised explains a number (or number prefix) at path that is not in
+// the normal form dialled numbers are compared in: when
+// admission.NormalizeNumber turns s into a valid value it names that value
+// ("1-900" is not a normalised number; write "1900"). Config values are
+// never rewritten: what the file, the store and the API show is what is
+// matched. It returns nil when normalising does not help, and the caller
+// reports its own message.
+func notNormalised(path, s string, valid func(string) bool) error {
+	if n := admission.NormalizeNumber(s); n != s && valid(n) {
+		return errf(path, "%q is not a normalised number; write %q", s, n)
 	}
 	return nil
 }
