@@ -119,15 +119,17 @@ type Config struct {
 	// Admission configures how admission decisions are answered and the
 	// engine-wide admission settings.
 	Admission Admission `yaml:"admission" json:"admission"`
-	// EmergencyNumbers are dialled numbers (exact match on the Request-URI
-	// user, inbound or outbound) that are always admitted, never cut and
-	// never counted against a cap (still metered). Digits with an optional
-	// leading +. Absent or null: DefaultEmergencyNumbers (112, 911); an
-	// explicit empty list [] disables the exemption.
+	// EmergencyNumbers are dialled numbers (exact match on the normalised
+	// dialled number, admission.NormalizeNumber, inbound or outbound) that
+	// are always admitted, never cut and never counted against a cap
+	// (still metered). Digits with an optional leading +, already normal.
+	// Absent or null: DefaultEmergencyNumbers (112, 911); an explicit empty
+	// list [] disables the exemption.
 	EmergencyNumbers []string `yaml:"emergency_numbers" json:"emergency_numbers"`
 	// DestinationClasses map a class name (e.g. international, premium) to
-	// the dialled-number prefixes in it. The class of an outbound call is
-	// the class of the longest prefix of its callee over all classes.
+	// the dialled-number prefixes in it (already normal). The class of an
+	// outbound call is the class of the longest prefix of its normalised
+	// dialled number over all classes.
 	// Limits enable or disable classes in limits.destinations. A prefix may
 	// be in one class only.
 	DestinationClasses map[string][]string `yaml:"destination_classes" json:"destination_classes"`
@@ -319,9 +321,9 @@ type Plan struct {
 
 // Rate is one row of a plan's rate table.
 type Rate struct {
-	// Prefix of the dialled number (Request-URI user): digits with an
-	// optional leading +, or "" (absent) for the default row that matches
-	// every number.
+	// Prefix of the normalised dialled number: digits with an optional
+	// leading +, or "" (absent) for the default row that matches every
+	// number.
 	Prefix string `yaml:"prefix" json:"prefix"`
 	// PerMinute is the price of one minute. Required; >= 0.
 	PerMinute *Money `yaml:"per_minute" json:"per_minute"`
@@ -362,7 +364,7 @@ type Tenant struct {
 	Plan    string   `yaml:"plan" json:"plan"`       // must name a plan
 	Carrier string   `yaml:"carrier" json:"carrier"` // must name a carrier: next hop for the tenant's outbound calls
 	Sources []string `yaml:"sources" json:"sources"` // CIDRs / IPs the tenant's PBX sends from (outbound calls); at least one
-	DIDs    []string `yaml:"dids" json:"dids"`       // number prefixes (digits, optional leading +) routed to this tenant for inbound calls
+	DIDs    []string `yaml:"dids" json:"dids"`       // number prefixes (digits, optional leading +, already normal) routed to this tenant for inbound calls
 	PBX     Hop      `yaml:"pbx" json:"pbx"`         // where inbound calls go; required when DIDs are set
 	Limits  Limits   `yaml:"limits" json:"limits"`   // overrides of the plan's limits
 	Roles   []Role   `yaml:"roles" json:"roles"`     // per-user caps
