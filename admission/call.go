@@ -41,9 +41,10 @@ type CallRequest struct {
 	// Caller is the user part of From/PAI: the user identity of an
 	// outbound call.
 	Caller string
-	// Callee is the dialled number (Request-URI user): the user identity
-	// of an inbound call, and what destination classes, rates and
-	// emergency numbers are matched against.
+	// Callee is the dialled number, normalised (NormalizeNumber: no
+	// visual separators, no parameters, tel: and user=phone resolved): the
+	// user identity of an inbound call, and what destination classes,
+	// rates and emergency numbers are matched against.
 	Callee string
 }
 

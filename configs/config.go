@@ -35,6 +35,8 @@ import (
 	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/tollgate/tollgate/admission"
 )
 
 // Defaults applied by ApplyDefaults.
@@ -117,15 +119,17 @@ type Config struct {
 	// Admission configures how admission decisions are answered and the
 	// engine-wide admission settings.
 	Admission Admission `yaml:"admission" json:"admission"`
-	// EmergencyNumbers are dialled numbers (exact match on the Request-URI
-	// user, inbound or outbound) that are always admitted, never cut and
-	// never counted against a cap (still metered). Digits with an optional
-	// leading +. Absent or null: DefaultEmergencyNumbers (112, 911); an
-	// explicit empty list [] disables the exemption.
+	// EmergencyNumbers are dialled numbers (exact match on the normalised
+	// dialled number, admission.NormalizeNumber, inbound or outbound) that
+	// are always admitted, never cut and never counted against a cap
+	// (still metered). Digits with an optional leading +, already normal.
+	// Absent or null: DefaultEmergencyNumbers (112, 911); an explicit empty
+	// list [] disables the exemption.
 	EmergencyNumbers []string `yaml:"emergency_numbers" json:"emergency_numbers"`
 	// DestinationClasses map a class name (e.g. international, premium) to
-	// the dialled-number prefixes in it. The class of an outbound call is
-	// the class of the longest prefix of its callee over all classes.
+	// the dialled-number prefixes in it (already normal). The class of an
+	// outbound call is the class of the longest prefix of its normalised
+	// dialled number over all classes.
 	// Limits enable or disable classes in limits.destinations. A prefix may
 	// be in one class only.
 	DestinationClasses map[string][]string `yaml:"destination_classes" json:"destination_classes"`
@@ -317,9 +321,9 @@ type Plan struct {
 
 // Rate is one row of a plan's rate table.
 type Rate struct {
-	// Prefix of the dialled number (Request-URI user): digits with an
-	// optional leading +, or "" (absent) for the default row that matches
-	// every number.
+	// Prefix of the normalised dialled number: digits with an optional
+	// leading +, or "" (absent) for the default row that matches every
+	// number.
 	Prefix string `yaml:"prefix" json:"prefix"`
 	// PerMinute is the price of one minute. Required; >= 0.
 	PerMinute *Money `yaml:"per_minute" json:"per_minute"`
@@ -360,7 +364,7 @@ type Tenant struct {
 	Plan    string   `yaml:"plan" json:"plan"`       // must name a plan
 	Carrier string   `yaml:"carrier" json:"carrier"` // must name a carrier: next hop for the tenant's outbound calls
 	Sources []string `yaml:"sources" json:"sources"` // CIDRs / IPs the tenant's PBX sends from (outbound calls); at least one
-	DIDs    []string `yaml:"dids" json:"dids"`       // number prefixes (digits, optional leading +) routed to this tenant for inbound calls
+	DIDs    []string `yaml:"dids" json:"dids"`       // number prefixes (digits, optional leading +, already normal) routed to this tenant for inbound calls
 	PBX     Hop      `yaml:"pbx" json:"pbx"`         // where inbound calls go; required when DIDs are set
 	Limits  Limits   `yaml:"limits" json:"limits"`   // overrides of the plan's limits
 	Roles   []Role   `yaml:"roles" json:"roles"`     // per-user caps
@@ -842,7 +846,11 @@ func (c *Config) Validate() error {
 		}
 		for j, d := range t.DIDs {
 			if !validDID(d) {
-				return errf(fmt.Sprintf("%s.dids[%d]", p, j), "must be digits with an optional leading +, got %q", d)
+				pp := fmt.Sprintf("%s.dids[%d]", p, j)
+				if err := notNormalised(pp, d, validDID); err != nil {
+					return err
+				}
+				return errf(pp, "must be digits with an optional leading +, got %q", d)
 			}
 		}
 		if len(t.DIDs) > 0 && t.PBX.Address == "" {
@@ -1068,6 +1076,9 @@ func (c *Config) validateEmergencyNumbers() error {
 	for i, n := range c.EmergencyNumbers {
 		p := fmt.Sprintf("emergency_numbers[%d]", i)
 		if !validDID(n) {
+			if err := notNormalised(p, n, validDID); err != nil {
+				return err
+			}
 			return errf(p, "must be digits with an optional leading +, got %q", n)
 		}
 		if j, dup := seen[n]; dup {
@@ -1105,6 +1116,9 @@ func (c *Config) validateDestinationClasses() error {
 		for i, pre := range prefixes {
 			pp := fmt.Sprintf("%s[%d]", p, i)
 			if !validPrefix(pre) {
+				if err := notNormalised(pp, pre, validPrefix); err != nil {
+					return err
+				}
 				return errf(pp, "must be digits with an optional leading + (or \"+\" alone), got %q", pre)
 			}
 			if prev, dup := seen[pre]; dup {
@@ -1122,6 +1136,9 @@ func validateRates(path string, rates []Rate) error {
 	for i, r := range rates {
 		p := fmt.Sprintf("%s[%d]", path, i)
 		if r.Prefix != "" && !validPrefix(r.Prefix) {
+			if err := notNormalised(p+".prefix", r.Prefix, validPrefix); err != nil {
+				return err
+			}
 			return errf(p+".prefix", "must be digits with an optional leading +, or empty for the default row, got %q", r.Prefix)
 		}
 		if j, dup := seen[r.Prefix]; dup {
@@ -1196,6 +1213,20 @@ func validateRoles(base string, roles []Role) error {
 				return errf(pp, "invalid glob %q: %v (path.Match syntax: * ? [a-z] [^0-9] and \\ to escape)", pat, err)
 			}
 		}
+	}
+	return nil
+}
+
+// notNormalised explains a number (or number prefix) at path that is not in
+// the normal form dialled numbers are compared in: when
+// admission.NormalizeNumber turns s into a valid value it names that value
+// ("1-900" is not a normalised number; write "1900"). Config values are
+// never rewritten: what the file, the store and the API show is what is
+// matched. It returns nil when normalising does not help, and the caller
+// reports its own message.
+func notNormalised(path, s string, valid func(string) bool) error {
+	if n := admission.NormalizeNumber(s); n != s && valid(n) {
+		return errf(path, "%q is not a normalised number; write %q", s, n)
 	}
 	return nil
 }

@@ -2,7 +2,7 @@ package sip
 
 import (
 	"net/netip"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/tollgate/tollgate/admission"
@@ -37,16 +37,6 @@ var (
 	errUnknownDID    = &ClassifyError{Code: 404, Reason: "Not Found", Cause: "unknown_did"}
 )
 
-type prefixOwner struct {
-	prefix netip.Prefix
-	tenant int // index into tenants, -1 when the prefix belongs to a carrier
-}
-
-type didOwner struct {
-	prefix string
-	tenant int
-}
-
 type tenantRoute struct {
 	name    string
 	carrier Hop
@@ -56,33 +46,124 @@ type tenantRoute struct {
 // Classifier matches requests to tenants and directions. It is immutable
 // after construction and safe for concurrent use.
 type Classifier struct {
-	sources []prefixOwner // longest prefix first
-	dids    []didOwner    // longest prefix first
+	sources sourceIndex
+	dids    didIndex
 	tenants []tenantRoute
 }
 
 // NewClassifier builds a classifier from a validated config.
 func NewClassifier(cfg *configs.Config) *Classifier {
-	c := &Classifier{}
+	c := &Classifier{sources: sourceIndex{owners: map[netip.Prefix]int{}}, dids: didIndex{owners: map[string]int{}}}
 	carriers := make(map[string]Hop, len(cfg.Carriers))
 	for _, cr := range cfg.Carriers {
 		carriers[cr.Name] = hopOf(cr.Hop)
 		for _, p := range cr.Prefixes() {
-			c.sources = append(c.sources, prefixOwner{prefix: p, tenant: -1})
+			c.sources.add(p, -1)
 		}
 	}
 	for i, t := range cfg.Tenants {
 		c.tenants = append(c.tenants, tenantRoute{name: t.Name, carrier: carriers[t.Carrier], pbx: hopOf(t.PBX)})
 		for _, p := range t.Prefixes() {
-			c.sources = append(c.sources, prefixOwner{prefix: p, tenant: i})
+			c.sources.add(p, i)
 		}
 		for _, d := range t.DIDs {
-			c.dids = append(c.dids, didOwner{prefix: normalizeNumber(d), tenant: i})
+			c.dids.add(admission.NormalizeNumber(d), i)
 		}
 	}
-	sort.SliceStable(c.sources, func(i, j int) bool { return c.sources[i].prefix.Bits() > c.sources[j].prefix.Bits() })
-	sort.SliceStable(c.dids, func(i, j int) bool { return len(c.dids[i].prefix) > len(c.dids[j].prefix) })
+	c.sources.sortLengths()
+	c.dids.sortLengths()
 	return c
+}
+
+// sourceIndex maps source prefixes to their owner (a tenant index, -1 for a
+// carrier). A lookup masks the address to each prefix length configured for
+// its family, longest first, and probes one map: its cost depends on the
+// number of distinct lengths (at most 33 for IPv4, 129 for IPv6, in practice
+// a handful), not on the number of prefixes, and it does not allocate.
+// Overlapping prefixes are a config error (checkSourceOverlaps), so at most
+// one prefix contains an address and the first hit is the owner.
+type sourceIndex struct {
+	owners map[netip.Prefix]int // masked prefix -> owner
+	v4, v6 []int                // the prefix lengths present per family, longest first
+}
+
+func (x *sourceIndex) add(p netip.Prefix, owner int) {
+	p = p.Masked()
+	if _, dup := x.owners[p]; dup {
+		return // the config rejects duplicates; keep the first owner
+	}
+	x.owners[p] = owner
+	lens := &x.v6
+	if p.Addr().Is4() {
+		lens = &x.v4
+	}
+	if !slices.Contains(*lens, p.Bits()) {
+		*lens = append(*lens, p.Bits())
+	}
+}
+
+func (x *sourceIndex) sortLengths() {
+	slices.SortFunc(x.v4, func(a, b int) int { return b - a })
+	slices.SortFunc(x.v6, func(a, b int) int { return b - a })
+}
+
+func (x *sourceIndex) lookup(src netip.Addr) (int, bool) {
+	src = src.Unmap()
+	if src.Zone() != "" { // as netip.Prefix.Contains: a zoned address is in no prefix
+		return 0, false
+	}
+	lens := x.v6
+	if src.Is4() {
+		lens = x.v4
+	}
+	for _, bits := range lens {
+		p, err := src.Prefix(bits)
+		if err != nil {
+			continue
+		}
+		if owner, ok := x.owners[p]; ok {
+			return owner, true
+		}
+	}
+	return 0, false
+}
+
+// didIndex maps normalised DID prefixes to their tenant. A lookup probes
+// the number's own prefixes of each configured DID length, longest first:
+// the longest DID prefix wins, and the cost depends on the number of
+// distinct DID lengths, not on the number of DIDs.
+type didIndex struct {
+	owners map[string]int
+	lens   []int // the DID lengths present, longest first
+}
+
+func (x *didIndex) add(prefix string, tenant int) {
+	if prefix == "" {
+		return
+	}
+	if _, dup := x.owners[prefix]; dup {
+		return // the config rejects duplicates; keep the first owner
+	}
+	x.owners[prefix] = tenant
+	if !slices.Contains(x.lens, len(prefix)) {
+		x.lens = append(x.lens, len(prefix))
+	}
+}
+
+func (x *didIndex) sortLengths() {
+	slices.SortFunc(x.lens, func(a, b int) int { return b - a })
+}
+
+func (x *didIndex) lookup(num string) (int, bool) {
+	for _, n := range x.lens {
+		if n > len(num) {
+			continue
+		}
+		if t, ok := x.owners[num[:n]]; ok {
+			return t, true
+		}
+	}
+	return 0, false
 }
 
 func hopOf(h configs.Hop) Hop {
@@ -97,18 +178,15 @@ func (c *Classifier) KnownSource(src netip.Addr) bool {
 }
 
 func (c *Classifier) owner(src netip.Addr) (int, bool) {
-	src = src.Unmap()
-	for _, o := range c.sources {
-		if o.prefix.Contains(src) {
-			return o.tenant, true
-		}
-	}
-	return 0, false
+	return c.sources.lookup(src)
 }
 
 // Classify decides tenant, direction and next hop for a request from src
-// whose Request-URI user part is ruriUser.
-func (c *Classifier) Classify(src netip.Addr, ruriUser string) (Route, *ClassifyError) {
+// dialling number: the Request-URI's dialled number, as DialledNumber
+// returns it. A raw sip: user part also works (it is normalised here the
+// same way, at no cost when it is already normal), but a tel: URI has no
+// user part: pass DialledNumber(&req.Recipient).
+func (c *Classifier) Classify(src netip.Addr, number string) (Route, *ClassifyError) {
 	owner, ok := c.owner(src)
 	if !ok {
 		return Route{}, errUnknownSource
@@ -117,42 +195,13 @@ func (c *Classifier) Classify(src netip.Addr, ruriUser string) (Route, *Classify
 		t := &c.tenants[owner]
 		return Route{Tenant: t.name, Direction: admission.Outbound, Next: t.carrier}, nil
 	}
-	num := normalizeNumber(ruriUser)
+	num := admission.NormalizeNumber(number)
 	if num == "" {
 		return Route{}, errUnknownDID
 	}
-	for _, d := range c.dids {
-		if strings.HasPrefix(num, d.prefix) {
-			t := &c.tenants[d.tenant]
-			return Route{Tenant: t.name, Direction: admission.Inbound, Next: t.pbx}, nil
-		}
+	if i, ok := c.dids.lookup(num); ok {
+		t := &c.tenants[i]
+		return Route{Tenant: t.name, Direction: admission.Inbound, Next: t.pbx}, nil
 	}
 	return Route{}, errUnknownDID
-}
-
-// normalizeNumber strips visual separators so "+1 (555) 010-0000" matches
-// "+1555". A leading "+" is kept: "+1555" and "1555" are different prefixes.
-func normalizeNumber(s string) string {
-	if i := strings.IndexByte(s, ';'); i >= 0 { // user parameters (RFC 3966)
-		s = s[:i]
-	}
-	clean := true
-	for i := 0; i < len(s); i++ {
-		if b := s[i]; b == ' ' || b == '-' || b == '.' || b == '(' || b == ')' {
-			clean = false
-			break
-		}
-	}
-	if clean {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case ' ', '-', '.', '(', ')':
-		default:
-			b.WriteByte(s[i])
-		}
-	}
-	return b.String()
 }

@@ -182,7 +182,8 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		g.reply(tx, req, 400, "Bad Request", "unparsable source")
 		return
 	}
-	route, cerr := g.classifier.Load().Classify(src, req.Recipient.User)
+	callee := DialledNumber(&req.Recipient) // one normal form for classification and the engine
+	route, cerr := g.classifier.Load().Classify(src, callee)
 	if cerr != nil {
 		g.reply(tx, req, cerr.Code, cerr.Reason, cerr.Cause)
 		g.logDecision(callID, "", 0, "reject", cerr.Cause, cerr.Code)
@@ -216,7 +217,7 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	key := dialogKey(callID, fromTag)
 	d := &Dialog{
 		Key: key, CallID: callID, Tenant: route.Tenant, Direction: route.Direction, Created: now,
-		Caller: from.Address.User, Callee: req.Recipient.User,
+		Caller: from.Address.User, Callee: callee,
 		early: make(chan earlyEvent, 1),
 		state: Early,
 		from:  sip.HeaderClone(from).(*sip.FromHeader),
@@ -238,7 +239,7 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	dec := g.adm.Admit(now, admission.CallRequest{
 		CallID: key, Tenant: route.Tenant, Direction: route.Direction,
-		Caller: from.Address.User, Callee: req.Recipient.User,
+		Caller: from.Address.User, Callee: callee,
 	})
 	if g.metrics != nil {
 		g.metrics.AdmissionLatency(g.now().Sub(now))
