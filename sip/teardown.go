@@ -81,7 +81,7 @@ func (g *Gateway) bye(d *Dialog, leg Leg, toCaller bool, c Cause) {
 		defer cancel()
 		res, err := g.client.Do(ctx, req, noBuild)
 		e := g.log.Debug().Str("call_id", d.CallID).Bool("to_caller", toCaller)
-		if err != nil {
+		if err != nil || res == nil { // sipgo returns neither when the UA closes under it
 			e.Err(err).Msg("teardown BYE failed")
 			return
 		}
