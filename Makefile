@@ -14,9 +14,16 @@ run: build
 	./$(BIN) serve -c $(CONFIG)
 
 # Every test: unit, in-process SIP integration, SIPp end to end (testbed/).
+# Each package prints its result as it finishes; a heartbeat line every
+# 30 s shows the run is alive while the slow packages (SIPp) work.
 test: build
+	@echo "--- go vet ./..."
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 12m ./...
+	@echo "--- go test -race ./... (packages report as they finish)"
+	@start=$$(date +%s); \
+	( while sleep 30; do echo "make test: $$(( $$(date +%s) - start )) s elapsed, tests still running"; done ) & hb=$$!; \
+	$(GO) test -race -count=1 -timeout 12m ./...; rc=$$?; \
+	kill $$hb 2>/dev/null; echo "make test: done in $$(( $$(date +%s) - start )) s (exit $$rc)"; exit $$rc
 
 test-short:
 	$(GO) test -short -count=1 ./...
