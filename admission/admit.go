@@ -269,13 +269,7 @@ func (e *Engine) End(now time.Time, callID string) (Output, bool) {
 	}
 	delete(e.calls, callID)
 	t := c.t
-	// Remove from the tenant's call list (swap with the last).
-	last := len(t.calls) - 1
-	moved := t.calls[last]
-	t.calls[c.tidx] = moved
-	moved.tidx = c.tidx
-	t.calls[last] = nil
-	t.calls = t.calls[:last]
+	t.calls = removeCall(t.calls, c.tidx, func(c *call) *int { return &c.tidx })
 	if c.emergency {
 		if c.answered {
 			t.emerg.advance(now)
@@ -298,12 +292,7 @@ func (e *Engine) End(now time.Time, callID string) (Output, bool) {
 	}
 	if u := c.u; u != nil {
 		u.active = max(0, u.active-1)
-		last := len(u.calls) - 1
-		moved := u.calls[last]
-		u.calls[c.uidx] = moved
-		moved.uidx = c.uidx
-		u.calls[last] = nil
-		u.calls = u.calls[:last]
+		u.calls = removeCall(u.calls, c.uidx, func(c *call) *int { return &c.uidx })
 	}
 	if wasDrawing {
 		e.tripDrawn(c, now, &out)
@@ -312,6 +301,17 @@ func (e *Engine) End(now time.Time, callID string) (Output, bool) {
 	e.release(c)
 	e.settle(now, &out)
 	return out, true
+}
+
+// removeCall removes element i of a call list by swapping the last one
+// into its place; index gives a call's index field for that list.
+func removeCall(calls []*call, i int, index func(*call) *int) []*call {
+	last := len(calls) - 1
+	moved := calls[last]
+	calls[i] = moved
+	*index(moved) = i
+	calls[last] = nil
+	return calls[:last]
 }
 
 func (e *Engine) release(c *call) {
