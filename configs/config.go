@@ -158,11 +158,13 @@ type Store struct {
 	// true; false survives a process crash (kill -9) but not a power loss.
 	Sync *bool `yaml:"sync" json:"sync"`
 	// CommitInterval is the group-commit interval: state changes are
-	// batched and written at most this often. Default 10ms; 1ms..1s.
+	// batched and written this long after the first of a batch (so at most
+	// this often). Default 10ms; 1ms..1s.
 	CommitInterval time.Duration `yaml:"commit_interval" json:"commit_interval"`
 	// CheckpointInterval bounds how much of a running call's usage a crash
-	// can lose: the store clock is committed at least this often. Default
-	// 1s; >= commit_interval, <= 1m.
+	// can lose: while answered calls are up, the store clock is committed
+	// at least this often (with none up, nothing is). Default 1s;
+	// >= commit_interval, <= 1m.
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval" json:"checkpoint_interval"`
 	// Retention: how long per-day usage rows, audit entries and
 	// unpublished events are kept. Defaults 9600h (400 days), 9600h, 720h.
