@@ -170,7 +170,7 @@ func TestDialogRecordRoundTrip(t *testing.T) {
 	d.CallID = strings.Repeat("c", 20000) + "@host"
 	d.caller.Tag = long
 	d.from.Params = sip.NewParams()
-	d.from.Params.Add("tag", long)
+	d.from.Params.Add("tag", strings.Repeat("t", 20000)) // a three-byte length written after the field
 	d.caller.CSeq = math.MaxUint32
 	d.callee.RouteSet = []sip.Uri{mustURI(t, "sip:10.1.2.3:5060;lr"), mustURI(t, "sip:"+long+".example.com;lr;transport=tcp"), mustURI(t, "sips:[2001:db8::1]:5061;lr")}
 	sameDialog(t, restoreFrom(t, d, d.record()), d)
