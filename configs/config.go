@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -149,6 +150,79 @@ type Config struct {
 	Store Store `yaml:"store" json:"store"`
 	// API configures the admin HTTP API, metrics and health endpoints.
 	API API `yaml:"api" json:"api"`
+	// Debug configures the operators' profiling endpoint (off by default).
+	Debug Debug `yaml:"debug" json:"debug"`
+	// Runtime tunes the Go runtime's garbage collector at start.
+	Runtime Runtime `yaml:"runtime" json:"runtime"`
+}
+
+// Debug configures the operators' profiling endpoint.
+type Debug struct {
+	// Listen is the TCP address (IP:port) that serves the net/http/pprof
+	// handlers under /debug/pprof/ (CPU and heap profiles, goroutines,
+	// execution traces). Empty (default): nothing listens. It has no
+	// authentication and is never part of api.listen: keep it on loopback
+	// or a management network.
+	Listen string `yaml:"listen" json:"listen"`
+}
+
+// Runtime tunes the Go runtime at start. Unset fields leave Go's own
+// settings (its defaults, or the GOGC and GOMEMLIMIT environment
+// variables) alone.
+type Runtime struct {
+	// GOGC is the garbage collector's target (runtime/debug.SetGCPercent):
+	// a collection starts when the heap has grown by this percentage since
+	// the last one. Higher: fewer collections (less CPU), more memory.
+	// null/absent: Go's default (100, or $GOGC). -1 turns the collector
+	// off until memory_limit is reached (it requires memory_limit). Else
+	// 1..100000.
+	GOGC *int `yaml:"gogc" json:"gogc"`
+	// MemoryLimit is the Go runtime's soft memory limit
+	// (runtime/debug.SetMemoryLimit): the collector runs harder as the
+	// process nears it. An integer with a unit, as $GOMEMLIMIT: B, KiB,
+	// MiB, GiB, TiB (e.g. 512MiB, 2GiB); at least 16MiB. Empty: no limit
+	// (or $GOMEMLIMIT).
+	MemoryLimit string `yaml:"memory_limit" json:"memory_limit"`
+}
+
+// MinMemoryLimit is the smallest runtime.memory_limit accepted.
+const MinMemoryLimit = 16 << 20
+
+// MaxGOGC is the largest runtime.gogc accepted.
+const MaxGOGC = 100000
+
+// MemoryLimitBytes is runtime.memory_limit in bytes; 0 when unset (or
+// invalid: Validate reports that).
+func (r Runtime) MemoryLimitBytes() int64 {
+	n, _ := ParseByteSize(r.MemoryLimit)
+	return n
+}
+
+// ParseByteSize parses a size written as $GOMEMLIMIT is: a non-negative
+// integer and a unit, B, KiB, MiB, GiB or TiB ("512MiB"). "" is 0.
+func ParseByteSize(s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	units := []struct {
+		suffix string
+		shift  uint
+	}{{"TiB", 40}, {"GiB", 30}, {"MiB", 20}, {"KiB", 10}, {"B", 0}}
+	for _, u := range units {
+		num, ok := strings.CutSuffix(s, u.suffix)
+		if !ok {
+			continue
+		}
+		if num == "" || strings.IndexFunc(num, func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
+			return 0, fmt.Errorf("%q: want an integer and a unit (B, KiB, MiB, GiB, TiB), e.g. 512MiB", s)
+		}
+		n, err := strconv.ParseInt(num, 10, 64)
+		if err != nil || n > math.MaxInt64>>u.shift {
+			return 0, fmt.Errorf("%q: too large", s)
+		}
+		return n << u.shift, nil
+	}
+	return 0, fmt.Errorf("%q: want an integer and a unit (B, KiB, MiB, GiB, TiB), e.g. 512MiB", s)
 }
 
 // Store configures persistence. Plans, tenants and roles of this file seed
@@ -162,11 +236,13 @@ type Store struct {
 	// true; false survives a process crash (kill -9) but not a power loss.
 	Sync *bool `yaml:"sync" json:"sync"`
 	// CommitInterval is the group-commit interval: state changes are
-	// batched and written at most this often. Default 10ms; 1ms..1s.
+	// batched and written this long after the first of a batch (so at most
+	// this often). Default 10ms; 1ms..1s.
 	CommitInterval time.Duration `yaml:"commit_interval" json:"commit_interval"`
 	// CheckpointInterval bounds how much of a running call's usage a crash
-	// can lose: the store clock is committed at least this often. Default
-	// 1s; >= commit_interval, <= 1m.
+	// can lose: while answered calls are up, the store clock is committed
+	// at least this often (with none up, nothing is). Default 1s;
+	// >= commit_interval, <= 1m.
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval" json:"checkpoint_interval"`
 	// Retention: how long per-day usage rows, audit entries and
 	// unpublished events are kept. Defaults 9600h (400 days), 9600h, 720h.
@@ -881,7 +957,49 @@ func (c *Config) Validate() error {
 	if err := c.Store.validate(); err != nil {
 		return err
 	}
-	return c.API.validate()
+	if err := c.API.validate(); err != nil {
+		return err
+	}
+	if err := c.Debug.validate(c.API.Listen); err != nil {
+		return err
+	}
+	return c.Runtime.validate()
+}
+
+func (d *Debug) validate(apiListen string) error {
+	if d.Listen == "" {
+		return nil
+	}
+	ap, msg := parseAddrPort(d.Listen)
+	if msg != "" {
+		return errf("debug.listen", "%s (or empty: off)", msg)
+	}
+	if api, msg := parseAddrPort(apiListen); msg == "" && api.Port() == ap.Port() &&
+		(api.Addr() == ap.Addr() || api.Addr().IsUnspecified() || ap.Addr().IsUnspecified()) {
+		return errf("debug.listen", "%s is the admin API's address (api.listen %s): profiling has its own listener", d.Listen, apiListen)
+	}
+	return nil
+}
+
+func (r *Runtime) validate() error {
+	limit, err := ParseByteSize(r.MemoryLimit)
+	if err != nil {
+		return errf("runtime.memory_limit", "%s", err.Error())
+	}
+	if r.MemoryLimit != "" && limit < MinMemoryLimit {
+		return errf("runtime.memory_limit", "must be at least 16MiB, got %s", r.MemoryLimit)
+	}
+	if r.GOGC != nil {
+		switch g := *r.GOGC; {
+		case g == -1:
+			if r.MemoryLimit == "" {
+				return errf("runtime.gogc", "-1 (collector off) needs runtime.memory_limit, or the heap grows without bound")
+			}
+		case g < 1 || g > MaxGOGC:
+			return errf("runtime.gogc", "must be -1 (off, with memory_limit) or 1..%d, got %d", MaxGOGC, g)
+		}
+	}
+	return nil
 }
 
 func (s *SIP) validate() error {

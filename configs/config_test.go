@@ -1186,3 +1186,45 @@ func wantParseError(t *testing.T, yml string, want []string) {
 		}
 	}
 }
+
+// debug.listen and runtime: off/unset by default, validated, errors name
+// the field.
+func TestDebugAndRuntime(t *testing.T) {
+	cfg, err := Parse("base.yaml", []byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Debug.Listen != "" || cfg.Runtime.GOGC != nil || cfg.Runtime.MemoryLimit != "" || cfg.Runtime.MemoryLimitBytes() != 0 {
+		t.Errorf("defaults: debug %+v runtime %+v, want all unset", cfg.Debug, cfg.Runtime)
+	}
+	cfg, err = Parse("ok.yaml", []byte(base+"debug: {listen: \"[::1]:6060\"}\nruntime: {gogc: 400, memory_limit: 1GiB}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Debug.Listen != "[::1]:6060" || *cfg.Runtime.GOGC != 400 || cfg.Runtime.MemoryLimitBytes() != 1<<30 {
+		t.Errorf("parsed debug %+v runtime %+v (%d bytes)", cfg.Debug, cfg.Runtime, cfg.Runtime.MemoryLimitBytes())
+	}
+	if _, err := Parse("off.yaml", []byte(base+"runtime: {gogc: -1, memory_limit: 512MiB}\napi: {listen: \"off\"}\ndebug: {listen: 127.0.0.1:8080}\n")); err != nil {
+		t.Errorf("gogc -1 with a memory limit; debug on 8080 with the API off: %v", err)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"debug: {listen: localhost:6060}", "debug.listen: host must be an IP address"},
+		{"debug: {listen: 127.0.0.1}", "debug.listen: must be IP:port"},
+		{"debug: {listen: 127.0.0.1:0}", "debug.listen: port must be 1..65535"},
+		{"debug: {listen: 127.0.0.1:8080}", "debug.listen: 127.0.0.1:8080 is the admin API's address"},
+		{"debug: {listen: 0.0.0.0:9000}\napi: {listen: 127.0.0.1:9000}", "debug.listen: 0.0.0.0:9000 is the admin API's address"},
+		{"debug: {listen: 127.0.0.1:6060, port: 1}", `debug.port: unknown field "port"`},
+		{"runtime: {gogc: 0}", "runtime.gogc: must be -1 (off, with memory_limit) or 1..100000, got 0"},
+		{"runtime: {gogc: -5}", "runtime.gogc: must be -1"},
+		{"runtime: {gogc: 100001}", "runtime.gogc: must be -1"},
+		{"runtime: {gogc: -1}", "runtime.gogc: -1 (collector off) needs runtime.memory_limit"},
+		{"runtime: {gogc: 1.5}", "runtime.gogc: expected an integer"},
+		{"runtime: {memory_limit: 512}", `runtime.memory_limit: "512": want an integer and a unit`},
+		{"runtime: {memory_limit: 1.5GiB}", `runtime.memory_limit: "1.5GiB": want an integer and a unit`},
+		{"runtime: {memory_limit: 512MB}", `runtime.memory_limit: "512MB": want an integer and a unit`},
+		{"runtime: {memory_limit: 8MiB}", "runtime.memory_limit: must be at least 16MiB, got 8MiB"},
+		{"runtime: {memory_limit: 99999999999TiB}", `runtime.memory_limit: "99999999999TiB": too large`},
+	} {
+		wantParseError(t, base+tc.yaml+"\n", []string{tc.want})
+	}
+}

@@ -1,7 +1,6 @@
 package sip
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -86,48 +85,6 @@ func (g *Gateway) Hangup(id string) bool {
 	return d != nil && g.Teardown(d, CauseHangup)
 }
 
-// legRecord and dialogRecord are the persisted form of a confirmed
-// dialog: enough to send an in-dialog BYE to each party.
-type legRecord struct {
-	Tag       string   `json:"tag"`
-	Contact   string   `json:"contact,omitempty"`
-	RouteSet  []string `json:"route_set,omitempty"`
-	Source    string   `json:"source"`
-	Transport string   `json:"transport"`
-	CSeq      uint32   `json:"cseq"`
-}
-
-type dialogRecord struct {
-	CallID string    `json:"call_id"`
-	From   string    `json:"from"`
-	To     string    `json:"to"`
-	Caller legRecord `json:"caller"`
-	Callee legRecord `json:"callee"`
-}
-
-func recordLeg(l Leg) legRecord {
-	r := legRecord{Tag: l.Tag, Source: l.Source, Transport: l.Transport, CSeq: l.CSeq}
-	if l.Contact.Host != "" {
-		r.Contact = l.Contact.String()
-	}
-	for _, u := range l.RouteSet {
-		r.RouteSet = append(r.RouteSet, u.String())
-	}
-	return r
-}
-
-// record encodes the confirmed dialog for the store.
-func (d *Dialog) record() []byte {
-	d.mu.Lock()
-	r := dialogRecord{
-		CallID: d.CallID, From: d.from.Value(), To: d.to.Value(),
-		Caller: recordLeg(d.caller), Callee: recordLeg(d.callee),
-	}
-	d.mu.Unlock()
-	b, _ := json.Marshal(r) // plain strings: cannot fail
-	return b
-}
-
 func (r legRecord) leg() (Leg, error) {
 	l := Leg{Tag: r.Tag, Source: r.Source, Transport: r.Transport, CSeq: r.CSeq}
 	if r.Contact != "" {
@@ -147,8 +104,8 @@ func (r legRecord) leg() (Leg, error) {
 
 // restoreDialog rebuilds a confirmed dialog from its record.
 func restoreDialog(rec admission.CallRecord) (*Dialog, error) {
-	var r dialogRecord
-	if err := json.Unmarshal(rec.Payload, &r); err != nil {
+	r, err := decodeRecord(rec.Payload)
+	if err != nil {
 		return nil, err
 	}
 	d := &Dialog{
@@ -156,7 +113,6 @@ func restoreDialog(rec admission.CallRecord) (*Dialog, error) {
 		Caller: rec.Caller, Callee: rec.Callee, state: Confirmed, answered: rec.AnsweredAt,
 		from: &sip.FromHeader{Params: sip.NewParams()}, to: &sip.ToHeader{Params: sip.NewParams()},
 	}
-	var err error
 	if d.from.DisplayName, err = sip.ParseAddressValue(r.From, &d.from.Address, &d.from.Params); err != nil {
 		return nil, fmt.Errorf("from: %w", err)
 	}

@@ -132,8 +132,9 @@ func Open(dir string, opts Options) (*Badger, error) {
 	return s, nil
 }
 
-// checkVersion writes the layout version into a new store and refuses a
-// store written with another layout.
+// checkVersion writes the layout version into a new store, marks a
+// version 1 store (whose JSON call records are still read) as version 2,
+// and refuses a store written with any other layout.
 func (s *Badger) checkVersion() error {
 	return s.db.Update(func(txn *badger.Txn) error {
 		item, err := txn.Get([]byte(keyVersion))
@@ -147,10 +148,13 @@ func (s *Badger) checkVersion() error {
 		if err != nil {
 			return err
 		}
-		if string(v) != layoutVersion {
-			return fmt.Errorf("layout version %q, want %q", v, layoutVersion)
+		switch string(v) {
+		case layoutVersion:
+			return nil
+		case layoutVersionV1: // JSON calls, still read; new ones are binary
+			return txn.Set([]byte(keyVersion), []byte(layoutVersion))
 		}
-		return nil
+		return fmt.Errorf("layout version %q, want %q", v, layoutVersion)
 	})
 }
 

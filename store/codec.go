@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -19,7 +20,7 @@ const (
 	pfxToken   = "k/" // k/<token>                      Token JSON
 	pfxCounter = "c/" // c/<tenant>                     counterRec JSON
 	pfxUser    = "u/" // u/<tenant>\x00<user>           userRec JSON (TTL)
-	pfxCall    = "a/" // a/<call id>                    callRec JSON
+	pfxCall    = "a/" // a/<call id>                    binary call record (encodeCall)
 	pfxDay     = "d/" // d/<tenant>\x00<YYYYMMDD>       dayRec JSON (TTL)
 	pfxOutbox  = "o/" // o/<seq u64 BE>                 eventRec JSON (TTL)
 	pfxAudit   = "l/" // l/<ts u64 BE><seq u64 BE>      api.AuditEntry JSON (TTL)
@@ -32,8 +33,13 @@ const (
 	keyVersion  = "m/version"  // layout version (Badger only)
 )
 
-// layoutVersion is the value of keyVersion.
-const layoutVersion = "1"
+// layoutVersion is the value of keyVersion. Version 2 stores calls as
+// binary records; a version 1 store (JSON calls) is read and marked 2
+// when opened, since its calls are rewritten in the new form.
+const (
+	layoutVersion   = "2"
+	layoutVersionV1 = "1"
+)
 
 func strKey(prefix, name string) []byte {
 	k := make([]byte, 0, len(prefix)+len(name))
@@ -98,7 +104,8 @@ type userRec struct {
 	Flags   uint8         `json:"flags,omitempty"`
 }
 
-// callRec is the stored form of admission.CallRecord.
+// callRec is the stored form of admission.CallRecord in layout version 1
+// (JSON, read only: calls are now written by encodeCall).
 type callRec struct {
 	CallID     string              `json:"call_id"`
 	Tenant     string              `json:"tenant"`
@@ -215,21 +222,161 @@ func decodeUser(v []byte) (admission.UserRecord, error) {
 	return admission.UserRecord{Tenant: r.Tenant, User: r.User, Cycle: r.Cycle, Seconds: r.Seconds, Flags: r.Flags}, nil
 }
 
+// Calls are stored in a binary record, not JSON: one is written for every
+// answered call, and its dialog payload would otherwise be base64 inside
+// the JSON.
+//
+//	call  := version(1 byte, callV1) call_id tenant direction(1 byte) caller callee
+//	         flags(1 byte) answered_sec(varint) answered_nsec(uvarint) [payload]
+//	flags := 1 emergency | 2 payload present (nil and empty are kept apart)
+//	str   := uvarint length, bytes (payload too)
+//
+// answered_sec and answered_nsec are the Unix seconds and nanoseconds of
+// AnsweredAt (UTC). Records of layout version 1 are JSON objects (callRec,
+// payload base64); they start with '{' and are still read.
+const callV1 = 1
+
+const (
+	callEmergency  = 1 << 0
+	callHasPayload = 1 << 1
+)
+
+// errBadCall is wrapped by the errors of decodeCall.
+var errBadCall = errors.New("store: bad call record")
+
+func appendStr(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
 func encodeCall(c admission.CallRecord) ([]byte, error) {
-	v, err := json.Marshal(callRec{
-		CallID: c.CallID, Tenant: c.Tenant, Direction: c.Direction, Caller: c.Caller, Callee: c.Callee,
-		Emergency: c.Emergency, AnsweredAt: c.AnsweredAt.UTC(), Payload: c.Payload,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("call %q: %w", c.CallID, err)
+	n := 1 + 5*binary.MaxVarintLen16 + len(c.CallID) + len(c.Tenant) + len(c.Caller) + len(c.Callee) +
+		2 + 2*binary.MaxVarintLen64 + binary.MaxVarintLen32 + len(c.Payload)
+	b := make([]byte, 0, n)
+	b = append(b, callV1)
+	b = appendStr(b, c.CallID)
+	b = appendStr(b, c.Tenant)
+	b = append(b, byte(c.Direction))
+	b = appendStr(b, c.Caller)
+	b = appendStr(b, c.Callee)
+	var flags byte
+	if c.Emergency {
+		flags |= callEmergency
 	}
-	return v, nil
+	if c.Payload != nil {
+		flags |= callHasPayload
+	}
+	b = append(b, flags)
+	at := c.AnsweredAt.UTC()
+	b = binary.AppendVarint(b, at.Unix())
+	b = binary.AppendUvarint(b, uint64(at.Nanosecond()))
+	if c.Payload != nil {
+		b = append(binary.AppendUvarint(b, uint64(len(c.Payload))), c.Payload...)
+	}
+	return b, nil
+}
+
+// callReader reads a binary call record; the first error sticks.
+type callReader struct {
+	s   string // what is left
+	n   int    // record length
+	err error
+}
+
+func (r *callReader) fail(what string) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: %s at byte %d of %d", errBadCall, what, r.n-len(r.s), r.n)
+	}
+}
+
+// uvarint reads a minimal (canonical) unsigned varint.
+func (r *callReader) uvarint(what string) uint64 {
+	if r.err != nil {
+		return 0
+	}
+	var v uint64
+	for i := 0; i < len(r.s) && i < binary.MaxVarintLen64; i++ {
+		c := r.s[i]
+		if i == binary.MaxVarintLen64-1 && c > 1 || c == 0 && i > 0 {
+			break // overflow, or not minimal
+		}
+		v |= uint64(c&0x7f) << (7 * i)
+		if c < 0x80 {
+			r.s = r.s[i+1:]
+			return v
+		}
+	}
+	r.fail("truncated, oversized or padded " + what)
+	return 0
+}
+
+func (r *callReader) byte(what string) byte {
+	if r.err == nil && len(r.s) == 0 {
+		r.fail("missing " + what)
+	}
+	if r.err != nil {
+		return 0
+	}
+	c := r.s[0]
+	r.s = r.s[1:]
+	return c
+}
+
+func (r *callReader) str(what string) string {
+	n := r.uvarint(what + " length")
+	if r.err == nil && n > uint64(len(r.s)) {
+		r.fail(fmt.Sprintf("%s of %d bytes past the end", what, n))
+	}
+	if r.err != nil {
+		return ""
+	}
+	v := r.s[:n]
+	r.s = r.s[n:]
+	return v
 }
 
 func decodeCall(v []byte) (admission.CallRecord, error) {
+	switch {
+	case len(v) == 0:
+		return admission.CallRecord{}, fmt.Errorf("%w: empty", errBadCall)
+	case v[0] == '{':
+		return decodeCallJSON(v)
+	case v[0] != callV1:
+		return admission.CallRecord{}, fmt.Errorf("%w: unknown version %d", errBadCall, v[0])
+	}
+	r := &callReader{s: string(v[1:]), n: len(v)}
+	c := admission.CallRecord{CallID: r.str("call id"), Tenant: r.str("tenant")}
+	c.Direction = admission.Direction(r.byte("direction"))
+	c.Caller, c.Callee = r.str("caller"), r.str("callee")
+	flags := r.byte("flags")
+	if flags&^(callEmergency|callHasPayload) != 0 {
+		r.fail(fmt.Sprintf("unknown flags %#x", flags))
+	}
+	c.Emergency = flags&callEmergency != 0
+	u := r.uvarint("answer seconds")
+	sec := int64(u>>1) ^ -int64(u&1) // zig-zag, as binary.AppendVarint
+	nsec := r.uvarint("answer nanoseconds")
+	if r.err == nil && nsec >= 1e9 {
+		r.fail("answer nanoseconds out of range")
+	}
+	c.AnsweredAt = time.Unix(sec, int64(nsec)).UTC()
+	if flags&callHasPayload != 0 {
+		c.Payload = []byte(r.str("payload"))
+	}
+	if r.err == nil && len(r.s) > 0 {
+		r.err = fmt.Errorf("%w: %d trailing bytes", errBadCall, len(r.s))
+	}
+	if r.err != nil {
+		return admission.CallRecord{}, r.err
+	}
+	return c, nil
+}
+
+// decodeCallJSON reads a call stored by layout version 1.
+func decodeCallJSON(v []byte) (admission.CallRecord, error) {
 	var r callRec
 	if err := json.Unmarshal(v, &r); err != nil {
-		return admission.CallRecord{}, err
+		return admission.CallRecord{}, fmt.Errorf("%w: %w", errBadCall, err)
 	}
 	return admission.CallRecord{
 		CallID: r.CallID, Tenant: r.Tenant, Direction: r.Direction, Caller: r.Caller, Callee: r.Callee,

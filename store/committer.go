@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -15,10 +16,12 @@ import (
 // CommitterOptions configure a Committer.
 type CommitterOptions struct {
 	// Interval is the group commit interval: what is pending is committed
-	// this often (default 10ms).
+	// this long after the first of it was recorded (default 10ms).
 	Interval time.Duration
-	// Checkpoint: commit at least this often even when nothing is pending,
-	// to move the store clock forward (default 1s).
+	// Checkpoint: while answered calls are in the store (put and not yet
+	// deleted), commit at least this often even when nothing is pending,
+	// to move the store clock forward (default 1s). With no such call the
+	// clock bills nothing, and an idle committer does not wake up.
 	Checkpoint time.Duration
 	// Now is the clock of the seal times (Batch.At); nil: time.Now.
 	Now func() time.Time
@@ -63,24 +66,30 @@ type CommitStats struct {
 
 // Committer is the group commit in front of a Store and the engine's
 // admission.Journal: Record and Submit merge into one pending batch, which
-// a goroutine seals and applies every Interval (and at least every
-// Checkpoint). A failed batch is kept and retried, merged in front of
-// what was recorded since; nothing is dropped before Close.
+// a goroutine seals and applies Interval after its first item arrived
+// (and at least every Checkpoint while calls are in the store). A failed
+// batch is kept and retried, merged in front of what was recorded since;
+// nothing is dropped before Close. The goroutine sleeps on one timer,
+// armed only when a commit is due: an idle committer never wakes up.
 type Committer struct {
 	s    Store
 	o    CommitterOptions
-	kick chan struct{}
+	kick chan struct{} // Submit, Flush: commit now
+	wake chan struct{} // the pending batch got its first item: arm the timer
 	stop chan struct{}
 	done chan struct{}
 
 	mu      sync.Mutex
 	cur     *pending
+	curAt   time.Time // when cur got its first item
 	grp     *group
-	retry   *Batch // failed batch; written by the commit goroutine only
+	retry   *Batch            // failed batch; written by the commit goroutine only
+	live    map[string]string // call id -> tenant of the calls put and not deleted
 	closing bool
 	stats   CommitStats
 
-	closeErr error // set by the goroutine before done is closed
+	wakeups  atomic.Uint64 // times the goroutine woke up (for tests)
+	closeErr error         // set by the goroutine before done is closed
 }
 
 // group is the outcome of one commit, awaited by Submit and Flush.
@@ -108,10 +117,12 @@ func NewCommitter(s Store, o CommitterOptions) *Committer {
 		s:    s,
 		o:    o,
 		kick: make(chan struct{}, 1),
+		wake: make(chan struct{}, 1),
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 		cur:  newPending(),
 		grp:  newGroup(),
+		live: map[string]string{},
 	}
 	go c.run()
 	return c
@@ -134,9 +145,37 @@ func (c *Committer) RecordWith(st *admission.Step, audit []api.AuditEntry) {
 		}
 		return
 	}
+	idle := c.cur.empty()
 	c.cur.addStep(st)
 	if len(audit) > 0 {
 		c.cur.addBatch(&Batch{Audit: slices.Clone(audit)})
+	}
+	for _, a := range st.Answered {
+		c.live[a.CallID] = a.Tenant
+	}
+	for _, id := range st.Released {
+		delete(c.live, id)
+	}
+	if idle && !c.cur.empty() {
+		c.curAt = time.Now()
+		signal(c.wake)
+	}
+}
+
+// trackBatch updates the live calls with b (under mu).
+func (c *Committer) trackBatch(b *Batch) {
+	for _, name := range b.DeleteTenants {
+		for id, tenant := range c.live {
+			if tenant == name {
+				delete(c.live, id)
+			}
+		}
+	}
+	for _, id := range b.DeleteCalls {
+		delete(c.live, id)
+	}
+	for _, call := range b.PutCalls {
+		c.live[call.CallID] = call.Tenant
 	}
 }
 
@@ -155,10 +194,14 @@ func (c *Committer) Submit(b *Batch) error {
 		c.mu.Unlock()
 		return ErrCommitterClosed
 	}
+	if c.cur.empty() {
+		c.curAt = time.Now()
+	}
 	c.cur.addBatch(cb)
+	c.trackBatch(cb)
 	g := c.grp
 	c.mu.Unlock()
-	c.poke()
+	signal(c.kick)
 	<-g.done
 	return g.err
 }
@@ -172,7 +215,7 @@ func (c *Committer) Flush() error {
 	}
 	g := c.grp
 	c.mu.Unlock()
-	c.poke()
+	signal(c.kick)
 	<-g.done
 	return g.err
 }
@@ -202,22 +245,59 @@ func (c *Committer) Stats() CommitStats {
 	return s
 }
 
-func (c *Committer) poke() {
+// signal posts to a one-slot channel without waiting.
+func signal(ch chan struct{}) {
 	select {
-	case c.kick <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
 }
 
-// run is the commit goroutine.
+// due is when the next commit is due, and false when none is: nothing
+// pending, nothing to retry, no call in the store. last is the time of
+// the last commit attempt, next the earliest retry after a failure.
+func (c *Committer) due(last, next time.Time) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case !c.cur.empty():
+		return later(c.curAt.Add(c.o.Interval), next), true
+	case c.retry != nil:
+		return next, true
+	case len(c.live) > 0:
+		return later(last.Add(c.o.Checkpoint), next), true
+	}
+	return time.Time{}, false
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// run is the commit goroutine. It sleeps until a commit is due (its
+// timer armed only then), a Submit or Flush asks for one, or new work
+// arrives on an idle committer.
 func (c *Committer) run() {
 	defer close(c.done)
-	t := time.NewTicker(c.o.Interval)
+	t := time.NewTimer(time.Hour)
+	t.Stop()
 	defer t.Stop()
 	last := time.Now()
 	var backoff time.Duration
 	var next time.Time // no retry before, after a failure
 	for {
+		select {
+		case <-c.wake: // stale: due sees the work it announced
+		default:
+		}
+		if at, ok := c.due(last, next); ok {
+			t.Reset(time.Until(at))
+		} else {
+			t.Stop()
+		}
 		force := false
 		select {
 		case <-c.stop:
@@ -231,12 +311,13 @@ func (c *Committer) run() {
 			return
 		case <-c.kick:
 			force = true
+		case <-c.wake:
+			c.wakeups.Add(1)
+			continue // arm the timer for the new batch
 		case <-t.C:
 		}
-		c.mu.Lock()
-		due := force || !c.cur.empty() || c.retry != nil || time.Since(last) >= c.o.Checkpoint
-		c.mu.Unlock()
-		if !due || !force && time.Now().Before(next) {
+		c.wakeups.Add(1)
+		if at, ok := c.due(last, next); !force && (!ok || time.Now().Before(at)) {
 			continue
 		}
 		if err := c.commit(); err != nil {

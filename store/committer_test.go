@@ -301,22 +301,98 @@ func TestCommitterSubmit(t *testing.T) {
 	}
 }
 
+// quiet is how long the idle tests watch a committer for wakeups: many
+// Intervals and Checkpoints of the committers below (an absence can only
+// be observed over a window).
+const quiet = 100 * time.Millisecond
+
+// While an answered call is in the store the clock keeps moving, at the
+// checkpoint interval (not at the commit interval), with empty batches;
+// once the call is released the committer stops waking up.
 func TestCommitterCheckpoint(t *testing.T) {
 	h := newHookStore()
 	var ticks atomic.Int64
 	now := func() time.Time { return day1.Add(time.Duration(ticks.Add(1)) * time.Second) }
-	c := store.NewCommitter(h, store.CommitterOptions{Interval: time.Millisecond, Checkpoint: 20 * time.Millisecond, Now: now, Logger: zerolog.Nop()})
+	const checkpoint = 20 * time.Millisecond
+	c := store.NewCommitter(h, store.CommitterOptions{Interval: time.Millisecond, Checkpoint: checkpoint, Now: now, Logger: zerolog.Nop()})
 	defer c.Close()
+	c.Record(&admission.Step{Answered: []admission.CallRecord{storetest.Call("c1", "t", day1)}})
 	var first time.Time
-	poll(t, 10*time.Second, "a checkpoint", func() bool { first = mustLoad(t, h).Clock; return !first.IsZero() })
-	poll(t, 10*time.Second, "a second checkpoint", func() bool { return mustLoad(t, h).Clock.After(first) })
-	for _, b := range h.batches() {
+	poll(t, 10*time.Second, "the answer committed", func() bool { first = mustLoad(t, h).Clock; return len(mustLoad(t, h).Calls) == 1 })
+	start, commits := time.Now(), c.Stats().Commits
+	poll(t, 10*time.Second, "three checkpoints", func() bool { return mustLoad(t, h).Clock.After(first) && c.Stats().Commits >= commits+3 })
+	elapsed, n := time.Since(start), c.Stats().Commits-commits
+	for _, b := range h.batches()[1:] {
 		if !b.Empty() {
-			t.Errorf("idle checkpoint wrote %+v", b)
+			t.Errorf("checkpoint wrote %+v", b)
 		}
 	}
-	if c.Stats().Commits < 2 {
-		t.Errorf("commits %d", c.Stats().Commits)
+	if max := uint64(elapsed/checkpoint) + 2; n > max {
+		t.Errorf("%d checkpoints in %v, want at most %d (one per %v)", n, elapsed, max, checkpoint)
+	}
+
+	c.Record(&admission.Step{Released: []string{"c1"}})
+	poll(t, 10*time.Second, "the release committed", func() bool { return len(mustLoad(t, h).Calls) == 0 && c.Stats().Pending == 0 })
+	// Let a commit in flight finish, then nothing wakes the committer.
+	poll(t, 10*time.Second, "the last commit", func() bool { return len(h.batches()) == int(c.Stats().Commits) })
+	w, commits := c.Wakeups(), c.Stats().Commits
+	time.Sleep(quiet)
+	if got := c.Wakeups(); got != w || c.Stats().Commits != commits {
+		t.Errorf("after the last call: %d wakeups, %d commits in %v, want none", got-w, c.Stats().Commits-commits, quiet)
+	}
+}
+
+// An idle committer (nothing pending, no call in the store) never wakes
+// up; a step wakes it, is committed once, and it sleeps again.
+func TestCommitterIdleNoWakeups(t *testing.T) {
+	h := newHookStore()
+	c := store.NewCommitter(h, store.CommitterOptions{Interval: time.Millisecond, Checkpoint: 2 * time.Millisecond, Logger: zerolog.Nop()})
+	defer c.Close()
+	time.Sleep(quiet)
+	if w := c.Wakeups(); w != 0 || c.Stats().Commits != 0 {
+		t.Fatalf("idle for %v: %d wakeups, %d commits, want none", quiet, w, c.Stats().Commits)
+	}
+	// A settled call (its answer and end in one step): no call stays in
+	// the store, so one commit and back to sleep.
+	answer, st := callSteps("t", "u", "c1", day1, 30)
+	st.Answered = answer.Answered
+	c.Record(&st)
+	poll(t, 10*time.Second, "the commit", func() bool { return c.Stats().Commits == 1 && c.Stats().Pending == 0 })
+	if st := mustLoad(t, h); len(st.Calls) != 0 || len(st.Counters) != 1 {
+		t.Fatalf("stored %d calls, %d counters", len(st.Calls), len(st.Counters))
+	}
+	w := c.Wakeups()
+	if w > 3 {
+		t.Errorf("%d wakeups for one commit", w)
+	}
+	time.Sleep(quiet)
+	if got := c.Wakeups(); got != w || c.Stats().Commits != 1 {
+		t.Errorf("idle after the commit: %d more wakeups, %d commits", got-w, c.Stats().Commits)
+	}
+	// Flush still commits the clock on demand.
+	if err := c.Flush(); err != nil || c.Stats().Commits != 2 {
+		t.Fatalf("Flush: %v, commits %d", err, c.Stats().Commits)
+	}
+}
+
+// Calls put by Submit keep the checkpoint running too, until deleted
+// (here by deleting their tenant).
+func TestCommitterCheckpointSubmittedCalls(t *testing.T) {
+	h := newHookStore()
+	c := store.NewCommitter(h, store.CommitterOptions{Interval: time.Millisecond, Checkpoint: 5 * time.Millisecond, Logger: zerolog.Nop()})
+	defer c.Close()
+	if err := c.Submit(&store.Batch{PutCalls: []admission.CallRecord{storetest.Call("s1", "gone", day1)}}); err != nil {
+		t.Fatal(err)
+	}
+	commits := c.Stats().Commits
+	poll(t, 10*time.Second, "checkpoints", func() bool { return c.Stats().Commits >= commits+2 })
+	if err := c.Submit(&store.Batch{DeleteTenants: []string{"gone"}}); err != nil {
+		t.Fatal(err)
+	}
+	w, commits := c.Wakeups(), c.Stats().Commits
+	time.Sleep(quiet)
+	if got := c.Wakeups(); got > w+1 || c.Stats().Commits > commits+1 { // one checkpoint may have been armed already
+		t.Errorf("after the tenant delete: %d wakeups, %d commits", got-w, c.Stats().Commits-commits)
 	}
 }
 

@@ -209,10 +209,8 @@ func deleteTenants(tx kvTxn, names []string) error {
 	}
 	// Calls are keyed by id: scan them all (tenant deletion is rare).
 	err := tx.scan([]byte(pfxCall), nil, false, false, func(k, v []byte) (bool, error) {
-		var c struct {
-			Tenant string `json:"tenant"`
-		}
-		if err := json.Unmarshal(v, &c); err != nil {
+		c, err := decodeCall(v)
+		if err != nil {
 			return false, fmt.Errorf("call %q: %w", k[len(pfxCall):], err)
 		}
 		if gone[c.Tenant] {

@@ -22,10 +22,23 @@ import (
 	"github.com/tollgate/tollgate/store"
 )
 
-// serve runs the gateway until SIGTERM/SIGINT: store, control service
-// (engine rebuilt from the store), SIP edge, admin API.
-func serve(cfg *configs.Config, logOut io.Writer) error {
+// serve runs the gateway until SIGTERM/SIGINT: runtime settings, the
+// profiling endpoint (debug.listen), store, control service (engine
+// rebuilt from the store), SIP edge, admin API.
+func serve(cfg *configs.Config, logOut io.Writer) error { return serveUntil(cfg, logOut, nil) }
+
+// serveUntil is serve; a non-nil stop channel replaces SIGTERM/SIGINT.
+func serveUntil(cfg *configs.Config, logOut io.Writer, stop chan os.Signal) error {
 	log := newLogger(cfg.Log, logOut)
+	gogc, memoryLimit := applyRuntime(cfg.Runtime)
+	logRuntime(log, gogc, memoryLimit)
+	if cfg.Debug.Listen != "" {
+		dbg, err := startDebug(cfg.Debug.Listen, log)
+		if err != nil {
+			return err
+		}
+		defer dbg.Close()
+	}
 	st, err := openStore(cfg.Store, log)
 	if err != nil {
 		return err
@@ -75,7 +88,7 @@ func serve(cfg *configs.Config, logOut io.Writer) error {
 		log.Info().Str("listen", ln.Addr().String()).Msg("admin API listening")
 	}
 	log.Info().Str("version", version).Int("tenants", len(svc.Config().Tenants)).Str("data_dir", cfg.Store.DataDir).Msg("tollgate started")
-	return waitAndStop(cfg, log, gw, httpSrv)
+	return waitAndStop(cfg, log, gw, httpSrv, stop)
 }
 
 // openStore opens the Badger store in data_dir, or the in-memory twin for
@@ -91,12 +104,15 @@ func openStore(c configs.Store, log zerolog.Logger) (store.Store, error) {
 	})
 }
 
-// waitAndStop blocks until SIGTERM/SIGINT, then drains the SIP edge
-// within shutdown_grace (a second signal skips the grace) and stops the
-// admin API. The deferred closes flush the store.
-func waitAndStop(cfg *configs.Config, log zerolog.Logger, gw *sip.Gateway, httpSrv *http.Server) error {
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+// waitAndStop blocks until SIGTERM/SIGINT (or a value on sigs, when not
+// nil), then drains the SIP edge within shutdown_grace (a second signal
+// skips the grace) and stops the admin API. The deferred closes flush the
+// store.
+func waitAndStop(cfg *configs.Config, log zerolog.Logger, gw *sip.Gateway, httpSrv *http.Server, sigs chan os.Signal) error {
+	if sigs == nil {
+		sigs = make(chan os.Signal, 2)
+		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	}
 	sig := <-sigs
 	log.Info().Str("signal", sig.String()).Dur("grace", cfg.SIP.ShutdownGrace).Msg("shutting down: new calls get 503")
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.SIP.ShutdownGrace)

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/configs"
+)
+
+// freeTCPAddr is a 127.0.0.1 TCP address that was free a moment ago.
+func freeTCPAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func freeUDPAddr(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	return pc.LocalAddr().String()
+}
+
+// syncBuffer is a log sink safe for the gateway's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startServe runs serveUntil with extra (YAML appended to a minimal
+// config whose admin API is on apiAddr) until the test ends, and waits
+// until the admin API answers.
+func startServe(t *testing.T, apiAddr, extra string) *syncBuffer {
+	t.Helper()
+	cfg, err := configs.Parse("serve.yaml", []byte(fmt.Sprintf(`
+log: {level: info}
+sip:
+  listen: [{transport: udp, address: "%s"}]
+  shutdown_grace: 0s
+carriers: [{name: carrier, address: 127.0.0.2:5060}]
+plans: [{name: p}]
+tenants: [{name: demo, plan: p, carrier: carrier, sources: [127.0.0.10/32]}]
+store: {data_dir: "%s"}
+api: {listen: "%s"}
+%s`, freeUDPAddr(t), filepath.Join(t.TempDir(), "data"), apiAddr, extra)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	stop := make(chan os.Signal, 1)
+	done := make(chan error, 1)
+	go func() { done <- serveUntil(cfg, logs, stop) }()
+	t.Cleanup(func() {
+		stop <- syscall.SIGTERM
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("serve did not stop; log:\n%s", logs)
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		select {
+		case err := <-done:
+			t.Fatalf("serve returned %v; log:\n%s", err, logs)
+		default:
+		}
+		if code, _ := get(t, "http://"+apiAddr+"/healthz"); code == http.StatusOK {
+			return logs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("admin API not up; log:\n%s", logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func get(t *testing.T, url string) (int, []byte) {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		return 0, nil
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return res.StatusCode, body
+}
+
+// listeningTCP returns the local ports of this process's listening TCP
+// sockets (Linux: /proc/self/fd and /proc/net/tcp{,6}).
+func listeningTCP(t *testing.T) map[int]bool {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("listening sockets are read from /proc")
+	}
+	mine := map[string]bool{}
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		if l, err := os.Readlink("/proc/self/fd/" + fd.Name()); err == nil && strings.HasPrefix(l, "socket:[") {
+			mine[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
+		}
+	}
+	ports := map[int]bool{}
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		f, err := os.Open(table)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			fs := strings.Fields(sc.Text())
+			// sl local_address rem_address st ... inode: st 0A is LISTEN.
+			if len(fs) < 10 || fs[3] != "0A" || !mine[fs[9]] {
+				continue
+			}
+			_, hexPort, _ := strings.Cut(fs[1], ":")
+			if p, err := strconv.ParseUint(hexPort, 16, 16); err == nil {
+				ports[int(p)] = true
+			}
+		}
+		f.Close()
+	}
+	return ports
+}
+
+func portOf(t *testing.T, addr string) int {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// keepRuntime restores the garbage collector settings after the test.
+func keepRuntime(t *testing.T) {
+	gogc := debug.SetGCPercent(100)
+	debug.SetGCPercent(gogc)
+	limit := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() {
+		debug.SetGCPercent(gogc)
+		debug.SetMemoryLimit(limit)
+	})
+}
+
+// With debug.listen set, serve answers /debug/pprof/ there (index and a
+// CPU profile), not on the admin API; runtime settings are applied.
+func TestServeDebugAndRuntime(t *testing.T) {
+	keepRuntime(t)
+	before := listeningTCP(t)
+	apiAddr, debugAddr := freeTCPAddr(t), freeTCPAddr(t)
+	logs := startServe(t, apiAddr, fmt.Sprintf("debug: {listen: \"%s\"}\nruntime: {gogc: 250, memory_limit: 1GiB}\n", debugAddr))
+
+	code, body := get(t, "http://"+debugAddr+"/debug/pprof/")
+	if code != http.StatusOK || !bytes.Contains(body, []byte("goroutine")) || !bytes.Contains(body, []byte("heap")) {
+		t.Fatalf("GET /debug/pprof/: %d\n%s", code, body)
+	}
+	code, body = get(t, "http://"+debugAddr+"/debug/pprof/profile?seconds=1")
+	if code != http.StatusOK || len(body) < 2 || body[0] != 0x1f || body[1] != 0x8b { // a gzipped profile.proto
+		t.Fatalf("GET /debug/pprof/profile: %d, %d bytes %q", code, len(body), body[:min(len(body), 64)])
+	}
+	if code, _ := get(t, "http://"+debugAddr+"/debug/pprof/heap?debug=1"); code != http.StatusOK {
+		t.Errorf("GET /debug/pprof/heap: %d", code)
+	}
+	if code, _ := get(t, "http://"+apiAddr+"/debug/pprof/"); code == http.StatusOK {
+		t.Errorf("the admin API serves /debug/pprof/")
+	}
+	opened := listeningTCP(t)
+	for p := range before {
+		delete(opened, p)
+	}
+	if len(opened) != 2 || !opened[portOf(t, apiAddr)] || !opened[portOf(t, debugAddr)] {
+		t.Errorf("listening TCP ports opened by serve: %v, want the API's %s and debug's %s", opened, apiAddr, debugAddr)
+	}
+	if g := debug.SetGCPercent(100); g != 250 {
+		t.Errorf("GOGC in effect %d, want 250", g)
+	}
+	debug.SetGCPercent(250)
+	if l := debug.SetMemoryLimit(-1); l != 1<<30 {
+		t.Errorf("memory limit in effect %d, want 1GiB", l)
+	}
+	if l := logs.String(); !strings.Contains(l, `"gogc":250,"memory_limit":"1024MiB"`) || !strings.Contains(l, "profiling (net/http/pprof) listening") {
+		t.Errorf("log:\n%s", l)
+	}
+}
+
+// Without debug.listen serve listens on the admin API only, and leaves
+// the garbage collector as it found it.
+func TestServeNoDebugByDefault(t *testing.T) {
+	keepRuntime(t)
+	debug.SetGCPercent(123)
+	debug.SetMemoryLimit(math.MaxInt64) // none, whatever $GOMEMLIMIT said
+	before := listeningTCP(t)
+	apiAddr := freeTCPAddr(t)
+	logs := startServe(t, apiAddr, "")
+	opened := listeningTCP(t)
+	for p := range before {
+		delete(opened, p)
+	}
+	if len(opened) != 1 || !opened[portOf(t, apiAddr)] {
+		t.Errorf("listening TCP ports opened by serve: %v, want only the API's %s", opened, apiAddr)
+	}
+	if g := debug.SetGCPercent(123); g != 123 {
+		t.Errorf("GOGC changed to %d without runtime.gogc", g)
+	}
+	if l := logs.String(); !strings.Contains(l, `"gogc":123,"memory_limit":"none"`) || strings.Contains(l, "pprof") {
+		t.Errorf("log:\n%s", l)
+	}
+}
