@@ -210,16 +210,18 @@ cpu_ticks() {
 # proc_sample PID: "ticks rss_kib pss_kib processes" of PID and its
 # descendants (CPU ticks, summed VmRSS and Pss).
 proc_sample() {
-	local pid ticks t=0 rss=0 pss=0 n=0 r s
+	local pid ticks t=0 n=0 files=()
 	while read -r pid ticks; do
-		r=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
-		s=$(awk '/^Pss:/ { print $2 }' "/proc/$pid/smaps_rollup" 2>/dev/null || true)
 		t=$((t + ticks))
-		rss=$((rss + ${r:-0}))
-		pss=$((pss + ${s:-0}))
 		n=$((n + 1))
+		files+=("/proc/$pid/status" "/proc/$pid/smaps_rollup")
 	done < <(tree_ticks "$1")
-	echo "$t $rss $pss $n"
+	if [ "$n" = 0 ]; then
+		echo "0 0 0 0"
+		return
+	fi
+	{ cat "${files[@]}" 2>/dev/null || true; } |
+		awk -v t="$t" -v n="$n" '/^VmRSS:/ { r += $2 } /^Pss:/ { p += $2 } END { print t, r + 0, p + 0, n }'
 }
 
 # children_cpu: CPU seconds (user+sys) of this shell's reaped children, from
@@ -669,9 +671,13 @@ compare_step() {
 	printf 'epoch\tproxy_ticks\trss_kib\tpss_kib\tprocs\tuac_ticks\tuas_ticks\n' >"$samples"
 	start=$(now)
 	printf '%s\t%s\t%s\t%s\n' "$start" "$(proc_sample "$PROXY_PID" | tr ' ' '\t')" 0 "$(cpu_ticks "$UAS_PID")" >>"$samples"
-	# -timeout bounds the step: placing, the last calls' duration, and 30 s.
+	# -l: three times the expected concurrency, at least 1000 (SIPp wants
+	# -l below the open-files limit). -timeout bounds the step: placing, the
+	# last calls' duration, and 30 s.
+	local limit=$((3 * RATE * (secs + 1)))
+	if [ "$limit" -lt 1000 ]; then limit=1000; fi
 	sipp -sn uac -i 127.0.0.10 -p "$UAC_PORT" -mi 127.0.0.10 -mp "$UAC_MEDIA_PORT" -s 15550001 \
-		"127.0.0.1:$GW_PORT" -r "$RATE" -m "$calls" -l 100000 -d "$dur" \
+		"127.0.0.1:$GW_PORT" -r "$RATE" -m "$calls" -l "$limit" -d "$dur" \
 		-nostdin -buff_size "$SIPP_BUFF" -max_recv_loops 5000 -max_sched_loops 5000 \
 		-recv_timeout 20000 -timeout "$((place + secs + 30))s" \
 		-trace_stat -stf "$stf" -fd 1 -trace_err -error_file "$dir/uac_errors.log" \
@@ -744,6 +750,9 @@ compare_step() {
 			}
 			split(last, L, ";")
 			attempted = L[col["OutgoingCall(C)"]]; ok = L[col["SuccessfulCall(C)"]]
+			# Mean INVITE -> 200 time, "HH:MM:SS:microseconds".
+			split(L[col["ResponseTime1(C)"]], q, ":")
+			resp = ((q[1] * 60 + q[2]) * 60 + q[3]) * 1000 + q[4] / 1000
 			why = ""
 			for (k in col) if (k ~ /^Failed.*\(C\)$/ && k != "FailedCall(C)" && L[col[k]] > 0) why = why (why == "" ? "" : ",") substr(k, 7, length(k) - 9) "=" L[col[k]]
 			uasfail = 0; uh = 0
@@ -779,10 +788,10 @@ compare_step() {
 			# SIPp (uac + uas) CPU in the window, in cores.
 			sipp = win > 0 ? (UAC[i1] - UAC[i0] + UAS[i1] - UAS[i0]) / hz / win : 0
 			if (why == "") why = "-"
-			printf "%s\t%d\t%d\t%.0f\t%.0f\t%s\t%.1f\t%.2f\t%.0f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\t%.2f\t%.2f\t%d\t%d\t%d\t%d\t%s\t%d\n", \
+			printf "%s\t%d\t%d\t%.0f\t%.0f\t%s\t%.1f\t%.2f\t%.0f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\t%.2f\t%.2f\t%d\t%d\t%d\t%d\t%s\t%d\t%.1f\n", \
 				label, secs, rate, conc, conc1, metric, win, cpu, placed, steady_ms, whole_ms, \
 				I[2] / 1024, R[i1] / 1024, rss_call, pss_call, cpu / (win > 0 ? win : 1), sipp, \
-				attempted, ok, attempted - ok, uasfail, why, rc
+				attempted, ok, attempted - ok, uasfail, why, rc, resp
 		}' "$samples" >>"$OUT/results.tsv"
 	tail -1 "$OUT/results.tsv" | awk -F'\t' '{
 		printf "bench: %s %ss: %.0f concurrent, steady CPU %.3f ms/call (whole step %.3f), RSS/active call %.1f KiB (PSS %.1f), %d/%d calls failed (%s; uas failed %d; sipp exit %d)\n",
@@ -801,7 +810,7 @@ run_compare() {
 	PROFILE_DURATION=$(echo "$DURATIONS" | tr ' ' '\n' | sort -n | tail -1)
 	PROFILE_NOTE=
 	echo "bench: compare mode, $RATE calls/s, call durations ${DURATIONS} ms, ${STEADY_SECONDS}s steady-state window; $(nproc) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg); output in $OUT"
-	printf 'target\tcall_s\trate\tconcurrent\tconcurrent_end\tproxy_active_end\twindow_s\tcpu_s\tcalls_in_window\tcpu_ms_per_call\tcpu_ms_per_call_whole\tidle_rss_mib\trss_end_mib\trss_kib_per_call\tpss_kib_per_call\tproxy_cores\tsipp_cores\tattempted\tsuccessful\tfailed\tuas_failed\tfailure_kinds\tsipp_rc\n' >"$OUT/results.tsv"
+	printf 'target\tcall_s\trate\tconcurrent\tconcurrent_end\tproxy_active_end\twindow_s\tcpu_s\tcalls_in_window\tcpu_ms_per_call\tcpu_ms_per_call_whole\tidle_rss_mib\trss_end_mib\trss_kib_per_call\tpss_kib_per_call\tproxy_cores\tsipp_cores\tattempted\tsuccessful\tfailed\tuas_failed\tfailure_kinds\tsipp_rc\tinvite_200_ms\n' >"$OUT/results.tsv"
 	for target in $TARGETS; do
 		for dur in $DURATIONS; do
 			if [ "$target" = kamailio ]; then
@@ -825,8 +834,8 @@ compare_table() {
 	echo
 	awk -F'\t' '
 		NR == 1 {
-			print "| target | call duration | concurrent calls | CPU ms/call (steady) | CPU ms/call (whole step) | proxy cores | idle RSS MiB | RSS MiB at window end | RSS/active call KiB | PSS/active call KiB | calls | failed | SIPp cores |"
-			print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+			print "| target | call duration | concurrent calls | CPU ms/call (steady) | CPU ms/call (whole step) | proxy cores | idle RSS MiB | RSS MiB at window end | RSS/active call KiB | PSS/active call KiB | calls | failed | INVITE→200 ms | SIPp cores |"
+			print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 			next
 		}
 		{
@@ -835,7 +844,7 @@ compare_table() {
 			failed = $20
 			if ($22 != "-") failed = failed " (" $22 ")"
 			if ($21 > 0) failed = failed ", uas " $21
-			printf "| %s | %d s | %s | %.3f | %.3f | %.2f | %.1f | %.1f | %.1f | %.1f | %d | %s | %.2f |\n", $1, $2, conc, $10, $11, $16, $12, $13, $14, $15, $18, failed, $17
+			printf "| %s | %d s | %s | %.3f | %.3f | %.2f | %.1f | %.1f | %.1f | %.1f | %d | %s | %.1f | %.2f |\n", $1, $2, conc, $10, $11, $16, $12, $13, $14, $15, $18, failed, $24, $17
 			cpu[$1, $2] = $10; rss[$1, $2] = $14; pss[$1, $2] = $15
 			if (!($1 in seen)) { seen[$1] = 1; order[++nt] = $1 }
 			if (!($2 in dseen)) { dseen[$2] = 1; durs[++nd] = $2 }
