@@ -24,9 +24,9 @@
 # DURATIONS (default 1 s and 10 s: ~500 and ~5,000 concurrent calls, all in
 # one tenant). Every step (target x duration) gets a freshly started proxy
 # (tollgate: a new, empty Badger store) and SIPp uas, IDLE_SECONDS of rest,
-# then the idle memory is read; SIPp's uac then places calls for
-# RAMP + STEADY_SECONDS + 1 seconds, where RAMP = call duration + 3 s (the
-# concurrency has levelled off by then). Once a second the script samples
+# then the idle memory is read (the first sample); SIPp's uac then places
+# calls for RAMP + STEADY_SECONDS + 1 seconds, where RAMP = call duration +
+# 3 s (the concurrency has levelled off by then). Once a second the script samples
 # the proxy's CPU ticks and memory (process tree: VmRSS from
 # /proc/PID/status and Pss from /proc/PID/smaps_rollup, each summed).
 # The steady-state window is [RAMP, RAMP + STEADY_SECONDS] after the uac
@@ -43,8 +43,15 @@
 # (-m) once per process that touched a page; PSS divides shared pages among
 # the processes mapping them, so the PSS sum is its real footprint and the
 # figure to compare (tollgate is one process: its RSS and PSS are equal).
+# A window is a steady state if SIPp retransmitted fewer messages in it than
+# 1 % of its calls and no second of it had a mean INVITE -> 200 time above
+# 200 ms; otherwise the row says "NO: overloaded" (the proxy, or the
+# machine, did not keep up) and its ratios are marked.
 # The table also gives tollgate/Kamailio ratios per call duration and the
 # 10 s / 1 s ratio per target.
+#
+#   MODE=report OUT=testbed/results/compare-<time> testbed/bench.sh
+# prints the table again from a compare run's raw files.
 #
 # Compare mode's tollgate config (PLAN=demo) is what a new user runs: the
 # demo plan of configs/tollgate.yaml (limits, rate table, destination
@@ -56,7 +63,7 @@
 # gateway's own count of active calls).
 #
 # Environment:
-#   MODE          rates (default) | compare
+#   MODE          rates (default) | compare | report
 #   TARGET        rates mode: tollgate (default) | kamailio
 #   TARGETS       compare mode: targets in order (default "tollgate kamailio")
 #   PERSIST       on (default: Badger in $OUT/.../data, fsync per group
@@ -131,8 +138,15 @@ compare)
 	KAMAILIO_CHILDREN=${KAMAILIO_CHILDREN:-"1 4"}
 	OUT=${OUT:-$ROOT/testbed/results/compare-$(date -u +%Y%m%dT%H%M%SZ)}
 	;;
+report)
+	PLAN=${PLAN:-demo}
+	if [ -z "${OUT:-}" ] || [ ! -s "$OUT/steps.txt" ]; then
+		echo "bench: MODE=report needs OUT=<a compare run's directory>" >&2
+		exit 2
+	fi
+	;;
 *)
-	echo "bench: unknown MODE $MODE (rates | compare)" >&2
+	echo "bench: unknown MODE $MODE (rates | compare | report)" >&2
 	exit 2
 	;;
 esac
@@ -142,7 +156,7 @@ case $PLAN in bare | demo) ;; *)
 	;;
 esac
 
-command -v sipp >/dev/null || { echo "bench: sipp not found (Debian/Ubuntu package sip-tester)" >&2; exit 1; }
+[ "$MODE" = report ] || command -v sipp >/dev/null || { echo "bench: sipp not found (Debian/Ubuntu package sip-tester)" >&2; exit 1; }
 mkdir -p "$OUT"
 
 PIDS=()
@@ -261,14 +275,16 @@ now() {
 	date +%s.%N
 }
 
-for p in "127.0.0.1 $GW_PORT" "127.0.0.2 $UAS_PORT" "127.0.0.10 $UAC_PORT" \
-	"127.0.0.2 $UAS_MEDIA_PORT" "127.0.0.10 $UAC_MEDIA_PORT"; do
-	# shellcheck disable=SC2086
-	if udp_listening $p; then
-		echo "bench: UDP ${p// /:} already in use; set PORT_BASE" >&2
-		exit 1
-	fi
-done
+if [ "$MODE" != report ]; then
+	for p in "127.0.0.1 $GW_PORT" "127.0.0.2 $UAS_PORT" "127.0.0.10 $UAC_PORT" \
+		"127.0.0.2 $UAS_MEDIA_PORT" "127.0.0.10 $UAC_MEDIA_PORT"; do
+		# shellcheck disable=SC2086
+		if udp_listening $p; then
+			echo "bench: UDP ${p// /:} already in use; set PORT_BASE" >&2
+			exit 1
+		fi
+	done
+fi
 if [ "$MODE" = compare ]; then
 	for p in "$API_PORT" "$DEBUG_PORT"; do
 		if tcp_listening 127.0.0.1 "$p"; then
@@ -573,8 +589,8 @@ run_rates() {
 # active_calls_metric: tollgate's own count of active calls from /metrics
 # ("-" when there is none).
 active_calls_metric() {
-	curl -fsS --max-time 2 "http://127.0.0.1:$API_PORT/metrics" 2>/dev/null |
-		awk '$1 == "tollgate_active_calls_total" { v = $2 } END { print (v == "" ? "-" : v) }' || echo -
+	{ curl -fsS --max-time 2 "http://127.0.0.1:$API_PORT/metrics" 2>/dev/null || true; } |
+		awk '$1 == "tollgate_active_calls_total" { v = $2 } END { print (v == "" ? "-" : v) }'
 }
 
 # profile_report PPROF: go tool pprof -top, and a coarse breakdown of the
@@ -641,11 +657,103 @@ profile_report() {
 		}'
 }
 
+# step_row DIR: the results.tsv row of the compare step in DIR, from its
+# step.env, samples.tsv and the uac's (and uas's) per-second stats.
+step_row() {
+	local label secs rate ramp steady metric rc
+	# shellcheck disable=SC1091
+	. "$1/step.env"
+	# shellcheck disable=SC2016
+	awk -F'\t' -v label="$label" -v secs="$secs" -v rate="$rate" -v hz="$CLK_TCK" \
+		-v ramp="$ramp" -v steady="$steady" -v rc="$rc" \
+		-v metric="$metric" -v uas="$1/uas.csv" -v stf="$1/uac.csv" '
+		function epoch(field,   p) { split(field, p, "\t"); return p[3] + 0 }
+		# interp(col, t): the uac stats column col at time t, linear between rows.
+		function interp(c, t,   i) {
+			if (t <= T[1]) return V[c, 1]
+			for (i = 2; i <= nr; i++) if (T[i] >= t) return V[c, i - 1] + (V[c, i] - V[c, i - 1]) * (t - T[i - 1]) / (T[i] - T[i - 1])
+			return V[c, nr]
+		}
+		function abs(x) { return x < 0 ? -x : x }
+		# hms("HH:MM:SS:microseconds"): milliseconds.
+		function hms(v,   q) { split(v, q, ":"); return ((q[1] * 60 + q[2]) * 60 + q[3]) * 1000 + q[4] / 1000 }
+		BEGIN {
+			FS = ";"
+			while ((getline line < stf) > 0) {
+				m = split(line, f, ";")
+				if (!hdr) { for (i = 1; i <= m; i++) col[f[i]] = i; hdr = 1; continue }
+				nr++
+				T[nr] = epoch(f[col["CurrentTime"]])
+				V["out", nr] = f[col["OutgoingCall(C)"]]
+				V["cur", nr] = f[col["CurrentCall"]]
+				V["retr", nr] = f[col["Retransmissions(C)"]]
+				V["rt", nr] = hms(f[col["ResponseTime1(P)"]])
+				last = line
+			}
+			split(last, L, ";")
+			attempted = L[col["OutgoingCall(C)"]]; ok = L[col["SuccessfulCall(C)"]]
+			# Mean INVITE -> 200 time, "HH:MM:SS:microseconds".
+			resp = hms(L[col["ResponseTime1(C)"]])
+			why = ""
+			for (k in col) if (k ~ /^Failed.*\(C\)$/ && k != "FailedCall(C)" && L[col[k]] > 0) why = why (why == "" ? "" : ",") substr(k, 7, length(k) - 9) "=" L[col[k]]
+			uasfail = 0; uh = 0
+			while ((getline line < uas) > 0) {
+				m = split(line, f, ";")
+				if (!uh) { for (i = 1; i <= m; i++) ucol[f[i]] = i; uh = 1; continue }
+				uasfail = f[ucol["FailedCall(C)"]]
+			}
+			FS = "\t"
+		}
+		FNR == 1 { next }
+		{ n++; E[n] = $1; P[n] = $2; R[n] = $3; S[n] = $4; U[n] = $6 + $7; UAC[n] = $6; UAS[n] = $7 }
+		END {
+			# The first sample, taken just before the uac started, is the idle one.
+			start = E[1]; I[2] = R[1]; I[3] = S[1]
+			w0 = start + ramp; w1 = start + ramp + steady
+			i0 = 1; i1 = 1
+			for (i = 1; i <= n; i++) {
+				if (abs(E[i] - w0) < abs(E[i0] - w0)) i0 = i
+				if (abs(E[i] - w1) < abs(E[i1] - w1)) i1 = i
+			}
+			win = E[i1] - E[i0]
+			cpu = (P[i1] - P[i0]) / hz
+			placed = interp("out", E[i1]) - interp("out", E[i0])
+			conc_sum = 0; conc_n = 0
+			for (i = 1; i <= nr; i++) if (T[i] >= E[i0] && T[i] <= E[i1]) { conc_sum += V["cur", i]; conc_n++ }
+			conc = conc_n ? conc_sum / conc_n : 0
+			conc1 = interp("cur", E[i1])
+			steady_ms = placed > 0 ? 1000 * cpu / placed : 0
+			whole = (P[n] - P[1]) / hz
+			whole_ms = ok > 0 ? 1000 * whole / ok : 0
+			rss_call = conc1 > 0 ? (R[i1] - I[2]) / conc1 : 0
+			pss_call = conc1 > 0 ? (S[i1] - I[3]) / conc1 : 0
+			# SIPp (uac + uas) CPU in the window, in cores.
+			sipp = win > 0 ? (UAC[i1] - UAC[i0] + UAS[i1] - UAS[i0]) / hz / win : 0
+			if (why == "") why = "-"
+			# Steady state: SIPp retransmitted fewer messages than 1 % of the
+			# calls of the window and no second of it had a mean INVITE -> 200
+			# above 200 ms; otherwise the proxy (or the machine) was
+			# overloaded and the window is not a steady state.
+			rt_max = 0
+			for (i = 1; i <= nr; i++) if (T[i] >= E[i0] && T[i] <= E[i1] && V["rt", i] > rt_max) rt_max = V["rt", i]
+			retr = interp("retr", E[i1]) - interp("retr", E[i0])
+			steady_ok = "yes"
+			if (retr > 0.01 * placed || rt_max > 200) steady_ok = sprintf("NO: overloaded (%.0f retransmissions, INVITE->200 up to %.0f ms)", retr, rt_max)
+			printf "%s\t%d\t%d\t%.0f\t%.0f\t%s\t%.1f\t%.2f\t%.0f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\t%.2f\t%.2f\t%d\t%d\t%d\t%d\t%s\t%d\t%.1f\t%.1f\t%d\t%s\n", \
+				label, secs, rate, conc, conc1, metric, win, cpu, placed, steady_ms, whole_ms, \
+				I[2] / 1024, R[i1] / 1024, rss_call, pss_call, cpu / (win > 0 ? win : 1), sipp, \
+				attempted, ok, attempted - ok, uasfail, why, rc, resp, rt_max, retr, steady_ok
+		}' "$1/samples.tsv"
+}
+
+# The columns of results.tsv (compare mode).
+RESULTS_HEADER=$(printf 'target\tcall_s\trate\tconcurrent\tconcurrent_end\tproxy_active_end\twindow_s\tcpu_s\tcalls_in_window\tcpu_ms_per_call\tcpu_ms_per_call_whole\tidle_rss_mib\trss_end_mib\trss_kib_per_call\tpss_kib_per_call\tproxy_cores\tsipp_cores\tattempted\tsuccessful\tfailed\tuas_failed\tfailure_kinds\tsipp_rc\tinvite_200_ms\tinvite_200_ms_worst_second\tretransmissions_in_window\tsteady')
+
 # compare_step TARGET LABEL CHILDREN DURATION_MS: one step; appends a row to
 # $OUT/results.tsv.
 compare_step() {
 	local target=$1 label=$2 children=$3 dur=$4
-	local secs=$((dur / 1000)) dir ramp place calls stf samples idle rc start el
+	local secs=$((dur / 1000)) dir ramp place calls stf samples rc start el
 	dir=$OUT/$label-${secs}s
 	mkdir -p "$dir"
 	ramp=$(((dur + 999) / 1000 + 3))
@@ -658,7 +766,6 @@ compare_step() {
 	start_uas "$dir" -trace_stat -stf "$dir/uas.csv" -fd 1 -trace_err -error_file "$dir/uas_errors.log"
 	echo "bench: $label, ${secs}s calls: $PROXY_DESC; $calls calls at $RATE/s, window ${ramp}s..$((ramp + STEADY_SECONDS))s; files in $dir"
 	sleep "$IDLE_SECONDS"
-	idle=$(proc_sample "$PROXY_PID")
 
 	local want_profile=0 prof_at=0 curl_pid="" metric_done=0 metric=- w1
 	if [ "$PROFILE" = 1 ] && [ "$target" = tollgate ] && [ "$dur" = "$PROFILE_DURATION" ]; then
@@ -724,78 +831,14 @@ compare_step() {
 		return
 	fi
 
-	# Everything from the samples and the uac's per-second stats.
-	# shellcheck disable=SC2016
-	awk -F'\t' -v label="$label" -v secs="$secs" -v rate="$RATE" -v hz="$CLK_TCK" \
-		-v start="$start" -v ramp="$ramp" -v steady="$STEADY_SECONDS" -v rc="$rc" \
-		-v idle="$idle" -v metric="$metric" -v uas="$dir/uas.csv" -v stf="$stf" '
-		function epoch(field,   p) { split(field, p, "\t"); return p[3] + 0 }
-		# interp(col, t): the uac stats column col at time t, linear between rows.
-		function interp(c, t,   i) {
-			if (t <= T[1]) return V[c, 1]
-			for (i = 2; i <= nr; i++) if (T[i] >= t) return V[c, i - 1] + (V[c, i] - V[c, i - 1]) * (t - T[i - 1]) / (T[i] - T[i - 1])
-			return V[c, nr]
-		}
-		function abs(x) { return x < 0 ? -x : x }
-		BEGIN {
-			FS = ";"
-			while ((getline line < stf) > 0) {
-				m = split(line, f, ";")
-				if (!hdr) { for (i = 1; i <= m; i++) col[f[i]] = i; hdr = 1; continue }
-				nr++
-				T[nr] = epoch(f[col["CurrentTime"]])
-				V["out", nr] = f[col["OutgoingCall(C)"]]
-				V["cur", nr] = f[col["CurrentCall"]]
-				last = line
-			}
-			split(last, L, ";")
-			attempted = L[col["OutgoingCall(C)"]]; ok = L[col["SuccessfulCall(C)"]]
-			# Mean INVITE -> 200 time, "HH:MM:SS:microseconds".
-			split(L[col["ResponseTime1(C)"]], q, ":")
-			resp = ((q[1] * 60 + q[2]) * 60 + q[3]) * 1000 + q[4] / 1000
-			why = ""
-			for (k in col) if (k ~ /^Failed.*\(C\)$/ && k != "FailedCall(C)" && L[col[k]] > 0) why = why (why == "" ? "" : ",") substr(k, 7, length(k) - 9) "=" L[col[k]]
-			uasfail = 0; uh = 0
-			while ((getline line < uas) > 0) {
-				m = split(line, f, ";")
-				if (!uh) { for (i = 1; i <= m; i++) ucol[f[i]] = i; uh = 1; continue }
-				uasfail = f[ucol["FailedCall(C)"]]
-			}
-			FS = "\t"
-		}
-		FNR == 1 { next }
-		{ n++; E[n] = $1; P[n] = $2; R[n] = $3; S[n] = $4; U[n] = $6 + $7; UAC[n] = $6; UAS[n] = $7 }
-		END {
-			w0 = start + ramp; w1 = start + ramp + steady
-			i0 = 1; i1 = 1
-			for (i = 1; i <= n; i++) {
-				if (abs(E[i] - w0) < abs(E[i0] - w0)) i0 = i
-				if (abs(E[i] - w1) < abs(E[i1] - w1)) i1 = i
-			}
-			split(idle, I, " ")
-			win = E[i1] - E[i0]
-			cpu = (P[i1] - P[i0]) / hz
-			placed = interp("out", E[i1]) - interp("out", E[i0])
-			conc_sum = 0; conc_n = 0
-			for (i = 1; i <= nr; i++) if (T[i] >= E[i0] && T[i] <= E[i1]) { conc_sum += V["cur", i]; conc_n++ }
-			conc = conc_n ? conc_sum / conc_n : 0
-			conc1 = interp("cur", E[i1])
-			steady_ms = placed > 0 ? 1000 * cpu / placed : 0
-			whole = (P[n] - P[1]) / hz
-			whole_ms = ok > 0 ? 1000 * whole / ok : 0
-			rss_call = conc1 > 0 ? (R[i1] - I[2]) / conc1 : 0
-			pss_call = conc1 > 0 ? (S[i1] - I[3]) / conc1 : 0
-			# SIPp (uac + uas) CPU in the window, in cores.
-			sipp = win > 0 ? (UAC[i1] - UAC[i0] + UAS[i1] - UAS[i0]) / hz / win : 0
-			if (why == "") why = "-"
-			printf "%s\t%d\t%d\t%.0f\t%.0f\t%s\t%.1f\t%.2f\t%.0f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\t%.2f\t%.2f\t%d\t%d\t%d\t%d\t%s\t%d\t%.1f\n", \
-				label, secs, rate, conc, conc1, metric, win, cpu, placed, steady_ms, whole_ms, \
-				I[2] / 1024, R[i1] / 1024, rss_call, pss_call, cpu / (win > 0 ? win : 1), sipp, \
-				attempted, ok, attempted - ok, uasfail, why, rc, resp
-		}' "$samples" >>"$OUT/results.tsv"
+	# The step's parameters, for step_row (and MODE=report).
+	printf 'label=%s\nsecs=%s\nrate=%s\nramp=%s\nsteady=%s\nmetric=%s\nrc=%s\n' \
+		"$label" "$secs" "$RATE" "$ramp" "$STEADY_SECONDS" "$metric" "$rc" >"$dir/step.env"
+	echo "$dir" >>"$OUT/steps.txt"
+	step_row "$dir" >>"$OUT/results.tsv"
 	tail -1 "$OUT/results.tsv" | awk -F'\t' '{
-		printf "bench: %s %ss: %.0f concurrent, steady CPU %.3f ms/call (whole step %.3f), RSS/active call %.1f KiB (PSS %.1f), %d/%d calls failed (%s; uas failed %d; sipp exit %d)\n",
-			$1, $2, $4, $10, $11, $14, $15, $20, $18, $22, $21, $23 }'
+		printf "bench: %s %ss: %.0f concurrent, steady CPU %.3f ms/call (whole step %.3f), RSS/active call %.1f KiB (PSS %.1f), %d/%d calls failed (%s; uas failed %d; sipp exit %d), INVITE->200 %.1f ms, steady state: %s\n",
+			$1, $2, $4, $10, $11, $14, $15, $20, $18, $22, $21, $23, $24, $27 }'
 	if [ "$target" = kamailio ]; then
 		grep -ciE 'error|no more|out of memory' "$dir/kamailio.log" >"$dir/log-errors.count" || true
 	else
@@ -810,7 +853,7 @@ run_compare() {
 	PROFILE_DURATION=$(echo "$DURATIONS" | tr ' ' '\n' | sort -n | tail -1)
 	PROFILE_NOTE=
 	echo "bench: compare mode, $RATE calls/s, call durations ${DURATIONS} ms, ${STEADY_SECONDS}s steady-state window; $(nproc) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg); output in $OUT"
-	printf 'target\tcall_s\trate\tconcurrent\tconcurrent_end\tproxy_active_end\twindow_s\tcpu_s\tcalls_in_window\tcpu_ms_per_call\tcpu_ms_per_call_whole\tidle_rss_mib\trss_end_mib\trss_kib_per_call\tpss_kib_per_call\tproxy_cores\tsipp_cores\tattempted\tsuccessful\tfailed\tuas_failed\tfailure_kinds\tsipp_rc\tinvite_200_ms\n' >"$OUT/results.tsv"
+	echo "$RESULTS_HEADER" >"$OUT/results.tsv"
 	for target in $TARGETS; do
 		for dur in $DURATIONS; do
 			if [ "$target" = kamailio ]; then
@@ -834,8 +877,8 @@ compare_table() {
 	echo
 	awk -F'\t' '
 		NR == 1 {
-			print "| target | call duration | concurrent calls | CPU ms/call (steady) | CPU ms/call (whole step) | proxy cores | idle RSS MiB | RSS MiB at window end | RSS/active call KiB | PSS/active call KiB | calls | failed | INVITE→200 ms | SIPp cores |"
-			print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+			print "| target | call duration | concurrent calls | CPU ms/call (steady) | CPU ms/call (whole step) | proxy cores | idle RSS MiB | RSS MiB at window end | RSS/active call KiB | PSS/active call KiB | calls | failed | INVITE→200 ms mean / worst second | SIPp cores | steady state |"
+			print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 			next
 		}
 		{
@@ -844,7 +887,8 @@ compare_table() {
 			failed = $20
 			if ($22 != "-") failed = failed " (" $22 ")"
 			if ($21 > 0) failed = failed ", uas " $21
-			printf "| %s | %d s | %s | %.3f | %.3f | %.2f | %.1f | %.1f | %.1f | %.1f | %d | %s | %.1f | %.2f |\n", $1, $2, conc, $10, $11, $16, $12, $13, $14, $15, $18, failed, $24, $17
+			printf "| %s | %d s | %s | %.3f | %.3f | %.2f | %.1f | %.1f | %.1f | %.1f | %d | %s | %.1f / %.0f | %.2f | %s |\n", $1, $2, conc, $10, $11, $16, $12, $13, $14, $15, $18, failed, $24, $25, $17, $27
+			if ($27 != "yes") unsteady[$1, $2] = 1
 			cpu[$1, $2] = $10; rss[$1, $2] = $14; pss[$1, $2] = $15
 			if (!($1 in seen)) { seen[$1] = 1; order[++nt] = $1 }
 			if (!($2 in dseen)) { dseen[$2] = 1; durs[++nd] = $2 }
@@ -861,7 +905,8 @@ compare_table() {
 					rc = cpu[k, d] > 0 ? cpu["tollgate", d] / cpu[k, d] : 0
 					rp = pss[k, d] > 0 ? rss["tollgate", d] / pss[k, d] : 0
 					rr = rss[k, d] > 0 ? rss["tollgate", d] / rss[k, d] : 0
-					printf "- %d s calls, tollgate / %s: CPU %.2f, memory %.2f (over PSS) / %.2f (over RSS sum)\n", d, k, rc, rp, rr
+					note = ((("tollgate" SUBSEP d) in unsteady) || ((k SUBSEP d) in unsteady)) ? " (not a steady state: see the table)" : ""
+					printf "- %d s calls, tollgate / %s: CPU %.2f, memory %.2f (over PSS) / %.2f (over RSS sum)%s\n", d, k, rc, rp, rr, note
 				}
 			}
 			if (nd >= 2) {
@@ -869,13 +914,29 @@ compare_table() {
 				for (i = 1; i <= nt; i++) {
 					k = order[i]
 					if ((k SUBSEP lo) in cpu && (k SUBSEP hi) in cpu && cpu[k, lo] > 0)
-						printf "- %s: CPU per call %d s / %d s calls = %.2f\n", k, hi, lo, cpu[k, hi] / cpu[k, lo]
+						printf "- %s: CPU per call %d s / %d s calls = %.2f%s\n", k, hi, lo, cpu[k, hi] / cpu[k, lo], (((k SUBSEP lo) in unsteady) || ((k SUBSEP hi) in unsteady)) ? " (not a steady state: see the table)" : ""
 				}
 			}
 		}' "$1"
 }
 
+# MODE=report: the table again from a compare run's raw files (after a
+# change to the analysis).
+run_report() {
+	local d
+	# shellcheck disable=SC1091
+	RATE=$(. "$(head -1 "$OUT/steps.txt")/step.env" && echo "$rate")
+	# shellcheck disable=SC1091
+	STEADY_SECONDS=$(. "$(head -1 "$OUT/steps.txt")/step.env" && echo "$steady")
+	echo "$RESULTS_HEADER" >"$OUT/results.tsv"
+	while read -r d; do
+		step_row "$d" >>"$OUT/results.tsv"
+	done <"$OUT/steps.txt"
+	compare_table "$OUT/results.tsv" | tee "$OUT/summary.md"
+}
+
 case $MODE in
 rates) run_rates ;;
 compare) run_compare ;;
+report) run_report ;;
 esac
