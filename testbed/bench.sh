@@ -46,7 +46,9 @@
 # A window is a steady state if SIPp retransmitted fewer messages in it than
 # 1 % of its calls and no second of it had a mean INVITE -> 200 time above
 # 200 ms; otherwise the row says "NO: overloaded" (the proxy, or the
-# machine, did not keep up) and its ratios are marked.
+# machine, did not keep up) and its ratios are marked. "other cores" is the
+# CPU that processes not started by the script used in the window (another
+# engineer's build or benchmark); above 0.1 core the row says so.
 # The table also gives tollgate/Kamailio ratios per call duration and the
 # 10 s / 1 s ratio per target.
 #
@@ -273,6 +275,46 @@ wait_listening() {
 
 now() {
 	date +%s.%N
+}
+
+# others_ticks STATE: CPU ticks used since the first call by every process
+# that is not this script or one of its descendants (another engineer's
+# build or benchmark), summed per process between calls; STATE keeps the
+# last call's per-process ticks. (/proc/stat is no use here: its tick-based
+# busy time undercounts bursty processes such as the proxies.)
+others_ticks() {
+	{ cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v root="$$" -v state="$1" '
+		{
+			pid = $1
+			line = $0
+			sub(/^.*\) /, "", line)
+			split(line, f, " ")
+			ppid[pid] = f[2]
+			ticks[pid] = f[12] + f[13]
+		}
+		END {
+			keep[root] = 1
+			changed = 1
+			while (changed) {
+				changed = 0
+				for (p in ppid) if (!(p in keep) && (ppid[p] in keep)) { keep[p] = 1; changed = 1 }
+			}
+			first = 1
+			while ((getline l < state) > 0) {
+				split(l, a, " ")
+				if (a[1] == "cum") { cum = a[2]; first = 0 } else prev[a[1]] = a[2]
+			}
+			close(state)
+			for (p in ticks) {
+				if (p in keep || first) continue
+				d = ticks[p] - ((p in prev) ? prev[p] : 0)
+				if (d > 0) cum += d
+			}
+			print "cum", cum + 0 > state
+			for (p in ticks) if (!(p in keep)) print p, ticks[p] > state
+			close(state)
+			print cum + 0
+		}'
 }
 
 if [ "$MODE" != report ]; then
@@ -705,7 +747,7 @@ step_row() {
 			FS = "\t"
 		}
 		FNR == 1 { next }
-		{ n++; E[n] = $1; P[n] = $2; R[n] = $3; S[n] = $4; U[n] = $6 + $7; UAC[n] = $6; UAS[n] = $7 }
+		{ n++; E[n] = $1; P[n] = $2; R[n] = $3; S[n] = $4; UAC[n] = $6; UAS[n] = $7; M[n] = $8 }
 		END {
 			# The first sample, taken just before the uac started, is the idle one.
 			start = E[1]; I[2] = R[1]; I[3] = S[1]
@@ -729,6 +771,8 @@ step_row() {
 			pss_call = conc1 > 0 ? (S[i1] - I[3]) / conc1 : 0
 			# SIPp (uac + uas) CPU in the window, in cores.
 			sipp = win > 0 ? (UAC[i1] - UAC[i0] + UAS[i1] - UAS[i0]) / hz / win : 0
+			# CPU of the processes not started by this script.
+			other = (M[i0] != "" && win > 0) ? (M[i1] - M[i0]) / hz / win : -1
 			if (why == "") why = "-"
 			# Steady state: SIPp retransmitted fewer messages than 1 % of the
 			# calls of the window and no second of it had a mean INVITE -> 200
@@ -739,15 +783,16 @@ step_row() {
 			retr = interp("retr", E[i1]) - interp("retr", E[i0])
 			steady_ok = "yes"
 			if (retr > 0.01 * placed || rt_max > 200) steady_ok = sprintf("NO: overloaded (%.0f retransmissions, INVITE->200 up to %.0f ms)", retr, rt_max)
-			printf "%s\t%d\t%d\t%.0f\t%.0f\t%s\t%.1f\t%.2f\t%.0f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\t%.2f\t%.2f\t%d\t%d\t%d\t%d\t%s\t%d\t%.1f\t%.1f\t%d\t%s\n", \
+			if (other > 0.1) steady_ok = steady_ok sprintf("; other processes used %.2f cores", other)
+			printf "%s\t%d\t%d\t%.0f\t%.0f\t%s\t%.1f\t%.2f\t%.0f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\t%.2f\t%.2f\t%d\t%d\t%d\t%d\t%s\t%d\t%.1f\t%.1f\t%d\t%s\t%s\n", \
 				label, secs, rate, conc, conc1, metric, win, cpu, placed, steady_ms, whole_ms, \
 				I[2] / 1024, R[i1] / 1024, rss_call, pss_call, cpu / (win > 0 ? win : 1), sipp, \
-				attempted, ok, attempted - ok, uasfail, why, rc, resp, rt_max, retr, steady_ok
+				attempted, ok, attempted - ok, uasfail, why, rc, resp, rt_max, retr, steady_ok, other < 0 ? "-" : sprintf("%.2f", other)
 		}' "$1/samples.tsv"
 }
 
 # The columns of results.tsv (compare mode).
-RESULTS_HEADER=$(printf 'target\tcall_s\trate\tconcurrent\tconcurrent_end\tproxy_active_end\twindow_s\tcpu_s\tcalls_in_window\tcpu_ms_per_call\tcpu_ms_per_call_whole\tidle_rss_mib\trss_end_mib\trss_kib_per_call\tpss_kib_per_call\tproxy_cores\tsipp_cores\tattempted\tsuccessful\tfailed\tuas_failed\tfailure_kinds\tsipp_rc\tinvite_200_ms\tinvite_200_ms_worst_second\tretransmissions_in_window\tsteady')
+RESULTS_HEADER=$(printf 'target\tcall_s\trate\tconcurrent\tconcurrent_end\tproxy_active_end\twindow_s\tcpu_s\tcalls_in_window\tcpu_ms_per_call\tcpu_ms_per_call_whole\tidle_rss_mib\trss_end_mib\trss_kib_per_call\tpss_kib_per_call\tproxy_cores\tsipp_cores\tattempted\tsuccessful\tfailed\tuas_failed\tfailure_kinds\tsipp_rc\tinvite_200_ms\tinvite_200_ms_worst_second\tretransmissions_in_window\tsteady\tother_cores')
 
 # compare_step TARGET LABEL CHILDREN DURATION_MS: one step; appends a row to
 # $OUT/results.tsv.
@@ -775,9 +820,10 @@ compare_step() {
 	fi
 	w1=$((ramp + STEADY_SECONDS))
 
-	printf 'epoch\tproxy_ticks\trss_kib\tpss_kib\tprocs\tuac_ticks\tuas_ticks\n' >"$samples"
+	printf 'epoch\tproxy_ticks\trss_kib\tpss_kib\tprocs\tuac_ticks\tuas_ticks\tothers_ticks\n' >"$samples"
+	rm -f "$dir/.others"
 	start=$(now)
-	printf '%s\t%s\t%s\t%s\n' "$start" "$(proc_sample "$PROXY_PID" | tr ' ' '\t')" 0 "$(cpu_ticks "$UAS_PID")" >>"$samples"
+	printf '%s\t%s\t%s\t%s\t%s\n' "$start" "$(proc_sample "$PROXY_PID" | tr ' ' '\t')" 0 "$(cpu_ticks "$UAS_PID")" "$(others_ticks "$dir/.others")" >>"$samples"
 	# -l: three times the expected concurrency, at least 1000 (SIPp wants
 	# -l below the open-files limit). -timeout bounds the step: placing, the
 	# last calls' duration, and 30 s.
@@ -794,8 +840,8 @@ compare_step() {
 	while kill -0 "$uac_pid" 2>/dev/null; do
 		sleep 1
 		el=$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%d", b - a }')
-		printf '%s\t%s\t%s\t%s\n' "$(now)" "$(proc_sample "$PROXY_PID" | tr ' ' '\t')" \
-			"$(cpu_ticks "$uac_pid")" "$(cpu_ticks "$UAS_PID")" >>"$samples"
+		printf '%s\t%s\t%s\t%s\t%s\n' "$(now)" "$(proc_sample "$PROXY_PID" | tr ' ' '\t')" \
+			"$(cpu_ticks "$uac_pid")" "$(cpu_ticks "$UAS_PID")" "$(others_ticks "$dir/.others")" >>"$samples"
 		if [ "$target" = tollgate ] && [ "$metric_done" = 0 ] && [ "$el" -ge "$w1" ]; then
 			metric=$(active_calls_metric)
 			metric_done=1
@@ -813,7 +859,7 @@ compare_step() {
 	rc=$?
 	set -e
 	forget_pid "$uac_pid"
-	printf '%s\t%s\t%s\t%s\n' "$(now)" "$(proc_sample "$PROXY_PID" | tr ' ' '\t')" "0" "$(cpu_ticks "$UAS_PID")" >>"$samples"
+	printf '%s\t%s\t%s\t%s\t%s\n' "$(now)" "$(proc_sample "$PROXY_PID" | tr ' ' '\t')" 0 "$(cpu_ticks "$UAS_PID")" "$(others_ticks "$dir/.others")" >>"$samples"
 	if [ -n "$curl_pid" ]; then
 		if wait "$curl_pid" && [ -s "$OUT/cpu.pprof" ]; then
 			profile_report "$OUT/cpu.pprof" >"$OUT/profile.txt"
@@ -877,8 +923,8 @@ compare_table() {
 	echo
 	awk -F'\t' '
 		NR == 1 {
-			print "| target | call duration | concurrent calls | CPU ms/call (steady) | CPU ms/call (whole step) | proxy cores | idle RSS MiB | RSS MiB at window end | RSS/active call KiB | PSS/active call KiB | calls | failed | INVITE→200 ms mean / worst second | SIPp cores | steady state |"
-			print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+			print "| target | call duration | concurrent calls | CPU ms/call (steady) | CPU ms/call (whole step) | proxy cores | idle RSS MiB | RSS MiB at window end | RSS/active call KiB | PSS/active call KiB | calls | failed | INVITE→200 ms mean / worst second | SIPp cores | other cores | steady state |"
+			print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 			next
 		}
 		{
@@ -887,7 +933,7 @@ compare_table() {
 			failed = $20
 			if ($22 != "-") failed = failed " (" $22 ")"
 			if ($21 > 0) failed = failed ", uas " $21
-			printf "| %s | %d s | %s | %.3f | %.3f | %.2f | %.1f | %.1f | %.1f | %.1f | %d | %s | %.1f / %.0f | %.2f | %s |\n", $1, $2, conc, $10, $11, $16, $12, $13, $14, $15, $18, failed, $24, $25, $17, $27
+			printf "| %s | %d s | %s | %.3f | %.3f | %.2f | %.1f | %.1f | %.1f | %.1f | %d | %s | %.1f / %.0f | %.2f | %s | %s |\n", $1, $2, conc, $10, $11, $16, $12, $13, $14, $15, $18, failed, $24, $25, $17, $28, $27
 			if ($27 != "yes") unsteady[$1, $2] = 1
 			cpu[$1, $2] = $10; rss[$1, $2] = $14; pss[$1, $2] = $15
 			if (!($1 in seen)) { seen[$1] = 1; order[++nt] = $1 }
