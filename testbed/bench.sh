@@ -25,18 +25,20 @@
 # one tenant). Every step (target x duration) gets a freshly started proxy
 # (tollgate: a new, empty Badger store) and SIPp uas, IDLE_SECONDS of rest,
 # then the idle memory is read (the first sample); SIPp's uac then places
-# calls for RAMP + STEADY_SECONDS + 1 seconds, where RAMP = call duration +
-# 3 s (the concurrency has levelled off by then). Once a second the script samples
-# the proxy's CPU ticks and memory (process tree: VmRSS from
-# /proc/PID/status and Pss from /proc/PID/smaps_rollup, each summed).
-# The steady-state window is [RAMP, RAMP + STEADY_SECONDS] after the uac
-# started; in it:
+# calls until MEMAT + 1 s. Once a second the script samples the proxy's CPU
+# ticks and memory (process tree: VmRSS from /proc/PID/status and Pss from
+# /proc/PID/smaps_rollup, each summed). The steady-state window is
+# [RAMP, RAMP + STEADY_SECONDS] after the uac started, RAMP = call duration
+# + 3 s (the concurrency has levelled off by then); in it:
 #   CPU ms/call (steady) = proxy CPU in the window / calls placed in the
 #       window (SIPp's OutgoingCall(C), interpolated at the sample times;
 #       in steady state as many calls start as end);
-#   concurrent calls = mean of SIPp uac's CurrentCall over the window;
-#   RSS/active call = (RSS at the window's end - idle RSS) / CurrentCall at
-#       the window's end; PSS/active call the same with Pss.
+#   concurrent calls = mean of SIPp uac's CurrentCall over the window.
+# Memory is read at MEMAT = call duration + 35 s (sipgo keeps a finished
+# transaction 64*T1 = 32 s, so tollgate's memory levels off only then), or
+# the window's end if later (MEMORY_AT sets it):
+#   RSS/active call = (RSS at MEMAT - idle RSS) / CurrentCall at MEMAT;
+#       PSS/active call the same with Pss.
 # "CPU ms/call (whole step)" is the proxy CPU from the uac's start to its
 # exit (ramp-up and ramp-down included) over the successful calls.
 # For Kamailio, RSS summed over its processes counts the shared-memory pool
@@ -81,6 +83,9 @@
 #   STEADY_SECONDS  compare mode: length of the steady-state window (default 20)
 #   IDLE_SECONDS  compare mode: rest after start before the idle memory is
 #                 read (default 3)
+#   MEMORY_AT     compare mode: seconds after the uac's start at which the
+#                 memory is read (default call duration + 35, at least the
+#                 window's end)
 #   PROFILE       compare mode: 1 = a 10 s CPU profile of tollgate in the
 #                 middle of the longest call duration's window: writes
 #                 debug.listen 127.0.0.1:PORT_BASE+4 into the config (needs a
@@ -702,12 +707,13 @@ profile_report() {
 # step_row DIR: the results.tsv row of the compare step in DIR, from its
 # step.env, samples.tsv and the uac's (and uas's) per-second stats.
 step_row() {
-	local label secs rate ramp steady metric rc
+	local label secs rate ramp steady metric rc memat=
 	# shellcheck disable=SC1091
 	. "$1/step.env"
+	memat=${memat:-$((ramp + steady))}
 	# shellcheck disable=SC2016
 	awk -F'\t' -v label="$label" -v secs="$secs" -v rate="$rate" -v hz="$CLK_TCK" \
-		-v ramp="$ramp" -v steady="$steady" -v rc="$rc" \
+		-v ramp="$ramp" -v steady="$steady" -v rc="$rc" -v memat="$memat" \
 		-v metric="$metric" -v uas="$1/uas.csv" -v stf="$1/uac.csv" '
 		function epoch(field,   p) { split(field, p, "\t"); return p[3] + 0 }
 		# interp(col, t): the uac stats column col at time t, linear between rows.
@@ -751,11 +757,12 @@ step_row() {
 		END {
 			# The first sample, taken just before the uac started, is the idle one.
 			start = E[1]; I[2] = R[1]; I[3] = S[1]
-			w0 = start + ramp; w1 = start + ramp + steady
-			i0 = 1; i1 = 1
+			w0 = start + ramp; w1 = start + ramp + steady; w2 = start + memat
+			i0 = 1; i1 = 1; i2 = 1
 			for (i = 1; i <= n; i++) {
 				if (abs(E[i] - w0) < abs(E[i0] - w0)) i0 = i
 				if (abs(E[i] - w1) < abs(E[i1] - w1)) i1 = i
+				if (abs(E[i] - w2) < abs(E[i2] - w2)) i2 = i
 			}
 			win = E[i1] - E[i0]
 			cpu = (P[i1] - P[i0]) / hz
@@ -763,12 +770,14 @@ step_row() {
 			conc_sum = 0; conc_n = 0
 			for (i = 1; i <= nr; i++) if (T[i] >= E[i0] && T[i] <= E[i1]) { conc_sum += V["cur", i]; conc_n++ }
 			conc = conc_n ? conc_sum / conc_n : 0
-			conc1 = interp("cur", E[i1])
+			# Memory: at the memory sample (w2), which is at or after the
+			# window end.
+			conc1 = interp("cur", E[i2])
 			steady_ms = placed > 0 ? 1000 * cpu / placed : 0
 			whole = (P[n] - P[1]) / hz
 			whole_ms = ok > 0 ? 1000 * whole / ok : 0
-			rss_call = conc1 > 0 ? (R[i1] - I[2]) / conc1 : 0
-			pss_call = conc1 > 0 ? (S[i1] - I[3]) / conc1 : 0
+			rss_call = conc1 > 0 ? (R[i2] - I[2]) / conc1 : 0
+			pss_call = conc1 > 0 ? (S[i2] - I[3]) / conc1 : 0
 			# SIPp (uac + uas) CPU in the window, in cores.
 			sipp = win > 0 ? (UAC[i1] - UAC[i0] + UAS[i1] - UAS[i0]) / hz / win : 0
 			# CPU of the processes not started by this script.
@@ -786,7 +795,7 @@ step_row() {
 			if (other > 0.1) steady_ok = steady_ok sprintf("; other processes used %.2f cores", other)
 			printf "%s\t%d\t%d\t%.0f\t%.0f\t%s\t%.1f\t%.2f\t%.0f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\t%.2f\t%.2f\t%d\t%d\t%d\t%d\t%s\t%d\t%.1f\t%.1f\t%d\t%s\t%s\n", \
 				label, secs, rate, conc, conc1, metric, win, cpu, placed, steady_ms, whole_ms, \
-				I[2] / 1024, R[i1] / 1024, rss_call, pss_call, cpu / (win > 0 ? win : 1), sipp, \
+				I[2] / 1024, R[i2] / 1024, rss_call, pss_call, cpu / (win > 0 ? win : 1), sipp, \
 				attempted, ok, attempted - ok, uasfail, why, rc, resp, rt_max, retr, steady_ok, other < 0 ? "-" : sprintf("%.2f", other)
 		}' "$1/samples.tsv"
 }
@@ -798,18 +807,23 @@ RESULTS_HEADER=$(printf 'target\tcall_s\trate\tconcurrent\tconcurrent_end\tproxy
 # $OUT/results.tsv.
 compare_step() {
 	local target=$1 label=$2 children=$3 dur=$4
-	local secs=$((dur / 1000)) dir ramp place calls stf samples rc start el
+	local secs=$((dur / 1000)) dir ramp place memat calls stf samples rc start el
 	dir=$OUT/$label-${secs}s
 	mkdir -p "$dir"
 	ramp=$(((dur + 999) / 1000 + 3))
-	place=$((ramp + STEADY_SECONDS + 1))
+	# Memory is read once sipgo's finished transactions (kept 64*T1 = 32 s)
+	# have levelled off too: call duration + 35 s, or the window's end if
+	# later (MEMORY_AT overrides).
+	memat=${MEMORY_AT:-$((secs + 35))}
+	if [ "$memat" -lt $((ramp + STEADY_SECONDS)) ]; then memat=$((ramp + STEADY_SECONDS)); fi
+	place=$((memat + 1))
 	calls=$((RATE * place))
 	stf=$dir/uac.csv
 	samples=$dir/samples.tsv
 
 	start_proxy "$target" "$dir" "$children"
 	start_uas "$dir" -trace_stat -stf "$dir/uas.csv" -fd 1 -trace_err -error_file "$dir/uas_errors.log"
-	echo "bench: $label, ${secs}s calls: $PROXY_DESC; $calls calls at $RATE/s, window ${ramp}s..$((ramp + STEADY_SECONDS))s; files in $dir"
+	echo "bench: $label, ${secs}s calls: $PROXY_DESC; $calls calls at $RATE/s, window ${ramp}s..$((ramp + STEADY_SECONDS))s, memory at ${memat}s; files in $dir"
 	sleep "$IDLE_SECONDS"
 
 	local want_profile=0 prof_at=0 curl_pid="" metric_done=0 metric=- w1
@@ -842,7 +856,7 @@ compare_step() {
 		el=$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%d", b - a }')
 		printf '%s\t%s\t%s\t%s\t%s\n' "$(now)" "$(proc_sample "$PROXY_PID" | tr ' ' '\t')" \
 			"$(cpu_ticks "$uac_pid")" "$(cpu_ticks "$UAS_PID")" "$(others_ticks "$dir/.others")" >>"$samples"
-		if [ "$target" = tollgate ] && [ "$metric_done" = 0 ] && [ "$el" -ge "$w1" ]; then
+		if [ "$target" = tollgate ] && [ "$metric_done" = 0 ] && [ "$el" -ge "$memat" ]; then
 			metric=$(active_calls_metric)
 			metric_done=1
 		fi
@@ -878,8 +892,8 @@ compare_step() {
 	fi
 
 	# The step's parameters, for step_row (and MODE=report).
-	printf 'label=%s\nsecs=%s\nrate=%s\nramp=%s\nsteady=%s\nmetric=%s\nrc=%s\n' \
-		"$label" "$secs" "$RATE" "$ramp" "$STEADY_SECONDS" "$metric" "$rc" >"$dir/step.env"
+	printf 'label=%s\nsecs=%s\nrate=%s\nramp=%s\nsteady=%s\nmemat=%s\nmetric=%s\nrc=%s\n' \
+		"$label" "$secs" "$RATE" "$ramp" "$STEADY_SECONDS" "$memat" "$metric" "$rc" >"$dir/step.env"
 	echo "$dir" >>"$OUT/steps.txt"
 	step_row "$dir" >>"$OUT/results.tsv"
 	tail -1 "$OUT/results.tsv" | awk -F'\t' '{
@@ -923,7 +937,7 @@ compare_table() {
 	echo
 	awk -F'\t' '
 		NR == 1 {
-			print "| target | call duration | concurrent calls | CPU ms/call (steady) | CPU ms/call (whole step) | proxy cores | idle RSS MiB | RSS MiB at window end | RSS/active call KiB | PSS/active call KiB | calls | failed | INVITE→200 ms mean / worst second | SIPp cores | other cores | steady state |"
+			print "| target | call duration | concurrent calls | CPU ms/call (steady) | CPU ms/call (whole step) | proxy cores | idle RSS MiB | RSS MiB at memory sample | RSS/active call KiB | PSS/active call KiB | calls | failed | INVITE→200 ms mean / worst second | SIPp cores | other cores | steady state |"
 			print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 			next
 		}
