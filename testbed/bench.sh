@@ -633,11 +633,10 @@ run_rates() {
 
 # --- compare mode -------------------------------------------------------------
 
-# active_calls_metric: tollgate's own count of active calls from /metrics
-# ("-" when there is none).
+# active_calls_metric FILE: tollgate's own count of active calls from a
+# /metrics scrape ("-" when there is none).
 active_calls_metric() {
-	{ curl -fsS --max-time 2 "http://127.0.0.1:$API_PORT/metrics" 2>/dev/null || true; } |
-		awk '$1 == "tollgate_active_calls_total" { v = $2 } END { print (v == "" ? "-" : v) }'
+	awk '$1 == "tollgate_active_calls_total" { v = $2 } END { print (v == "" ? "-" : v) }' "$1" 2>/dev/null || echo -
 }
 
 # profile_report PPROF: go tool pprof -top, and a coarse breakdown of the
@@ -826,7 +825,7 @@ compare_step() {
 	echo "bench: $label, ${secs}s calls: $PROXY_DESC; $calls calls at $RATE/s, window ${ramp}s..$((ramp + STEADY_SECONDS))s, memory at ${memat}s; files in $dir"
 	sleep "$IDLE_SECONDS"
 
-	local want_profile=0 prof_at=0 curl_pid="" metric_done=0 metric=- w1
+	local want_profile=0 prof_at=0 curl_pid="" metric_pid="" metric=- w1
 	if [ "$PROFILE" = 1 ] && [ "$target" = tollgate ] && [ "$dur" = "$PROFILE_DURATION" ]; then
 		want_profile=1
 		prof_at=$((ramp + (STEADY_SECONDS - 10) / 2))
@@ -856,9 +855,11 @@ compare_step() {
 		el=$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%d", b - a }')
 		printf '%s\t%s\t%s\t%s\t%s\n' "$(now)" "$(proc_sample "$PROXY_PID" | tr ' ' '\t')" \
 			"$(cpu_ticks "$uac_pid")" "$(cpu_ticks "$UAS_PID")" "$(others_ticks "$dir/.others")" >>"$samples"
-		if [ "$target" = tollgate ] && [ "$metric_done" = 0 ] && [ "$el" -ge "$memat" ]; then
-			metric=$(active_calls_metric)
-			metric_done=1
+		# In the background: an overloaded gateway may take seconds to answer.
+		if [ "$target" = tollgate ] && [ -z "$metric_pid" ] && [ "$el" -ge "$memat" ]; then
+			curl -fsS --max-time 20 -o "$dir/metrics.txt" "http://127.0.0.1:$API_PORT/metrics" 2>/dev/null &
+			metric_pid=$!
+			PIDS+=("$metric_pid")
 		fi
 		if [ "$want_profile" = 1 ] && [ -z "$curl_pid" ] && [ "$el" -ge "$prof_at" ]; then
 			curl -fsS --max-time 30 -o "$OUT/cpu.pprof" \
@@ -874,6 +875,11 @@ compare_step() {
 	set -e
 	forget_pid "$uac_pid"
 	printf '%s\t%s\t%s\t%s\t%s\n' "$(now)" "$(proc_sample "$PROXY_PID" | tr ' ' '\t')" 0 "$(cpu_ticks "$UAS_PID")" "$(others_ticks "$dir/.others")" >>"$samples"
+	if [ -n "$metric_pid" ]; then
+		wait "$metric_pid" || true
+		forget_pid "$metric_pid"
+		metric=$(active_calls_metric "$dir/metrics.txt")
+	fi
 	if [ -n "$curl_pid" ]; then
 		if wait "$curl_pid" && [ -s "$OUT/cpu.pprof" ]; then
 			profile_report "$OUT/cpu.pprof" >"$OUT/profile.txt"
