@@ -36,6 +36,7 @@ bench: build
 	TOLLGATE_STORE_SIZE_CALLS=1000000 $(GO) test -count=1 -run TestStoreSizePerCall -v ./store/
 	PERSIST=on ./testbed/bench.sh
 	PERSIST=off ./testbed/bench.sh
+	MODE=compare ./testbed/bench.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
