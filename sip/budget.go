@@ -47,7 +47,11 @@ func (g *Gateway) arm(at time.Time, gen uint64) {
 		return
 	}
 	s.gen = gen
-	if s.timer != nil && at.Equal(s.at) {
+	// Moved only to fire earlier: a later deadline lets the armed timer
+	// fire early, and the Tick then re-arms it. Every Reset of a pending
+	// Go timer makes the runtime rescan its whole timer heap when the new
+	// instant comes, and answers and ends move the deadline all the time.
+	if s.timer != nil && !s.at.IsZero() && !at.Before(s.at) {
 		return
 	}
 	s.at = at

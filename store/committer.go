@@ -287,16 +287,26 @@ func (c *Committer) run() {
 	defer t.Stop()
 	last := time.Now()
 	var backoff time.Duration
-	var next time.Time // no retry before, after a failure
+	var next time.Time  // no retry before, after a failure
+	var armed time.Time // when t fires; zero: not armed
 	for {
 		select {
 		case <-c.wake: // stale: due sees the work it announced
 		default:
 		}
+		// The timer is moved only to fire earlier, never reset while it
+		// is armed for the same or an earlier instant: every Reset of a
+		// pending Go timer makes the runtime rescan its whole timer heap
+		// (tens of thousands of sipgo timers under load) when the new
+		// instant comes. Firing early is harmless: the loop re-arms.
 		if at, ok := c.due(last, next); ok {
-			t.Reset(time.Until(at))
-		} else {
+			if armed.IsZero() || at.Before(armed) {
+				t.Reset(time.Until(at))
+				armed = at
+			}
+		} else if !armed.IsZero() {
 			t.Stop()
+			armed = time.Time{}
 		}
 		force := false
 		select {
@@ -315,6 +325,7 @@ func (c *Committer) run() {
 			c.wakeups.Add(1)
 			continue // arm the timer for the new batch
 		case <-t.C:
+			armed = time.Time{}
 		}
 		c.wakeups.Add(1)
 		if at, ok := c.due(last, next); !force && (!ok || time.Now().Before(at)) {
