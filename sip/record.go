@@ -9,6 +9,8 @@ import (
 	"math"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/tollgate/tollgate/internal/binrec"
 )
 
 // The dialog payload persisted with every answered call (the store keeps
@@ -62,10 +64,7 @@ func (w *recordWriter) WriteString(s string) (int, error) {
 	return len(s), nil
 }
 
-func (w *recordWriter) str(s string) {
-	w.b = binary.AppendUvarint(w.b, uint64(len(s)))
-	w.b = append(w.b, s...)
-}
+func (w *recordWriter) str(s string) { w.b = binrec.AppendStr(w.b, s) }
 
 // begin starts a field whose length is known once it is written; end
 // puts the length in front of it.
@@ -141,76 +140,28 @@ func (d *Dialog) record() []byte {
 	return w.b
 }
 
-// recordReader reads a record. Its strings are slices of one copy of the
-// payload (one allocation for all of them).
-type recordReader struct {
-	s   string // what is left to read
-	n   int    // length of the record
-	err error  // the first error
-}
+// recordReader reads a dialog record.
+type recordReader struct{ *binrec.Reader }
 
-func (r *recordReader) fail(what string) {
-	if r.err == nil {
-		r.err = fmt.Errorf("%w: %s at byte %d of %d", errBadRecord, what, r.n-len(r.s), r.n)
+func (r recordReader) leg() legRecord {
+	l := legRecord{Tag: r.Str("tag"), Contact: r.Str("contact")}
+	n := r.Uvarint("route count")
+	if n > uint64(r.Left()) { // every route takes at least one byte
+		r.Fail(fmt.Sprintf("%d routes in %d bytes", n, r.Left()))
 	}
-}
-
-func (r *recordReader) uvarint(what string) uint64 {
-	if r.err != nil {
-		return 0
-	}
-	var v uint64
-	for i := 0; i < len(r.s) && i < binary.MaxVarintLen64; i++ {
-		c := r.s[i]
-		if i == binary.MaxVarintLen64-1 && c > 1 {
-			break // overflows 64 bits
-		}
-		if c == 0 && i > 0 {
-			break // not minimal: a record has one encoding
-		}
-		v |= uint64(c&0x7f) << (7 * i)
-		if c < 0x80 {
-			r.s = r.s[i+1:]
-			return v
-		}
-	}
-	r.fail("truncated, oversized or padded " + what)
-	return 0
-}
-
-func (r *recordReader) str(what string) string {
-	n := r.uvarint(what + " length")
-	if r.err != nil {
-		return ""
-	}
-	if n > uint64(len(r.s)) {
-		r.fail(fmt.Sprintf("%s of %d bytes past the end", what, n))
-		return ""
-	}
-	v := r.s[:n]
-	r.s = r.s[n:]
-	return v
-}
-
-func (r *recordReader) leg() legRecord {
-	l := legRecord{Tag: r.str("tag"), Contact: r.str("contact")}
-	n := r.uvarint("route count")
-	if n > uint64(len(r.s)) { // every route takes at least one byte
-		r.fail(fmt.Sprintf("%d routes in %d bytes", n, len(r.s)))
-	}
-	if r.err != nil {
+	if r.Err() != nil {
 		return l
 	}
 	if n > 0 {
 		l.RouteSet = make([]string, n)
 		for i := range l.RouteSet {
-			l.RouteSet[i] = r.str("route")
+			l.RouteSet[i] = r.Str("route")
 		}
 	}
-	l.Source, l.Transport = r.str("source"), r.str("transport")
-	cseq := r.uvarint("cseq")
+	l.Source, l.Transport = r.Str("source"), r.Str("transport")
+	cseq := r.Uvarint("cseq")
 	if cseq > math.MaxUint32 {
-		r.fail("cseq out of range")
+		r.Fail("cseq out of range")
 	}
 	l.CSeq = uint32(cseq)
 	return l
@@ -231,15 +182,12 @@ func decodeRecord(p []byte) (dialogRecord, error) {
 	case p[0] != recordV1:
 		return rec, fmt.Errorf("%w: unknown version %d", errBadRecord, p[0])
 	}
-	r := &recordReader{s: string(p[1:]), n: len(p)}
-	rec.CallID, rec.From, rec.To = r.str("call-id"), r.str("from"), r.str("to")
+	r := recordReader{binrec.NewReader(string(p[1:]), len(p), errBadRecord)}
+	rec.CallID, rec.From, rec.To = r.Str("call-id"), r.Str("from"), r.Str("to")
 	rec.Caller = r.leg()
 	rec.Callee = r.leg()
-	if r.err == nil && len(r.s) > 0 {
-		r.err = fmt.Errorf("%w: %d trailing bytes", errBadRecord, len(r.s))
-	}
-	if r.err != nil {
-		return dialogRecord{}, r.err
+	if err := r.End(); err != nil {
+		return dialogRecord{}, err
 	}
 	return rec, nil
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/tollgate/tollgate/admission"
+
+	"github.com/tollgate/tollgate/internal/binrec"
 )
 
 func mustURI(tb testing.TB, s string) sip.Uri {
@@ -192,9 +194,9 @@ func TestRecordAddressMatchesSipgo(t *testing.T) {
 		}
 		w := &recordWriter{}
 		w.address(h.DisplayName, &h.Address, h.Params)
-		r := &recordReader{s: string(w.b), n: len(w.b)}
-		if got := r.str("from"); got != h.Value() || r.err != nil || r.s != "" {
-			t.Errorf("address %q, sipgo %q (%v)", got, h.Value(), r.err)
+		r := binrec.NewReader(string(w.b), len(w.b), errBadRecord)
+		if got := r.Str("from"); got != h.Value() || r.End() != nil {
+			t.Errorf("address %q, sipgo %q (%v)", got, h.Value(), r.Err())
 		}
 	}
 }

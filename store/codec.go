@@ -10,6 +10,7 @@ import (
 	"github.com/tollgate/tollgate/admission"
 	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/configs"
+	"github.com/tollgate/tollgate/internal/binrec"
 )
 
 // Key layout (see README.md). Every key starts with a one-byte kind and a
@@ -244,21 +245,16 @@ const (
 // errBadCall is wrapped by the errors of decodeCall.
 var errBadCall = errors.New("store: bad call record")
 
-func appendStr(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
 func encodeCall(c admission.CallRecord) ([]byte, error) {
 	n := 1 + 5*binary.MaxVarintLen16 + len(c.CallID) + len(c.Tenant) + len(c.Caller) + len(c.Callee) +
 		2 + 2*binary.MaxVarintLen64 + binary.MaxVarintLen32 + len(c.Payload)
 	b := make([]byte, 0, n)
 	b = append(b, callV1)
-	b = appendStr(b, c.CallID)
-	b = appendStr(b, c.Tenant)
+	b = binrec.AppendStr(b, c.CallID)
+	b = binrec.AppendStr(b, c.Tenant)
 	b = append(b, byte(c.Direction))
-	b = appendStr(b, c.Caller)
-	b = appendStr(b, c.Callee)
+	b = binrec.AppendStr(b, c.Caller)
+	b = binrec.AppendStr(b, c.Callee)
 	var flags byte
 	if c.Emergency {
 		flags |= callEmergency
@@ -276,65 +272,6 @@ func encodeCall(c admission.CallRecord) ([]byte, error) {
 	return b, nil
 }
 
-// callReader reads a binary call record; the first error sticks.
-type callReader struct {
-	s   string // what is left
-	n   int    // record length
-	err error
-}
-
-func (r *callReader) fail(what string) {
-	if r.err == nil {
-		r.err = fmt.Errorf("%w: %s at byte %d of %d", errBadCall, what, r.n-len(r.s), r.n)
-	}
-}
-
-// uvarint reads a minimal (canonical) unsigned varint.
-func (r *callReader) uvarint(what string) uint64 {
-	if r.err != nil {
-		return 0
-	}
-	var v uint64
-	for i := 0; i < len(r.s) && i < binary.MaxVarintLen64; i++ {
-		c := r.s[i]
-		if i == binary.MaxVarintLen64-1 && c > 1 || c == 0 && i > 0 {
-			break // overflow, or not minimal
-		}
-		v |= uint64(c&0x7f) << (7 * i)
-		if c < 0x80 {
-			r.s = r.s[i+1:]
-			return v
-		}
-	}
-	r.fail("truncated, oversized or padded " + what)
-	return 0
-}
-
-func (r *callReader) byte(what string) byte {
-	if r.err == nil && len(r.s) == 0 {
-		r.fail("missing " + what)
-	}
-	if r.err != nil {
-		return 0
-	}
-	c := r.s[0]
-	r.s = r.s[1:]
-	return c
-}
-
-func (r *callReader) str(what string) string {
-	n := r.uvarint(what + " length")
-	if r.err == nil && n > uint64(len(r.s)) {
-		r.fail(fmt.Sprintf("%s of %d bytes past the end", what, n))
-	}
-	if r.err != nil {
-		return ""
-	}
-	v := r.s[:n]
-	r.s = r.s[n:]
-	return v
-}
-
 func decodeCall(v []byte) (admission.CallRecord, error) {
 	switch {
 	case len(v) == 0:
@@ -344,30 +281,27 @@ func decodeCall(v []byte) (admission.CallRecord, error) {
 	case v[0] != callV1:
 		return admission.CallRecord{}, fmt.Errorf("%w: unknown version %d", errBadCall, v[0])
 	}
-	r := &callReader{s: string(v[1:]), n: len(v)}
-	c := admission.CallRecord{CallID: r.str("call id"), Tenant: r.str("tenant")}
-	c.Direction = admission.Direction(r.byte("direction"))
-	c.Caller, c.Callee = r.str("caller"), r.str("callee")
-	flags := r.byte("flags")
+	r := binrec.NewReader(string(v[1:]), len(v), errBadCall)
+	c := admission.CallRecord{CallID: r.Str("call id"), Tenant: r.Str("tenant")}
+	c.Direction = admission.Direction(r.Byte("direction"))
+	c.Caller, c.Callee = r.Str("caller"), r.Str("callee")
+	flags := r.Byte("flags")
 	if flags&^(callEmergency|callHasPayload) != 0 {
-		r.fail(fmt.Sprintf("unknown flags %#x", flags))
+		r.Fail(fmt.Sprintf("unknown flags %#x", flags))
 	}
 	c.Emergency = flags&callEmergency != 0
-	u := r.uvarint("answer seconds")
+	u := r.Uvarint("answer seconds")
 	sec := int64(u>>1) ^ -int64(u&1) // zig-zag, as binary.AppendVarint
-	nsec := r.uvarint("answer nanoseconds")
-	if r.err == nil && nsec >= 1e9 {
-		r.fail("answer nanoseconds out of range")
+	nsec := r.Uvarint("answer nanoseconds")
+	if r.Err() == nil && nsec >= 1e9 {
+		r.Fail("answer nanoseconds out of range")
 	}
 	c.AnsweredAt = time.Unix(sec, int64(nsec)).UTC()
 	if flags&callHasPayload != 0 {
-		c.Payload = []byte(r.str("payload"))
+		c.Payload = []byte(r.Str("payload"))
 	}
-	if r.err == nil && len(r.s) > 0 {
-		r.err = fmt.Errorf("%w: %d trailing bytes", errBadCall, len(r.s))
-	}
-	if r.err != nil {
-		return admission.CallRecord{}, r.err
+	if err := r.End(); err != nil {
+		return admission.CallRecord{}, err
 	}
 	return c, nil
 }

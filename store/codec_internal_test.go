@@ -13,6 +13,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tollgate/tollgate/admission"
+
+	"github.com/tollgate/tollgate/internal/binrec"
 )
 
 // typicalCall is an answered call record with a dialog payload of the
@@ -148,11 +150,11 @@ func TestCallCodecRejectsBadInput(t *testing.T) {
 	flags := func(f byte) []byte {
 		b := []byte{callV1}
 		for range 2 {
-			b = appendStr(b, "x")
+			b = binrec.AppendStr(b, "x")
 		}
 		b = append(b, 1)
 		for range 2 {
-			b = appendStr(b, "x")
+			b = binrec.AppendStr(b, "x")
 		}
 		return append(b, f, 0, 0)
 	}
