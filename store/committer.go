@@ -282,9 +282,21 @@ func later(a, b time.Time) time.Time {
 // arrives on an idle committer.
 func (c *Committer) run() {
 	defer close(c.done)
-	t := time.NewTimer(time.Hour)
-	t.Stop()
-	defer t.Stop()
+	// Timers are AfterFuncs that are never reset, moved or stopped: an
+	// earlier instant gets a timer of its own and the later one fires as a
+	// harmless spurious wake. Resetting a pending or stopped Go timer (a
+	// stopped one stays in the heap until the runtime cleans it) counts as
+	// a modification, and the runtime then rescans the process's whole
+	// timer heap — tens of thousands of sipgo timers under load — when its
+	// instant comes: at one batch per 10 ms moving the 1 s checkpoint
+	// earlier, that was 29 % of the gateway's CPU.
+	fired := make(chan struct{}, 1)
+	wake := func() {
+		select {
+		case fired <- struct{}{}:
+		default:
+		}
+	}
 	last := time.Now()
 	var backoff time.Duration
 	var next time.Time  // no retry before, after a failure
@@ -294,19 +306,9 @@ func (c *Committer) run() {
 		case <-c.wake: // stale: due sees the work it announced
 		default:
 		}
-		// The timer is moved only to fire earlier, never reset while it
-		// is armed for the same or an earlier instant: every Reset of a
-		// pending Go timer makes the runtime rescan its whole timer heap
-		// (tens of thousands of sipgo timers under load) when the new
-		// instant comes. Firing early is harmless: the loop re-arms.
-		if at, ok := c.due(last, next); ok {
-			if armed.IsZero() || at.Before(armed) {
-				t.Reset(time.Until(at))
-				armed = at
-			}
-		} else if !armed.IsZero() {
-			t.Stop()
-			armed = time.Time{}
+		if at, ok := c.due(last, next); ok && (armed.IsZero() || at.Before(armed)) {
+			time.AfterFunc(time.Until(at), wake)
+			armed = at
 		}
 		force := false
 		select {
@@ -324,7 +326,7 @@ func (c *Committer) run() {
 		case <-c.wake:
 			c.wakeups.Add(1)
 			continue // arm the timer for the new batch
-		case <-t.C:
+		case <-fired:
 			armed = time.Time{}
 		}
 		c.wakeups.Add(1)
