@@ -19,6 +19,7 @@ import (
 	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/api/apitest"
 	"github.com/tollgate/tollgate/configs"
+	"github.com/tollgate/tollgate/internal/testutil"
 )
 
 // tokens of the seeded backend by scope.
@@ -31,29 +32,11 @@ var tokens = map[api.Scope]string{
 
 var allScopes = []api.Scope{api.ScopeAdmin, api.ScopeSettings, api.ScopeBilling, api.ScopeRead}
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type env struct {
 	b    *apitest.Backend
 	m    *api.Metrics
 	h    http.Handler
-	logs *syncBuffer
+	logs *testutil.SyncBuffer
 }
 
 func newEnv(t *testing.T) *env {
@@ -67,7 +50,7 @@ func newEnvWith(t *testing.T, b *apitest.Backend, backend api.Backend) *env {
 	if backend == nil {
 		backend = b
 	}
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	m := api.NewMetrics(nil, 2)
 	return &env{b: b, m: m, logs: logs,
 		h: api.NewServer(backend, m, api.ServerOptions{Logger: zerolog.New(logs).Level(zerolog.DebugLevel)})}

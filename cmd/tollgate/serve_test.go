@@ -14,12 +14,12 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tollgate/tollgate/configs"
+	"github.com/tollgate/tollgate/internal/testutil"
 )
 
 // freeTCPAddr is a 127.0.0.1 TCP address that was free a moment ago.
@@ -43,28 +43,10 @@ func freeUDPAddr(t *testing.T) string {
 	return pc.LocalAddr().String()
 }
 
-// syncBuffer is a log sink safe for the gateway's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startServe runs serveUntil with extra (YAML appended to a minimal
 // config whose admin API is on apiAddr) until the test ends, and waits
 // until the admin API answers.
-func startServe(t *testing.T, apiAddr, extra string) *syncBuffer {
+func startServe(t *testing.T, apiAddr, extra string) *testutil.SyncBuffer {
 	t.Helper()
 	cfg, err := configs.Parse("serve.yaml", []byte(fmt.Sprintf(`
 log: {level: info}
@@ -80,7 +62,7 @@ api: {listen: "%s"}
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	stop := make(chan os.Signal, 1)
 	done := make(chan error, 1)
 	go func() { done <- serveUntil(cfg, logs, stop) }()
