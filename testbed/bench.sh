@@ -289,22 +289,11 @@ now() {
 # last call's per-process ticks. (/proc/stat is no use here: its tick-based
 # busy time undercounts bursty processes such as the proxies.)
 others_ticks() {
-	{ cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v root="$$" -v state="$1" '
-		{
-			pid = $1
-			line = $0
-			sub(/^.*\) /, "", line)
-			split(line, f, " ")
-			ppid[pid] = f[2]
-			ticks[pid] = f[12] + f[13]
-		}
+	# tree_ticks 1: every user process; tree_ticks $$: this script's own.
+	{ tree_ticks "$$" | sed 's/^/mine /'; tree_ticks 1; } | awk -v state="$1" '
+		$1 == "mine" { keep[$2] = 1; next }
+		{ ticks[$1] = $2 }
 		END {
-			keep[root] = 1
-			changed = 1
-			while (changed) {
-				changed = 0
-				for (p in ppid) if (!(p in keep) && (ppid[p] in keep)) { keep[p] = 1; changed = 1 }
-			}
 			first = 1
 			while ((getline l < state) > 0) {
 				split(l, a, " ")
