@@ -29,7 +29,41 @@ type TransactionLayer struct {
 
 	terminateOnConnClose bool
 
+	// tollgate patch: see WithTransactionLayerRequestDispatcher.
+	dispatch RequestDispatcher
+	// tollgate patch: see WithTransactionLayerCancelToTU.
+	cancelToTU bool
+
 	log *slog.Logger
+}
+
+// RequestDispatcher decides how a request read by the transport layer is
+// handled. It is called on the transport's read goroutine, in arrival order,
+// and must not block: it runs handle (the transaction layer's processing:
+// CANCEL matching, transaction creation, the request handler) when and where
+// it chooses — for example serially per Call-ID — or drops the request by
+// never calling it. (tollgate patch)
+type RequestDispatcher func(req *Request, handle func())
+
+// WithTransactionLayerRequestDispatcher replaces the goroutine per request
+// with d, which sees every request before any transaction matching (CANCEL
+// included). (tollgate patch)
+func WithTransactionLayerRequestDispatcher(d RequestDispatcher) TransactionLayerOption {
+	return func(txl *TransactionLayer) {
+		txl.dispatch = d
+	}
+}
+
+// WithTransactionLayerCancelToTU leaves the final response of a cancelled
+// INVITE to the transaction user: a matching CANCEL gets its 200 and calls
+// the OnCancel callbacks, but the INVITE transaction stays in Proceeding
+// and sends no 487 by itself. A proxy needs this (RFC 3261 §16.10): the
+// INVITE's final response is whatever its branch answers, so a 200 that
+// crosses the CANCEL is never preceded by a 487. (tollgate patch)
+func WithTransactionLayerCancelToTU() TransactionLayerOption {
+	return func(txl *TransactionLayer) {
+		txl.cancelToTU = true
+	}
 }
 
 type TransactionLayerOption func(tpl *TransactionLayer)
@@ -137,6 +171,10 @@ func (txl *TransactionLayer) handleMessage(msg Message) {
 
 	switch msg := msg.(type) {
 	case *Request:
+		if txl.dispatch != nil {
+			txl.dispatch(msg, func() { txl.handleRequestBackground(msg) })
+			return
+		}
 		go txl.handleRequestBackground(msg)
 	case *Response:
 		go txl.handleResponseBackground(msg)
@@ -261,6 +299,7 @@ func (txl *TransactionLayer) serverTxRequest(req *Request, key string) error {
 	}
 
 	tx = NewServerTx(key, req, conn, txl.log)
+	tx.cancelToTU = txl.cancelToTU
 	if err := tx.Init(); err != nil {
 		txl.serverTransactions.unlock()
 		// Init failed: this tx never reaches delete(), so release the connection

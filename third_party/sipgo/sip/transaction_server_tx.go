@@ -21,6 +21,7 @@ type ServerTx struct {
 	timer_1xx    *time.Timer
 	timer_l      *time.Timer
 	reliable     bool
+	cancelToTU   bool // tollgate patch: WithTransactionLayerCancelToTU
 }
 
 func NewServerTx(key string, origin *Request, conn Connection, logger *slog.Logger) *ServerTx {

@@ -300,6 +300,17 @@ func (tx *ServerTx) actCancel() fsmInput {
 		return FsmInputNone
 	}
 
+	if tx.cancelToTU {
+		// tollgate patch: the TU answers the INVITE (WithTransactionLayerCancelToTU).
+		tx.mu.Lock()
+		onCancel := tx.onCancel
+		tx.mu.Unlock()
+		if onCancel != nil {
+			onCancel(r)
+		}
+		return FsmInputNone
+	}
+
 	tx.log.Debug("Passing 487 on CANCEL", "tx", tx.Key())
 	tx.fsmResp = NewResponseFromRequest(tx.origin, StatusRequestTerminated, "Request Terminated", nil)
 	tx.fsmErr = ErrTransactionCanceled // For now only informative

@@ -42,6 +42,11 @@ type TransportLayer struct {
 	connectionReuse bool
 	readFilter      TransportReadFilter
 
+	// symmetricOnly: see WithTransportLayerSymmetricResponses (tollgate patch).
+	symmetricOnly bool
+	// parseError: see WithTransportLayerParseErrorHandler (tollgate patch).
+	parseError ParseErrorHandler
+
 	// dnsPreferSRV does always SRV lookup first
 	dnsPreferSRV bool
 	dnsPreferIP  int // 0 - no preference , 1 -ip4, 2 - ip6
@@ -67,6 +72,53 @@ func WithTransportLayerDNSLookupSRV(preferSRV bool) TransportLayerOption {
 	return func(l *TransportLayer) {
 		l.dnsPreferSRV = preferSRV
 	}
+}
+
+// WithTransportLayerSymmetricResponses makes every server transaction answer
+// the request's real source only: over UDP the source address and port the
+// datagram came from, whatever its Via says (as with rport, RFC 3581); over
+// TCP, TLS, WS and WSS the connection the request arrived on. A connection
+// is never opened to answer a request: if it is gone, the response cannot
+// be sent and the transaction fails. An edge device needs this, or a
+// forged Via makes it send responses, or open connections, to any host.
+// (tollgate patch)
+func WithTransportLayerSymmetricResponses() TransportLayerOption {
+	return func(l *TransportLayer) {
+		l.symmetricOnly = true
+	}
+}
+
+// ParseErrorHandler receives input that could not be parsed as SIP: the
+// transport, the source address and the error. (tollgate patch)
+type ParseErrorHandler func(transport, source string, data []byte, err error)
+
+// WithTransportLayerParseErrorHandler hands unparsable input to h instead of
+// logging it (with its data) at error level, so that a flood of garbage
+// cannot flood the log. (tollgate patch)
+func WithTransportLayerParseErrorHandler(h ParseErrorHandler) TransportLayerOption {
+	return func(l *TransportLayer) {
+		l.parseError = h
+	}
+}
+
+// ErrNoSourceConnection is returned when the connection a request arrived
+// on is gone and symmetric responses are required. (tollgate patch)
+var ErrNoSourceConnection = errors.New("connection of the request source is gone")
+
+// symmetricServerConnection: see WithTransportLayerSymmetricResponses.
+func (l *TransportLayer) symmetricServerConnection(transport transport, network string, req *Request) (Connection, error) {
+	src := req.MessageData.Source()
+	host, port, err := ParseAddr(src)
+	if err != nil || port == 0 {
+		return nil, fmt.Errorf("request source %q: %w", src, ErrNoSourceConnection)
+	}
+	if !IsReliable(network) {
+		req.raddr = Addr{IP: net.ParseIP(host), Port: port, Hostname: host}
+	}
+	if c := transport.GetConnection(src); c != nil {
+		return c, nil
+	}
+	return nil, fmt.Errorf("%s %s: %w", network, src, ErrNoSourceConnection)
 }
 
 func WithTransportLayerReadFilter(f TransportReadFilter) TransportLayerOption {
@@ -138,17 +190,20 @@ func NewTransportLayer(
 			log:             l.log.With("caller", "Transport<UDP>"),
 			connectionReuse: l.connectionReuse,
 			readFilter:      l.readFilter,
+			parseError:      l.parseError,
 		},
 		TCP: &TransportTCP{
 			log:             l.log.With("caller", "Transport<TCP>"),
 			connectionReuse: l.connectionReuse,
 			readFilter:      l.readFilter,
+			parseError:      l.parseError,
 		},
 		TLS: &TransportTLS{
 			TransportTCP: &TransportTCP{
 				log:             l.log.With("caller", "Transport<TLS>"),
 				connectionReuse: l.connectionReuse,
 				readFilter:      l.readFilter,
+				parseError:      l.parseError,
 			},
 		},
 		WS: &TransportWS{
@@ -465,6 +520,9 @@ func (l *TransportLayer) serverRequestConnection(ctx context.Context, req *Reque
 	transport := l.getTransport(network)
 	if transport == nil {
 		return nil, fmt.Errorf("transport %s is not supported", network)
+	}
+	if l.symmetricOnly {
+		return l.symmetricServerConnection(transport, network, req)
 	}
 
 	sourceAddr := req.MessageData.Source()

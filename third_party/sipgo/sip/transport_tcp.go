@@ -19,6 +19,7 @@ type TransportTCP struct {
 	log             *slog.Logger
 	connectionReuse bool
 	readFilter      TransportReadFilter
+	parseError      ParseErrorHandler // tollgate patch
 
 	// ReadTimeout limits how long a TCP or TLS connection may block waiting
 	// for data. It is copied when the connection is created. A non-positive
@@ -252,6 +253,10 @@ func (t *TransportTCP) parseStream(par *ParserStream, data []byte, src string, h
 	if err != nil {
 		if err == ErrParseSipPartial {
 			return nil
+		}
+		if t.parseError != nil { // tollgate patch
+			t.parseError(t.Network(), src, data, err)
+			return err
 		}
 		t.log.Error("failed to parse", "error", err, "data", string(data))
 		return err

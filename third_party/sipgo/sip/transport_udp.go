@@ -12,12 +12,16 @@ import (
 
 var (
 	UDPMTUSize = 1500
+	// UDPMaxResponseSize bounds a response sent over UDP (tollgate patch):
+	// the largest UDP payload over IPv4.
+	UDPMaxResponseSize = 65507
 
 	ErrUDPMTUCongestion = errors.New("size of packet larger than MTU")
 )
 
 // UDP transport implementation
 type TransportUDP struct {
+	parseError ParseErrorHandler // tollgate patch
 	// listener *net.UDPConn
 	parser          *Parser
 	pool            *ConnectionPool
@@ -230,6 +234,10 @@ func (t *TransportUDP) parseAndHandle(data []byte, src string, handler MessageHa
 
 	msg, err := t.parser.ParseSIP(data) //Very expensive operation
 	if err != nil {
+		if t.parseError != nil { // tollgate patch
+			t.parseError(t.Network(), src, data, err)
+			return
+		}
 		t.log.Error("failed to parse", "data", string(data), "error", err)
 		return
 	}
@@ -329,7 +337,13 @@ func (c *UDPConnection) WriteMsg(msg Message) error {
 	data := buf.Bytes()
 
 	if len(data) > UDPMTUSize-200 {
-		return ErrUDPMTUCongestion
+		// tollgate patch: a response cannot change transport (RFC 3261
+		// §18.2.2), so one larger than the MTU goes out as fragmented UDP
+		// up to UDPMaxResponseSize; requests keep the §18.1.1 limit, and
+		// the caller switches them to TCP on ErrUDPMTUCongestion.
+		if _, isRes := msg.(*Response); !isRes || len(data) > UDPMaxResponseSize {
+			return ErrUDPMTUCongestion
+		}
 	}
 
 	var n int
