@@ -36,6 +36,8 @@ var (
 //	tollgate_calls_rejected_total{cause}       counter
 //	tollgate_admission_latency_seconds         histogram (1µs..100ms)
 //	tollgate_teardowns_total{cause}            counter
+//	tollgate_sip_refused_total{cause}          counter (front door, source, party)
+//	tollgate_sip_dropped_total{reason}         counter (stray, unparsable)
 //	tollgate_store_commit_seconds              histogram (100µs..1s)
 //	tollgate_outbox_depth                      gauge (SetOutboxDepth)
 //	tollgate_active_calls{tenant}              gauge (SetActiveSource), bounded
@@ -51,6 +53,8 @@ type Metrics struct {
 	rejected         *prometheus.CounterVec
 	admissionLatency prometheus.Histogram
 	teardowns        *prometheus.CounterVec
+	refused          *prometheus.CounterVec
+	dropped          *prometheus.CounterVec
 	commitLatency    prometheus.Histogram
 
 	mu     sync.Mutex
@@ -87,6 +91,14 @@ func NewMetrics(reg *prometheus.Registry, maxTenantSeries int) *Metrics {
 			Name: "tollgate_teardowns_total",
 			Help: "Calls cut by the gateway, by cause.",
 		}, []string{"cause"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_sip_refused_total",
+			Help: "SIP requests the edge answered itself before admission (an ACK is dropped), by cause: front-door checks, unknown source, party and target checks.",
+		}, []string{"cause"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_sip_dropped_total",
+			Help: "SIP messages dropped without an answer, by reason.",
+		}, []string{"reason"}),
 		commitLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "tollgate_store_commit_seconds",
 			Help:    "Duration of a store group commit.",
@@ -106,7 +118,7 @@ func NewMetrics(reg *prometheus.Registry, maxTenantSeries int) *Metrics {
 		return float64(f())
 	})
 	reg.MustRegister(
-		m.admitted, m.rejected, m.admissionLatency, m.teardowns, m.commitLatency, outbox,
+		m.admitted, m.rejected, m.admissionLatency, m.teardowns, m.refused, m.dropped, m.commitLatency, outbox,
 		&activeCollector{m: m, max: maxTenantSeries},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -153,6 +165,22 @@ func (m *Metrics) Teardown(cause string) {
 		return
 	}
 	m.teardowns.WithLabelValues(cause).Inc()
+}
+
+// Refused counts a SIP request the edge answered before admission, by cause.
+func (m *Metrics) Refused(cause string) {
+	if m == nil {
+		return
+	}
+	m.refused.WithLabelValues(cause).Inc()
+}
+
+// Dropped counts a SIP message dropped without an answer, by reason.
+func (m *Metrics) Dropped(reason string) {
+	if m == nil {
+		return
+	}
+	m.dropped.WithLabelValues(reason).Inc()
 }
 
 // CommitLatency observes the duration of one store group commit.

@@ -66,13 +66,18 @@ func TestConcurrentCallsCutAtExhaustion(t *testing.T) {
 	e := budgetEnvClock(t, "{max_monthly_minutes: 1, auto_suspend: true}", "", "", clock)
 	calls := make([]string, 3)
 	answered := make([]time.Time, 3)
+	// The engine learns of an answer right after the 200 OK is relayed:
+	// wait for it before the virtual clock moves on.
+	drawn := func() time.Duration { return e.adm.Usage(clock.Now().Add(time.Second), "acme").Seconds }
 	for i := range calls {
+		before := drawn()
 		sess, code, _ := e.pbx.invite(ctxT(t, 5*time.Second), e.gw, outboundNumber)
 		if code != 200 {
 			t.Fatalf("call %d got %d", i, code)
 		}
 		calls[i] = callIDOf(sess.InviteRequest)
 		answered[i] = e.gw.Dialog(calls[i]).Answered()
+		eventually(t, 5*time.Second, func() bool { return drawn() > before }, "call %d never billed", i)
 		clock.Advance(time.Second) // the next call is answered 1 s later
 	}
 	// usage(t) = Σ (t - answer_i) reaches 60 s at first + (60 s + Σ offsets) / 3.

@@ -66,6 +66,10 @@ type Dialog struct {
 	Caller    string // caller identity (From user)
 	Callee    string // dialled number (Request-URI user)
 
+	// Where the INVITE was forwarded: the callee side's address until its
+	// 2xx names the callee's own.
+	nextHop, nextTransport string
+
 	// early holds events for the INVITE transaction while the dialog is early.
 	early chan earlyEvent
 

@@ -43,6 +43,13 @@ type Observer interface {
 	Rejected(cause string)
 	AdmissionLatency(d time.Duration)
 	Teardown(cause string)
+	// Refused counts a request the edge answered (or, for an ACK,
+	// dropped) before admission: front door, unknown source, party and
+	// target checks. cause names the check.
+	Refused(cause string)
+	// Dropped counts a message dropped without an answer: stray or
+	// unknown-source responses, unparsable input.
+	Dropped(reason string)
 }
 
 type listener struct {
@@ -79,6 +86,9 @@ type Gateway struct {
 	onEvent func(admission.Event)
 	sched   scheduler
 
+	serial   *serializer // per-Call-ID order of requests (pipeline.go)
+	parseLog logLimiter
+
 	draining atomic.Bool
 	inflight atomic.Int64 // transactions being proxied or sent by the gateway
 	closed   atomic.Bool
@@ -98,6 +108,8 @@ func New(cfg *configs.Config, adm *admission.Runner, opts Options) (*Gateway, er
 		selfPorts: make(map[int]bool),
 		advertise: cfg.SIP.Advertise,
 		onEvent:   opts.OnEvent,
+		serial:    newSerializer(),
+		parseLog:  logLimiter{interval: time.Second},
 	}
 	if g.clock == nil {
 		g.clock = realClock{}
@@ -109,9 +121,17 @@ func New(cfg *configs.Config, adm *admission.Runner, opts Options) (*Gateway, er
 	setSipgoLogger.Do(func() { sip.SetDefaultLogger(slogger) })
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent("tollgate"),
+		// The edge's patches of sipgo (third_party/sipgo/PATCHES.md).
 		sipgo.WithUserAgentTransactionLayerOptions(
 			sip.WithTransactionLayerLogger(slogger),
 			sip.WithTransactionLayerUnhandledResponseHandler(g.onStrayResponse),
+			sip.WithTransactionLayerRequestDispatcher(g.dispatch),
+			sip.WithTransactionLayerCancelToTU(),
+		),
+		sipgo.WithUserAgentTransportLayerOptions(
+			sip.WithTransportLayerSymmetricResponses(),
+			sip.WithTransportLayerParseErrorHandler(g.parseError),
+			sip.WithTransportLayerReadFilter(g.readFilter),
 		),
 	)
 	if err != nil {
@@ -124,15 +144,11 @@ func New(cfg *configs.Config, adm *admission.Runner, opts Options) (*Gateway, er
 	if g.client, err = sipgo.NewClient(ua, sipgo.WithClientLogger(slogger)); err != nil {
 		return nil, fmt.Errorf("sip: client: %w", err)
 	}
-	g.srv.OnInvite(g.onInvite)
-	g.srv.OnAck(g.onInDialog)
-	g.srv.OnBye(g.onInDialog)
-	g.srv.OnCancel(g.onStrayCancel)
-	g.srv.OnOptions(g.onOptions)
-	for _, m := range []sip.RequestMethod{sip.UPDATE, sip.INFO, sip.PRACK, sip.NOTIFY, sip.REFER, sip.MESSAGE, sip.SUBSCRIBE, sip.REGISTER, sip.PUBLISH} {
-		g.srv.OnRequest(m, g.onOther)
-	}
-	g.srv.OnNoRoute(g.onOther)
+	// The gateway is the transaction layer's request handler itself (in
+	// place of sipgo.Server's, which ends a transaction when its handler
+	// returns): handlers return quickly and a goroutine that still waits
+	// for responses ends the transaction itself.
+	ua.TransactionLayer().OnRequest(g.onRequest)
 	return g, nil
 }
 

@@ -287,6 +287,7 @@ type countingObserver struct {
 	afterAdmit                    atomic.Pointer[func()]
 	mu                            sync.Mutex
 	admitted, rejected, teardowns map[string]int
+	refused, dropped              map[string]int
 }
 
 func (o *countingObserver) inc(m *map[string]int, k string) {
@@ -306,6 +307,8 @@ func (o *countingObserver) AdmissionLatency(time.Duration) {
 	}
 }
 func (o *countingObserver) Teardown(cause string) { o.inc(&o.teardowns, cause) }
+func (o *countingObserver) Refused(cause string)  { o.inc(&o.refused, cause) }
+func (o *countingObserver) Dropped(reason string) { o.inc(&o.dropped, reason) }
 func (o *countingObserver) count(m map[string]int, k string) int {
 	o.mu.Lock()
 	defer o.mu.Unlock()

@@ -148,8 +148,15 @@ func (g *Gateway) send(r *sip.Request, dest, transport string) {
 	r.SetDestination(dest)
 	r.SetTransport(transport)
 	r.Laddr = sip.Addr{}
-	if li := g.listeners[transport]; li != nil && transport == "UDP" {
+	li := g.listeners[transport]
+	switch {
+	case li == nil:
+	case transport == "UDP":
 		r.Laddr = li.laddr
+	case !li.laddr.IP.IsUnspecified():
+		// Connections leave from the listen address (port chosen by the
+		// kernel), not from whatever address the route picks.
+		r.Laddr = sip.Addr{IP: li.laddr.IP}
 	}
 }
 
@@ -159,55 +166,53 @@ func (g *Gateway) relay(tx sip.ServerTransaction, res *sip.Response, upstream *s
 	out.RemoveHeader("Via")
 	out.SetTransport(upstream.Transport())
 	out.SetDestination(upstream.Source())
-	if err := tx.Respond(out); err != nil {
-		if res.IsSuccess() {
-			// 2xx retransmissions outlive the server transaction (RFC 6026).
-			return g.srv.WriteResponse(out)
+	return tx.Respond(out)
+}
+
+// relayRetransmission relays a 2xx retransmission: it may outlive the
+// server transaction (RFC 6026), so it goes statelessly to the same source.
+func (g *Gateway) relayRetransmission(tx sip.ServerTransaction, res *sip.Response, upstream *sip.Request) {
+	if err := g.relay(tx, res, upstream); err != nil {
+		out := res.Clone()
+		out.RemoveHeader("Via")
+		out.SetTransport(upstream.Transport())
+		out.SetDestination(upstream.Source())
+		if err := g.srv.WriteResponse(out); err != nil {
+			g.log.Debug().Err(err).Str("call_id", callIDOf(res)).Msg("2xx retransmission not relayed")
 		}
-		return err
 	}
-	return nil
 }
 
 // onInvite handles every INVITE: re-INVITEs go the in-dialog path, new calls
 // are classified, admitted and proxied.
-func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) (async bool) {
 	if to := req.To(); to != nil && tagOf(to.Params) != "" {
-		g.onInDialog(req, tx)
-		return
+		return g.onInDialog(req, tx)
 	}
 	callID := callIDOf(req)
 	src, ok := sourceIP(req)
 	if !ok {
 		g.reply(tx, req, 400, "Bad Request", "unparsable source")
-		return
+		return false
 	}
 	callee := DialledNumber(&req.Recipient) // one normal form for classification and the engine
 	route, cerr := g.classifier.Load().Classify(src, callee)
 	if cerr != nil {
 		g.reply(tx, req, cerr.Code, cerr.Reason, cerr.Cause)
 		g.logDecision(callID, "", 0, "reject", cerr.Cause, cerr.Code)
-		return
+		return false
 	}
 	if g.draining.Load() {
 		g.reply(tx, req, 503, "Service Unavailable", "gateway draining", sip.NewHeader("Retry-After", "30"))
 		g.logDecision(callID, route.Tenant, route.Direction, "reject", "draining", 503)
-		return
+		return false
 	}
 	from := req.From()
-	fromTag := ""
-	if from != nil {
-		fromTag = tagOf(from.Params)
-	}
-	if fromTag == "" || req.CSeq() == nil {
-		g.reply(tx, req, 400, "Bad Request", "missing From tag")
-		g.logDecision(callID, route.Tenant, route.Direction, "reject", "malformed", 400)
-		return
-	}
+	fromTag := tagOf(from.Params) // the front door made sure there is one
 	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
 		g.reply(tx, req, 483, "Too Many Hops", "")
 		g.logDecision(callID, route.Tenant, route.Direction, "reject", "max_forwards", 483)
-		return
+		return false
 	}
 
 	// The dialog is in the table before the engine admits the call, so a
@@ -218,10 +223,12 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	d := &Dialog{
 		Key: key, CallID: callID, Tenant: route.Tenant, Direction: route.Direction, Created: now,
 		Caller: from.Address.User, Callee: callee,
-		early: make(chan earlyEvent, 1),
-		state: Early,
-		from:  sip.HeaderClone(from).(*sip.FromHeader),
-		to:    sip.HeaderClone(req.To()).(*sip.ToHeader),
+		early:         make(chan earlyEvent, 1),
+		state:         Early,
+		nextHop:       route.Next.Addr,
+		nextTransport: route.Next.Transport,
+		from:          sip.HeaderClone(from).(*sip.FromHeader),
+		to:            sip.HeaderClone(req.To()).(*sip.ToHeader),
 		caller: Leg{
 			Tag: fromTag, Source: req.Source(), Transport: req.Transport(), CSeq: req.CSeq().SeqNo,
 			RouteSet: recordRouteSet(req.GetHeaders("Record-Route"), false),
@@ -235,7 +242,7 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		// live call keeps its single slot.
 		g.reply(tx, req, 482, "Loop Detected", "")
 		g.logDecision(callID, route.Tenant, route.Direction, "reject", "loop", 482)
-		return
+		return false
 	}
 	dec := g.adm.Admit(now, admission.CallRequest{
 		CallID: key, Tenant: route.Tenant, Direction: route.Direction,
@@ -256,7 +263,7 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		g.reply(tx, req, rej.Code, rej.Reason, rej.Text(), extra...)
 		g.logDecision(callID, route.Tenant, route.Direction, "reject", rej.Cause.String(), rej.Code)
-		return
+		return false
 	}
 	g.apply(dec)
 	// Cloned only once admitted: a rejected flood costs no copy.
@@ -267,32 +274,69 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		decision = "admit_emergency"
 	}
 	g.logDecision(callID, route.Tenant, route.Direction, decision, "", 0)
-	g.proxyInvite(req, tx, fwd, d, route.Next, src)
+	return g.proxyInvite(req, tx, fwd, d, route.Next, src)
 }
 
-// proxyInvite forwards an admitted INVITE and runs its client transaction:
-// responses relayed, Timer C, CANCEL propagation and early teardown.
-func (g *Gateway) proxyInvite(req *sip.Request, tx sip.ServerTransaction, fwd *sip.Request, d *Dialog, next Hop, src netip.Addr) {
+// proxyInvite forwards an admitted INVITE and starts its client transaction;
+// the wait for its responses (relay, Timer C, CANCEL, early teardown) runs
+// in its own goroutine, so the Call-ID's queue moves on to the next request.
+func (g *Gateway) proxyInvite(req *sip.Request, tx sip.ServerTransaction, fwd *sip.Request, d *Dialog, next Hop, src netip.Addr) (async bool) {
 	// Initial requests are routed by classification only: a tenant cannot
 	// steer its calls with pre-loaded Route headers.
 	for fwd.RemoveHeader("Route") {
 	}
-	g.recordRoute(fwd, req.Transport(), next.Transport)
-	g.addVia(fwd, next.Transport, src)
-	g.send(fwd, next.Addr, next.Transport)
+	out := fwd.Clone() // the prepared copy; fwd stays as received for a switch to TCP
+	g.prepareInvite(out, req.Transport(), next, src)
 
 	if !tx.OnCancel(func(*sip.Request) { d.postEarly(earlyEvent{kind: evCancel}) }) {
 		g.endCall(d, "cancel")
-		return
+		return false
 	}
-	clTx, err := g.client.TransactionRequest(context.Background(), fwd, noBuild)
+	clTx, err := g.client.TransactionRequest(context.Background(), out, noBuild)
+	if errors.Is(err, sip.ErrUDPMTUCongestion) {
+		// RFC 3261 §18.1.1: too large for UDP, so TCP to the same hop.
+		if g.listeners["TCP"] == nil {
+			g.reply(tx, req, 513, "Message Too Large", "request too large for UDP and no TCP listener")
+			g.endCall(d, "too_large")
+			return false
+		}
+		next.Transport = "TCP"
+		d.nextTransport = next.Transport
+		out = fwd
+		g.prepareInvite(out, req.Transport(), next, src)
+		if clTx, err = g.client.TransactionRequest(context.Background(), out, noBuild); err != nil {
+			g.reply(tx, req, 513, "Message Too Large", "request too large for UDP and TCP to the next hop failed")
+			g.endCall(d, "too_large")
+			return false
+		}
+	}
 	if err != nil {
 		g.log.Warn().Err(err).Str("call_id", d.CallID).Str("next_hop", next.Addr).Msg("forward failed")
 		g.reply(tx, req, 503, "Service Unavailable", "next hop unreachable")
 		g.endCall(d, "forward_failed")
-		return
+		return false
 	}
+	done := g.track()
+	go func() {
+		defer done()
+		defer endServerTx(tx)
+		g.inviteBranch(req, tx, out, clTx, d, next)
+	}()
+	return true
+}
 
+// prepareInvite adds the gateway's Record-Route and Via to an INVITE bound
+// for next, and where it goes.
+func (g *Gateway) prepareInvite(out *sip.Request, inTransport string, next Hop, src netip.Addr) {
+	g.recordRoute(out, inTransport, next.Transport)
+	g.addVia(out, next.Transport, src)
+	g.send(out, next.Addr, next.Transport)
+}
+
+// inviteBranch runs an INVITE's client transaction to its end. It alone
+// decides the caller's final response (sipgo leaves a CANCEL's 487 to it),
+// so the caller never gets two.
+func (g *Gateway) inviteBranch(req *sip.Request, tx sip.ServerTransaction, fwd *sip.Request, clTx sip.ClientTransaction, d *Dialog, next Hop) {
 	timerC := newChanTimer(g.clock, g.cfg.SIP.TimerC)
 	defer timerC.Stop()
 	var (
@@ -323,7 +367,8 @@ func (g *Gateway) proxyInvite(req *sip.Request, tx sip.ServerTransaction, fwd *s
 		}
 		cancelling = true
 		switch kind {
-		case evCancel: // sipgo already answered 200 to the CANCEL and 487 to the INVITE
+		case evCancel: // sipgo answered 200 to the CANCEL; the 487 is ours
+			g.reply(tx, req, 487, "Request Terminated", "")
 			g.endCall(d, "cancel")
 		case evTimerC:
 			g.reply(tx, req, 408, "Request Timeout", "timer C expired")
@@ -352,10 +397,9 @@ func (g *Gateway) proxyInvite(req *sip.Request, tx sip.ServerTransaction, fwd *s
 				timerC.Reset(g.cfg.SIP.TimerC)
 				g.relay(tx, res, req)
 			case res.IsSuccess():
-				if cancelling || tx.Err() == sip.ErrTransactionCanceled {
+				if cancelling {
 					// Answered after the caller's side ended: close the
 					// callee's dialog ourselves.
-					g.endCall(d, "cancel")
 					g.ackAndBye(d, fwd, res)
 					g.drainBranch(clTx)
 					return
@@ -363,9 +407,17 @@ func (g *Gateway) proxyInvite(req *sip.Request, tx sip.ServerTransaction, fwd *s
 				callee := legFromResponse(res, fwd, next.Transport)
 				now := g.now()
 				pending := d.confirm(now, callee, sip.HeaderClone(res.To()).(*sip.ToHeader))
+				if err := g.relay(tx, res, req); err != nil {
+					// The caller never got its answer: the call ends here,
+					// before billing starts, and the callee is hung up.
+					g.log.Warn().Err(err).Str("call_id", d.CallID).Msg("2xx not relayed: call torn down unbilled")
+					g.endCall(d, "answer_not_relayed")
+					g.ackAndBye(d, fwd, res)
+					g.drainBranch(clTx)
+					return
+				}
 				g.apply(g.adm.AnswerWith(now, d.Key, d.record())) // billing starts at the 200 OK
-				g.relay(tx, res, req)
-				clTx.OnRetransmission(func(r *sip.Response) { g.relay(tx, r, req) })
+				clTx.OnRetransmission(func(r *sip.Response) { g.relayRetransmission(tx, r, req) })
 				d.armMaxDuration(g.clock, g.cfg.SIP.MaxCallDuration, func() { g.Teardown(d, CauseMaxDuration) })
 				if pending != nil {
 					g.teardown(d, *pending) // counted when it was requested
@@ -474,42 +526,34 @@ func recordRouteSet(hs []sip.Header, reverse bool) []sip.Uri {
 	return out
 }
 
-// onInDialog routes a request inside an existing dialog: by its Route set,
-// or — for user agents that ignore Record-Route and send to the gateway — by
-// the dialog table.
-func (g *Gateway) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
+// onInDialog forwards a request inside an existing dialog to the dialog's
+// other party only, at the address the gateway learnt for it (partyAddr).
+// The party stage already made sure the sender is this dialog's party.
+func (g *Gateway) onInDialog(req *sip.Request, tx sip.ServerTransaction) (async bool) {
 	isAck := req.IsAck()
-	src, ok := sourceIP(req)
-	if !ok || !g.classifier.Load().KnownSource(src) {
+	refuse := func(code int, phrase, reason string) {
 		if !isAck {
-			g.reply(tx, req, 403, "Forbidden", "unknown_source")
+			g.reply(tx, req, code, phrase, reason)
 		}
-		return
+		if g.metrics != nil {
+			g.metrics.Refused(reason)
+		}
 	}
-	var fromTag, toTag string
-	if h := req.From(); h != nil {
-		fromTag = tagOf(h.Params)
-	}
-	if h := req.To(); h != nil {
-		toTag = tagOf(h.Params)
-	}
+	fromTag, toTag := tagOf(req.From().Params), tagOf(req.To().Params)
 	d := g.dialogs.Lookup(callIDOf(req), fromTag, toTag)
-	if d == nil || toTag == "" || req.CSeq() == nil {
-		if !isAck {
-			g.reply(tx, req, 481, "Call/Transaction Does Not Exist", "")
-		}
-		return
+	if d == nil || toTag == "" {
+		refuse(481, "Call/Transaction Does Not Exist", "no_dialog")
+		return false
 	}
+	src, _ := sourceIP(req)
 	fromCaller := d.sideOf(fromTag)
 	if !isAck {
 		d.sawCSeq(fromCaller, req.CSeq().SeqNo)
 	}
 	fwd := req.Clone()
 	if !g.maxForwards(fwd) {
-		if !isAck {
-			g.reply(tx, req, 483, "Too Many Hops", "")
-		}
-		return
+		refuse(483, "Too Many Hops", "max_forwards")
+		return false
 	}
 	caller, callee := d.Legs()
 	target := callee
@@ -517,7 +561,22 @@ func (g *Gateway) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		target = caller
 	}
 	g.stripSelfRoutes(fwd)
-	dest := g.inDialogDest(fwd, &target)
+	// The next hop the request asks for: its first remaining Route, or its
+	// Request-URI. It must be the other party (or the gateway itself, for
+	// UAs that ignore Record-Route); the request then goes to the address
+	// learnt for that party, never to one the request names.
+	asked := &fwd.Recipient
+	if rt := fwd.Route(); rt != nil {
+		asked = &rt.Address
+	}
+	switch {
+	case g.isSelf(asked) && fwd.Route() == nil:
+		fwd.Recipient = *target.Contact.Clone() // the UA ignored Record-Route
+	case !g.targetsParty(asked, &target):
+		refuse(403, "Forbidden (target is not the dialog's party)", "not_party_target")
+		return false
+	}
+	dest := g.partyAddr(&target)
 	g.addVia(fwd, target.Transport, src)
 	g.send(fwd, dest, target.Transport)
 
@@ -525,11 +584,8 @@ func (g *Gateway) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		if err := g.client.WriteRequest(fwd, noBuild); err != nil {
 			g.log.Debug().Err(err).Str("call_id", d.CallID).Msg("ACK forward failed")
 		}
-		return
+		return false
 	}
-	// Counted before a BYE ends the call, so a draining gateway waits for
-	// the BYE's response to be relayed.
-	defer g.track()()
 	if req.Method == sip.BYE {
 		cause := "bye_callee"
 		if fromCaller {
@@ -538,13 +594,52 @@ func (g *Gateway) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		g.endCall(d, cause)
 	}
 	clTx, err := g.client.TransactionRequest(context.Background(), fwd, noBuild)
+	if errors.Is(err, sip.ErrUDPMTUCongestion) {
+		err = errTooLarge
+		if g.listeners["TCP"] != nil {
+			// RFC 3261 §18.1.1: TCP to the same party.
+			fwd.RemoveHeader("Via")
+			g.addVia(fwd, "TCP", src)
+			g.send(fwd, dest, "TCP")
+			if clTx, err = g.client.TransactionRequest(context.Background(), fwd, noBuild); err != nil {
+				err = errTooLarge
+			}
+		}
+	}
 	if err != nil {
-		g.reply(tx, req, 503, "Service Unavailable", "next hop unreachable")
-		return
+		if errors.Is(err, errTooLarge) {
+			g.reply(tx, req, 513, "Message Too Large", "request too large for UDP")
+		} else {
+			g.reply(tx, req, 503, "Service Unavailable", "next hop unreachable")
+		}
+		return false
 	}
 	if req.IsInvite() {
 		tx.OnCancel(func(*sip.Request) { g.sendCancel(fwd) })
 	}
+	// Counted before it returns, so a draining gateway waits for the
+	// response to be relayed (a BYE's 200 must reach its sender).
+	done := g.track()
+	go func() {
+		defer done()
+		defer endServerTx(tx)
+		g.inDialogBranch(req, tx, clTx, d, fromCaller)
+	}()
+	return true
+}
+
+// endServerTx ends a server transaction once its handler goroutine is done
+// (see onRequest).
+func endServerTx(tx sip.ServerTransaction) {
+	if t, ok := tx.(*sip.ServerTx); ok {
+		t.TerminateGracefully()
+	}
+}
+
+var errTooLarge = errors.New("sip: request too large for UDP")
+
+// inDialogBranch relays the responses of a forwarded in-dialog request.
+func (g *Gateway) inDialogBranch(req *sip.Request, tx sip.ServerTransaction, clTx sip.ClientTransaction, d *Dialog, fromCaller bool) {
 	for {
 		select {
 		case res := <-clTx.Responses():
@@ -561,7 +656,7 @@ func (g *Gateway) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 			if res.IsSuccess() && req.IsInvite() {
 				// Accepted (RFC 6026): retransmitted 2xx are relayed until
 				// the client transaction ends itself after Timer M.
-				clTx.OnRetransmission(func(r *sip.Response) { g.relay(tx, r, req) })
+				clTx.OnRetransmission(func(r *sip.Response) { g.relayRetransmission(tx, r, req) })
 			}
 			return
 		case <-clTx.Done():
@@ -569,20 +664,6 @@ func (g *Gateway) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 	}
-}
-
-// inDialogDest decides where an in-dialog request goes and fixes its
-// Request-URI when the sender addressed the gateway itself.
-func (g *Gateway) inDialogDest(fwd *sip.Request, target *Leg) string {
-	if rt := fwd.Route(); rt != nil {
-		return uriHostPort(&rt.Address)
-	}
-	if g.isSelf(&fwd.Recipient) {
-		// The UA ignored Record-Route: use the dialog table.
-		fwd.Recipient = *target.Contact.Clone()
-		return target.Source
-	}
-	return uriHostPort(&fwd.Recipient)
 }
 
 func uriHostPort(u *sip.Uri) string {
@@ -594,70 +675,81 @@ func uriHostPort(u *sip.Uri) string {
 }
 
 // onStrayCancel answers a CANCEL that matches no pending INVITE.
-func (g *Gateway) onStrayCancel(req *sip.Request, tx sip.ServerTransaction) {
+func (g *Gateway) onStrayCancel(req *sip.Request, tx sip.ServerTransaction) (async bool) {
 	g.reply(tx, req, 481, "Call/Transaction Does Not Exist", "")
+	return false
 }
 
 // onOptions answers OPTIONS addressed to the gateway; in-dialog OPTIONS are
 // routed like any in-dialog request.
-func (g *Gateway) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+func (g *Gateway) onOptions(req *sip.Request, tx sip.ServerTransaction) (async bool) {
 	if to := req.To(); to != nil && tagOf(to.Params) != "" {
-		g.onInDialog(req, tx)
-		return
-	}
-	src, ok := sourceIP(req)
-	if !ok || !g.classifier.Load().KnownSource(src) {
-		g.reply(tx, req, 403, "Forbidden", "unknown_source")
-		return
+		return g.onInDialog(req, tx)
 	}
 	if req.Recipient.User == "" || g.isSelf(&req.Recipient) {
 		g.reply(tx, req, 200, "OK", "", allowHeader())
-		return
+		return false
 	}
 	g.reply(tx, req, 405, "Method Not Allowed", "", allowHeader())
+	return false
 }
 
 // onOther routes in-dialog requests; out of dialog, the gateway only
 // forwards INVITE.
-func (g *Gateway) onOther(req *sip.Request, tx sip.ServerTransaction) {
+func (g *Gateway) onOther(req *sip.Request, tx sip.ServerTransaction) (async bool) {
 	if to := req.To(); to != nil && tagOf(to.Params) != "" {
-		g.onInDialog(req, tx)
-		return
+		return g.onInDialog(req, tx)
 	}
 	if req.IsAck() {
-		return
-	}
-	src, ok := sourceIP(req)
-	if !ok || !g.classifier.Load().KnownSource(src) {
-		g.reply(tx, req, 403, "Forbidden", "unknown_source")
-		return
+		return false
 	}
 	g.reply(tx, req, 405, "Method Not Allowed", "", allowHeader())
+	return false
 }
 
 func allowHeader() sip.Header {
 	return sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK, NOTIFY, REFER")
 }
 
-// onStrayResponse relays 2xx retransmissions that arrive after the client
-// transaction has ended (RFC 6026), if they carry the gateway's Via.
+// onStrayResponse handles a response that matches no client transaction.
+// Only a 2xx retransmission to an INVITE of a confirmed dialog (RFC 6026),
+// sent by that dialog's callee, is relayed, and only to the dialog's caller.
+// Everything else is dropped and counted: the Vias below the gateway's own
+// never decide where anything goes.
 func (g *Gateway) onStrayResponse(res *sip.Response) {
-	via := res.Via()
-	if !res.IsSuccess() || via == nil || via.Host != g.advertise || !g.selfPorts[via.Port] {
+	if d := g.strayDialog(res); d != nil {
+		caller, _ := d.Legs()
+		out := res.Clone()
+		out.RemoveHeader("Via")
+		out.SetTransport(caller.Transport)
+		out.SetDestination(caller.Source)
+		if err := g.srv.WriteResponse(out); err != nil {
+			g.log.Debug().Err(err).Str("call_id", d.CallID).Msg("2xx retransmission not relayed")
+		}
 		return
 	}
-	out := res.Clone()
-	out.RemoveHeader("Via")
-	next := out.Via()
-	if next == nil {
-		return
+	g.drop("stray_response")
+}
+
+// strayDialog returns the confirmed dialog a stray 2xx retransmission belongs
+// to, or nil.
+func (g *Gateway) strayDialog(res *sip.Response) *Dialog {
+	via, cs, from, to := res.Via(), res.CSeq(), res.From(), res.To()
+	if !res.IsSuccess() || via == nil || cs == nil || from == nil || to == nil || cs.MethodName != sip.INVITE ||
+		via.Host != g.advertise || !g.selfPorts[via.Port] {
+		return nil
 	}
-	out.SetTransport(next.Transport)
-	out.SetDestination("")
-	out.SetDestination(out.Destination())
-	if err := g.srv.WriteResponse(out); err != nil {
-		g.log.Debug().Err(err).Msg("stray 2xx relay failed")
+	d := g.dialogs.Get(dialogKey(callIDOf(res), tagOf(from.Params)))
+	if d == nil || d.State() != Confirmed {
+		return nil
 	}
+	_, callee := d.Legs()
+	src, err := netip.ParseAddrPort(res.Source())
+	leg, lerr := netip.ParseAddrPort(callee.Source)
+	if err != nil || lerr != nil || src.Addr() != leg.Addr() || tagOf(to.Params) != callee.Tag {
+		return nil
+	}
+	return d
 }
 
 // endCall terminates d once and releases its admission slot exactly once.

@@ -1,0 +1,170 @@
+package sip
+
+import (
+	"net"
+	"net/netip"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// The edge as a pipeline: the order of the stages, in one place.
+//
+// Raw input, on the transport's read goroutine, before parsing (readFilter):
+//   - responses from a source that is neither a carrier nor a tenant are
+//     dropped and counted;
+//   - flood limits per source (once configured).
+//
+// A request, still on the read goroutine, in arrival order (dispatch):
+//  1. front door (frontdoor.go): well formed, or a stateless answer naming
+//     the problem;
+//  2. source: an unknown source gets a stateless 403, never a transaction
+//     (so nothing is retransmitted to a spoofable address);
+//  3. the Call-ID's serial queue (serial.go): a dialog's requests run one
+//     at a time in arrival order, so an ACK is never overtaken by its BYE;
+//  4. party (party.go): a CANCEL or in-dialog request comes from that
+//     dialog's party, or it is refused statelessly;
+//  5. sipgo's transaction layer, then the handlers: onInvite (classify →
+//     admit → forward, proxy.go) or onInDialog (forward to the other party
+//     only). Handlers return quickly; the waits for responses run in their
+//     own goroutines.
+//
+// A response: sipgo matches it to a client transaction and the proxy loop
+// relays it to the server transaction's real source (symmetric, patched
+// sipgo); one that matches none goes to onStrayResponse, which relays a 2xx
+// retransmission of a known dialog from its callee to its caller and drops
+// everything else.
+
+// dispatch is the transaction layer's request dispatcher (patched sipgo).
+func (g *Gateway) dispatch(req *sip.Request, handle func()) {
+	if r := frontDoor(req, req.Transport() == "TLS"); r != nil {
+		g.refuse(req, r)
+		return
+	}
+	src, ok := sourceIP(req)
+	if !ok || !g.classifier.Load().KnownSource(src) {
+		g.refuse(req, &refusal{Code: 403, Phrase: "Forbidden", Cause: "unknown_source"})
+		return
+	}
+	g.serial.submit(callIDOf(req), func() {
+		if r := g.partyCheck(req); r != nil {
+			g.refuse(req, r)
+			return
+		}
+		handle()
+	})
+}
+
+// refuse answers req statelessly (no transaction, so no retransmission),
+// to its real source only, and counts it. An ACK is never answered.
+func (g *Gateway) refuse(req *sip.Request, r *refusal) {
+	if g.metrics != nil {
+		g.metrics.Refused(r.Cause)
+	}
+	if r.Code == 0 || req.IsAck() {
+		return
+	}
+	res := sip.NewResponseFromRequest(req, r.Code, r.Phrase, nil)
+	if r.Header != nil {
+		res.AppendHeader(r.Header)
+	}
+	if r.Code == 403 && r.Cause == "unknown_source" {
+		res.AppendHeader(sip.NewHeader("Reason", "SIP;cause=403;text=\"unknown_source\""))
+	}
+	res.SetDestination(req.Source())
+	if err := g.srv.WriteResponse(res); err != nil {
+		g.log.Debug().Err(err).Str("source", req.Source()).Int("code", r.Code).Msg("stateless answer failed")
+	}
+}
+
+// readFilter sees every datagram and TCP read before sipgo parses it.
+func (g *Gateway) readFilter(p sip.TransportReadProps, data []byte) ([]byte, error) {
+	if isResponse(data) && !g.knownAddr(p.RemoteAddr) {
+		g.drop("response_unknown_source")
+		return nil, nil
+	}
+	return data, nil
+}
+
+// isResponse reports whether data starts a SIP response.
+func isResponse(data []byte) bool {
+	return len(data) >= 8 && string(data[:8]) == "SIP/2.0 "
+}
+
+func (g *Gateway) knownAddr(a net.Addr) bool {
+	var ip netip.Addr
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		ip, _ = netip.AddrFromSlice(a.IP)
+	case *net.TCPAddr:
+		ip, _ = netip.AddrFromSlice(a.IP)
+	default:
+		return false
+	}
+	return ip.IsValid() && g.classifier.Load().KnownSource(ip.Unmap())
+}
+
+// drop counts a message dropped without an answer.
+func (g *Gateway) drop(reason string) {
+	if g.metrics != nil {
+		g.metrics.Dropped(reason)
+	}
+}
+
+// parseError counts input sipgo could not parse and logs it at a bounded
+// rate (one line per second at most, with the number suppressed since).
+func (g *Gateway) parseError(transport, source string, data []byte, err error) {
+	g.drop("unparsable")
+	if !g.parseLog.allow(g.now()) {
+		return
+	}
+	head := data
+	if len(head) > 64 {
+		head = head[:64]
+	}
+	g.log.Warn().Err(err).Str("transport", transport).Str("source", source).Int("bytes", len(data)).
+		Str("head", strconv.Quote(string(head))).Uint64("suppressed", g.parseLog.suppressed.Swap(0)).
+		Msg("unparsable SIP input dropped")
+}
+
+// logLimiter lets one line through per interval and counts the rest.
+type logLimiter struct {
+	interval   time.Duration
+	next       atomic.Int64 // unix nanos of the next allowed line
+	suppressed atomic.Uint64
+}
+
+func (l *logLimiter) allow(now time.Time) bool {
+	n := now.UnixNano()
+	next := l.next.Load()
+	if n >= next && l.next.CompareAndSwap(next, n+int64(l.interval)) {
+		return true
+	}
+	l.suppressed.Add(1)
+	return false
+}
+
+// onRequest runs the handler of req's method (stage 5 of the pipeline). A
+// handler returns async when a goroutine of its own still uses tx; that
+// goroutine ends tx. Otherwise tx ends here, gracefully: a final response
+// over UDP is kept for its retransmission timers.
+func (g *Gateway) onRequest(req *sip.Request, tx *sip.ServerTx) {
+	var h func(*sip.Request, sip.ServerTransaction) bool
+	switch req.Method {
+	case sip.INVITE:
+		h = g.onInvite
+	case sip.ACK, sip.BYE:
+		h = g.onInDialog
+	case sip.CANCEL:
+		h = g.onStrayCancel
+	case sip.OPTIONS:
+		h = g.onOptions
+	default:
+		h = g.onOther
+	}
+	if !h(req, tx) && tx != nil {
+		tx.TerminateGracefully()
+	}
+}
