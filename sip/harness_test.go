@@ -55,7 +55,8 @@ type peer struct {
 
 func newPeer(t *testing.T, ip string) *peer { return newPeerOn(t, ip, "udp") }
 
-// newPeerOn starts a peer whose SIP runs over transport (udp or tcp).
+// newPeerOn starts a peer whose SIP runs over transport (udp or tcp; both
+// listens on UDP and TCP on one port and sends over UDP).
 func newPeerOn(t *testing.T, ip, transport string) *peer {
 	t.Helper()
 	var (
@@ -64,7 +65,10 @@ func newPeerOn(t *testing.T, ip, transport string) *peer {
 		port int
 		err  error
 	)
-	if transport == "tcp" {
+	if transport == "both" {
+		pc, ln, port = listenBoth(t, ip)
+		transport = "udp"
+	} else if transport == "tcp" {
 		if ln, err = net.Listen("tcp", ip+":0"); err != nil {
 			t.Fatalf("listen %s: %v", ip, err)
 		}
@@ -130,7 +134,9 @@ func newPeerOn(t *testing.T, ip, transport string) *peer {
 	if ln != nil {
 		go p.srv.ServeTCP(ln)
 		t.Cleanup(func() { ua.Close(); ln.Close() })
-		return p
+		if pc == nil {
+			return p
+		}
 	}
 	go p.srv.ServeUDP(pc)
 	if err := waitUDPServing(ua, p.addr()); err != nil {
@@ -138,6 +144,25 @@ func newPeerOn(t *testing.T, ip, transport string) *peer {
 	}
 	t.Cleanup(func() { ua.Close(); pc.Close() })
 	return p
+}
+
+// listenBoth binds UDP and TCP on the same free port of ip.
+func listenBoth(t *testing.T, ip string) (net.PacketConn, net.Listener, int) {
+	t.Helper()
+	for i := 0; i < 20; i++ {
+		pc, err := net.ListenPacket("udp", ip+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := pc.LocalAddr().(*net.UDPAddr).Port
+		ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+		if err == nil {
+			return pc, ln, port
+		}
+		pc.Close()
+	}
+	t.Fatal("no port free for both UDP and TCP")
+	return nil, nil, 0
 }
 
 func (p *peer) addr() string { return net.JoinHostPort(p.ip, strconv.Itoa(p.port)) }
@@ -239,8 +264,17 @@ func (p *peer) invite(ctx context.Context, gw *Gateway, user string) (*sipgo.Dia
 	return p.inviteAs(ctx, gw, "", user)
 }
 
+// inviteBody is invite with an SDP body of its own.
+func (p *peer) inviteBody(ctx context.Context, gw *Gateway, user, body string) (*sipgo.DialogClientSession, int, error) {
+	return p.inviteFull(ctx, gw, "", user, body)
+}
+
 // inviteAs is invite with the caller identity (From user) set to from.
 func (p *peer) inviteAs(ctx context.Context, gw *Gateway, from, user string) (*sipgo.DialogClientSession, int, error) {
+	return p.inviteFull(ctx, gw, from, user, "v=0\r\n")
+}
+
+func (p *peer) inviteFull(ctx context.Context, gw *Gateway, from, user, body string) (*sipgo.DialogClientSession, int, error) {
 	host, port, _ := sip.ParseAddr(gw.Addr(p.transport))
 	uri := sip.Uri{User: user, Host: host, Port: port}
 	if p.transport == "tcp" {
@@ -253,7 +287,7 @@ func (p *peer) inviteAs(ctx context.Context, gw *Gateway, from, user string) (*s
 		params.Add("tag", sip.GenerateTagN(16))
 		hdrs = append(hdrs, &sip.FromHeader{Address: sip.Uri{User: from, Host: p.ip}, Params: params})
 	}
-	sess, err := p.calls.Invite(ctx, uri, []byte("v=0\r\n"), hdrs...)
+	sess, err := p.calls.Invite(ctx, uri, []byte(body), hdrs...)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -344,7 +378,8 @@ func (e *env) waitEvent(t *testing.T, typ string, n int, within time.Duration) a
 
 // envSpec is what a test asks of its environment.
 type envSpec struct {
-	pbxTransport string
+	pbxTransport     string
+	carrierTransport string // udp (default), or both: UDP and TCP on one port
 	edits        []func(*configs.Config)
 }
 
@@ -374,7 +409,10 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	for _, o := range opts {
 		o(&spec)
 	}
-	e := &env{pbx: newPeerOn(t, tenantIP, spec.pbxTransport), carrier: newPeer(t, carrierIP)}
+	if spec.carrierTransport == "" {
+		spec.carrierTransport = "udp"
+	}
+	e := &env{pbx: newPeerOn(t, tenantIP, spec.pbxTransport), carrier: newPeerOn(t, carrierIP, spec.carrierTransport)}
 	unlimited := int64(-1)
 	cfg := &configs.Config{
 		Log: configs.Log{Level: "debug", Format: "json"},
