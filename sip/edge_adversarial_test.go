@@ -243,10 +243,10 @@ func TestStrayResponsesAreDropped(t *testing.T) {
 	}
 	for _, from := range []string{strangeIP, carrierIP} {
 		src := newRawUA(t, from)
-		src.send(gw, forged(ca.udpAddr()))       // reflection
-		src.send(gw, forged(pbxProbe.addr()))    // injection into a peer
-		src.send(gw, forged(e.pbx.addr()))       // injection into the real PBX
-		src.send(gw, forged("127.0.0.10:5060"))  // the PBX's well-known port
+		src.send(gw, forged(ca.udpAddr()))      // reflection
+		src.send(gw, forged(pbxProbe.addr()))   // injection into a peer
+		src.send(gw, forged(e.pbx.addr()))      // injection into the real PBX
+		src.send(gw, forged("127.0.0.10:5060")) // the PBX's well-known port
 	}
 	ca.assertNothing(t, 600*time.Millisecond)
 	if got := pbxProbe.responses(""); len(got) != 0 {
@@ -505,7 +505,7 @@ func TestCancelCrossing200GivesOneFinalResponse(t *testing.T) {
 		caller.send(gw, sipMsg("INVITE sip:"+outboundNumber+"@"+gw+" SIP/2.0", "v=0\r\n",
 			append(common, "CSeq: 1 INVITE", "Contact: <sip:a@"+caller.addr()+">", "Content-Type: application/sdp")...))
 		go1 := <-release
-		close(go1) // the callee answers…
+		close(go1)                                                                                                       // the callee answers…
 		caller.send(gw, sipMsg("CANCEL sip:"+outboundNumber+"@"+gw+" SIP/2.0", "", append(common, "CSeq: 1 CANCEL")...)) // …as the caller cancels
 		finals := func() map[string]string {
 			out := map[string]string{}

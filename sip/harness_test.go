@@ -380,7 +380,7 @@ func (e *env) waitEvent(t *testing.T, typ string, n int, within time.Duration) a
 type envSpec struct {
 	pbxTransport     string
 	carrierTransport string // udp (default), or both: UDP and TCP on one port
-	edits        []func(*configs.Config)
+	edits            []func(*configs.Config)
 }
 
 type envOption func(*envSpec)
