@@ -115,7 +115,7 @@ func (g *Gateway) byeRequest(d *Dialog, leg Leg, toCaller bool, c Cause) *sip.Re
 
 // legRequest builds a request the gateway originates inside a dialog,
 // addressed to leg: its Contact (or signalling source when it gave none) as
-// Request-URI, its route set, sent to the first route or its source.
+// Request-URI, its route set, sent to the party's learnt address.
 func (g *Gateway) legRequest(method sip.RequestMethod, leg Leg, from *sip.FromHeader, to *sip.ToHeader, callID string, seq uint32) *sip.Request {
 	ruri := leg.Contact
 	if ruri.Host == "" {
@@ -135,12 +135,8 @@ func (g *Gateway) legRequest(method sip.RequestMethod, leg Leg, from *sip.FromHe
 	req.AppendHeader(&mf)
 	req.AppendHeader(sip.NewHeader("Content-Length", "0"))
 
-	dest := leg.Source
-	if len(leg.RouteSet) > 0 {
-		dest = uriHostPort(&leg.RouteSet[0])
-	}
 	g.addVia(req, leg.Transport, netip.Addr{})
-	g.send(req, dest, leg.Transport)
+	g.send(req, g.partyAddr(&leg), leg.Transport) // never a host the party named (party.go)
 	return req
 }
 
