@@ -2,7 +2,7 @@ GO ?= go
 BIN := bin/tollgate
 CONFIG ?= configs/tollgate.yaml
 
-.PHONY: build run test test-short bench vet fmt clean
+.PHONY: build run test test-short bench fuzz vet fmt clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/tollgate
@@ -37,6 +37,16 @@ bench: build
 	PERSIST=on ./testbed/bench.sh
 	PERSIST=off ./testbed/bench.sh
 	MODE=compare ./testbed/bench.sh
+
+# Fuzz each edge target for FUZZTIME (default 5m; CI runs only the checked-in
+# corpora, as regression tests). New interesting inputs land in the Go build
+# cache; copy them into sip/testdata/fuzz/<target>/ to keep them.
+FUZZTIME ?= 5m
+fuzz:
+	@for f in FuzzFrontDoor FuzzClassifyURI FuzzInDialogTarget FuzzClassify FuzzDialogRecord; do \
+		echo "--- $$f ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./sip/ || exit 1; \
+	done
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
