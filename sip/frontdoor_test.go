@@ -3,6 +3,7 @@ package sip
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -115,4 +116,22 @@ func FuzzFrontDoor(f *testing.F) {
 		}
 		_ = DialledNumber(&req.Recipient) // classification input must not panic
 	})
+}
+
+// Unparsable input is counted every time and logged at most once a second.
+func TestLogLimiter(t *testing.T) {
+	l := logLimiter{interval: time.Second}
+	t0 := time.Unix(100, 0)
+	n := 0
+	for i := 0; i < 1000; i++ {
+		if l.allow(t0.Add(time.Duration(i) * time.Millisecond)) { // one second of input
+			n++
+		}
+	}
+	if n != 1 || l.suppressed.Load() != 999 {
+		t.Fatalf("%d lines, %d suppressed; want 1 and 999", n, l.suppressed.Load())
+	}
+	if !l.allow(t0.Add(time.Second)) {
+		t.Fatal("no line after the interval")
+	}
 }

@@ -116,7 +116,7 @@ func New(cfg *configs.Config, adm *admission.Runner, opts Options) (*Gateway, er
 	}
 	g.classifier.Store(NewClassifier(cfg))
 	// sipgo logs through slog; keep only its errors, in our log stream.
-	slogger := slog.New(slog.NewJSONHandler(zerologWriter{g.log}, &slog.HandlerOptions{Level: slog.LevelError}))
+	slogger := slog.New(slog.NewJSONHandler(&zerologWriter{log: g.log, limit: logLimiter{interval: time.Second}}, &slog.HandlerOptions{Level: slog.LevelError}))
 	// sipgo's default logger is process-wide: the first gateway sets it.
 	setSipgoLogger.Do(func() { sip.SetDefaultLogger(slogger) })
 	ua, err := sipgo.NewUA(
@@ -154,11 +154,18 @@ func New(cfg *configs.Config, adm *admission.Runner, opts Options) (*Gateway, er
 
 var setSipgoLogger sync.Once
 
-// zerologWriter adapts sipgo's slog output to the gateway's zerolog logger.
-type zerologWriter struct{ log zerolog.Logger }
+// zerologWriter adapts sipgo's slog output to the gateway's zerolog logger,
+// at most one line per second (with the count suppressed since): whatever
+// a peer makes sipgo complain about cannot flood the log.
+type zerologWriter struct {
+	log   zerolog.Logger
+	limit logLimiter
+}
 
-func (w zerologWriter) Write(p []byte) (int, error) {
-	w.log.Error().Str("source", "sipgo").RawJSON("sipgo", trimNewline(p)).Send()
+func (w *zerologWriter) Write(p []byte) (int, error) {
+	if w.limit.allow(time.Now()) {
+		w.log.Error().Str("source", "sipgo").Uint64("suppressed", w.limit.suppressed.Swap(0)).RawJSON("sipgo", trimNewline(p)).Send()
+	}
 	return len(p), nil
 }
 
@@ -364,4 +371,4 @@ func (g *Gateway) isSelf(u *sip.Uri) bool {
 	return g.selfPorts[port]
 }
 
-var _ io.Writer = zerologWriter{}
+var _ io.Writer = (*zerologWriter)(nil)
