@@ -469,7 +469,6 @@ var (
 	// Valid messages sipgo parses, but wrongly (checked below).
 	rfc4475SipgoMisparses = map[string]string{
 		"wsinv":   "LWS around = and after the sent-protocol: From and To tags lost (parameter \"tag \" = \" 98asjd8\"), the 2nd and 3rd Via have no transport and a host of \"TCP     spindle...\", branch and q values keep their spaces",
-		"intmeth": "the method is upper-cased (!INTERESTING-METHOD...): methods are case-sensitive, and the CSeq method then no longer matches; a lower-case \"invite\" becomes INVITE the same way",
 	}
 	// Invalid messages sipgo parses without error: the front door's own
 	// checks must catch them.
