@@ -181,7 +181,7 @@ func TestRouteScopes(t *testing.T) {
 		"POST /v1/tenants/{name}/suspend": api.ScopeAdmin, "POST /v1/tenants/{name}/resume": api.ScopeAdmin,
 		"GET /v1/calls": api.ScopeRead, "DELETE /v1/calls/{id}": api.ScopeAdmin,
 		"GET /v1/blocked": api.ScopeRead, "DELETE /v1/blocked/{ip}": api.ScopeAdmin,
-		"GET /v1/audit":   api.ScopeBilling,
+		"GET /v1/audit":  api.ScopeBilling,
 		"GET /v1/tokens": api.ScopeAdmin, "POST /v1/tokens": api.ScopeAdmin, "DELETE /v1/tokens/{name}": api.ScopeAdmin,
 		"POST /v1/apply": api.ScopeAdmin,
 	}
