@@ -26,7 +26,7 @@ const (
 	DefaultFloodUnknownBurst = 10
 	// DefaultFloodBlock: how long a source over its bucket is blocked.
 	DefaultFloodBlock = 60 * time.Second
-	// DefaultFloodMaxTracked: sources tracked at once (about 10 MB).
+	// DefaultFloodMaxTracked: sources tracked at once (about 11 MB).
 	DefaultFloodMaxTracked = 100_000
 	// DefaultFloodMaxConnectionsPerSource: TCP/TLS connections open at
 	// once from one address.
