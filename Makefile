@@ -31,6 +31,7 @@ test-short:
 # Heavy benchmarks: not run by CI.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./admission/
+	$(GO) test -run '^$$' -bench BenchmarkAllow -benchmem -cpu 1,2 ./internal/pike/
 	TOLLGATE_CUTOFF_BENCH=1 $(GO) test -count=1 -run TestCutOffError -v ./sip/
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./store/
 	TOLLGATE_STORE_SIZE_CALLS=1000000 $(GO) test -count=1 -run TestStoreSizePerCall -v ./store/

@@ -369,6 +369,20 @@ func (c *Client) Hangup(ctx context.Context, id string) error {
 	return err
 }
 
+// Blocked lists the source addresses blocked by flood protection (GET
+// /v1/blocked).
+func (c *Client) Blocked(ctx context.Context) ([]BlockedView, error) {
+	var out []BlockedView
+	_, err := c.do(ctx, clientRequest{method: http.MethodGet, path: "/v1/blocked", out: &out})
+	return out, err
+}
+
+// Unblock lifts the block of a source address (DELETE /v1/blocked/{ip}).
+func (c *Client) Unblock(ctx context.Context, ip string) error {
+	_, err := c.do(ctx, clientRequest{method: http.MethodDelete, path: "/v1/blocked/" + clientSeg(ip)})
+	return err
+}
+
 type clientReasonBody struct {
 	Reason string `json:"reason"`
 }

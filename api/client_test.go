@@ -108,6 +108,11 @@ func TestClientReads(t *testing.T) {
 			t.Errorf("Calls(%q) = %+v", tenant, calls)
 		}
 	}
+	blocked, err := c.Blocked(ctx)
+	clientMust(t, "Blocked", err)
+	if len(blocked) != 2 || blocked[0].IP != apitest.BlockedIP4 || blocked[1].IP != apitest.BlockedIP6 {
+		t.Errorf("Blocked = %+v", blocked)
+	}
 	tokens, err := c.Tokens(ctx)
 	clientMust(t, "Tokens", err)
 	if len(tokens) != 4 || tokens[0].Name != "root" || tokens[0].Scope != api.ScopeAdmin {
@@ -280,6 +285,9 @@ func TestClientRequests(t *testing.T) {
 	clientMust(t, "Apply", err)
 	_, err = c.Calls(ctx, "demo")
 	clientMust(t, "Calls", err)
+	clientMust(t, "Unblock", c.Unblock(ctx, apitest.BlockedIP6))
+	_, err = c.Blocked(ctx)
+	clientMust(t, "Blocked", err)
 
 	got := recorded()
 	want := []clientRecorded{
@@ -288,6 +296,8 @@ func TestClientRequests(t *testing.T) {
 		{"GET", "/v1/audit", "/v1/audit", "from=2026-10-31T23%3A00%3A00Z&limit=5&tenant=demo&to=2026-11-22T10%3A00%3A00Z", "", "Bearer admin-secret"},
 		{"POST", "/v1/apply", "/v1/apply", "dry_run=true", "application/json", "Bearer admin-secret"},
 		{"GET", "/v1/calls", "/v1/calls", "tenant=demo", "", "Bearer admin-secret"},
+		{"DELETE", "/v1/blocked/" + url.PathEscape(apitest.BlockedIP6), "/v1/blocked/" + apitest.BlockedIP6, "", "", "Bearer admin-secret"},
+		{"GET", "/v1/blocked", "/v1/blocked", "", "", "Bearer admin-secret"},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("requests = %+v", got)

@@ -42,6 +42,12 @@ var (
 //	tollgate_outbox_depth                      gauge (SetOutboxDepth)
 //	tollgate_active_calls{tenant}              gauge (SetActiveSource), bounded
 //	tollgate_active_calls_total                gauge (SetActiveSource)
+//	tollgate_flood_allowed_total               counter (SetFloodSource)
+//	tollgate_flood_limited_total               counter (SetFloodSource)
+//	tollgate_flood_dropped_total               counter (SetFloodSource)
+//	tollgate_flood_blocked_sources             gauge (SetFloodSource)
+//	tollgate_flood_tracked_sources             gauge (SetFloodSource)
+//	tollgate_flood_connections_refused_total   counter (SetFloodSource)
 //
 // plus the Go runtime and process collectors.
 //
@@ -60,6 +66,18 @@ type Metrics struct {
 	mu     sync.Mutex
 	outbox func() int
 	active func() map[string]int64
+	flood  func() FloodStats
+}
+
+// FloodStats are flood protection's counts, read at scrape time
+// (SetFloodSource): the totals since start and the sources now.
+type FloodStats struct {
+	Allowed            uint64 // requests let through
+	Limited            uint64 // requests over a source's rate (each one blocked its source)
+	Dropped            uint64 // requests from blocked sources
+	ConnectionsRefused uint64 // TCP/TLS connections closed at accept (caps or blocked source)
+	BlockedSources     int    // sources blocked now
+	TrackedSources     int    // sources tracked now (bounded by sip.flood.max_tracked)
 }
 
 // NewMetrics creates the metrics and registers them on reg (a new registry
@@ -120,6 +138,7 @@ func NewMetrics(reg *prometheus.Registry, maxTenantSeries int) *Metrics {
 	reg.MustRegister(
 		m.admitted, m.rejected, m.admissionLatency, m.teardowns, m.refused, m.dropped, m.commitLatency, outbox,
 		&activeCollector{m: m, max: maxTenantSeries},
+		floodCollector{m: m},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -214,6 +233,18 @@ func (m *Metrics) SetActiveSource(f func() map[string]int64) {
 	m.mu.Unlock()
 }
 
+// SetFloodSource sets the function read at scrape time for the
+// tollgate_flood_* metrics (nil: all zero). It must be safe to call
+// concurrently.
+func (m *Metrics) SetFloodSource(f func() FloodStats) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.flood = f
+	m.mu.Unlock()
+}
+
 // hasActiveSource reports whether SetActiveSource was given a function.
 func (m *Metrics) hasActiveSource() bool {
 	if m == nil {
@@ -297,4 +328,46 @@ func boundSeries(counts map[string]int64, max int) (series []tenantCount, total 
 		all = all[:max]
 	}
 	return append(all, tenantCount{OtherTenant, other}), total
+}
+
+var (
+	floodAllowedDesc = prometheus.NewDesc("tollgate_flood_allowed_total",
+		"Requests flood protection let through.", nil, nil)
+	floodLimitedDesc = prometheus.NewDesc("tollgate_flood_limited_total",
+		"Requests over their source's rate; each one blocked its source for sip.flood.block.", nil, nil)
+	floodDroppedDesc = prometheus.NewDesc("tollgate_flood_dropped_total",
+		"Requests from blocked sources (dropped, or answered 503 at most once per second per source).", nil, nil)
+	floodBlockedDesc = prometheus.NewDesc("tollgate_flood_blocked_sources",
+		"Source addresses blocked now.", nil, nil)
+	floodTrackedDesc = prometheus.NewDesc("tollgate_flood_tracked_sources",
+		"Source addresses flood protection tracks now (at most sip.flood.max_tracked).", nil, nil)
+	floodRefusedDesc = prometheus.NewDesc("tollgate_flood_connections_refused_total",
+		"TCP/TLS connections closed at accept: over max_connections_per_source or max_connections, or from a blocked source.", nil, nil)
+)
+
+// floodCollector exposes FloodStats read at scrape time.
+type floodCollector struct{ m *Metrics }
+
+// Describe implements prometheus.Collector.
+func (c floodCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{floodAllowedDesc, floodLimitedDesc, floodDroppedDesc, floodBlockedDesc, floodTrackedDesc, floodRefusedDesc} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c floodCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.Lock()
+	f := c.m.flood
+	c.m.mu.Unlock()
+	var st FloodStats
+	if f != nil {
+		st = f()
+	}
+	ch <- prometheus.MustNewConstMetric(floodAllowedDesc, prometheus.CounterValue, float64(st.Allowed))
+	ch <- prometheus.MustNewConstMetric(floodLimitedDesc, prometheus.CounterValue, float64(st.Limited))
+	ch <- prometheus.MustNewConstMetric(floodDroppedDesc, prometheus.CounterValue, float64(st.Dropped))
+	ch <- prometheus.MustNewConstMetric(floodBlockedDesc, prometheus.GaugeValue, float64(st.BlockedSources))
+	ch <- prometheus.MustNewConstMetric(floodTrackedDesc, prometheus.GaugeValue, float64(st.TrackedSources))
+	ch <- prometheus.MustNewConstMetric(floodRefusedDesc, prometheus.CounterValue, float64(st.ConnectionsRefused))
 }

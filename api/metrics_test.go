@@ -59,6 +59,9 @@ func TestMetricsExposition(t *testing.T) {
 		`tollgate_active_calls{tenant="demo"} 2`,
 		`tollgate_active_calls{tenant="_other"} 0`,
 		`tollgate_active_calls_total 2`,
+		// No flood source: zeros.
+		"tollgate_flood_allowed_total 0",
+		"tollgate_flood_blocked_sources 0",
 		"go_goroutines ",
 		"process_cpu_seconds_total ",
 	} {
@@ -149,4 +152,32 @@ func TestNilMetrics(t *testing.T) {
 	if api.NewMetrics(nil, 1).Registry() == nil {
 		t.Error("no registry")
 	}
+}
+
+// TestFloodMetrics: the tollgate_flood_* series read the source at every
+// scrape.
+func TestFloodMetrics(t *testing.T) {
+	e := newEnv(t)
+	st := api.FloodStats{Allowed: 1000, Limited: 3, Dropped: 45678, ConnectionsRefused: 9, BlockedSources: 2, TrackedSources: 150}
+	e.m.SetFloodSource(func() api.FloodStats { return st })
+	body := scrape(t, e)
+	for _, want := range []string{
+		"# TYPE tollgate_flood_allowed_total counter\ntollgate_flood_allowed_total 1000\n",
+		"# TYPE tollgate_flood_limited_total counter\ntollgate_flood_limited_total 3\n",
+		"# TYPE tollgate_flood_dropped_total counter\ntollgate_flood_dropped_total 45678\n",
+		"# TYPE tollgate_flood_blocked_sources gauge\ntollgate_flood_blocked_sources 2\n",
+		"# TYPE tollgate_flood_tracked_sources gauge\ntollgate_flood_tracked_sources 150\n",
+		"# TYPE tollgate_flood_connections_refused_total counter\ntollgate_flood_connections_refused_total 9\n",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	st.BlockedSources, st.Dropped = 0, 50000
+	body = scrape(t, e)
+	if !strings.Contains(body, "tollgate_flood_blocked_sources 0\n") || !strings.Contains(body, "tollgate_flood_dropped_total 50000\n") {
+		t.Errorf("second scrape not read from the source:\n%s", strings.Join(series(body, "tollgate_flood_dropped_total"), "\n"))
+	}
+	var m *api.Metrics
+	m.SetFloodSource(nil) // no-op on nil
 }

@@ -202,6 +202,10 @@ func TestOpenAPISchemas(t *testing.T) {
 	check("TenantView", "name", "string")                              // embedded configs.Tenant, flattened
 	check("NewToken", "scope", "string")                               // embedded TokenView
 	check("LimitsMergePatch", "auto_suspend", "boolean", "null")
+	check("BlockedView", "ip", "string")
+	check("BlockedView", "rate", "number")
+	check("BlockedView", "dropped", "integer") // uint64
+	check("BlockedView", "until", "string")
 	if f := prop("CallView", "started")["format"]; f != "date-time" {
 		t.Errorf("time format %v", f)
 	}

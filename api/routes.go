@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"reflect"
 	"strconv"
@@ -175,6 +176,12 @@ var routes = []route{
 		response: routeType[[]CallView](), statuses: []int{200, 400, 404}, handle: handleCalls},
 	{method: "DELETE", path: "/v1/calls/{id}", scope: ScopeAdmin, id: "hangupCall", tag: "calls", summary: "Hang up an active call (id: the admission id Call-ID;from-tag or the SIP Call-ID, percent-encoded).",
 		statuses: []int{204, 404}, handle: handleHangup},
+
+	// ---- flood protection ----
+	{method: "GET", path: "/v1/blocked", scope: ScopeRead, id: "listBlocked", tag: "flood", summary: "List the source addresses blocked by flood protection, oldest block first.",
+		response: routeType[[]BlockedView](), statuses: []int{200}, handle: handleBlocked},
+	{method: "DELETE", path: "/v1/blocked/{ip}", scope: ScopeAdmin, id: "unblockSource", tag: "flood", summary: "Lift the block of a source address (IPv4 or IPv6; 404 when it is not blocked).",
+		statuses: []int{204, 400, 404}, handle: handleUnblock},
 
 	// ---- audit ----
 	{method: "GET", path: "/v1/audit", scope: ScopeBilling, id: "listAudit", tag: "audit", summary: "The audit log, newest first.",
@@ -428,6 +435,32 @@ func handleCalls(s *server, w http.ResponseWriter, r *http.Request, _ Principal)
 
 func handleHangup(s *server, w http.ResponseWriter, r *http.Request, p Principal) (int, any, error) {
 	return http.StatusNoContent, nil, s.b.Hangup(r.Context(), p.Name, r.PathValue("id"))
+}
+
+// ---- flood protection ----
+
+func handleBlocked(s *server, w http.ResponseWriter, r *http.Request, _ Principal) (int, any, error) {
+	b, err := s.b.Blocked(r.Context())
+	return http.StatusOK, emptyIfNil(b), err
+}
+
+func handleUnblock(s *server, w http.ResponseWriter, r *http.Request, p Principal) (int, any, error) {
+	ip, err := ParseSourceIP(r.PathValue("ip"))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, s.b.Unblock(r.Context(), p.Name, ip)
+}
+
+// ParseSourceIP parses the address of a blocked source as the API takes
+// it: an IPv4 or IPv6 address without zone; an IPv4-mapped IPv6 address
+// is its IPv4 form. A bad one is a *FieldError naming field "ip".
+func ParseSourceIP(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Addr{}, &FieldError{Field: "ip", Message: fmt.Sprintf("expected an IPv4 or IPv6 address such as 192.0.2.1 or 2001:db8::1, got %q", s)}
+	}
+	return a.Unmap(), nil
 }
 
 // ---- audit ----

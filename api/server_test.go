@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -155,6 +156,8 @@ var routeCases = map[string]routeCase{
 	"GET /v1/calls":                          {target: "/v1/calls?tenant=demo", want: 200},
 	"DELETE /v1/calls/{id}":                  {target: "/v1/calls/" + url.PathEscape(apitest.Call1ID), want: 204},
 	"GET /v1/audit":                          {target: "/v1/audit?limit=10", want: 200},
+	"GET /v1/blocked":                        {target: "/v1/blocked", want: 200},
+	"DELETE /v1/blocked/{ip}":                {target: "/v1/blocked/" + apitest.BlockedIP4, want: 204},
 	"GET /v1/tokens":                         {target: "/v1/tokens", want: 200},
 	"POST /v1/tokens":                        {target: "/v1/tokens", body: `{"name":"ci","scope":"read"}`, want: 201},
 	"DELETE /v1/tokens/{name}":               {target: "/v1/tokens/viewer", want: 204},
@@ -177,6 +180,7 @@ func TestRouteScopes(t *testing.T) {
 		"GET /v1/tenants/{name}/usage":    api.ScopeRead,
 		"POST /v1/tenants/{name}/suspend": api.ScopeAdmin, "POST /v1/tenants/{name}/resume": api.ScopeAdmin,
 		"GET /v1/calls": api.ScopeRead, "DELETE /v1/calls/{id}": api.ScopeAdmin,
+		"GET /v1/blocked": api.ScopeRead, "DELETE /v1/blocked/{ip}": api.ScopeAdmin,
 		"GET /v1/audit":  api.ScopeBilling,
 		"GET /v1/tokens": api.ScopeAdmin, "POST /v1/tokens": api.ScopeAdmin, "DELETE /v1/tokens/{name}": api.ScopeAdmin,
 		"POST /v1/apply": api.ScopeAdmin,
@@ -414,6 +418,8 @@ func TestErrorMapping(t *testing.T) {
 		{"POST", "/v1/tenants/nope/suspend", `{"reason":"x"}`, 404, "not_found"},
 		{"GET", "/v1/calls?tenant=nope", "", 404, "not_found"},
 		{"DELETE", "/v1/calls/nope", "", 404, "not_found"},
+		{"DELETE", "/v1/blocked/192.0.2.99", "", 404, "not_found"},
+		{"DELETE", "/v1/blocked/nope", "", 400, "invalid"},
 		{"DELETE", "/v1/tokens/nope", "", 404, "not_found"},
 		{"POST", "/v1/tokens", `{"name":"root","scope":"read"}`, 409, "conflict"},
 		{"GET", "/v1/nothing", "", 404, "not_found"},
@@ -720,4 +726,76 @@ func mustJSON(v any) string {
 		panic(err)
 	}
 	return string(data)
+}
+
+// TestBlocked: the list, then unblocking by every form of an address; bad
+// addresses are a 400 naming the field ip; the unblock is audited.
+func TestBlocked(t *testing.T) {
+	e := newEnv(t)
+	var list []api.BlockedView
+	w := e.do(t, "GET", "/v1/blocked", apitest.ReadToken, "")
+	if w.Code != 200 {
+		t.Fatalf("GET /v1/blocked: %d %s", w.Code, w.Body)
+	}
+	mustOK(json.Unmarshal(w.Body.Bytes(), &list))
+	if len(list) != 2 || list[0].IP != apitest.BlockedIP4 || list[0].Reason != "unknown_rate" || list[0].Dropped != 4127 ||
+		list[0].Known || !list[0].Since.Equal(apitest.DefaultNow.Add(-30*time.Second)) || !list[0].Until.Equal(apitest.DefaultNow.Add(30*time.Second)) ||
+		list[1].IP != apitest.BlockedIP6 || !list[1].Known || list[1].Rate != 2000 || list[1].Burst != 4000 {
+		t.Fatalf("blocked = %+v", list)
+	}
+	for _, field := range []string{`"ip":`, `"known":`, `"since":`, `"until":`, `"reason":`, `"rate":`, `"burst":`, `"dropped":`} {
+		if !strings.Contains(w.Body.String(), field) {
+			t.Errorf("the JSON lacks %s: %s", field, w.Body)
+		}
+	}
+
+	// Bad addresses: 400 naming ip, nothing unblocked.
+	for _, bad := range []string{"nope", "203.0.113", "203.0.113.7:5060", url.PathEscape("fe80::1%eth0"), "203.0.113.0%2F24", "%20203.0.113.7"} {
+		w := e.do(t, "DELETE", "/v1/blocked/"+bad, apitest.AdminToken, "")
+		if w.Code != 400 {
+			t.Errorf("DELETE /v1/blocked/%s: %d %s", bad, w.Code, w.Body)
+			continue
+		}
+		if d := errorOf(t, w); d.Code != "invalid" || d.Field != "ip" || !strings.Contains(d.Message, "expected an IPv4 or IPv6 address") {
+			t.Errorf("DELETE /v1/blocked/%s: %+v", bad, d)
+		}
+	}
+	// The IPv4-mapped form and an escaped IPv6 address name the blocked
+	// sources.
+	for _, target := range []string{"/v1/blocked/::ffff:" + apitest.BlockedIP4, "/v1/blocked/" + url.PathEscape("2001:DB8:0:0::BAD")} {
+		if w := e.do(t, "DELETE", target, apitest.AdminToken, ""); w.Code != 204 || w.Body.Len() != 0 {
+			t.Errorf("DELETE %s: %d %s", target, w.Code, w.Body)
+		}
+		if w := e.do(t, "DELETE", target, apitest.AdminToken, ""); w.Code != 404 || errorOf(t, w).Code != "not_found" {
+			t.Errorf("second DELETE %s: %d %s", target, w.Code, w.Body)
+		}
+	}
+	w = e.do(t, "GET", "/v1/blocked", apitest.ReadToken, "")
+	if strings.TrimSpace(w.Body.String()) != "[]" {
+		t.Errorf("after unblocking all: %s", w.Body)
+	}
+	var unblocks []api.AuditEntry
+	for _, a := range e.b.AuditLog() {
+		if a.Action == "source.unblock" {
+			unblocks = append(unblocks, a)
+		}
+	}
+	if len(unblocks) != 2 || unblocks[0].Actor != "root" || unblocks[0].Resource != "blocked/"+apitest.BlockedIP4 ||
+		unblocks[1].Resource != "blocked/"+apitest.BlockedIP6 || !strings.Contains(string(unblocks[0].Before), `"dropped":4127`) {
+		t.Errorf("audit = %+v", unblocks)
+	}
+}
+
+func TestParseSourceIP(t *testing.T) {
+	for in, want := range map[string]string{"192.0.2.1": "192.0.2.1", "::ffff:192.0.2.1": "192.0.2.1", "2001:DB8::1": "2001:db8::1"} {
+		if a, err := api.ParseSourceIP(in); err != nil || a.String() != want {
+			t.Errorf("%s: %v %v", in, a, err)
+		}
+	}
+	for _, in := range []string{"", "x", "192.0.2.1/32", "fe80::1%eth0", "[2001:db8::1]"} {
+		var fe *api.FieldError
+		if _, err := api.ParseSourceIP(in); !errors.As(err, &fe) || fe.Field != "ip" {
+			t.Errorf("%q: %v", in, err)
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/tollgate/tollgate/configs"
@@ -17,10 +18,11 @@ import (
 // roles:
 //
 //	admin     everything, including tokens, tenants create/delete, suspend,
-//	          resume, hang up, apply
+//	          resume, hang up, unblock, apply
 //	settings  read + write plans, tenant limits (patch, reset) and roles
 //	billing   read + the audit log (read-only)
-//	read      read plans, tenants, limits, roles, usage, calls
+//	read      read plans, tenants, limits, roles, usage, calls, blocked
+//	          sources
 type Scope string
 
 // The scopes.
@@ -175,6 +177,23 @@ type CallView struct {
 	Seconds   float64    `json:"seconds"` // billed so far (0 until answered)
 }
 
+// BlockedView is a source address blocked by flood protection.
+type BlockedView struct {
+	IP string `json:"ip"`
+	// Known: the address was a carrier's or tenant's source when it was
+	// blocked.
+	Known bool      `json:"known"`
+	Since time.Time `json:"since"` // when it was blocked
+	Until time.Time `json:"until"` // when the block ends
+	// Reason is the setting it exceeded, sip.flood.rate (known sources)
+	// or sip.flood.unknown_rate: "rate" | "unknown_rate"; Rate and Burst
+	// are that limit.
+	Reason  string  `json:"reason"`
+	Rate    float64 `json:"rate"`
+	Burst   int     `json:"burst"`
+	Dropped uint64  `json:"dropped"` // requests dropped during this block
+}
+
 // AuditQuery selects audit entries: Tenant "" = all; zero From/To = open;
 // Limit 0 = 100 (max 1000). Newest first.
 type AuditQuery struct {
@@ -190,8 +209,8 @@ type AuditEntry struct {
 	ID       string          `json:"id"`
 	At       time.Time       `json:"at"`
 	Actor    string          `json:"actor"`
-	Action   string          `json:"action"`   // e.g. plan.create, plan.update, plan.delete, tenant.create, tenant.update, tenant.delete, limits.update, limits.reset, roles.update, tenant.suspend, tenant.resume, call.hangup, token.create, token.delete, seed
-	Resource string          `json:"resource"` // e.g. "plans/standard", "tenants/demo", "tenants/demo/limits", "calls/<id>", "tokens/ops"
+	Action   string          `json:"action"`   // e.g. plan.create, plan.update, plan.delete, tenant.create, tenant.update, tenant.delete, limits.update, limits.reset, roles.update, tenant.suspend, tenant.resume, call.hangup, source.unblock, token.create, token.delete, seed
+	Resource string          `json:"resource"` // e.g. "plans/standard", "tenants/demo", "tenants/demo/limits", "calls/<id>", "blocked/<ip>", "tokens/ops"
 	Tenant   string          `json:"tenant,omitempty"`
 	Before   json.RawMessage `json:"before,omitempty"`
 	After    json.RawMessage `json:"after,omitempty"`
@@ -273,6 +292,12 @@ type Backend interface {
 
 	Calls(ctx context.Context, tenant string) ([]CallView, error) // tenant "" = all
 	Hangup(ctx context.Context, actor, id string) error           // id: CallView.ID or the SIP Call-ID
+
+	// Blocked lists the sources blocked by flood protection now, oldest
+	// block first.
+	Blocked(ctx context.Context) ([]BlockedView, error)
+	// Unblock lifts the block of ip (ErrNotFound when it is not blocked).
+	Unblock(ctx context.Context, actor string, ip netip.Addr) error
 
 	Suspend(ctx context.Context, actor, tenant, reason string) (TenantStatus, error)
 	Resume(ctx context.Context, actor, tenant, reason string) (TenantStatus, error)

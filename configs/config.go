@@ -297,6 +297,9 @@ type SIP struct {
 	TimerC          time.Duration `yaml:"timer_c" json:"timer_c"`                     // default 180s, must be > 0
 	MaxCallDuration time.Duration `yaml:"max_call_duration" json:"max_call_duration"` // default 4h, must be > 0
 	ShutdownGrace   time.Duration `yaml:"shutdown_grace" json:"shutdown_grace"`       // default 30s, >= 0
+	// Flood configures flood protection: per-source request rates with
+	// automatic blocks, and TCP/TLS connection caps (flood.go).
+	Flood Flood `yaml:"flood" json:"flood"`
 }
 
 // Listen is one SIP listening socket.
@@ -533,10 +536,12 @@ func Parse(name string, data []byte) (*Config, error) {
 			keep[d] = true
 		}
 	}
+	restoreFlood := cfg.SIP.Flood.keepWrittenZeros(idx.present)
 	cfg.ApplyDefaults()
 	for d := range keep {
 		*d = 0
 	}
+	restoreFlood()
 	if err := cfg.Validate(); err != nil {
 		return nil, idx.located(name, err)
 	}
@@ -575,6 +580,7 @@ func (c *Config) ApplyDefaults() {
 	if c.SIP.ShutdownGrace == 0 {
 		c.SIP.ShutdownGrace = DefaultShutdownGrace
 	}
+	c.SIP.Flood.applyDefaults()
 
 	if c.Admission.Reject == nil {
 		c.Admission.Reject = make(map[string]Reject, len(defaultRejects))
@@ -1049,7 +1055,7 @@ func (s *SIP) validate() error {
 	if s.ShutdownGrace < 0 {
 		return errf("sip.shutdown_grace", "must be >= 0, got %s", s.ShutdownGrace)
 	}
-	return nil
+	return s.Flood.validate()
 }
 
 func (a *Admission) validate() error {
@@ -1836,6 +1842,8 @@ func describeType(t string) string {
 		return "a duration such as 180s, 1m30s or 4h"
 	case strings.HasPrefix(t, "int") || strings.HasPrefix(t, "*int"):
 		return "an integer"
+	case t == "float64":
+		return "a number"
 	case t == "string":
 		return "a string"
 	case t == "bool" || t == "*bool":

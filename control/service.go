@@ -80,8 +80,9 @@ type Service struct {
 	restoredAt time.Time // the store clock the restored calls were billed up to
 	restoreOut []admission.Ready
 
-	edgeMu sync.RWMutex
+	edgeMu sync.RWMutex // guards edge and flood
 	edge   Edge
+	flood  Flood
 
 	// mu serialises mutating operations and guards plans, tenants and eff.
 	mu      sync.RWMutex

@@ -12,6 +12,9 @@
 //	         DID +1555, PBX 127.0.0.10:5070 udp, role reception
 //	         (max_parallel_calls 2, users 100 and 101), two active calls,
 //	         usage on two days of the current cycle
+//	blocked  two sources blocked by flood protection (BlockedIP4: unknown,
+//	         since 30 s ago for 60 s, 4127 dropped; BlockedIP6: known,
+//	         since 10 s ago for 60 s, 12 dropped)
 //
 // Every change appends an audit entry with the actor. The clock is the Now
 // field (default DefaultNow), so timestamps are reproducible.
@@ -22,6 +25,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/netip"
 	"reflect"
 	"slices"
 	"sort"
@@ -52,6 +56,12 @@ const (
 	Call2ID = "f81d4fae-7dec-11d0@10.0.0.7;9fxced76sl"
 )
 
+// The seeded blocked sources.
+const (
+	BlockedIP4 = "203.0.113.7"
+	BlockedIP6 = "2001:db8::bad"
+)
+
 // Backend is an in-memory, mutex-guarded api.Backend. Create it with
 // NewBackend; the zero value is not usable.
 type Backend struct {
@@ -65,6 +75,7 @@ type Backend struct {
 	plans    map[string]configs.Plan
 	tenants  map[string]*tenant
 	calls    []api.CallView
+	blocked  []api.BlockedView
 	audit    []api.AuditEntry
 	nextID   int
 	tokenSeq int
@@ -160,8 +171,21 @@ func NewBackend() *Backend {
 			Started: now.Add(-5 * time.Second),
 		},
 	}
+	b.blocked = []api.BlockedView{
+		{IP: BlockedIP4, Since: now.Add(-30 * time.Second), Until: now.Add(30 * time.Second),
+			Reason: "unknown_rate", Rate: 5, Burst: 10, Dropped: 4127},
+		{IP: BlockedIP6, Known: true, Since: now.Add(-10 * time.Second), Until: now.Add(50 * time.Second),
+			Reason: "rate", Rate: 2000, Burst: 4000, Dropped: 12},
+	}
 	b.appendAudit(api.AuditEntry{Actor: "config", Action: "seed", Resource: "config"}, now.Add(-24*time.Hour))
 	return b
+}
+
+// AddBlocked adds a blocked source (for tests).
+func (b *Backend) AddBlocked(v api.BlockedView) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.blocked = append(b.blocked, v)
 }
 
 // SetReady sets what Ready returns (nil: ready).
@@ -576,6 +600,30 @@ func (b *Backend) Hangup(ctx context.Context, actor, id string) error {
 		}
 	}
 	return fmt.Errorf("call %q: %w", id, api.ErrNotFound)
+}
+
+// Blocked implements api.Backend: the blocked sources, oldest block first.
+func (b *Backend) Blocked(ctx context.Context) ([]api.BlockedView, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := clone(b.blocked)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Since.Before(out[j].Since) })
+	return out, nil
+}
+
+// Unblock implements api.Backend.
+func (b *Backend) Unblock(ctx context.Context, actor string, ip netip.Addr) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, v := range b.blocked {
+		if a, err := netip.ParseAddr(v.IP); err == nil && a == ip {
+			b.blocked = append(b.blocked[:i:i], b.blocked[i+1:]...)
+			before, _ := json.Marshal(v)
+			b.appendAudit(api.AuditEntry{Actor: actor, Action: "source.unblock", Resource: "blocked/" + ip.String(), Before: before}, b.Now())
+			return nil
+		}
+	}
+	return fmt.Errorf("source %s is not blocked: %w", ip, api.ErrNotFound)
 }
 
 // Suspend implements api.Backend; the reason is required.

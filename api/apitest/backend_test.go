@@ -3,6 +3,7 @@ package apitest_test
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -209,5 +210,26 @@ func TestCallsTokensStatus(t *testing.T) {
 	entries, _ := b.Audit(ctx, api.AuditQuery{Tenant: "demo", Limit: 2})
 	if len(entries) != 2 || entries[0].Action != "tenant.resume" || entries[1].Action != "tenant.suspend" {
 		t.Errorf("audit %+v", entries)
+	}
+}
+
+func TestBlockedAndUnblock(t *testing.T) {
+	b := apitest.NewBackend()
+	list, err := b.Blocked(ctx)
+	if err != nil || len(list) != 2 || list[0].IP != apitest.BlockedIP4 || list[1].IP != apitest.BlockedIP6 {
+		t.Fatalf("Blocked = %+v %v", list, err)
+	}
+	if err := b.Unblock(ctx, "ops", netip.MustParseAddr("192.0.2.1")); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("Unblock of a source not blocked: %v", err)
+	}
+	if err := b.Unblock(ctx, "ops", netip.MustParseAddr("2001:db8:0::bad")); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := b.Blocked(ctx); len(list) != 1 || list[0].IP != apitest.BlockedIP4 {
+		t.Fatalf("after Unblock: %+v", list)
+	}
+	log := b.AuditLog()
+	if last := log[len(log)-1]; last.Actor != "ops" || last.Action != "source.unblock" || last.Resource != "blocked/2001:db8::bad" || len(last.Before) == 0 {
+		t.Fatalf("audit %+v", last)
 	}
 }

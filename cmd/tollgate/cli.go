@@ -37,6 +37,8 @@ Admin commands (talk to a running gateway's admin API):
   tollgate calls hangup ID                  tear down a call (ID from calls)
   tollgate suspend TENANT --reason TEXT     reject and cut a tenant's calls
   tollgate resume TENANT [--reason TEXT]
+  tollgate blocked                          sources blocked by flood protection
+  tollgate unblock IP                       lift the block of a source address
   tollgate audit [--tenant T] [--since 24h | --from RFC3339] [--to RFC3339] [--limit N]
   tollgate apply -f FILE.yaml [--dry-run]   create or update the plans and tenants
                                             of FILE (the config file's shapes)
@@ -54,7 +56,8 @@ Exit codes:
   0  success
   1  server error (5xx) or unexpected failure
   2  usage error: unknown command, bad flags or arguments, unreadable file
-  3  not found (404): unknown plan, tenant, role, call or token
+  3  not found (404): unknown plan, tenant, role, call or token, or a
+     source that is not blocked
   4  authentication or authorization failed (401, 403): missing or bad
      token, or a token whose scope does not allow the operation
   5  invalid request or conflict (400, 409), including an apply file that
@@ -106,6 +109,8 @@ clears the override (the plan's value applies again), unlimited means -1.`, cmdL
 	"calls":   {`tollgate calls [--tenant T] | calls hangup ID`, cmdCalls},
 	"suspend": {`tollgate suspend TENANT --reason TEXT`, cmdSuspend},
 	"resume":  {`tollgate resume TENANT [--reason TEXT]`, cmdResume},
+	"blocked": {`tollgate blocked`, cmdBlocked},
+	"unblock": {`tollgate unblock IP`, cmdUnblock},
 	"audit":   {`tollgate audit [--tenant T] [--since 24h | --from RFC3339] [--to RFC3339] [--limit N]`, cmdAudit},
 	"apply":   {`tollgate apply -f FILE.yaml [--dry-run]`, cmdApply},
 	"tokens": {`tollgate tokens [list]

@@ -469,6 +469,50 @@ func cmdResume(c *cli, args []string) error {
 	return nil
 }
 
+// ---- flood protection ----
+
+func cmdBlocked(c *cli, args []string) error {
+	pos, err := c.parse(args)
+	if err != nil {
+		return err
+	}
+	if err := nargs(pos, 0, ""); err != nil {
+		return err
+	}
+	blocked, err := c.client.Blocked(c.ctx)
+	if err != nil {
+		return err
+	}
+	if c.output == "json" {
+		return c.json(blocked)
+	}
+	// Oldest block first, as the API answers; ties by address.
+	sort.SliceStable(blocked, func(i, j int) bool {
+		if !blocked[i].Since.Equal(blocked[j].Since) {
+			return blocked[i].Since.Before(blocked[j].Since)
+		}
+		return blocked[i].IP < blocked[j].IP
+	})
+	t := c.table("ip", "source", "reason", "limit", "since", "until", "dropped")
+	for _, b := range blocked {
+		source := "unknown"
+		if b.Known {
+			source = "known"
+		}
+		t.row(b.IP, source, b.Reason, fmt.Sprintf("%s/s burst %d", fmtFloat(b.Rate), b.Burst),
+			ts(b.Since), ts(b.Until), fmt.Sprint(b.Dropped))
+	}
+	return t.flush()
+}
+
+func cmdUnblock(c *cli, args []string) error {
+	pos, err := c.parse(args)
+	if err != nil {
+		return err
+	}
+	return c.act(pos, "IP address", "unblocked", c.client.Unblock)
+}
+
 // ---- audit ----
 
 func cmdAudit(c *cli, args []string) error {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/configs"
 	"github.com/tollgate/tollgate/control"
+	"github.com/tollgate/tollgate/internal/pike"
 	"github.com/tollgate/tollgate/store"
 )
 
@@ -114,5 +116,46 @@ func TestCLIAgainstRealService(t *testing.T) {
 	}
 	if r := cliRun(t, srv.URL, "wrong-token", "tenants"); r.code != 4 {
 		t.Fatalf("bad token: exit %d", r.code)
+	}
+}
+
+// The blocked and unblock commands against the real service with a real
+// flood limiter: a stranger over its bucket is listed, unblocking lifts
+// the block in the limiter, and the audit log names the token.
+func TestCLIBlockedAgainstRealService(t *testing.T) {
+	srv, svc := realAPI(t)
+	lim := pike.New(svc.Config().SIP.Flood.PikeConfig())
+	svc.SetFlood(lim)
+	stranger := netip.MustParseAddr("203.0.113.7")
+	for range svc.Config().SIP.Flood.UnknownBurst + 4 {
+		lim.Allow(stranger, false, realNow)
+	}
+	run := func(args ...string) result {
+		t.Helper()
+		r := cliRun(t, srv.URL, realToken, args...)
+		if r.code != 0 {
+			t.Fatalf("tollgate %v: exit %d: %s", args, r.code, r.stderr)
+		}
+		return r
+	}
+	want := "IP           SOURCE   REASON        LIMIT         SINCE                 UNTIL                 DROPPED\n" +
+		"203.0.113.7  unknown  unknown_rate  5/s burst 10  2026-11-15T12:00:00Z  2026-11-15T12:01:00Z  3\n"
+	if r := run("blocked"); r.stdout != want {
+		t.Fatalf("blocked:\n%s\nwant\n%s", r.stdout, want)
+	}
+	if r := run("unblock", "203.0.113.7"); r.stdout != "unblocked 203.0.113.7\n" {
+		t.Fatalf("unblock: %q", r.stdout)
+	}
+	if lim.IsBlocked(stranger, realNow) {
+		t.Fatal("the limiter still blocks the source")
+	}
+	if r := run("blocked", "-o", "json"); strings.TrimSpace(r.stdout) != "[]" {
+		t.Fatalf("blocked after unblock: %q", r.stdout)
+	}
+	if r := cliRun(t, srv.URL, realToken, "unblock", "203.0.113.7"); r.code != exitNotFound {
+		t.Fatalf("second unblock: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := run("audit"); !strings.Contains(r.stdout, "root") || !strings.Contains(r.stdout, "source.unblock") || !strings.Contains(r.stdout, "blocked/203.0.113.7") {
+		t.Fatalf("audit:\n%s", r.stdout)
 	}
 }

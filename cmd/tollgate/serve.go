@@ -18,6 +18,7 @@ import (
 	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/configs"
 	"github.com/tollgate/tollgate/control"
+	"github.com/tollgate/tollgate/internal/pike"
 	"github.com/tollgate/tollgate/sip"
 	"github.com/tollgate/tollgate/store"
 )
@@ -52,11 +53,21 @@ func serveUntil(cfg *configs.Config, logOut io.Writer, stop chan os.Signal) erro
 		return err
 	}
 	defer svc.Close()
+	// Flood protection (sip.flood): one request limiter and one connection
+	// limiter for the whole edge, owned here and shared by the gateway
+	// (which feeds them), the admin API (GET/DELETE /v1/blocked) and
+	// /metrics.
+	// TODO(issue 9 §5): hand flood and conns to sip.New once sip.Options
+	// takes them (the SIP receive path calls flood.Allow, and wraps its
+	// tcp/tls listeners with conns.Listener).
+	flood, conns := pike.New(cfg.SIP.Flood.PikeConfig()), cfg.SIP.Flood.ConnLimiter()
 	gw, err := sip.New(svc.Config(), svc.Runner(), sip.Options{Logger: log, Metrics: metrics})
 	if err != nil {
 		return err
 	}
 	svc.SetEdge(gw)
+	svc.SetFlood(flood)
+	metrics.SetFloodSource(func() api.FloodStats { return floodStats(flood, conns, time.Now()) })
 	metrics.SetActiveSource(svc.ActiveByTenant)
 	metrics.SetOutboxDepth(func() int { n, _ := st.OutboxDepth(); return n })
 	if err := gw.Start(); err != nil {
@@ -89,6 +100,15 @@ func serveUntil(cfg *configs.Config, logOut io.Writer, stop chan os.Signal) erro
 	}
 	log.Info().Str("version", version).Int("tenants", len(svc.Config().Tenants)).Str("data_dir", cfg.Store.DataDir).Msg("tollgate started")
 	return waitAndStop(cfg, log, gw, httpSrv, stop)
+}
+
+// floodStats are the flood limiters' counts for /metrics.
+func floodStats(flood *pike.Limiter, conns *pike.ConnLimiter, now time.Time) api.FloodStats {
+	st, cs := flood.Stats(now), conns.Stats()
+	return api.FloodStats{
+		Allowed: st.Allowed, Limited: st.Limited, Dropped: st.Dropped, ConnectionsRefused: cs.Refused,
+		BlockedSources: st.BlockedSources, TrackedSources: st.TrackedSources,
+	}
 }
 
 // openStore opens the Badger store in data_dir, or the in-memory twin for

@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -18,7 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/configs"
+	"github.com/tollgate/tollgate/internal/pike"
 	"github.com/tollgate/tollgate/internal/testutil"
 )
 
@@ -229,7 +232,36 @@ func TestServeNoDebugByDefault(t *testing.T) {
 	if g := debug.SetGCPercent(123); g != 123 {
 		t.Errorf("GOGC changed to %d without runtime.gogc", g)
 	}
+	// Flood protection is wired to /metrics.
+	code, body := get(t, "http://"+apiAddr+"/metrics")
+	for _, want := range []string{"\ntollgate_flood_allowed_total 0\n", "\ntollgate_flood_blocked_sources 0\n",
+		"\ntollgate_flood_tracked_sources 0\n", "\ntollgate_flood_connections_refused_total 0\n"} {
+		if code != http.StatusOK || !bytes.Contains(body, []byte(want)) {
+			t.Errorf("/metrics (%d) lacks %q", code, strings.TrimSpace(want))
+		}
+	}
 	if l := logs.String(); !strings.Contains(l, `"gogc":123,"memory_limit":"none"`) || strings.Contains(l, "pprof") {
 		t.Errorf("log:\n%s", l)
+	}
+}
+
+// floodStats merges the request and connection limiters' counts.
+func TestFloodStats(t *testing.T) {
+	f := configs.Flood{Rate: 10, Burst: 2, UnknownRate: 1, UnknownBurst: 1, Block: time.Minute, MaxTracked: 100,
+		MaxConnectionsPerSource: 1, MaxConnections: 1}
+	flood, conns := pike.New(f.PikeConfig()), f.ConnLimiter()
+	now := time.Unix(1_800_000_000, 0)
+	a := netip.MustParseAddr("192.0.2.1")
+	for range 5 {
+		flood.Allow(a, false, now)
+	}
+	flood.Allow(netip.MustParseAddr("192.0.2.2"), true, now)
+	got := floodStats(flood, conns, now)
+	want := api.FloodStats{Allowed: 2, Limited: 1, Dropped: 3, BlockedSources: 1, TrackedSources: 2}
+	if got != want {
+		t.Fatalf("floodStats = %+v, want %+v", got, want)
+	}
+	if got := floodStats(flood, conns, now.Add(time.Minute)); got.BlockedSources != 0 {
+		t.Fatalf("after the block: %+v", got)
 	}
 }
