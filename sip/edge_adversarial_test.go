@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -553,4 +554,73 @@ func (u *rawUA) allOf(match string) []string {
 		}
 	}
 	return out
+}
+
+// strangerInvite is an INVITE from a raw UA with a distinct branch.
+func strangerInvite(u *rawUA, gw string, i int) string {
+	return sipMsg("INVITE sip:"+outboundNumber+"@"+gw+" SIP/2.0", "",
+		"Via: SIP/2.0/UDP "+u.addr()+";branch=z9hG4bKfl"+strconv.Itoa(i), "Max-Forwards: 70",
+		"From: <sip:a@x>;tag=f"+strconv.Itoa(i), "To: <sip:b@y>", "Call-ID: fl-"+strconv.Itoa(i), "CSeq: 1 INVITE")
+}
+
+// A flooding unknown source is blocked after its small burst: it gets at
+// most one answer per request (here: only its burst's 403s), the rest is
+// dropped, the operator sees the block, and the tenant's calls go on.
+func TestFloodFromUnknownSourceIsBlocked(t *testing.T) {
+	e := newEnv(t, func(s *envSpec) {
+		s.flood = true
+		s.edits = append(s.edits, func(c *configs.Config) { c.SIP.Flood.UnknownRate, c.SIP.Flood.UnknownBurst = 5, 10 })
+	})
+	gw := e.gw.Addr("udp")
+	stranger := newRawUA(t, strangeIP)
+	const n = 500
+	for i := 0; i < n; i++ {
+		stranger.send(gw, strangerInvite(stranger, gw, i))
+	}
+	_, code, err := e.pbx.invite(ctxT(t, 5*time.Second), e.gw, outboundNumber)
+	if err != nil || code != 200 {
+		t.Fatalf("tenant call during the flood: %d %v", code, err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	got := len(stranger.responses(""))
+	if got < 10 || got > 12 { // the burst, and what refilled meanwhile
+		t.Fatalf("%d of %d flood requests answered, want the burst of 10", got, n)
+	}
+	blocked := e.flood.Blocked(time.Now())
+	if len(blocked) != 1 || blocked[0].IP.String() != strangeIP {
+		t.Fatalf("blocked: %+v", blocked)
+	}
+	if d := e.obs.count(e.obs.dropped, "flood"); d < n-12 {
+		t.Fatalf("%d flood requests counted dropped", d)
+	}
+	// Unblocked, it is answered again.
+	if _, ok := e.flood.Unblock(netip.MustParseAddr(strangeIP), time.Now()); !ok {
+		t.Fatal("unblock failed")
+	}
+	stranger.send(gw, strangerInvite(stranger, gw, n))
+	eventually(t, 2*time.Second, func() bool { return len(stranger.responses("")) == got+1 }, "no answer after unblock")
+}
+
+// With blocked_response 503, a blocked source gets one 503 per second and
+// nothing else.
+func TestBlockedSourceGets503OncePerSecond(t *testing.T) {
+	e := newEnv(t, func(s *envSpec) {
+		s.flood = true
+		s.edits = append(s.edits, func(c *configs.Config) {
+			c.SIP.Flood.UnknownRate, c.SIP.Flood.UnknownBurst = 1, 2
+			c.SIP.Flood.BlockedResponse = configs.BlockedResponse503
+		})
+	})
+	gw := e.gw.Addr("udp")
+	stranger := newRawUA(t, strangeIP)
+	for i := 0; i < 100; i++ {
+		stranger.send(gw, strangerInvite(stranger, gw, i))
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := stranger.responses("503"); len(got) != 1 {
+		t.Fatalf("%d 503s to a blocked source within 0.3 s, want 1: %q", len(got), stranger.responses(""))
+	}
+	if got := len(stranger.responses("")); got > 3 {
+		t.Fatalf("%d answers to 100 requests", got)
+	}
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/tollgate/tollgate/admission"
 	"github.com/tollgate/tollgate/configs"
+	"github.com/tollgate/tollgate/internal/pike"
 )
 
 // Options are the gateway's settings beyond the config file.
@@ -35,6 +36,13 @@ type Options struct {
 	OnEvent func(admission.Event)
 	// Metrics observes decisions and teardowns. Optional.
 	Metrics Observer
+	// Flood limits requests per source (sip.flood); nil: no limit.
+	Flood *pike.Limiter
+	// Conns caps TCP/TLS connections per source and in total; nil: none.
+	Conns *pike.ConnLimiter
+	// FloodAnswer503 answers a blocked source with one 503 per second
+	// (pike.Limiter.AnswerBlocked) instead of nothing.
+	FloodAnswer503 bool
 }
 
 // Observer receives the gateway's countable facts (Prometheus metrics).
@@ -87,6 +95,9 @@ type Gateway struct {
 	sched   scheduler
 
 	serial   *serializer // per-Call-ID order of requests (pipeline.go)
+	flood    *pike.Limiter
+	conns    *pike.ConnLimiter
+	flood503 bool
 	parseLog logLimiter
 
 	draining atomic.Bool
@@ -109,6 +120,9 @@ func New(cfg *configs.Config, adm *admission.Runner, opts Options) (*Gateway, er
 		advertise: cfg.SIP.Advertise,
 		onEvent:   opts.OnEvent,
 		serial:    newSerializer(),
+		flood:     opts.Flood,
+		conns:     opts.Conns,
+		flood503:  opts.FloodAnswer503,
 		parseLog:  logLimiter{interval: time.Second},
 	}
 	if g.clock == nil {
@@ -238,7 +252,7 @@ func (g *Gateway) Start() (err error) {
 			if li.pc != nil {
 				err = g.srv.ServeUDP(li.pc)
 			} else {
-				err = g.srv.ServeTCP(li.ln)
+				err = g.srv.ServeTCP(g.streamListener(li.ln))
 			}
 			if err != nil && !g.closed.Load() && !errors.Is(err, net.ErrClosed) {
 				g.log.Error().Err(err).Str("transport", li.transport).Msg("listener stopped")

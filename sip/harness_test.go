@@ -17,6 +17,7 @@ import (
 
 	"github.com/tollgate/tollgate/admission"
 	"github.com/tollgate/tollgate/configs"
+	"github.com/tollgate/tollgate/internal/pike"
 )
 
 // Loopback addresses tell the parties apart.
@@ -307,9 +308,10 @@ type env struct {
 	gw      *Gateway
 	adm     *admission.Runner
 	cfg     *configs.Config
-	pbx     *peer // the tenant's PBX (127.0.0.10): caller of outbound, callee of inbound
-	carrier *peer // the carrier (127.0.0.2): callee of outbound, caller of inbound
-	clock   Clock // the gateway's clock: real unless a test sets a fake one before start
+	pbx     *peer         // the tenant's PBX (127.0.0.10): caller of outbound, callee of inbound
+	carrier *peer         // the carrier (127.0.0.2): callee of outbound, caller of inbound
+	clock   Clock         // the gateway's clock: real unless a test sets a fake one before start
+	flood   *pike.Limiter // set before start to give the gateway a flood limiter
 
 	mu     sync.Mutex
 	events []admission.Event
@@ -380,6 +382,7 @@ func (e *env) waitEvent(t *testing.T, typ string, n int, within time.Duration) a
 type envSpec struct {
 	pbxTransport     string
 	carrierTransport string // udp (default), or both: UDP and TCP on one port
+	flood            bool   // the gateway gets a flood limiter from sip.flood
 	edits            []func(*configs.Config)
 }
 
@@ -435,6 +438,9 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		edit(cfg)
 	}
 	cfg.ApplyDefaults()
+	if spec.flood {
+		e.flood = pike.New(cfg.SIP.Flood.PikeConfig())
+	}
 	e.start(t, cfg)
 	return e
 }
@@ -474,7 +480,8 @@ func (e *env) start(t *testing.T, cfg *configs.Config) {
 	if testing.Verbose() {
 		logw = zerolog.New(os.Stderr)
 	}
-	if e.gw, err = New(cfg, e.adm, Options{Logger: logw, OnEvent: e.recordEvent, Metrics: &e.obs, Clock: e.clock}); err != nil {
+	if e.gw, err = New(cfg, e.adm, Options{Logger: logw, OnEvent: e.recordEvent, Metrics: &e.obs, Clock: e.clock,
+		Flood: e.flood, FloodAnswer503: cfg.SIP.Flood.Answer503()}); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.gw.Start(); err != nil {

@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"strconv"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/tollgate/tollgate/internal/pike"
 )
 
 // The edge as a pipeline: the order of the stages, in one place.
@@ -15,7 +18,11 @@ import (
 // Raw input, on the transport's read goroutine, before parsing (readFilter):
 //   - responses from a source that is neither a carrier nor a tenant are
 //     dropped and counted;
-//   - flood limits per source (once configured).
+//   - flood limits per source (sip.flood, internal/pike): a source over its
+//     rate is blocked for a while and its requests dropped (or, with
+//     blocked_response 503, answered 503 once a second); a blocked source's
+//     TCP/TLS connections are closed and new ones refused, within the
+//     connection caps.
 //
 // A request, still on the read goroutine, in arrival order (dispatch):
 //  1. front door (frontdoor.go): well formed, or a stateless answer naming
@@ -44,6 +51,10 @@ func (g *Gateway) dispatch(req *sip.Request, handle func()) {
 		return
 	}
 	src, ok := sourceIP(req)
+	if r := g.floodRefusal(src); r != nil {
+		g.refuse(req, r)
+		return
+	}
 	if !ok || !g.classifier.Load().KnownSource(src) {
 		g.refuse(req, &refusal{Code: 403, Phrase: "Forbidden", Cause: "unknown_source"})
 		return
@@ -81,11 +92,50 @@ func (g *Gateway) refuse(req *sip.Request, r *refusal) {
 
 // readFilter sees every datagram and TCP read before sipgo parses it.
 func (g *Gateway) readFilter(p sip.TransportReadProps, data []byte) ([]byte, error) {
-	if isResponse(data) && !g.knownAddr(p.RemoteAddr) {
-		g.drop("response_unknown_source")
-		return nil, nil
+	ip := addrIP(p.RemoteAddr)
+	known := ip.IsValid() && g.classifier.Load().KnownSource(ip)
+	if isResponse(data) {
+		if !known {
+			g.drop("response_unknown_source")
+			return nil, nil
+		}
+		return data, nil // responses are not counted against a source's rate
 	}
-	return data, nil
+	if g.flood == nil || g.flood.Allow(ip, known, g.now()) == pike.Allow {
+		return data, nil
+	}
+	if g.flood503 && g.flood.AnswerBlocked(ip, g.now()) {
+		return data, nil // dispatch answers it 503
+	}
+	g.drop("flood")
+	if p.Transport != "UDP" {
+		return nil, errFloodBlocked // closes the connection
+	}
+	return nil, nil
+}
+
+var errFloodBlocked = errors.New("sip: source blocked by flood protection")
+
+// floodRefusal is the answer to a blocked source let through for its one
+// 503 per second, or nil.
+func (g *Gateway) floodRefusal(src netip.Addr) *refusal {
+	if g.flood == nil || !g.flood503 || !g.flood.IsBlocked(src, g.now()) {
+		return nil
+	}
+	retry := int(g.flood.Config().Block / time.Second)
+	return &refusal{Code: 503, Phrase: "Service Unavailable (flood)", Cause: "flood_blocked",
+		Header: sip.NewHeader("Retry-After", strconv.Itoa(retry))}
+}
+
+// streamListener applies the connection caps (sip.flood) to a TCP or TLS
+// listener: a blocked source cannot open connections.
+func (g *Gateway) streamListener(ln net.Listener) net.Listener {
+	if g.conns == nil {
+		return ln
+	}
+	return g.conns.Listener(ln, func(ip netip.Addr) bool {
+		return g.flood == nil || !g.flood.IsBlocked(ip, g.now())
+	})
 }
 
 // isResponse reports whether data starts a SIP response.
@@ -93,17 +143,16 @@ func isResponse(data []byte) bool {
 	return len(data) >= 8 && string(data[:8]) == "SIP/2.0 "
 }
 
-func (g *Gateway) knownAddr(a net.Addr) bool {
+// addrIP is the IP of a UDP or TCP address (invalid for anything else).
+func addrIP(a net.Addr) netip.Addr {
 	var ip netip.Addr
 	switch a := a.(type) {
 	case *net.UDPAddr:
 		ip, _ = netip.AddrFromSlice(a.IP)
 	case *net.TCPAddr:
 		ip, _ = netip.AddrFromSlice(a.IP)
-	default:
-		return false
 	}
-	return ip.IsValid() && g.classifier.Load().KnownSource(ip.Unmap())
+	return ip.Unmap()
 }
 
 // drop counts a message dropped without an answer.

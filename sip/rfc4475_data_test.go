@@ -468,7 +468,7 @@ var (
 	}
 	// Valid messages sipgo parses, but wrongly (checked below).
 	rfc4475SipgoMisparses = map[string]string{
-		"wsinv":   "LWS around = and after the sent-protocol: From and To tags lost (parameter \"tag \" = \" 98asjd8\"), the 2nd and 3rd Via have no transport and a host of \"TCP     spindle...\", branch and q values keep their spaces",
+		"wsinv": "LWS around = and after the sent-protocol: From and To tags lost (parameter \"tag \" = \" 98asjd8\"), the 2nd and 3rd Via have no transport and a host of \"TCP     spindle...\", branch and q values keep their spaces",
 	}
 	// Invalid messages sipgo parses without error: the front door's own
 	// checks must catch them.

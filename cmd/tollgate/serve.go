@@ -57,11 +57,11 @@ func serveUntil(cfg *configs.Config, logOut io.Writer, stop chan os.Signal) erro
 	// limiter for the whole edge, owned here and shared by the gateway
 	// (which feeds them), the admin API (GET/DELETE /v1/blocked) and
 	// /metrics.
-	// TODO(issue 9 §5): hand flood and conns to sip.New once sip.Options
-	// takes them (the SIP receive path calls flood.Allow, and wraps its
-	// tcp/tls listeners with conns.Listener).
 	flood, conns := pike.New(cfg.SIP.Flood.PikeConfig()), cfg.SIP.Flood.ConnLimiter()
-	gw, err := sip.New(svc.Config(), svc.Runner(), sip.Options{Logger: log, Metrics: metrics})
+	gw, err := sip.New(svc.Config(), svc.Runner(), sip.Options{
+		Logger: log, Metrics: metrics,
+		Flood: flood, Conns: conns, FloodAnswer503: cfg.SIP.Flood.Answer503(),
+	})
 	if err != nil {
 		return err
 	}
