@@ -254,8 +254,8 @@ func TestStrayResponsesAreDropped(t *testing.T) {
 		t.Fatalf("forged 200 OK injected into a peer: %q", got)
 	}
 	eventually(t, time.Second, func() bool {
-		return e.obs.count(e.obs.dropped, "stray_response")+e.obs.count(e.obs.dropped, "response_unknown_source") == 8
-	}, "stray responses not counted: %v", e.obs.dropped)
+		return e.obs.get(&e.obs.dropped, "stray_response")+e.obs.get(&e.obs.dropped, "response_unknown_source") == 8
+	}, "stray responses not counted")
 }
 
 // A stranger's CANCEL (copying the caller's branch) or BYE changes
@@ -590,7 +590,7 @@ func TestFloodFromUnknownSourceIsBlocked(t *testing.T) {
 	if len(blocked) != 1 || blocked[0].IP.String() != strangeIP {
 		t.Fatalf("blocked: %+v", blocked)
 	}
-	if d := e.obs.count(e.obs.dropped, "flood"); d < n-12 {
+	if d := e.obs.get(&e.obs.dropped, "flood"); d < n-12 {
 		t.Fatalf("%d flood requests counted dropped", d)
 	}
 	// Unblocked, it is answered again.
