@@ -345,6 +345,7 @@ func (o *countingObserver) AdmissionLatency(time.Duration) {
 func (o *countingObserver) Teardown(cause string) { o.inc(&o.teardowns, cause) }
 func (o *countingObserver) Refused(cause string)  { o.inc(&o.refused, cause) }
 func (o *countingObserver) Dropped(reason string) { o.inc(&o.dropped, reason) }
+
 // get reads one count of the map at m (safe while the gateway counts).
 func (o *countingObserver) get(m *map[string]int, k string) int {
 	o.mu.Lock()
