@@ -42,8 +42,8 @@ func frontDoor(req *sip.Request, overTLS bool) *refusal {
 			return badRequest("bad_method", "malformed method")
 		}
 		// An extension method (RFC 4475 intmeth) or a known one in the
-		// wrong case: well formed, not served.
-		return &refusal{Code: 405, Phrase: "Method Not Allowed", Cause: "unknown_method", Header: allowHeader()}
+		// wrong case: well formed, not implemented (RFC 3261 §8.2.1).
+		return &refusal{Code: 501, Phrase: "Not Implemented", Cause: "unknown_method", Header: allowHeader()}
 	}
 	if req.SipVersion != "SIP/2.0" {
 		return &refusal{Code: 505, Phrase: "Version Not Supported", Cause: "bad_version"}
@@ -106,8 +106,13 @@ func frontDoor(req *sip.Request, overTLS bool) *refusal {
 	case contentLength > 1:
 		return badRequest("bad_content_length", countProblem("Content-Length", contentLength))
 	}
-	if tagOf(req.From().Params) == "" {
+	if tagOf(req.From().Params) == "" && rfc3261Branch(req.Via()) {
+		// An RFC 2543 peer (no magic cookie, RFC 4475 inv2543) may send no
+		// tag; from an RFC 3261 one it is mandatory (§8.1.1.3).
 		return badRequest("bad_from", "From without tag")
+	}
+	if !addressScheme(&req.From().Address) || !addressScheme(&req.To().Address) {
+		return badRequest("bad_address_scheme", "To and From must be sip, sips or tel URIs")
 	}
 	cs := req.CSeq()
 	if cs.MethodName != req.Method {
@@ -151,6 +156,18 @@ func requestURIProblem(u *sip.Uri, overTLS bool) *refusal {
 	return nil
 }
 
+// magicCookie starts every RFC 3261 branch (§8.1.1.7).
+const magicCookie = "z9hG4bK"
+
+func rfc3261Branch(v *sip.ViaHeader) bool {
+	b, _ := v.Params.Get("branch")
+	return strings.HasPrefix(b, magicCookie)
+}
+
+func addressScheme(u *sip.Uri) bool {
+	return u.Scheme == "sip" || u.Scheme == "sips" || u.Scheme == "tel"
+}
+
 func countProblem(name string, n int) string {
 	if n == 0 {
 		return "missing " + name
@@ -162,10 +179,11 @@ func wellFormedVia(v *sip.ViaHeader) bool {
 	if v.ProtocolName != "SIP" || v.ProtocolVersion != "2.0" || v.Host == "" || hasCtl(v.Host) {
 		return false
 	}
-	switch strings.ToUpper(v.Transport) {
-	case "UDP", "TCP", "TLS", "SCTP", "WS", "WSS":
-	default:
+	if !isToken(v.Transport) { // other-transport is any token (RFC 4475 transports)
 		return false
+	}
+	if b, ok := v.Params.Get("branch"); ok && (b == "" || b == magicCookie) {
+		return false // RFC 4475 badbranch: the cookie alone is no branch
 	}
 	return v.Port >= 0 && v.Port <= 65535
 }

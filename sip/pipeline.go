@@ -1,10 +1,12 @@
 package sip
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -78,12 +80,14 @@ func (g *Gateway) refuse(req *sip.Request, r *refusal) {
 		return
 	}
 	res := sip.NewResponseFromRequest(req, r.Code, r.Phrase, nil)
+	res.SipVersion = "SIP/2.0" // the only version spoken, whatever the request said
 	if r.Header != nil {
 		res.AppendHeader(r.Header)
 	}
 	if r.Code == 403 && r.Cause == "unknown_source" {
 		res.AppendHeader(sip.NewHeader("Reason", "SIP;cause=403;text=\"unknown_source\""))
 	}
+	res.SetTransport(req.Transport())
 	res.SetDestination(req.Source())
 	if err := g.srv.WriteResponse(res); err != nil {
 		g.log.Debug().Err(err).Str("source", req.Source()).Int("code", r.Code).Msg("stateless answer failed")
@@ -164,10 +168,11 @@ func (g *Gateway) drop(reason string) {
 
 // parseError counts input sipgo could not parse and logs it at a bounded
 // rate (one line per second at most, with the number suppressed since).
-func (g *Gateway) parseError(transport, source string, data []byte, err error) {
+func (g *Gateway) parseError(transport, source string, data []byte, err error) (reply []byte) {
 	g.drop("unparsable")
+	reply = g.unparsableAnswer(source, data)
 	if !g.parseLog.allow(g.now()) {
-		return
+		return reply
 	}
 	head := data
 	if len(head) > 64 {
@@ -176,6 +181,7 @@ func (g *Gateway) parseError(transport, source string, data []byte, err error) {
 	g.log.Warn().Err(err).Str("transport", transport).Str("source", source).Int("bytes", len(data)).
 		Str("head", strconv.Quote(string(head))).Uint64("suppressed", g.parseLog.suppressed.Swap(0)).
 		Msg("unparsable SIP input dropped")
+	return reply
 }
 
 // logLimiter lets one line through per interval and counts the rest.
@@ -216,4 +222,47 @@ func (g *Gateway) onRequest(req *sip.Request, tx *sip.ServerTx) {
 	if !h(req, tx) && tx != nil {
 		tx.TerminateGracefully()
 	}
+}
+
+// unparsableAnswer is the 400 for a request sipgo could not parse, built
+// from its raw Via, From, To, Call-ID and CSeq lines (RFC 3261 §8.2.6 copies
+// them), so that a known peer learns its request was refused instead of
+// retransmitting it. It goes only to the input's source (patched sipgo),
+// only to a carrier or tenant source (the flood limits already ran), and
+// only if the input looks like a request with a Via; nil otherwise.
+func (g *Gateway) unparsableAnswer(source string, data []byte) []byte {
+	ap, err := netip.ParseAddrPort(source)
+	if err != nil || isResponse(data) || !g.classifier.Load().KnownSource(ap.Addr().Unmap()) {
+		return nil
+	}
+	head := data
+	if i := bytes.Index(head, []byte("\r\n\r\n")); i >= 0 {
+		head = head[:i]
+	}
+	var b bytes.Buffer
+	b.WriteString("SIP/2.0 400 Bad Request (unparsable)\r\n")
+	vias := 0
+	for i, line := range bytes.Split(head, []byte("\r\n")) {
+		name, _, ok := bytes.Cut(line, []byte(":"))
+		if i == 0 || !ok {
+			continue
+		}
+		switch strings.ToLower(string(bytes.TrimSpace(name))) {
+		case "via", "v":
+			vias++
+		case "from", "f", "to", "t", "call-id", "i", "cseq":
+		default:
+			continue
+		}
+		if hasCtl(string(line)) {
+			return nil
+		}
+		b.Write(line)
+		b.WriteString("\r\n")
+	}
+	if vias == 0 {
+		return nil
+	}
+	b.WriteString("Content-Length: 0\r\n\r\n")
+	return b.Bytes()
 }

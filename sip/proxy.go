@@ -690,6 +690,9 @@ func (g *Gateway) onOptions(req *sip.Request, tx sip.ServerTransaction) (async b
 		g.reply(tx, req, 200, "OK", "", allowHeader())
 		return false
 	}
+	if g.hopsExhausted(req, tx) {
+		return false
+	}
 	g.reply(tx, req, 405, "Method Not Allowed", "", allowHeader())
 	return false
 }
@@ -700,11 +703,21 @@ func (g *Gateway) onOther(req *sip.Request, tx sip.ServerTransaction) (async boo
 	if to := req.To(); to != nil && tagOf(to.Params) != "" {
 		return g.onInDialog(req, tx)
 	}
-	if req.IsAck() {
+	if req.IsAck() || g.hopsExhausted(req, tx) {
 		return false
 	}
 	g.reply(tx, req, 405, "Method Not Allowed", "", allowHeader())
 	return false
+}
+
+// hopsExhausted answers 483 to a request with Max-Forwards 0 that is not
+// for the gateway itself (RFC 3261 §16.3 step 3) before any other answer.
+func (g *Gateway) hopsExhausted(req *sip.Request, tx sip.ServerTransaction) bool {
+	if mf := req.MaxForwards(); mf == nil || *mf != 0 {
+		return false
+	}
+	g.reply(tx, req, 483, "Too Many Hops", "")
+	return true
 }
 
 func allowHeader() sip.Header {

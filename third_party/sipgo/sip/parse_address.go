@@ -135,13 +135,13 @@ func addressStateUri(a *nameAddress, s string) (addressFSM, string, error) {
 
 	for i, c := range s {
 		if c == ';' {
-			err := ParseUri(s[:i], a.uri)
+			err := ParseUri(strings.TrimSpace(s[:i]), a.uri) // tollgate patch: LWS before ";"
 			return addressStateHeaderParams, s[i+1:], err
 		}
 	}
 
 	// No header params detected
-	err := ParseUri(s, a.uri)
+	err := ParseUri(strings.TrimSpace(s), a.uri)
 	return nil, s, err
 }
 
@@ -149,22 +149,24 @@ func addressStateHeaderParams(a *nameAddress, s string) (addressFSM, string, err
 
 	addParam := func(equal int, s string) {
 
+		// tollgate patch: LWS around the name, "=" and the value is
+		// allowed (RFC 3261 §25.1; RFC 4475 wsinv); an empty name adds
+		// nothing.
 		if equal > 0 {
-			name := s[:equal]
-			val := s[equal+1:]
-			if a.headerParams != nil {
+			name := strings.TrimSpace(s[:equal])
+			val := strings.TrimSpace(s[equal+1:])
+			if a.headerParams != nil && name != "" {
 				a.headerParams.Add(name, val)
 			}
 			return
 		}
 
-		if len(s) == 0 {
+		// Case when we have key name but not value. ex ;+siptag;
+		name := strings.TrimSpace(s)
+		if name == "" {
 			// could be just ;
 			return
 		}
-
-		// Case when we have key name but not value. ex ;+siptag;
-		name := s[:]
 		if a.headerParams != nil {
 			a.headerParams.Add(name, "")
 		}

@@ -34,7 +34,7 @@ func UnmarshalHeaderParams(s string, seperator rune, ending rune, p *HeaderParam
 		case paramsStateEqual:
 			if c == seperator {
 				// Add support for empty values
-				p.Add(s[start:i], "")
+				addParam(p, s[start:i], "")
 				state = paramsStateKey
 				continue
 			}
@@ -52,7 +52,7 @@ func UnmarshalHeaderParams(s string, seperator rune, ending rune, p *HeaderParam
 				state = paramsStateQuote
 				quote = i
 			case seperator:
-				p.Add(s[start:sep], s[sep+1:i])
+				addParam(p, s[start:sep], s[sep+1:i])
 				start = sep + 1
 				state = paramsStateKey
 			}
@@ -68,12 +68,23 @@ func UnmarshalHeaderParams(s string, seperator rune, ending rune, p *HeaderParam
 
 	// Do the last one
 	if sep > 0 && n >= 0 && (start < sep) {
-		p.Add(s[start:sep], s[sep+1:n])
+		addParam(p, s[start:sep], s[sep+1:n])
 	}
 	// No seperator
 	if sep == 0 && start < n && n >= 0 {
-		p.Add(s[start:], "")
+		addParam(p, s[start:], "")
 	}
 
 	return n, nil
+}
+
+// addParam adds a parameter without the LWS the grammar allows around its
+// name, "=" and value (RFC 3261 §25.1 SEMI/EQUAL; RFC 4475 wsinv). An empty
+// name (";;") adds nothing. (tollgate patch)
+func addParam(p *HeaderParams, k, v string) {
+	k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+	if k == "" {
+		return
+	}
+	p.Add(k, v)
 }

@@ -52,8 +52,9 @@ func uriStateScheme(uri *Uri, s string) (uriFSM, string, error) {
 			}
 			return uriStateSlashes, s[i+1:], nil
 		}
-		// Check is c still ASCII
-		if !isASCII(c) {
+		// tollgate patch: a scheme is ALPHA *( ALPHA / DIGIT / "+" / "-" /
+		// "." ) (RFC 3986 §3.1; RFC 4475 novelsc: soap.beep).
+		if !isASCII(c) && (i == 0 || !(c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.')) {
 			return nil, "", fmt.Errorf("invalid uri scheme")
 		}
 	}

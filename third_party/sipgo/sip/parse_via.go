@@ -62,12 +62,15 @@ func viaStateProtocolVersion(h *ViaHeader, s string) (viaFSM, int, error) {
 }
 
 func viaStateProtocolTransport(h *ViaHeader, s string) (viaFSM, int, error) {
-	ind := strings.IndexAny(s, " \t")
+	// tollgate patch: LWS may precede the transport (RFC 4475 wsinv).
+	t := strings.TrimLeft(s, " \t")
+	off := len(s) - len(t)
+	ind := strings.IndexAny(t, " \t")
 	if ind < 0 {
 		return nil, 0, errors.New("Malformed transport in Via header")
 	}
-	h.Transport = strings.TrimSpace(s[:ind])
-	return viaStateHost, ind + 1, nil
+	h.Transport = t[:ind]
+	return viaStateHost, off + ind + 1, nil
 }
 
 func viaStateHost(h *ViaHeader, s string) (viaFSM, int, error) {
@@ -133,7 +136,7 @@ loop:
 	}
 
 	if colonInd > 0 {
-		h.Port, err = strconv.Atoi(s[colonInd+1 : endIndex])
+		h.Port, err = strconv.Atoi(strings.TrimSpace(s[colonInd+1 : endIndex])) // tollgate patch: LWS
 		if err != nil {
 			return nil, 0, nil
 		}

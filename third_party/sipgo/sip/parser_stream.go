@@ -175,6 +175,14 @@ func (p *ParserStream) parseSingle() error {
 	)
 	switch p.state {
 	case stateStartLine:
+		// tollgate patch: CRLFs before a start line are ignored (RFC 3261
+		// §7.5; RFC 4475 dblreq leaves one between two messages).
+		for b := p.buf.Bytes(); len(b) >= 2 && b[0] == '\r' && b[1] == '\n'; b = p.buf.Bytes() {
+			p.buf.Next(2)
+		}
+		if p.buf.Len() == 0 {
+			return io.ErrUnexpectedEOF
+		}
 		var msg Message
 		msg, n, err = p.p.parseStartLine(p.buf.Bytes(), true)
 		p.advance(n)

@@ -366,10 +366,9 @@ func makeServerTxKey(msg Message, asMethod RequestMethod) (string, error) {
 	if from == nil {
 		return "", fmt.Errorf("'From' header not found in message '%s'", messageShortString(msg))
 	}
-	fromTag, ok := from.Params.Get("tag")
-	if !ok {
-		return "", fmt.Errorf("'tag' param not found in 'From' header of message '%s'", messageShortString(msg))
-	}
+	// tollgate patch: RFC 2543 requires no From tag (RFC 4475 inv2543);
+	// the key then rests on Call-ID, CSeq and the Via.
+	fromTag, _ := from.Params.Get("tag")
 	callId := msg.CallID()
 	if callId == nil {
 		return "", fmt.Errorf("'Call-ID' header not found in message '%s'", messageShortString(msg))

@@ -89,8 +89,10 @@ func WithTransportLayerSymmetricResponses() TransportLayerOption {
 }
 
 // ParseErrorHandler receives input that could not be parsed as SIP: the
-// transport, the source address and the error. (tollgate patch)
-type ParseErrorHandler func(transport, source string, data []byte, err error)
+// transport, the source address and the error. A non-nil reply is written
+// back to the source (the datagram's address; on TCP/TLS the connection,
+// which is then closed). (tollgate patch)
+type ParseErrorHandler func(transport, source string, data []byte, err error) (reply []byte)
 
 // WithTransportLayerParseErrorHandler hands unparsable input to h instead of
 // logging it (with its data) at error level, so that a flood of garbage

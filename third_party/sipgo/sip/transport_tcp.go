@@ -236,15 +236,18 @@ func (t *TransportTCP) readConnection(conn *TCPConnection, laddr string, raddr s
 		// TODO fallback to parseFull if message size limit is set
 
 		// t.log.Debug().Str("raddr", raddr).Str("data", string(data)).Msg("new message")
-		if err := t.parseStream(par, data, raddr, handler); err != nil {
+		if reply, err := t.parseStream(par, data, raddr, handler); err != nil {
+			if reply != nil { // tollgate patch
+				conn.Write(reply)
+			}
 			// A framing error leaves no message boundary to resync on, so close the connection.
 			return
 		}
 	}
 }
 
-func (t *TransportTCP) parseStream(par *ParserStream, data []byte, src string, handler MessageHandler) error {
-	err := par.ParseSIPStream(data, func(msg Message) {
+func (t *TransportTCP) parseStream(par *ParserStream, data []byte, src string, handler MessageHandler) (reply []byte, err error) {
+	err = par.ParseSIPStream(data, func(msg Message) {
 		msg.SetTransport(t.Network())
 		msg.SetSource(src)
 		handler(msg)
@@ -252,16 +255,15 @@ func (t *TransportTCP) parseStream(par *ParserStream, data []byte, src string, h
 
 	if err != nil {
 		if err == ErrParseSipPartial {
-			return nil
+			return nil, nil
 		}
 		if t.parseError != nil { // tollgate patch
-			t.parseError(t.Network(), src, data, err)
-			return err
+			return t.parseError(t.Network(), src, data, err), err
 		}
 		t.log.Error("failed to parse", "error", err, "data", string(data))
-		return err
+		return nil, err
 	}
-	return nil
+	return nil, nil
 }
 
 type TCPConnection struct {

@@ -189,7 +189,9 @@ func (t *TransportUDP) readListenerConnection(conn *UDPConnection, laddr string,
 			acceptedAddr[rastr] = struct{}{}
 		}
 
-		t.parseAndHandle(data, rastr, handler)
+		if reply := t.parseAndHandle(data, rastr, handler); reply != nil { // tollgate patch
+			conn.PacketConn.WriteTo(reply, raddr)
+		}
 		lastRaddr = rastr
 	}
 }
@@ -222,30 +224,30 @@ func (t *TransportUDP) readListenerConnection(conn *UDPConnection, laddr string,
 	}
 } */
 
-func (t *TransportUDP) parseAndHandle(data []byte, src string, handler MessageHandler) {
+func (t *TransportUDP) parseAndHandle(data []byte, src string, handler MessageHandler) (reply []byte) {
 	// Check is keep alive
 	if len(data) <= 4 {
 		//One or 2 CRLF
 		if len(bytes.Trim(data, "\r\n")) == 0 {
 			t.log.Debug("Keep alive CRLF received")
-			return
+			return nil
 		}
 	}
 
 	msg, err := t.parser.ParseSIP(data) //Very expensive operation
 	if err != nil {
 		if t.parseError != nil { // tollgate patch
-			t.parseError(t.Network(), src, data, err)
-			return
+			return t.parseError(t.Network(), src, data, err)
 		}
 		t.log.Error("failed to parse", "data", string(data), "error", err)
-		return
+		return nil
 	}
 
 	msg.SetTransport(t.Network())
 	// Current transaction are taking connection but for UDP they can forward on different src address
 	msg.SetSource(src) // By default we expect our source is behind NAT. https://datatracker.ietf.org/doc/html/rfc3581#section-6
 	handler(msg)
+	return nil
 }
 
 type UDPConnection struct {

@@ -23,6 +23,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -46,11 +47,17 @@ func main() {
 	log.SetFlags(0)
 
 	if *src == "" {
-		dir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/emiago/sipgo").Output()
-		if err != nil {
+		// The upstream module as downloaded, not the replace in
+		// third_party/sipgo (which carries no testdata).
+		out, err := exec.Command("go", "mod", "download", "-json", "github.com/emiago/sipgo@v1.7.2").Output()
+		var mod struct{ Dir string }
+		if err == nil {
+			err = json.Unmarshal(out, &mod)
+		}
+		if err != nil || mod.Dir == "" {
 			log.Fatalf("locate sipgo: %v (give -src)", err)
 		}
-		*src = filepath.Join(strings.TrimSpace(string(dir)), "sip", "testdata", "torture")
+		*src = filepath.Join(mod.Dir, "sip", "testdata", "torture")
 	}
 	names, err := manifestNames(filepath.Join(*out, "MANIFEST.tsv"))
 	if err != nil {
