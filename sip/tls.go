@@ -273,6 +273,7 @@ func (g *Gateway) installTLSRequester() {
 func (g *Gateway) ReloadCertificates() error {
 	e := g.tls
 	if e == nil {
+		g.log.Info().Msg("no tls listener: no certificate to reload")
 		return nil
 	}
 	e.mu.Lock()
