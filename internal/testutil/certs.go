@@ -113,6 +113,20 @@ func (ca *CA) WriteCA(t testing.TB, dir, name string) string {
 	return writeFile(t, filepath.Join(dir, name+".pem"), ca.PEM)
 }
 
+// WriteCRL writes an empty certificate revocation list of the CA (PEM) to
+// dir/name.crl and returns the path. OpenSSL peers that verify with CRL
+// checks (SIPp's -tls_ca needs -tls_crl) want one.
+func (ca *CA) WriteCRL(t testing.TB, dir, name string) string {
+	t.Helper()
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number: big.NewInt(1), ThisUpdate: time.Now().Add(-time.Hour), NextUpdate: time.Now().Add(24 * time.Hour),
+	}, ca.Cert, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeFile(t, filepath.Join(dir, name+".crl"), pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}))
+}
+
 // Write writes the certificate to dir/name.crt and its key to
 // dir/name.key and returns both paths.
 func (c *Cert) Write(t testing.TB, dir, name string) (certFile, keyFile string) {
