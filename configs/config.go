@@ -48,6 +48,12 @@ const (
 	DefaultTimerC          = 180 * time.Second
 	DefaultMaxCallDuration = 4 * time.Hour
 	DefaultShutdownGrace   = 30 * time.Second
+	// DefaultTLSHandshakeTimeout bounds a TLS connection's connect and
+	// handshake (sip.tls.handshake_timeout).
+	DefaultTLSHandshakeTimeout = 5 * time.Second
+	// DefaultTLSIdleTimeout closes a TLS connection that carried nothing
+	// for this long (sip.tls.idle_timeout).
+	DefaultTLSIdleTimeout = 5 * time.Minute
 
 	DefaultDataDir            = "data"
 	MemoryDataDir             = ":memory:" // store.data_dir for the in-memory store
@@ -300,12 +306,42 @@ type SIP struct {
 	// Flood configures flood protection: per-source request rates with
 	// automatic blocks, and TCP/TLS connection caps (flood.go).
 	Flood Flood `yaml:"flood" json:"flood"`
+	// TLS holds the timeouts of every TLS connection, accepted by the tls
+	// listener or dialled to a tls next hop. The certificates are on the
+	// listener (sip.listen[].cert) and the hops (server_name, ca).
+	TLS TLS `yaml:"tls" json:"tls"`
+}
+
+// TLS holds the timeouts of the SIP edge's TLS connections.
+type TLS struct {
+	// HandshakeTimeout bounds the TLS handshake of an accepted connection
+	// (a client that connects and does not complete it is dropped), and
+	// connect plus handshake of a dialled one. Default 5s, > 0.
+	HandshakeTimeout time.Duration `yaml:"handshake_timeout" json:"handshake_timeout"`
+	// IdleTimeout closes a TLS connection on which nothing was read or
+	// written for this long, unless a call in progress uses it (its party
+	// signals over it). Keep-alives (CRLF, RFC 5626) count as traffic.
+	// Default 5m, > 0.
+	IdleTimeout time.Duration `yaml:"idle_timeout" json:"idle_timeout"`
 }
 
 // Listen is one SIP listening socket.
 type Listen struct {
-	Transport string `yaml:"transport" json:"transport"` // udp|tcp (lower-cased on load)
+	Transport string `yaml:"transport" json:"transport"` // udp|tcp|tls (lower-cased on load)
 	Address   string `yaml:"address" json:"address"`     // host:port, IP literal host, port 1..65535
+	// Cert is the PEM file (path relative to the working directory) of the
+	// certificate chain a tls listener presents, leaf first; also the
+	// client certificate presented to tls next hops that ask for one.
+	// Required for transport tls, not allowed otherwise. Reloaded with Key
+	// on SIGHUP.
+	Cert string `yaml:"cert,omitempty" json:"cert,omitempty"`
+	// Key is the PEM file of Cert's private key. Required with Cert.
+	Key string `yaml:"key,omitempty" json:"key,omitempty"`
+	// ClientCA is an optional PEM file of CA certificates. When set, the
+	// tls listener requires every client to present a certificate signed
+	// by one of them (mutual TLS, e.g. with a carrier); connections
+	// without one fail the handshake. Only for transport tls.
+	ClientCA string `yaml:"client_ca,omitempty" json:"client_ca,omitempty"`
 }
 
 // Admission configures how admission decisions are answered and the
@@ -330,7 +366,15 @@ type Reject struct {
 // Hop is a SIP next hop.
 type Hop struct {
 	Address   string `yaml:"address" json:"address"`     // host:port next hop (IP literal)
-	Transport string `yaml:"transport" json:"transport"` // udp|tcp, default udp
+	Transport string `yaml:"transport" json:"transport"` // udp|tcp|tls, default udp
+	// ServerName is the name a tls hop's certificate is verified against
+	// and sent as SNI: a host name, or an IP literal (the certificate must
+	// then list the IP). Default: the IP of Address. Only for transport
+	// tls.
+	ServerName string `yaml:"server_name,omitempty" json:"server_name,omitempty"`
+	// CA is a PEM file of the CA certificates a tls hop's certificate must
+	// chain to. Default: the system's roots. Only for transport tls.
+	CA string `yaml:"ca,omitempty" json:"ca,omitempty"`
 }
 
 // Carrier is an upstream SIP trunk.
@@ -528,9 +572,11 @@ func Parse(name string, data []byte) (*Config, error) {
 	// treats zero as unset): shutdown_grace: 0s is legal, timer_c: 0s fails.
 	keep := map[*time.Duration]bool{}
 	for path, d := range map[string]*time.Duration{
-		"sip.timer_c":           &cfg.SIP.TimerC,
-		"sip.max_call_duration": &cfg.SIP.MaxCallDuration,
-		"sip.shutdown_grace":    &cfg.SIP.ShutdownGrace,
+		"sip.timer_c":               &cfg.SIP.TimerC,
+		"sip.max_call_duration":     &cfg.SIP.MaxCallDuration,
+		"sip.shutdown_grace":        &cfg.SIP.ShutdownGrace,
+		"sip.tls.handshake_timeout": &cfg.SIP.TLS.HandshakeTimeout,
+		"sip.tls.idle_timeout":      &cfg.SIP.TLS.IdleTimeout,
 	} {
 		if *d == 0 && idx.present(path) {
 			keep[d] = true
@@ -581,6 +627,12 @@ func (c *Config) ApplyDefaults() {
 		c.SIP.ShutdownGrace = DefaultShutdownGrace
 	}
 	c.SIP.Flood.applyDefaults()
+	if c.SIP.TLS.HandshakeTimeout == 0 {
+		c.SIP.TLS.HandshakeTimeout = DefaultTLSHandshakeTimeout
+	}
+	if c.SIP.TLS.IdleTimeout == 0 {
+		c.SIP.TLS.IdleTimeout = DefaultTLSIdleTimeout
+	}
 
 	if c.Admission.Reject == nil {
 		c.Admission.Reject = make(map[string]Reject, len(defaultRejects))
@@ -828,8 +880,10 @@ func errf(path, format string, args ...any) error {
 }
 
 // Validate checks the whole config and returns the first error, naming the
-// field path (e.g. `sip.listen[1].transport: must be udp or tcp, got "sctp"`).
-// It expects ApplyDefaults to have run. It does no I/O.
+// field path (e.g. `sip.listen[1].transport: must be udp, tcp or tls, got "sctp"`).
+// It expects ApplyDefaults to have run. Its only I/O is reading the TLS
+// files the config names (certificates, keys, CAs), so that a missing or
+// bad one is reported with its field path.
 func (c *Config) Validate() error {
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -938,7 +992,7 @@ func (c *Config) Validate() error {
 		if len(t.DIDs) > 0 && t.PBX.Address == "" {
 			return errf(p+".pbx.address", "required when dids are set (where inbound calls go)")
 		}
-		if t.PBX.Address != "" || t.PBX.Transport != "" {
+		if t.PBX != (Hop{}) {
 			if err := t.PBX.validate(p + ".pbx"); err != nil {
 				return err
 			}
@@ -1036,6 +1090,9 @@ func (s *SIP) validate() error {
 			return errf(p+".transport", "a second %s listener (sip.listen[%d] is one): the gateway serves one listener per transport", l.Transport, j)
 		}
 		transports[l.Transport] = i
+		if err := l.validateTLS(p); err != nil {
+			return err
+		}
 	}
 	if s.Advertise == "" {
 		if ap, _ := parseAddrPort(s.Listen[0].Address); !ap.Addr().IsUnspecified() {
@@ -1055,7 +1112,10 @@ func (s *SIP) validate() error {
 	if s.ShutdownGrace < 0 {
 		return errf("sip.shutdown_grace", "must be >= 0, got %s", s.ShutdownGrace)
 	}
-	return s.Flood.validate()
+	if err := s.Flood.validate(); err != nil {
+		return err
+	}
+	return s.TLS.validate()
 }
 
 func (a *Admission) validate() error {
@@ -1103,7 +1163,10 @@ func (h Hop) validate(path string) error {
 	if ap.Addr().IsUnspecified() {
 		return errf(path+".address", "must be a reachable IP, not the unspecified address %s", ap.Addr())
 	}
-	return checkTransport(path+".transport", h.Transport)
+	if err := checkTransport(path+".transport", h.Transport); err != nil {
+		return err
+	}
+	return h.validateTLS(path)
 }
 
 // needListener checks that the gateway listens on the transport it uses
@@ -1362,10 +1425,10 @@ func validPrefix(s string) bool {
 
 func checkTransport(path, t string) error {
 	switch t {
-	case "udp", "tcp":
+	case "udp", "tcp", "tls":
 		return nil
 	}
-	return errf(path, "must be udp or tcp, got %q", t)
+	return errf(path, "must be udp, tcp or tls, got %q", t)
 }
 
 // checkName checks a carrier, plan or tenant name: non-empty, unique within

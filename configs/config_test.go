@@ -54,7 +54,7 @@ func TestDemoConfig(t *testing.T) {
 	if cfg.Log.Level != "info" || cfg.Log.Format != "console" {
 		t.Errorf("log = %+v", cfg.Log)
 	}
-	wantListen := []Listen{{"udp", "127.0.0.1:5060"}, {"tcp", "127.0.0.1:5060"}}
+	wantListen := []Listen{{Transport: "udp", Address: "127.0.0.1:5060"}, {Transport: "tcp", Address: "127.0.0.1:5060"}}
 	if !reflect.DeepEqual(cfg.SIP.Listen, wantListen) {
 		t.Errorf("listen = %+v", cfg.SIP.Listen)
 	}
@@ -264,9 +264,9 @@ func TestBadConfigs(t *testing.T) {
 		{"duplicate key", edit(t, "  - name: p1\n", "  - name: p1\n    name: p2\n"),
 			[]string{"plans[0].name: duplicate key \"name\""}},
 		{"bad transport", edit(t, "transport: udp", "transport: sctp"),
-			[]string{`sip.listen[0].transport: must be udp or tcp, got "sctp"`}},
-		{"bad hop transport", edit(t, "    address: 192.0.2.1:5060", "    address: 192.0.2.1:5060\n    transport: tls"),
-			[]string{`carriers[0].transport: must be udp or tcp, got "tls"`}},
+			[]string{`sip.listen[0].transport: must be udp, tcp or tls, got "sctp"`}},
+		{"bad hop transport", edit(t, "    address: 192.0.2.1:5060", "    address: 192.0.2.1:5060\n    transport: sctp"),
+			[]string{`carriers[0].transport: must be udp, tcp or tls, got "sctp"`}},
 		{"tcp next hop without tcp listener", edit(t, "    address: 192.0.2.1:5060", "    address: 192.0.2.1:5060\n    transport: tcp"),
 			[]string{`carriers[0].transport: is tcp, but sip.listen has no tcp listener`}},
 		{"bad CIDR", edit(t, "sources: [10.0.0.0/24]", "sources: [10.0.0.0/24, 10.0.0.0/33]"),

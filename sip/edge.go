@@ -27,7 +27,7 @@ var (
 // tenants changed through the API); calls in progress keep their route.
 func (g *Gateway) SetRouting(cfg *configs.Config) error {
 	g.classifier.Store(NewClassifier(cfg))
-	return nil
+	return g.setTLSRouting(cfg) // TLS next hops: server names and CAs
 }
 
 // Effects carries out engine effects produced outside the SIP path

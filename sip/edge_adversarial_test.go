@@ -624,3 +624,37 @@ func TestBlockedSourceGets503OncePerSecond(t *testing.T) {
 		t.Fatalf("%d answers to 100 requests", got)
 	}
 }
+
+// Connections the gateway opens leave from its listen address, not from
+// whatever address the kernel would pick (carriers filter on it).
+func TestOutgoingTCPFromListenAddress(t *testing.T) {
+	e := newEnv(t, func(s *envSpec) {
+		s.carrierTransport = "tcp"
+		s.edits = append(s.edits, func(c *configs.Config) {
+			c.SIP.Listen = append(c.SIP.Listen, configs.Listen{Transport: "tcp", Address: "127.0.0.3:0"})
+		})
+	})
+	_, cid := e.answeredCall(t)
+	inv := e.carrier.waitFor(sip.INVITE, cid, time.Second).req
+	if host, _, _ := net.SplitHostPort(inv.Source()); host != "127.0.0.3" {
+		t.Fatalf("the gateway's TCP connection came from %s, want its listen address 127.0.0.3", inv.Source())
+	}
+}
+
+// A retransmitted BYE that arrives while the first is still on its way to
+// the far end gets the far end's answer, never a 481 of its own.
+func TestRetransmittedByeGetsTheRealAnswer(t *testing.T) {
+	e := newEnv(t)
+	cid, callerTag, calleeTag := liveCall(t, e)
+	gw := e.gw.Addr("udp")
+	pbx := newRawUA(t, tenantIP)
+	bye := inDialog("BYE", "sip:x@"+e.carrier.addr(), pbx.addr(), cid, callerTag, calleeTag, 60)
+	pbx.send(gw, bye)
+	pbx.send(gw, bye) // same branch: a retransmission
+	eventually(t, 2*time.Second, func() bool { return len(pbx.responses("200")) > 0 }, "no 200 for the BYE: %q", pbx.responses(""))
+	time.Sleep(100 * time.Millisecond)
+	if got := pbx.responses("481"); len(got) != 0 {
+		t.Fatalf("the retransmission got %q", got)
+	}
+	e.idle(t)
+}

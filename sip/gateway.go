@@ -61,12 +61,12 @@ type Observer interface {
 }
 
 type listener struct {
-	transport string // UDP or TCP
+	transport string // UDP, TCP or TLS
 	host      string // IP the socket is bound to
 	port      int
-	laddr     sip.Addr // for UDP: the listener socket, so requests leave from it
+	laddr     sip.Addr // UDP: the listener socket, so requests leave from it; TCP: its IP, for dialling
 	pc        net.PacketConn
-	ln        net.Listener
+	ln        net.Listener // TCP, or TLS (a *tlsListener)
 }
 
 // now reads the gateway's clock.
@@ -88,6 +88,7 @@ type Gateway struct {
 
 	advertise string
 	listeners map[string]*listener // by transport
+	tls       *tlsEdge             // nil without a tls listener (tls.go)
 	selfHosts map[string]bool
 	selfPorts map[int]bool
 
@@ -135,6 +136,7 @@ func New(cfg *configs.Config, adm *admission.Runner, opts Options) (*Gateway, er
 	setSipgoLogger.Do(func() { sip.SetDefaultLogger(slogger) })
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent("tollgate"),
+		sipgo.WithUserAgenTLSConfig(g.fallbackTLSConfig()),
 		// The edge's patches of sipgo (third_party/sipgo/PATCHES.md).
 		sipgo.WithUserAgentTransactionLayerOptions(
 			sip.WithTransactionLayerLogger(slogger),
@@ -228,6 +230,12 @@ func (g *Gateway) Start() (err error) {
 			opened = append(opened, ln)
 			a := ln.Addr().(*net.TCPAddr)
 			li.ln, li.host, li.port = ln, a.IP.String(), a.Port
+			li.laddr = sip.Addr{IP: a.IP, Port: a.Port} // connections are dialled from its IP
+		case "TLS":
+			if li, err = g.listenTLS(l); err != nil {
+				return err
+			}
+			opened = append(opened, li.ln)
 		default:
 			return fmt.Errorf("sip: unsupported transport %q", l.Transport)
 		}
@@ -245,13 +253,17 @@ func (g *Gateway) Start() (err error) {
 		}
 	}
 	g.selfHosts[g.advertise] = true
+	g.installTLSRequester()
 	for _, li := range g.listeners {
 		li := li
 		go func() {
 			var err error
-			if li.pc != nil {
+			switch {
+			case li.pc != nil:
 				err = g.srv.ServeUDP(li.pc)
-			} else {
+			case li.transport == "TLS":
+				err = g.srv.ServeTLS(li.ln) // connection caps inside, before the handshake (tls.go)
+			default:
 				err = g.srv.ServeTCP(g.streamListener(li.ln))
 			}
 			if err != nil && !g.closed.Load() && !errors.Is(err, net.ErrClosed) {
@@ -286,7 +298,8 @@ func waitUDPServing(ua *sipgo.UserAgent, addr string) error {
 	}
 }
 
-// Addr returns the bound host:port of the listener for transport ("udp"/"tcp").
+// Addr returns the bound host:port of the listener for transport ("udp",
+// "tcp" or "tls").
 func (g *Gateway) Addr(transport string) string {
 	li := g.listeners[strings.ToUpper(transport)]
 	if li == nil {

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"os"
 	"strconv"
@@ -60,6 +61,19 @@ func newPeer(t *testing.T, ip string) *peer { return newPeerOn(t, ip, "udp") }
 // listens on UDP and TCP on one port and sends over UDP).
 func newPeerOn(t *testing.T, ip, transport string) *peer {
 	t.Helper()
+	return newPeerWith(t, ip, transport, peerTLS{})
+}
+
+// peerTLS is a tls peer's side of TLS: the config of its listener and the
+// one it dials with.
+type peerTLS struct {
+	server, client *tls.Config
+}
+
+// newPeerWith starts a peer whose SIP runs over transport (udp, tcp or
+// tls, with the TLS settings tc).
+func newPeerWith(t *testing.T, ip, transport string, tc peerTLS) *peer {
+	t.Helper()
 	var (
 		pc   net.PacketConn
 		ln   net.Listener
@@ -69,18 +83,21 @@ func newPeerOn(t *testing.T, ip, transport string) *peer {
 	if transport == "both" {
 		pc, ln, port = listenBoth(t, ip)
 		transport = "udp"
-	} else if transport == "tcp" {
+	} else if transport == "tcp" || transport == "tls" {
 		if ln, err = net.Listen("tcp", ip+":0"); err != nil {
 			t.Fatalf("listen %s: %v", ip, err)
 		}
 		port = ln.Addr().(*net.TCPAddr).Port
+		if transport == "tls" {
+			ln = tls.NewListener(ln, tc.server)
+		}
 	} else {
 		if pc, err = net.ListenPacket("udp", ip+":0"); err != nil {
 			t.Fatalf("listen %s: %v", ip, err)
 		}
 		port = pc.LocalAddr().(*net.UDPAddr).Port
 	}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("peer-" + ip))
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("peer-"+ip), sipgo.WithUserAgenTLSConfig(tc.client))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +106,7 @@ func newPeerOn(t *testing.T, ip, transport string) *peer {
 	// Requests leave from the peer's own address: the UDP listener, or a
 	// TCP connection bound to the peer's IP.
 	connAddr := net.JoinHostPort(ip, strconv.Itoa(port))
-	if transport == "tcp" {
+	if transport != "udp" {
 		connAddr = ip + ":0"
 	}
 	p.cli, err = sipgo.NewClient(ua, sipgo.WithClientHostname(ip), sipgo.WithClientPort(port), sipgo.WithClientConnectionAddr(connAddr))
@@ -97,9 +114,9 @@ func newPeerOn(t *testing.T, ip, transport string) *peer {
 		t.Fatal(err)
 	}
 	p.contact = sip.ContactHeader{Address: sip.Uri{Host: ip, Port: port}}
-	if transport == "tcp" {
+	if transport != "udp" {
 		p.contact.Address.UriParams = sip.NewParams()
-		p.contact.Address.UriParams.Add("transport", "tcp")
+		p.contact.Address.UriParams.Add("transport", transport)
 	}
 	p.calls = sipgo.NewDialogClientCache(p.cli, p.contact)
 	p.answers = sipgo.NewDialogServerCache(p.cli, p.contact)
@@ -132,6 +149,11 @@ func newPeerOn(t *testing.T, ip, transport string) *peer {
 			tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 		})
 	}
+	if ln != nil && transport == "tls" {
+		go p.srv.ServeTLS(ln)
+		t.Cleanup(func() { ua.Close(); ln.Close() })
+		return p
+	}
 	if ln != nil {
 		go p.srv.ServeTCP(ln)
 		t.Cleanup(func() { ua.Close(); ln.Close() })
@@ -145,6 +167,15 @@ func newPeerOn(t *testing.T, ip, transport string) *peer {
 	}
 	t.Cleanup(func() { ua.Close(); pc.Close() })
 	return p
+}
+
+// hopTransport is the transport the gateway uses toward a peer: a peer on
+// both UDP and TCP is configured as UDP.
+func hopTransport(peerTransport string) string {
+	if peerTransport == "both" {
+		return "udp"
+	}
+	return peerTransport
 }
 
 // listenBoth binds UDP and TCP on the same free port of ip.
@@ -278,9 +309,9 @@ func (p *peer) inviteAs(ctx context.Context, gw *Gateway, from, user string) (*s
 func (p *peer) inviteFull(ctx context.Context, gw *Gateway, from, user, body string) (*sipgo.DialogClientSession, int, error) {
 	host, port, _ := sip.ParseAddr(gw.Addr(p.transport))
 	uri := sip.Uri{User: user, Host: host, Port: port}
-	if p.transport == "tcp" {
+	if p.transport != "udp" {
 		uri.UriParams = sip.NewParams()
-		uri.UriParams.Add("transport", "tcp")
+		uri.UriParams.Add("transport", p.transport)
 	}
 	hdrs := []sip.Header{sip.NewHeader("Content-Type", "application/sdp")}
 	if from != "" {
@@ -389,8 +420,9 @@ func (e *env) waitEvent(t *testing.T, typ string, n int, within time.Duration) a
 // envSpec is what a test asks of its environment.
 type envSpec struct {
 	pbxTransport     string
-	carrierTransport string // udp (default), or both: UDP and TCP on one port
-	flood            bool   // the gateway gets a flood limiter from sip.flood
+	carrierTransport string    // udp (default), tcp, tls, or both: UDP and TCP on one port (sends UDP)
+	flood            bool      // the gateway gets a flood limiter from sip.flood
+	tls              *tlsSetup // certificates and peer TLS settings (tls_test.go)
 	edits            []func(*configs.Config)
 }
 
@@ -416,20 +448,21 @@ func withTCPPBX() envOption {
 
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
-	spec := envSpec{pbxTransport: "udp"}
+	spec := envSpec{pbxTransport: "udp", carrierTransport: "udp"}
 	for _, o := range opts {
 		o(&spec)
 	}
-	if spec.carrierTransport == "" {
-		spec.carrierTransport = "udp"
+	var pbxTLS, carrierTLS peerTLS
+	if spec.tls != nil {
+		pbxTLS, carrierTLS = spec.tls.pbx, spec.tls.carrier
 	}
-	e := &env{pbx: newPeerOn(t, tenantIP, spec.pbxTransport), carrier: newPeerOn(t, carrierIP, spec.carrierTransport)}
+	e := &env{pbx: newPeerWith(t, tenantIP, spec.pbxTransport, pbxTLS), carrier: newPeerWith(t, carrierIP, spec.carrierTransport, carrierTLS)}
 	unlimited := int64(-1)
 	cfg := &configs.Config{
 		Log: configs.Log{Level: "debug", Format: "json"},
 		SIP: configs.SIP{Listen: []configs.Listen{{Transport: "udp", Address: "127.0.0.1:0"}}},
 		Carriers: []configs.Carrier{{
-			Name: "carrier", Hop: configs.Hop{Address: e.carrier.addr(), Transport: "udp"},
+			Name: "carrier", Hop: configs.Hop{Address: e.carrier.addr(), Transport: hopTransport(spec.carrierTransport)},
 			Sources: []string{carrierIP + "/32"},
 		}},
 		Plans: []configs.Plan{{Name: "plan", Limits: configs.Limits{MaxParallelCalls: &unlimited}}},
@@ -441,6 +474,9 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	}
 	if spec.pbxTransport == "tcp" {
 		cfg.SIP.Listen = append(cfg.SIP.Listen, configs.Listen{Transport: "tcp", Address: "127.0.0.1:0"})
+	}
+	if spec.tls != nil {
+		spec.tls.configure(cfg)
 	}
 	for _, edit := range spec.edits {
 		edit(cfg)

@@ -21,7 +21,11 @@ func (g *Gateway) partyCheck(req *sip.Request) *refusal {
 	}
 	d := g.dialogs.Lookup(callIDOf(req), tagOf(req.From().Params), toTag)
 	if d == nil {
-		return &refusal{Code: 481, Phrase: "Call/Transaction Does Not Exist", Cause: "no_dialog"}
+		// No dialog (any more): the transaction layer decides. A
+		// retransmission of a request still in progress (a BYE whose 200
+		// is on its way back) matches its transaction and gets that
+		// answer; anything else reaches the handler and gets 481 there.
+		return nil
 	}
 	if !g.fromParty(d, d.sideOf(tagOf(req.From().Params)), req) {
 		if req.IsCancel() {
@@ -55,11 +59,17 @@ func (g *Gateway) fromParty(d *Dialog, fromCaller bool, req *sip.Request) bool {
 	return err == nil && ap.Addr() == src && leg.Transport == req.Transport()
 }
 
-// partyAddr is where the gateway sends requests to a party: the first
-// entry of its route set, or else its Contact, when that is a configured
-// carrier or tenant address; otherwise the address its messages came
-// from. A Contact or Record-Route naming any other host is never followed.
+// partyAddr is where the gateway sends requests to a party. Over TCP or
+// TLS: the connection its messages came on (its source address), which is
+// the one that reaches a party behind NAT and the only one a TLS peer has
+// verified. Over UDP: the first entry of its route set, or else its
+// Contact, when that is a configured carrier or tenant address; otherwise
+// the address its messages came from. A Contact or Record-Route naming any
+// other host is never followed.
 func (g *Gateway) partyAddr(l *Leg) string {
+	if l.Transport != "UDP" && l.Source != "" {
+		return l.Source
+	}
 	cand := &l.Contact
 	if len(l.RouteSet) > 0 {
 		cand = &l.RouteSet[0]

@@ -165,6 +165,9 @@ type gatewayConfig struct {
 	Dir string
 	// SIPPort, CarrierPort and APIPort: 0 picks free ports.
 	SIPPort, CarrierPort, APIPort int
+	// TLS, when set, adds a tls listener and makes the carrier a tls next
+	// hop (tls_test.go).
+	TLS *gatewayTLS
 }
 
 // adminToken is the admin API token of the testbed gateways.
@@ -187,6 +190,7 @@ func (l logLine) num(k string) float64 {
 type gateway struct {
 	t           *testing.T
 	addr        string // SIP UDP listen address
+	tlsAddr     string // SIP TLS listen address (with conf.TLS)
 	carrierPort int    // where the carrier (SIPp uas) must listen on carrierIP
 	apiURL      string // admin API base URL
 	conf        gatewayConfig
@@ -214,6 +218,9 @@ func startGateway(t *testing.T, c gatewayConfig) *gateway {
 	if c.SIPPort == 0 {
 		c.SIPPort = freeUDPPort(t, gatewayIP)
 	}
+	if c.CarrierPort == 0 && c.TLS != nil {
+		c.CarrierPort = freeTCPPort(t, carrierIP)
+	}
 	if c.CarrierPort == 0 {
 		c.CarrierPort = freeUDPPort(t, carrierIP)
 	}
@@ -230,6 +237,11 @@ func startGateway(t *testing.T, c gatewayConfig) *gateway {
 		done:        make(chan struct{}),
 		changed:     make(chan struct{}),
 	}
+	tlsListen, carrierHop := "", "    transport: udp\n"
+	if c.TLS != nil {
+		g.tlsAddr = net.JoinHostPort(gatewayIP, strconv.Itoa(freeTCPPort(t, gatewayIP)))
+		tlsListen, carrierHop = c.TLS.yaml(g.tlsAddr)
+	}
 	cfg := fmt.Sprintf(`# written by testbed/harness_test.go
 log:
   level: info
@@ -238,15 +250,14 @@ sip:
   listen:
     - transport: udp
       address: %s
-  advertise: %s
+%s  advertise: %s
   timer_c: 30s
   max_call_duration: 5m
   shutdown_grace: %s
 carriers:
   - name: carrier
     address: %s:%d
-    transport: udp
-    sources: [%s/32]
+%s    sources: [%s/32]
 plans:
   - name: e2e
     limits:
@@ -264,7 +275,7 @@ api:
     - name: testbed
       scope: admin
       token_env: TOLLGATE_ADMIN_TOKEN
-`, g.addr, gatewayIP, c.ShutdownGrace, carrierIP, g.carrierPort, carrierIP, c.MaxParallelCalls, pbxIP,
+`, g.addr, tlsListen, gatewayIP, c.ShutdownGrace, carrierIP, g.carrierPort, carrierHop, carrierIP, c.MaxParallelCalls, pbxIP,
 		filepath.Join(dir, "data"), strings.TrimPrefix(g.apiURL, "http://"))
 	cfgPath := filepath.Join(dir, "tollgate.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
@@ -460,12 +471,18 @@ type sipp struct {
 // is killed at the end of the test if still running.
 func startSIPp(t *testing.T, name string, args ...string) *sipp {
 	t.Helper()
+	return startSIPpBinary(t, "sipp", name, args...)
+}
+
+// startSIPpBinary is startSIPp with the sipp executable bin.
+func startSIPpBinary(t *testing.T, bin, name string, args ...string) *sipp {
+	t.Helper()
 	s := &sipp{t: t, name: name, dir: t.TempDir(), done: make(chan struct{})}
 	screen, err := os.Create(filepath.Join(s.dir, "screen.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.cmd = exec.Command("sipp", append([]string{"-nostdin"}, args...)...)
+	s.cmd = exec.Command(bin, append([]string{"-nostdin"}, args...)...)
 	s.cmd.Dir = s.dir
 	s.cmd.Stdout = screen
 	s.cmd.Stderr = screen

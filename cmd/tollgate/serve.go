@@ -25,10 +25,12 @@ import (
 
 // serve runs the gateway until SIGTERM/SIGINT: runtime settings, the
 // profiling endpoint (debug.listen), store, control service (engine
-// rebuilt from the store), SIP edge, admin API.
+// rebuilt from the store), SIP edge, admin API. SIGHUP reloads the TLS
+// certificates.
 func serve(cfg *configs.Config, logOut io.Writer) error { return serveUntil(cfg, logOut, nil) }
 
-// serveUntil is serve; a non-nil stop channel replaces SIGTERM/SIGINT.
+// serveUntil is serve; a non-nil stop channel replaces SIGTERM/SIGINT and
+// SIGHUP (a SIGHUP sent on it reloads, any other value stops).
 func serveUntil(cfg *configs.Config, logOut io.Writer, stop chan os.Signal) error {
 	log := newLogger(cfg.Log, logOut)
 	gogc, memoryLimit := applyRuntime(cfg.Runtime)
@@ -127,19 +129,28 @@ func openStore(c configs.Store, log zerolog.Logger) (store.Store, error) {
 // waitAndStop blocks until SIGTERM/SIGINT (or a value on sigs, when not
 // nil), then drains the SIP edge within shutdown_grace (a second signal
 // skips the grace) and stops the admin API. The deferred closes flush the
-// store.
+// store. SIGHUP, at any time, reloads the TLS certificates.
 func waitAndStop(cfg *configs.Config, log zerolog.Logger, gw *sip.Gateway, httpSrv *http.Server, sigs chan os.Signal) error {
 	if sigs == nil {
 		sigs = make(chan os.Signal, 2)
-		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	}
 	sig := <-sigs
+	for sig == syscall.SIGHUP {
+		reloadCertificates(log, gw)
+		sig = <-sigs
+	}
 	log.Info().Str("signal", sig.String()).Dur("grace", cfg.SIP.ShutdownGrace).Msg("shutting down: new calls get 503")
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.SIP.ShutdownGrace)
 	defer cancel()
 	go func() {
-		<-sigs
-		cancel()
+		for sig := range sigs {
+			if sig != syscall.SIGHUP {
+				cancel()
+				return
+			}
+			reloadCertificates(log, gw)
+		}
 	}()
 	err := gw.Shutdown(ctx)
 	if httpSrv != nil {
@@ -152,4 +163,11 @@ func waitAndStop(cfg *configs.Config, log zerolog.Logger, gw *sip.Gateway, httpS
 	}
 	log.Info().Msg("tollgate stopped")
 	return nil
+}
+
+// reloadCertificates runs on SIGHUP. A failure is logged by the gateway,
+// which keeps the certificates it has.
+func reloadCertificates(log zerolog.Logger, gw *sip.Gateway) {
+	log.Info().Msg("SIGHUP: reloading TLS certificates")
+	gw.ReloadCertificates()
 }
