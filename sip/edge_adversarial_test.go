@@ -658,3 +658,64 @@ func TestRetransmittedByeGetsTheRealAnswer(t *testing.T) {
 	}
 	e.idle(t)
 }
+
+// A CANCEL that arrives after the 200 OK was relayed changes nothing: the
+// caller's ACK for the 200 still reaches the callee.
+func TestLateCancelKeepsTheAck(t *testing.T) {
+	e := newEnv(t)
+	gw := e.gw.Addr("udp")
+	for i := 0; i < 20; i++ {
+		caller := newRawUA(t, tenantIP)
+		cid := fmt.Sprintf("late-%d-%s", i, sip.GenerateTagN(6))
+		common := []string{"Max-Forwards: 70", "From: <sip:a@" + tenantIP + ">;tag=l" + strconv.Itoa(i), "Call-ID: " + cid}
+		invVia := "Via: SIP/2.0/UDP " + caller.addr() + ";branch=z9hG4bKlate" + strconv.Itoa(i)
+		to := "To: <sip:" + outboundNumber + "@" + gw + ">"
+		caller.send(gw, sipMsg("INVITE sip:"+outboundNumber+"@"+gw+" SIP/2.0", "v=0\r\n",
+			append([]string{invVia, to}, append(common, "CSeq: 1 INVITE", "Contact: <sip:a@"+caller.addr()+">", "Content-Type: application/sdp")...)...))
+		eventually(t, 3*time.Second, func() bool { return len(caller.allOf("200 OK")) > 0 }, "no 200")
+		ok, err := sip.NewParser().ParseSIP([]byte(caller.allOf("200 OK")[0]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		toTagged := to + ";tag=" + tagOf(ok.(*sip.Response).To().Params)
+		// The CANCEL (same branch as the INVITE, no To tag), then the ACK.
+		caller.send(gw, sipMsg("CANCEL sip:"+outboundNumber+"@"+gw+" SIP/2.0", "", append([]string{invVia, to}, append(common, "CSeq: 1 CANCEL")...)...))
+		caller.send(gw, sipMsg("ACK sip:"+outboundNumber+"@"+gw+" SIP/2.0", "",
+			append([]string{"Via: SIP/2.0/UDP " + caller.addr() + ";branch=z9hG4bKlateack" + strconv.Itoa(i), toTagged}, append(common, "CSeq: 1 ACK")...)...))
+		e.carrier.waitFor(sip.ACK, cid, 2*time.Second)
+		if d := e.gw.Dialog(cid); d == nil || d.State() != Confirmed {
+			t.Fatalf("call %d ended by a CANCEL after its 200", i)
+		}
+		caller.send(gw, sipMsg("BYE sip:"+outboundNumber+"@"+gw+" SIP/2.0", "",
+			append([]string{"Via: SIP/2.0/UDP " + caller.addr() + ";branch=z9hG4bKlatebye" + strconv.Itoa(i), toTagged}, append(common, "CSeq: 2 BYE")...)...))
+		e.carrier.waitFor(sip.BYE, cid, 2*time.Second)
+	}
+	e.idle(t)
+}
+
+// A 2xx that cannot reach the caller (its TCP connection is gone, and the
+// gateway never dials one) ends the call unbilled: the callee is ACKed and
+// hung up, and the tenant is charged nothing.
+func TestUnrelayable2xxEndsTheCallUnbilled(t *testing.T) {
+	e := newEnv(t, withTCPPBX())
+	e.carrier.setOnCall(answer(300 * time.Millisecond))
+	gw := e.gw.Addr("tcp")
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(tenantIP)}}
+	conn, err := d.Dial("tcp", gw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cid := "unrelayable-" + sip.GenerateTagN(6)
+	fmt.Fprint(conn, sipMsg("INVITE sip:"+outboundNumber+"@"+gw+";transport=tcp SIP/2.0", "v=0\r\n",
+		"Via: SIP/2.0/TCP "+conn.LocalAddr().String()+";branch=z9hG4bKunrel1", "Max-Forwards: 70",
+		"From: <sip:a@"+tenantIP+">;tag=u1", "To: <sip:"+outboundNumber+"@"+gw+">", "Call-ID: "+cid,
+		"CSeq: 1 INVITE", "Contact: <sip:a@"+conn.LocalAddr().String()+";transport=tcp>", "Content-Type: application/sdp"))
+	e.carrier.waitFor(sip.INVITE, cid, 2*time.Second)
+	conn.Close() // gone before the callee answers
+	e.carrier.waitFor(sip.ACK, cid, 3*time.Second)
+	e.carrier.waitFor(sip.BYE, cid, 3*time.Second)
+	e.idle(t)
+	if u := e.adm.Usage(time.Now(), "acme"); u.Seconds != 0 || u.Spend != 0 {
+		t.Fatalf("billed %v / %d for a call whose answer never reached the caller", u.Seconds, u.Spend)
+	}
+}
