@@ -54,6 +54,8 @@ func TestRestoredCallTornDownFromRecord(t *testing.T) {
 	j := &callJournal{calls: map[string]admission.CallRecord{}}
 	e.adm.SetJournal(j)
 	_, callID := e.answeredCall(t)
+	// The engine records the answer right after the 200 reached the caller.
+	eventually(t, 2*time.Second, func() bool { return len(j.all()) == 1 }, "the answered call was never recorded")
 	recs := j.all()
 	if len(recs) != 1 || recs[0].Tenant != "acme" || recs[0].Callee != outboundNumber || len(recs[0].Payload) == 0 {
 		t.Fatalf("persisted calls = %+v", recs)

@@ -548,13 +548,23 @@ func (e *env) operate(t *testing.T, op func(now time.Time) (admission.Ready, err
 
 // answeredCall places an outbound call from the PBX and returns it answered
 // and acknowledged, with its Call-ID.
+//
+// The engine learns of an answer just after the 200 reached the caller (a
+// 2xx that cannot be relayed is never billed), so it waits for that too.
 func (e *env) answeredCall(t *testing.T) (*sipgo.DialogClientSession, string) {
 	t.Helper()
+	drawn := func() time.Duration { return e.adm.Usage(e.clock.Now().Add(time.Second), "acme").Seconds }
+	before := drawn()
 	sess, code, err := e.pbx.invite(ctxT(t, 5*time.Second), e.gw, outboundNumber)
 	if err != nil || code != 200 {
 		t.Fatalf("call: code %d err %v", code, err)
 	}
-	return sess, callIDOf(sess.InviteRequest)
+	cid := callIDOf(sess.InviteRequest)
+	eventually(t, 2*time.Second, func() bool {
+		d := e.gw.Dialog(cid)
+		return drawn() > before || d == nil || d.State() != Confirmed // billing, or cut at once
+	}, "the engine never learnt of the answer")
+	return sess, cid
 }
 
 // idle waits until the gateway has no call and the tenant no slot in use.
