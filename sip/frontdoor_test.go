@@ -135,3 +135,32 @@ func TestLogLimiter(t *testing.T) {
 		t.Fatal("no line after the interval")
 	}
 }
+
+// BenchmarkFrontDoor is the front door's cost per request (the parse is
+// sipgo's and is not included).
+func BenchmarkFrontDoor(b *testing.B) {
+	msg, err := sip.NewParser().ParseSIP([]byte(goodInvite))
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := msg.(*sip.Request)
+	b.ReportAllocs()
+	for b.Loop() {
+		frontDoor(req, false)
+	}
+}
+
+// BenchmarkParseAndFrontDoor is what every INVITE costs before any
+// transaction: sipgo's parse plus the front door.
+func BenchmarkParseAndFrontDoor(b *testing.B) {
+	data := []byte(goodInvite)
+	p := sip.NewParser()
+	b.ReportAllocs()
+	for b.Loop() {
+		msg, err := p.ParseSIP(data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		frontDoor(msg.(*sip.Request), false)
+	}
+}
