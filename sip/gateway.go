@@ -78,6 +78,7 @@ type Gateway struct {
 
 	onEvent func(admission.Event)
 	sched   scheduler
+	absorb  *absorber
 
 	draining atomic.Bool
 	inflight atomic.Int64 // transactions being proxied or sent by the gateway
@@ -124,9 +125,12 @@ func New(cfg *configs.Config, adm *admission.Runner, opts Options) (*Gateway, er
 	if g.client, err = sipgo.NewClient(ua, sipgo.WithClientLogger(slogger)); err != nil {
 		return nil, fmt.Errorf("sip: client: %w", err)
 	}
-	g.srv.OnInvite(g.onInvite)
+	// Retransmissions that outlive sipgo's short transaction linger
+	// (timers.go) are absorbed as the transaction would have (absorb.go).
+	g.absorb = newAbsorber(g.clock)
+	g.srv.OnInvite(g.absorb.wrap(g.onInvite))
 	g.srv.OnAck(g.onInDialog)
-	g.srv.OnBye(g.onInDialog)
+	g.srv.OnBye(g.absorb.wrap(g.onInDialog))
 	g.srv.OnCancel(g.onStrayCancel)
 	g.srv.OnOptions(g.onOptions)
 	for _, m := range []sip.RequestMethod{sip.UPDATE, sip.INFO, sip.PRACK, sip.NOTIFY, sip.REFER, sip.MESSAGE, sip.SUBSCRIBE, sip.REGISTER, sip.PUBLISH} {
