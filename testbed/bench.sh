@@ -93,8 +93,11 @@
 #                 tollgate with the pprof endpoint), fetches
 #                 /debug/pprof/profile?seconds=10 into $OUT/cpu.pprof, writes
 #                 `go tool pprof -top` and a coarse breakdown to
-#                 $OUT/profile.txt. The profiled step's CPU includes the
-#                 profiler's overhead.
+#                 $OUT/profile.txt; and, at the memory sample, the heap
+#                 profile ($OUT/heap.pprof), runtime.MemStats
+#                 ($OUT/memstats.txt) and /proc/PID/status
+#                 ($OUT/status-at-memory-sample.txt). The profiled step's CPU
+#                 includes the profiler's overhead.
 #   PORT_BASE     proxy on 127.0.0.1:PORT_BASE, uac on 127.0.0.10:PORT_BASE+1,
 #                 uas on 127.0.0.2:PORT_BASE+2, tollgate's admin API (compare
 #                 mode) on TCP 127.0.0.1:PORT_BASE+3, pprof on PORT_BASE+4,
@@ -850,6 +853,15 @@ compare_step() {
 			curl -fsS --max-time 20 -o "$dir/metrics.txt" "http://127.0.0.1:$API_PORT/metrics" 2>/dev/null &
 			metric_pid=$!
 			PIDS+=("$metric_pid")
+			if [ "$want_profile" = 1 ]; then
+				# Right after the memory sample: the process's view of its
+				# memory (VmRSS = RssAnon + RssFile), the heap profile (as
+				# of the last collection; none forced) and runtime.MemStats.
+				cat "/proc/$PROXY_PID/status" >"$OUT/status-at-memory-sample.txt" 2>/dev/null || true
+				curl -fsS --max-time 20 -o "$OUT/heap.pprof" "http://127.0.0.1:$DEBUG_PORT/debug/pprof/heap" 2>/dev/null || true
+				curl -fsS --max-time 20 "http://127.0.0.1:$DEBUG_PORT/debug/pprof/heap?debug=1" 2>/dev/null |
+					sed -n '/^# runtime.MemStats/,$p' >"$OUT/memstats.txt" || true
+			fi
 		fi
 		if [ "$want_profile" = 1 ] && [ -z "$curl_pid" ] && [ "$el" -ge "$prof_at" ]; then
 			curl -fsS --max-time 30 -o "$OUT/cpu.pprof" \
