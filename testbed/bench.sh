@@ -98,6 +98,9 @@
 #                 ($OUT/memstats.txt) and /proc/PID/status
 #                 ($OUT/status-at-memory-sample.txt). The profiled step's CPU
 #                 includes the profiler's overhead.
+#   MEMTABLE_MIB  tollgate's store.memtable_mib (default: unset, the
+#                 config default). The environment reaches tollgate, so
+#                 GOGC=50 or GOMEMLIMIT=... apply to it as well.
 #   PORT_BASE     proxy on 127.0.0.1:PORT_BASE, uac on 127.0.0.10:PORT_BASE+1,
 #                 uas on 127.0.0.2:PORT_BASE+2, tollgate's admin API (compare
 #                 mode) on TCP 127.0.0.1:PORT_BASE+3, pprof on PORT_BASE+4,
@@ -336,6 +339,11 @@ fi
 
 # --- the proxy under test ---------------------------------------------------
 
+# memtable_line: store.memtable_mib for MEMTABLE_MIB, or nothing (the default).
+memtable_line() {
+	if [ -n "${MEMTABLE_MIB:-}" ]; then echo "  memtable_mib: $MEMTABLE_MIB"; fi
+}
+
 # write_tollgate_config FILE DATA_DIR: the bench config for PLAN (and, in
 # compare mode, the admin API; with PROFILE=1 the pprof listener).
 write_tollgate_config() {
@@ -372,6 +380,7 @@ tenants:
     sources: [127.0.0.10/32]
 store:
   data_dir: "$data_dir"
+$(memtable_line)
 EOF
 		else
 			# configs/tollgate.yaml's demo, on the bench's ports. Changed:
@@ -450,6 +459,7 @@ store:
   sync: true
   commit_interval: 10ms
   checkpoint_interval: 1s
+$(memtable_line)
   retention:
     usage: 9600h
     audit: 9600h
