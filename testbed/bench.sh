@@ -35,8 +35,8 @@
 #       in steady state as many calls start as end);
 #   concurrent calls = mean of SIPp uac's CurrentCall over the window.
 # Memory is read at MEMAT = call duration + 35 s (finished transactions
-# linger, 5 s in tollgate, 32 s at sipgo's RFC default, so memory levels
-# off only then), or
+# linger, at most 1 s in tollgate, 32 s at sipgo's RFC default, so memory
+# levels off only then), or
 # the window's end if later (MEMORY_AT sets it):
 #   RSS/active call = (RSS at MEMAT - idle RSS) / CurrentCall at MEMAT;
 #       PSS/active call the same with Pss.
@@ -813,8 +813,8 @@ compare_step() {
 	dir=$OUT/$label-${secs}s
 	mkdir -p "$dir"
 	ramp=$(((dur + 999) / 1000 + 3))
-	# Memory is read once the finished transactions (kept 5 s by tollgate,
-	# 32 s at sipgo's default) have levelled off too: call duration + 35 s, or the window's end if
+	# Memory is read once the finished transactions (kept at most 1 s by
+	# tollgate, 32 s at sipgo's default) have levelled off too: call duration + 35 s, or the window's end if
 	# later (MEMORY_AT overrides).
 	memat=${MEMORY_AT:-$((secs + 35))}
 	if [ "$memat" -lt $((ramp + STEADY_SECONDS)) ]; then memat=$((ramp + STEADY_SECONDS)); fi
