@@ -59,6 +59,9 @@ const (
 	MemoryDataDir             = ":memory:" // store.data_dir for the in-memory store
 	DefaultCommitInterval     = 10 * time.Millisecond
 	DefaultCheckpointInterval = time.Second
+	DefaultMemtableMiB        = 4
+	MinMemtableMiB            = 1
+	MaxMemtableMiB            = 512
 	DefaultUsageRetention     = 400 * 24 * time.Hour
 	DefaultAuditRetention     = 400 * 24 * time.Hour
 	DefaultOutboxRetention    = 30 * 24 * time.Hour
@@ -253,6 +256,13 @@ type Store struct {
 	// Retention: how long per-day usage rows, audit entries and
 	// unpublished events are kept. Defaults 9600h (400 days), 9600h, 720h.
 	Retention Retention `yaml:"retention" json:"retention"`
+	// MemtableMiB is the size of Badger's memtable in MiB: written state
+	// is kept in it (and in its memory-mapped log) until it is full and
+	// flushed to a table on disk. A fixed cost of up to about 2.3 × this
+	// much resident memory (twice that during a flush), which also raises
+	// the collector's goal. Larger: fewer flushes and compactions, and a
+	// larger largest transaction (15 % of it). Default 4; 1..512.
+	MemtableMiB int `yaml:"memtable_mib" json:"memtable_mib"`
 }
 
 // Retention of stored history; each > 0 after defaults.
@@ -705,6 +715,9 @@ func (s *Store) applyDefaults() {
 	if s.CheckpointInterval == 0 {
 		s.CheckpointInterval = DefaultCheckpointInterval
 	}
+	if s.MemtableMiB == 0 {
+		s.MemtableMiB = DefaultMemtableMiB
+	}
 	for _, d := range []struct {
 		p *time.Duration
 		v time.Duration
@@ -721,6 +734,9 @@ func (s *Store) validate() error {
 	}
 	if s.CheckpointInterval < s.CommitInterval || s.CheckpointInterval > time.Minute {
 		return errf("store.checkpoint_interval", "must be between commit_interval (%s) and 1m, got %s", s.CommitInterval, s.CheckpointInterval)
+	}
+	if s.MemtableMiB < MinMemtableMiB || s.MemtableMiB > MaxMemtableMiB {
+		return errf("store.memtable_mib", "must be between %d and %d, got %d", MinMemtableMiB, MaxMemtableMiB, s.MemtableMiB)
 	}
 	for _, r := range []struct {
 		name string

@@ -347,6 +347,10 @@ func TestBadConfigs(t *testing.T) {
 			[]string{"store.commit_interval: must be between 1ms and 1s, got 2s"}},
 		{"checkpoint below commit", "store: {commit_interval: 50ms, checkpoint_interval: 10ms}\n" + base,
 			[]string{"store.checkpoint_interval: must be between commit_interval (50ms) and 1m, got 10ms"}},
+		{"memtable too small", "store: {memtable_mib: -1}\n" + base,
+			[]string{"store.memtable_mib: must be between 1 and 512, got -1"}},
+		{"memtable too large", "store: {memtable_mib: 1024}\n" + base,
+			[]string{"store.memtable_mib: must be between 1 and 512, got 1024"}},
 		{"short retention", "store: {retention: {audit: 1m}}\n" + base,
 			[]string{"store.retention.audit: must be at least 1h, got 1m0s"}},
 		{"bad api listen", "api: {listen: localhost}\n" + base,
@@ -441,6 +445,9 @@ func TestDefaults(t *testing.T) {
 	}
 	if r := cfg.Admission.Reject[CauseParallelCalls]; r != (Reject{486, "Busy Here"}) {
 		t.Errorf("reject = %+v", r)
+	}
+	if cfg.Store.MemtableMiB != DefaultMemtableMiB {
+		t.Errorf("store.memtable_mib = %d, want %d", cfg.Store.MemtableMiB, DefaultMemtableMiB)
 	}
 }
 

@@ -94,6 +94,7 @@ type Gateway struct {
 
 	onEvent func(admission.Event)
 	sched   scheduler
+	absorb  *absorber
 
 	serial   *serializer // per-Call-ID order of requests (pipeline.go)
 	flood    *pike.Limiter
@@ -160,6 +161,9 @@ func New(cfg *configs.Config, adm *admission.Runner, opts Options) (*Gateway, er
 	if g.client, err = sipgo.NewClient(ua, sipgo.WithClientLogger(slogger)); err != nil {
 		return nil, fmt.Errorf("sip: client: %w", err)
 	}
+	// Retransmissions that outlive sipgo's short transaction linger
+	// (timers.go) are absorbed as the transaction would have (absorb.go).
+	g.absorb = newAbsorber(g.clock)
 	// The gateway is the transaction layer's request handler itself (in
 	// place of sipgo.Server's, which ends a transaction when its handler
 	// returns): handlers return quickly and a goroutine that still waits

@@ -161,6 +161,11 @@ func newPeerWith(t *testing.T, ip, transport string, tc peerTLS) *peer {
 			return p
 		}
 	}
+	// The gateway's socket buffers: a burst of calls overflows the default
+	// 208 KiB, and the peers share the gateway's short sipgo transaction
+	// timers (timers.go), so a UAS stops retransmitting a lost 2xx after
+	// 500 ms instead of the 32 s of a UAS in a process of its own.
+	setUDPBuffers(pc.(*net.UDPConn), udpBufferBytes)
 	go p.srv.ServeUDP(pc)
 	if err := waitUDPServing(ua, p.addr()); err != nil {
 		t.Fatal(err)

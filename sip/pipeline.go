@@ -209,8 +209,10 @@ func (g *Gateway) onRequest(req *sip.Request, tx *sip.ServerTx) {
 	var h func(*sip.Request, sip.ServerTransaction) bool
 	switch req.Method {
 	case sip.INVITE:
-		h = g.onInvite
-	case sip.ACK, sip.BYE:
+		h = g.absorb.wrap(g.onInvite)
+	case sip.BYE:
+		h = g.absorb.wrap(g.onInDialog)
+	case sip.ACK:
 		h = g.onInDialog
 	case sip.CANCEL:
 		h = g.onStrayCancel

@@ -631,7 +631,7 @@ func (g *Gateway) onInDialog(req *sip.Request, tx sip.ServerTransaction) (async 
 // endServerTx ends a server transaction once its handler goroutine is done
 // (see onRequest).
 func endServerTx(tx sip.ServerTransaction) {
-	if t, ok := tx.(*sip.ServerTx); ok {
+	if t, ok := tx.(interface{ TerminateGracefully() }); ok {
 		t.TerminateGracefully()
 	}
 }

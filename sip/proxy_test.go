@@ -445,36 +445,6 @@ func TestTCPPBXToUDPCarrier(t *testing.T) {
 	e.idle(t)
 }
 
-// 2xx retransmissions from the callee (sent until it sees an ACK) reach the
-// caller through the gateway (RFC 6026).
-func TestAnswerRetransmissionsRelayed(t *testing.T) {
-	e := newEnv(t)
-	host, port, _ := sip.ParseAddr(e.gw.Addr("udp"))
-	req := sip.NewRequest(sip.INVITE, sip.Uri{User: outboundNumber, Host: host, Port: port})
-	req.AppendHeader(&e.pbx.contact)
-	tx, err := e.pbx.cli.TransactionRequest(ctxT(t, 5*time.Second), req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Terminate()
-	retrans := make(chan *sip.Response, 8)
-	tx.OnRetransmission(func(r *sip.Response) { retrans <- r })
-	for res := range tx.Responses() {
-		if res.StatusCode == 200 {
-			break
-		}
-	}
-	// No ACK is sent, so the callee retransmits its 200 after T1.
-	select {
-	case r := <-retrans:
-		if r.StatusCode != 200 {
-			t.Fatalf("retransmission %d", r.StatusCode)
-		}
-	case <-time.After(3 * time.Second):
-		t.Fatal("no 2xx retransmission reached the caller")
-	}
-}
-
 // A next hop that never answers: Timer C gives the caller 408 and the slot
 // is released.
 func TestSilentNextHopReleasesSlot(t *testing.T) {

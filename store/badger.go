@@ -27,6 +27,10 @@ type Options struct {
 	Logger zerolog.Logger
 	// Now is the clock for audit entries without a time (nil: time.Now).
 	Now func() time.Time
+	// MemTableSize is the size of Badger's memtable in bytes (0:
+	// DefaultMemTableSize; at least MinMemTableSize). See the Badger
+	// tuning constants below.
+	MemTableSize int64
 }
 
 // Retention is how long rows are kept after their last write (enforced
@@ -66,16 +70,39 @@ func (r Retention) ttls() ttls {
 	}
 }
 
-// Badger tuning: small memtables and caches (the data set is small and
-// tests open many stores); one transaction may hold 15% of a memtable
-// (about 4.8 MB).
+// Badger tuning: a small memtable and caches (the data set is small and
+// tests open many stores).
+//
+// The memtable is a fixed cost that does not grow with calls but is
+// resident as it fills: its arena (1.3 × its size, on the Go heap, where
+// it also counts towards the collector's goal) and its write-ahead log (a
+// memory-mapped file, resident as it is written). At 32 MiB it was the
+// largest item of the gateway's heap at 5,000 calls; at 4 MiB it fills in
+// about 13 s at 500 calls/s (about 650 bytes a call) and is then flushed
+// to a level-0 table of about 0.9 MB (BENCHMARKS.md, issue 8). One
+// memtable is written while at most one full one is flushed
+// (NumMemtables 1); a second full one before that flush ends stalls
+// writes until it does, far beyond any call rate (a flush takes
+// milliseconds). One transaction may hold 15 % of a memtable (4 MiB: 629
+// kB or 6,553 entries): the committer splits a batch that is too big, and
+// Apply itself deletes a big tenant and writes a big seed in parts.
 const (
-	memTableSize     = 32 << 20
+	// DefaultMemTableSize is the memtable size of Options.MemTableSize 0
+	// (configs.DefaultMemtableMiB).
+	DefaultMemTableSize = 4 << 20
+	// MinMemTableSize is the smallest memtable accepted.
+	MinMemTableSize = 1 << 20
+	// MaxMemTableSize is the largest memtable accepted (Badger maps the
+	// log at twice the size, which must stay below 2 GiB).
+	MaxMemTableSize = 512 << 20
+
+	numMemtables     = 1
 	blockCacheSize   = 16 << 20
 	valueLogFileSize = 64 << 20
 	gcInterval       = 5 * time.Minute
 	gcDiscardRatio   = 0.5
 	ackChunkSize     = 1000
+	deleteChunkSize  = 1000
 )
 
 // Badger is the Store on a Badger database in a directory.
@@ -96,12 +123,23 @@ var _ Store = (*Badger)(nil)
 
 // Open opens (creating it if needed) the Badger store in dir.
 func Open(dir string, opts Options) (*Badger, error) {
+	mts := opts.MemTableSize
+	if mts == 0 {
+		mts = DefaultMemTableSize
+	}
+	if mts < MinMemTableSize || mts > MaxMemTableSize {
+		return nil, fmt.Errorf("store: open %s: memtable size %d not in [%d, %d]", dir, mts, int64(MinMemTableSize), int64(MaxMemTableSize))
+	}
 	bo := badger.DefaultOptions(dir).
 		WithLogger(badgerLogger{opts.Logger}).
 		WithLoggingLevel(badger.WARNING).
 		WithSyncWrites(opts.Sync).
-		WithMemTableSize(memTableSize).
-		WithNumMemtables(2).
+		WithMemTableSize(mts).
+		WithNumMemtables(numMemtables).
+		// Badger refuses a value threshold above the largest transaction
+		// (15 % of the memtable); its default is 1 MiB. Every value of the
+		// store is far below either, so all stay in the LSM tree.
+		WithValueThreshold(min(1<<20, 15*mts/100)).
 		WithBlockCacheSize(blockCacheSize).
 		WithIndexCacheSize(0).
 		WithValueLogFileSize(valueLogFileSize).
@@ -213,9 +251,58 @@ func (s *Badger) view(op string, fn func(r kvReader) error) error {
 
 // Apply commits b in one transaction (see the order in README.md). A zero
 // b.At leaves the clock as it is. A batch too big for one transaction
-// fails with an error wrapping ErrTooBig.
+// (15 % of the memtable) fails with an error wrapping ErrTooBig (the
+// committer then applies it in parts), with two exceptions whose parts
+// can be applied again without harm:
+//
+//   - a batch that deletes tenants: the users and calls of those tenants
+//     are deleted first, in transactions of deleteChunkSize rows, and the
+//     batch is tried again. (A crash in between leaves the tenants with
+//     fewer users and calls, and the deletion still to be done.)
+//   - the seed (b.Seeded): it is applied in parts, Seeded and At with the
+//     last, so an interrupted seed is done again at the next start.
 func (s *Badger) Apply(b *Batch) error {
+	err := s.applyOnce(b)
+	if !errors.Is(err, ErrTooBig) {
+		return err
+	}
+	switch {
+	case len(b.DeleteTenants) > 0:
+		for {
+			var n int
+			err := s.update("delete tenant rows", func(tx kvTxn) (err error) {
+				n, err = deleteTenantRows(tx, b.DeleteTenants, deleteChunkSize)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if n < deleteChunkSize {
+				break
+			}
+		}
+		return s.applyOnce(b)
+	case b.Seeded:
+		return s.applyInParts(b)
+	}
+	return err
+}
+
+func (s *Badger) applyOnce(b *Batch) error {
 	return s.update("apply", func(tx kvTxn) error { return applyBatch(tx, b, s.ttl, s.now()) })
+}
+
+// applyInParts applies b, cut in halves while a part is too big.
+func (s *Badger) applyInParts(b *Batch) error {
+	err := s.applyOnce(b)
+	if n := batchLen(b); !errors.Is(err, ErrTooBig) || n < 2 {
+		return err
+	}
+	first, rest := splitBatch(b, batchLen(b)/2)
+	if err := s.applyInParts(first); err != nil {
+		return err
+	}
+	return s.applyInParts(rest)
 }
 
 // Load returns the whole durable state, from one consistent snapshot.

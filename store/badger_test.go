@@ -127,16 +127,16 @@ func bigCall(i int) admission.CallRecord {
 }
 
 func TestBadgerLargeBatch(t *testing.T) {
-	s := openBadger(t, t.TempDir(), false)
+	s := openBadger(t, t.TempDir(), false) // the default memtable: 15 % of it, 629 kB, is one transaction
 	b := &store.Batch{At: storetest.T0}
-	for i := 0; i < 5000; i++ {
+	for i := 0; i < 1000; i++ {
 		b.PutCalls = append(b.PutCalls, bigCall(i))
 	}
 	if err := s.Apply(b); err != nil {
-		t.Fatalf("a batch of 5,000 calls: %v", err)
+		t.Fatalf("a batch of 1,000 calls: %v", err)
 	}
 	st, err := s.Load()
-	if err != nil || len(st.Calls) != 5000 {
+	if err != nil || len(st.Calls) != 1000 {
 		t.Fatalf("loaded %d calls, %v", len(st.Calls), err)
 	}
 	// Far too big: refused whole, with ErrTooBig.
@@ -150,7 +150,7 @@ func TestBadgerLargeBatch(t *testing.T) {
 		t.Fatalf("Apply of 15,000 calls: %v, want ErrTooBig", err)
 	}
 	st, err = s.Load()
-	if err != nil || len(st.Calls) != 5000 || !st.Clock.Equal(storetest.T0) {
+	if err != nil || len(st.Calls) != 1000 || !st.Clock.Equal(storetest.T0) {
 		t.Fatalf("after a refused batch: %d calls, clock %v, %v", len(st.Calls), st.Clock, err)
 	}
 	// The committer splits it.
@@ -160,7 +160,7 @@ func TestBadgerLargeBatch(t *testing.T) {
 		t.Fatalf("Submit of 15,000 calls: %v", err)
 	}
 	st, err = s.Load()
-	if err != nil || len(st.Calls) != 20000 {
+	if err != nil || len(st.Calls) != 16000 {
 		t.Fatalf("after Submit: %d calls, %v", len(st.Calls), err)
 	}
 	if days, _ := s.Days("acme", time.Time{}, time.Time{}); len(days) != 1 || days[0].Calls != 1 {
@@ -168,6 +168,117 @@ func TestBadgerLargeBatch(t *testing.T) {
 	}
 	if c.Stats().Commits < 2 {
 		t.Errorf("commits = %d, want the batch split", c.Stats().Commits)
+	}
+}
+
+func TestBadgerMemTableSize(t *testing.T) {
+	if store.DefaultMemTableSize != configs.DefaultMemtableMiB<<20 {
+		t.Errorf("store's default memtable %d bytes, store.memtable_mib's default %d MiB", store.DefaultMemTableSize, configs.DefaultMemtableMiB)
+	}
+	for _, n := range []int64{store.MinMemTableSize - 1, store.MaxMemTableSize + 1, -1} {
+		if s, err := store.Open(t.TempDir(), store.Options{Logger: zerolog.Nop(), MemTableSize: n}); err == nil {
+			s.Close()
+			t.Errorf("memtable of %d bytes accepted", n)
+		}
+	}
+	// The smallest memtable works through many flushes, and what was
+	// written survives a reopen.
+	dir := t.TempDir()
+	s, err := store.Open(dir, store.Options{Logger: zerolog.Nop(), MemTableSize: store.MinMemTableSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := store.NewCommitter(s, store.CommitterOptions{Logger: zerolog.Nop()})
+	for i := 0; i < 20000; i++ {
+		a, e := callSteps("acme", fmt.Sprintf("user%d", i%50), callID(i), storetest.T0.Add(time.Duration(i)*time.Millisecond), 60)
+		c.Record(&a)
+		if i%2 == 0 {
+			c.Record(&e)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openBadger(t, dir, false)
+	st, err := s.Load()
+	if err != nil || len(st.Calls) != 10000 {
+		t.Fatalf("after reopen: %d calls, %v", len(st.Calls), err)
+	}
+}
+
+// A tenant with more users and calls than one transaction holds is
+// deleted: its rows go first, in transactions of their own.
+func TestBadgerDeleteTenantBeyondOneTransaction(t *testing.T) {
+	s, err := store.Open(t.TempDir(), store.Options{Logger: zerolog.Nop(), MemTableSize: store.MinMemTableSize}) // 1,638 entries a transaction
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Apply(&store.Batch{PutPlans: []configs.Plan{storetest.FullPlan("basic")},
+		PutTenants: []configs.Tenant{storetest.FullTenant("big", "basic"), storetest.FullTenant("small", "basic")}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		b := &store.Batch{}
+		for j := 0; j < 1000; j++ {
+			n := i*1000 + j
+			b.Users = append(b.Users, storetest.User("big", fmt.Sprintf("+1555%07d", n), time.Minute))
+			if j%5 == 0 {
+				b.PutCalls = append(b.PutCalls, storetest.Call(fmt.Sprintf("call-%d", n), "big", storetest.T0))
+			}
+		}
+		b.Users = append(b.Users, storetest.User("small", fmt.Sprintf("u%d", i), time.Minute))
+		b.PutCalls = append(b.PutCalls, storetest.Call(fmt.Sprintf("small-%d", i), "small", storetest.T0))
+		if err := s.Apply(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Apply(&store.Batch{At: storetest.T0, DeleteTenants: []string{"big"}}); err != nil {
+		t.Fatalf("delete a tenant with 5,000 users and 1,000 calls: %v", err)
+	}
+	st, err := s.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Tenants) != 1 || st.Tenants[0].Name != "small" || len(st.Users) != 5 || len(st.Calls) != 5 {
+		t.Fatalf("after the delete: %d tenants, %d users, %d calls; want only small's 1, 5, 5", len(st.Tenants), len(st.Users), len(st.Calls))
+	}
+	if !st.Clock.Equal(storetest.T0) {
+		t.Errorf("clock %v", st.Clock)
+	}
+}
+
+// A seed bigger than one transaction is written in parts, Seeded last.
+func TestBadgerSeedBeyondOneTransaction(t *testing.T) {
+	s, err := store.Open(t.TempDir(), store.Options{Logger: zerolog.Nop(), MemTableSize: store.MinMemTableSize}) // 157 kB a transaction
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	b := &store.Batch{At: storetest.T0, PutPlans: []configs.Plan{storetest.FullPlan("basic")}, Seeded: true}
+	for i := 0; i < 400; i++ {
+		tn := storetest.FullTenant(fmt.Sprintf("t%03d", i), "basic")
+		b.PutTenants = append(b.PutTenants, tn)
+		b.Audit = append(b.Audit, api.AuditEntry{At: storetest.T0, Actor: "config", Action: "seed",
+			Resource: "tenants/" + tn.Name, Tenant: tn.Name, After: []byte(`{"note":"` + strings.Repeat("x", 400) + `"}`)})
+	}
+	if err := s.Apply(b); err != nil {
+		t.Fatalf("seed of 400 tenants: %v", err)
+	}
+	st, err := s.Load()
+	if err != nil || !st.Seeded || len(st.Tenants) != 400 || !st.Clock.Equal(storetest.T0) {
+		t.Fatalf("after the seed: seeded %v, %d tenants, clock %v, %v", st.Seeded, len(st.Tenants), st.Clock, err)
+	}
+	// Anything else that big is still refused whole.
+	big := &store.Batch{}
+	for i := 0; i < 3000; i++ {
+		big.Users = append(big.Users, storetest.User("t000", fmt.Sprintf("u%d", i), time.Minute))
+	}
+	if err := s.Apply(big); !errors.Is(err, store.ErrTooBig) {
+		t.Fatalf("3,000 users in one batch: %v, want ErrTooBig", err)
 	}
 }
 

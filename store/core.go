@@ -229,6 +229,47 @@ func deleteTenants(tx kvTxn, names []string) error {
 	return nil
 }
 
+// deleteTenantRows deletes up to limit of the user and call rows of the
+// tenants in names (not their tenant and counter rows, which
+// deleteTenants deletes with them) and returns how many it deleted: the
+// rows of a tenant too big to delete in one transaction go first, in
+// transactions of their own.
+func deleteTenantRows(tx kvTxn, names []string, limit int) (int, error) {
+	gone := map[string]bool{}
+	var doomed [][]byte
+	for _, name := range names {
+		gone[name] = true
+		err := tx.scan(pairKey(pfxUser, name, ""), nil, false, true, func(k, _ []byte) (bool, error) {
+			doomed = append(doomed, k)
+			return len(doomed) < limit, nil
+		})
+		if err != nil {
+			return 0, err
+		}
+	}
+	if len(doomed) < limit {
+		err := tx.scan([]byte(pfxCall), nil, false, false, func(k, v []byte) (bool, error) {
+			c, err := decodeCall(v)
+			if err != nil {
+				return false, fmt.Errorf("call %q: %w", k[len(pfxCall):], err)
+			}
+			if gone[c.Tenant] {
+				doomed = append(doomed, k)
+			}
+			return len(doomed) < limit, nil
+		})
+		if err != nil {
+			return 0, err
+		}
+	}
+	for _, k := range doomed {
+		if err := tx.del(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(doomed), nil
+}
+
 // addDay adds d to the stored day.
 func addDay(tx kvTxn, d DayDelta, ttl time.Duration) error {
 	k := dayKey(d.Tenant, utcDay(d.Day))

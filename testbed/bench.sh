@@ -35,8 +35,8 @@
 #       in steady state as many calls start as end);
 #   concurrent calls = mean of SIPp uac's CurrentCall over the window.
 # Memory is read at MEMAT = call duration + 35 s (finished transactions
-# linger, 5 s in tollgate, 32 s at sipgo's RFC default, so memory levels
-# off only then), or
+# linger, at most 1 s in tollgate, 32 s at sipgo's RFC default, so memory
+# levels off only then), or
 # the window's end if later (MEMORY_AT sets it):
 #   RSS/active call = (RSS at MEMAT - idle RSS) / CurrentCall at MEMAT;
 #       PSS/active call the same with Pss.
@@ -93,8 +93,14 @@
 #                 tollgate with the pprof endpoint), fetches
 #                 /debug/pprof/profile?seconds=10 into $OUT/cpu.pprof, writes
 #                 `go tool pprof -top` and a coarse breakdown to
-#                 $OUT/profile.txt. The profiled step's CPU includes the
-#                 profiler's overhead.
+#                 $OUT/profile.txt; and, at the memory sample, the heap
+#                 profile ($OUT/heap.pprof), runtime.MemStats
+#                 ($OUT/memstats.txt) and /proc/PID/status
+#                 ($OUT/status-at-memory-sample.txt). The profiled step's CPU
+#                 includes the profiler's overhead.
+#   MEMTABLE_MIB  tollgate's store.memtable_mib (default: unset, the
+#                 config default). The environment reaches tollgate, so
+#                 GOGC=50 or GOMEMLIMIT=... apply to it as well.
 #   PORT_BASE     proxy on 127.0.0.1:PORT_BASE, uac on 127.0.0.10:PORT_BASE+1,
 #                 uas on 127.0.0.2:PORT_BASE+2, tollgate's admin API (compare
 #                 mode) on TCP 127.0.0.1:PORT_BASE+3, pprof on PORT_BASE+4,
@@ -333,6 +339,11 @@ fi
 
 # --- the proxy under test ---------------------------------------------------
 
+# memtable_line: store.memtable_mib for MEMTABLE_MIB, or nothing (the default).
+memtable_line() {
+	if [ -n "${MEMTABLE_MIB:-}" ]; then echo "  memtable_mib: $MEMTABLE_MIB"; fi
+}
+
 # write_tollgate_config FILE DATA_DIR: the bench config for PLAN (and, in
 # compare mode, the admin API; with PROFILE=1 the pprof listener).
 write_tollgate_config() {
@@ -369,6 +380,7 @@ tenants:
     sources: [127.0.0.10/32]
 store:
   data_dir: "$data_dir"
+$(memtable_line)
 EOF
 		else
 			# configs/tollgate.yaml's demo, on the bench's ports. Changed:
@@ -447,6 +459,7 @@ store:
   sync: true
   commit_interval: 10ms
   checkpoint_interval: 1s
+$(memtable_line)
   retention:
     usage: 9600h
     audit: 9600h
@@ -800,8 +813,8 @@ compare_step() {
 	dir=$OUT/$label-${secs}s
 	mkdir -p "$dir"
 	ramp=$(((dur + 999) / 1000 + 3))
-	# Memory is read once the finished transactions (kept 5 s by tollgate,
-	# 32 s at sipgo's default) have levelled off too: call duration + 35 s, or the window's end if
+	# Memory is read once the finished transactions (kept at most 1 s by
+	# tollgate, 32 s at sipgo's default) have levelled off too: call duration + 35 s, or the window's end if
 	# later (MEMORY_AT overrides).
 	memat=${MEMORY_AT:-$((secs + 35))}
 	if [ "$memat" -lt $((ramp + STEADY_SECONDS)) ]; then memat=$((ramp + STEADY_SECONDS)); fi
@@ -850,6 +863,15 @@ compare_step() {
 			curl -fsS --max-time 20 -o "$dir/metrics.txt" "http://127.0.0.1:$API_PORT/metrics" 2>/dev/null &
 			metric_pid=$!
 			PIDS+=("$metric_pid")
+			if [ "$want_profile" = 1 ]; then
+				# Right after the memory sample: the process's view of its
+				# memory (VmRSS = RssAnon + RssFile), the heap profile (as
+				# of the last collection; none forced) and runtime.MemStats.
+				cat "/proc/$PROXY_PID/status" >"$OUT/status-at-memory-sample.txt" 2>/dev/null || true
+				curl -fsS --max-time 20 -o "$OUT/heap.pprof" "http://127.0.0.1:$DEBUG_PORT/debug/pprof/heap" 2>/dev/null || true
+				curl -fsS --max-time 20 "http://127.0.0.1:$DEBUG_PORT/debug/pprof/heap?debug=1" 2>/dev/null |
+					sed -n '/^# runtime.MemStats/,$p' >"$OUT/memstats.txt" || true
+			fi
 		fi
 		if [ "$want_profile" = 1 ] && [ -z "$curl_pid" ] && [ "$el" -ge "$prof_at" ]; then
 			curl -fsS --max-time 30 -o "$OUT/cpu.pprof" \

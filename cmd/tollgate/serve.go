@@ -122,7 +122,8 @@ func openStore(c configs.Store, log zerolog.Logger) (store.Store, error) {
 	}
 	return store.Open(c.DataDir, store.Options{
 		Sync: *c.Sync, Logger: log.With().Str("component", "store").Logger(),
-		Retention: store.Retention{Usage: c.Retention.Usage, Audit: c.Retention.Audit, Outbox: c.Retention.Outbox},
+		MemTableSize: int64(c.MemtableMiB) << 20,
+		Retention:    store.Retention{Usage: c.Retention.Usage, Audit: c.Retention.Audit, Outbox: c.Retention.Outbox},
 	})
 }
 
