@@ -384,6 +384,14 @@ func (g *Gateway) inviteBranch(req *sip.Request, tx sip.ServerTransaction, fwd *
 	for {
 		select {
 		case res := <-clTx.Responses():
+			// An end of the call asked for before this response was read
+			// (CANCEL, teardown) comes first: the caller's outcome is
+			// decided by what happened first, not by select's choice.
+			select {
+			case ev := <-d.early:
+				endEarly(ev.kind)
+			default:
+			}
 			switch {
 			case res.IsProvisional():
 				provisional = true
