@@ -367,11 +367,7 @@ func TestTCPResponseNeverDialsVia(t *testing.T) {
 	e := newEnv(t, withTCPPBX())
 	ca := newCatchAll(t)
 	gw := e.gw.Addr("tcp")
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(tenantIP)}}
-	conn, err := d.Dial("tcp", gw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := dialTCPFrom(t, tenantIP, gw)
 	cid := "tcpvia-" + sip.GenerateTagN(6)
 	fmt.Fprint(conn, sipMsg("INVITE sip:"+outboundNumber+"@"+gw+";transport=tcp SIP/2.0", "v=0\r\n",
 		"Via: SIP/2.0/TCP "+ca.tcpAddr()+";branch=z9hG4bKtcp1", "Max-Forwards: 70",
@@ -392,16 +388,7 @@ func TestLargeMessagesOverUDP(t *testing.T) {
 		})
 	})
 	big := "v=0\r\n" + strings.Repeat("a=x-padding:"+strings.Repeat("z", 60)+"\r\n", 4096/74)
-	e.carrier.setOnCall(func(p *peer, req *sip.Request, tx sip.ServerTransaction) {
-		dlg, err := p.answers.ReadInvite(req, tx)
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		p.dialogs[callIDOf(req)] = dlg
-		p.mu.Unlock()
-		dlg.Respond(200, "OK", []byte(big))
-	})
+	e.carrier.setOnCall(answerBody(0, big))
 	// The caller sends its 4 KB INVITE as one (fragmented) UDP datagram.
 	gw := e.gw.Addr("udp")
 	caller := newRawUA(t, tenantIP)
@@ -700,11 +687,7 @@ func TestUnrelayable2xxEndsTheCallUnbilled(t *testing.T) {
 	e := newEnv(t, withTCPPBX())
 	e.carrier.setOnCall(answer(300 * time.Millisecond))
 	gw := e.gw.Addr("tcp")
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(tenantIP)}}
-	conn, err := d.Dial("tcp", gw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := dialTCPFrom(t, tenantIP, gw)
 	cid := "unrelayable-" + sip.GenerateTagN(6)
 	fmt.Fprint(conn, sipMsg("INVITE sip:"+outboundNumber+"@"+gw+";transport=tcp SIP/2.0", "v=0\r\n",
 		"Via: SIP/2.0/TCP "+conn.LocalAddr().String()+";branch=z9hG4bKunrel1", "Max-Forwards: 70",
@@ -718,4 +701,15 @@ func TestUnrelayable2xxEndsTheCallUnbilled(t *testing.T) {
 	if u := e.adm.Usage(time.Now(), "acme"); u.Seconds != 0 || u.Spend != 0 {
 		t.Fatalf("billed %v / %d for a call whose answer never reached the caller", u.Seconds, u.Spend)
 	}
+}
+
+// dialTCPFrom opens a TCP connection from ip to addr.
+func dialTCPFrom(t *testing.T, ip, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	conn, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn
 }

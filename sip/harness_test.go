@@ -251,6 +251,11 @@ func (p *peer) waitFor(method sip.RequestMethod, callID string, within time.Dura
 
 // answer returns a UAS behaviour: 180, then 200 after ring.
 func answer(ring time.Duration) func(p *peer, req *sip.Request, tx sip.ServerTransaction) {
+	return answerBody(ring, "v=0\r\n")
+}
+
+// answerBody is answer with the 200's body.
+func answerBody(ring time.Duration, body string) func(p *peer, req *sip.Request, tx sip.ServerTransaction) {
 	return func(p *peer, req *sip.Request, tx sip.ServerTransaction) {
 		dlg, err := p.answers.ReadInvite(req, tx)
 		if err != nil {
@@ -267,7 +272,7 @@ func answer(ring time.Duration) func(p *peer, req *sip.Request, tx sip.ServerTra
 				return
 			}
 		}
-		dlg.Respond(200, "OK", []byte("v=0\r\n"))
+		dlg.Respond(200, "OK", []byte(body))
 	}
 }
 

@@ -128,11 +128,7 @@ func TestRFC4475Messages(t *testing.T) {
 		if want == "same" {
 			want = m.expected
 		}
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(tenantIP)}}
-		c, err := d.Dial("tcp", tcp.gw.Addr("tcp"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := dialTCPFrom(t, tenantIP, tcp.gw.Addr("tcp"))
 		c.Write(msg)
 		c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 		buf := make([]byte, 65535)
