@@ -2,9 +2,11 @@ package sip
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +17,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/tollgate/tollgate/configs"
+	"github.com/tollgate/tollgate/internal/pike"
 )
 
 // The edge's adversarial tests: relay, reflection and the powers of
@@ -712,4 +715,28 @@ func dialTCPFrom(t *testing.T, ip, addr string) net.Conn {
 		t.Fatal(err)
 	}
 	return conn
+}
+
+// The connection caps (sip.flood) apply to the gateway's TCP listener: a
+// source past its cap gets its connection closed at once, and the calls
+// on its accepted connections go on.
+func TestTCPConnectionCapPerSource(t *testing.T) {
+	conns := &pike.ConnLimiter{MaxPerSource: 2, MaxTotal: 100}
+	e := newEnv(t, withTCPPBX(), func(s *envSpec) { s.conns = conns })
+	gw := e.gw.Addr("tcp")
+	a, b := dialTCPFrom(t, strangeIP, gw), dialTCPFrom(t, strangeIP, gw)
+	defer a.Close()
+	defer b.Close()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(strangeIP)}}
+	if c, err := d.Dial("tcp", gw); err == nil { // else reset while connecting: refused too
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("third connection from one source not closed: %v", err)
+		}
+	}
+	eventually(t, time.Second, func() bool { return conns.Stats().RefusedPerSource == 1 }, "refusal not counted: %+v", conns.Stats())
+	if _, code, err := e.pbx.invite(ctxT(t, 5*time.Second), e.gw, outboundNumber); err != nil || code != 200 {
+		t.Fatalf("tenant call over TCP beside the capped source: %d %v", code, err)
+	}
 }

@@ -353,6 +353,7 @@ type env struct {
 	carrier *peer         // the carrier (127.0.0.2): callee of outbound, caller of inbound
 	clock   Clock         // the gateway's clock: real unless a test sets a fake one before start
 	flood   *pike.Limiter // set before start to give the gateway a flood limiter
+	conns   *pike.ConnLimiter
 
 	mu     sync.Mutex
 	events []admission.Event
@@ -430,9 +431,10 @@ func (e *env) waitEvent(t *testing.T, typ string, n int, within time.Duration) a
 // envSpec is what a test asks of its environment.
 type envSpec struct {
 	pbxTransport     string
-	carrierTransport string    // udp (default), tcp, tls, or both: UDP and TCP on one port (sends UDP)
-	flood            bool      // the gateway gets a flood limiter from sip.flood
-	tls              *tlsSetup // certificates and peer TLS settings (tls_test.go)
+	carrierTransport string            // udp (default), tcp, tls, or both: UDP and TCP on one port (sends UDP)
+	flood            bool              // the gateway gets a flood limiter from sip.flood
+	conns            *pike.ConnLimiter // the gateway's TCP/TLS connection caps
+	tls              *tlsSetup         // certificates and peer TLS settings (tls_test.go)
 	edits            []func(*configs.Config)
 }
 
@@ -495,6 +497,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if spec.flood {
 		e.flood = pike.New(cfg.SIP.Flood.PikeConfig())
 	}
+	e.conns = spec.conns
 	e.start(t, cfg)
 	return e
 }
@@ -535,7 +538,7 @@ func (e *env) start(t *testing.T, cfg *configs.Config) {
 		logw = zerolog.New(os.Stderr)
 	}
 	if e.gw, err = New(cfg, e.adm, Options{Logger: logw, OnEvent: e.recordEvent, Metrics: &e.obs, Clock: e.clock,
-		Flood: e.flood, FloodAnswer503: cfg.SIP.Flood.Answer503()}); err != nil {
+		Flood: e.flood, Conns: e.conns, FloodAnswer503: cfg.SIP.Flood.Answer503()}); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.gw.Start(); err != nil {
