@@ -7,8 +7,9 @@
 // as many requests as the rate owes since the start (rate × elapsed, minus
 // what it already sent), so a late tick is made up in the next batch and
 // the average rate is exact over the run, whatever the scheduler does. A
-// flooder that cannot keep up (a busy machine) sends fewer than owed: the
-// Result says how many it sent, and when.
+// flooder that cannot keep up (a busy machine) sends fewer than owed and
+// still stops at the end of Config.Duration: the Result says how many it
+// sent, and when.
 //
 // Each request is a distinct, well-formed INVITE (its own Call-ID, branch
 // and From tag), so a gateway that lets it through parses and answers it
@@ -52,6 +53,13 @@ type Config struct {
 	Linger time.Duration
 	// User is the Request-URI user (the dialled number). Default 15550001.
 	User string
+	// NoRead leaves the responses unread: they pile up in the sockets'
+	// receive buffers (4 MB each) and the kernel drops the rest, as at a
+	// spoofed victim's address. Result then counts no responses. On
+	// loopback a reader woken by every response competes for the CPU with
+	// the gateway that sends them; NoRead takes the flooder's reading out
+	// of a capacity measurement.
+	NoRead bool
 }
 
 // Result is what a flood sent and got back.
@@ -165,6 +173,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	res.ByCode = make(map[int]uint64)
 	res.Start = time.Now()
 	for _, s := range srcs {
+		if cfg.NoRead {
+			break
+		}
 		wg.Add(1)
 		go func(c *net.UDPConn) {
 			defer wg.Done()
@@ -223,6 +234,11 @@ loop:
 				sec = len(perSecond) - 1
 			}
 			for ; sent < owed; sent++ {
+				// A flooder that fell behind stops at the deadline (plus
+				// a tick) instead of sending its backlog after it.
+				if sent%256 == 0 && sent > 0 && time.Since(deadline) > cfg.Tick {
+					break loop
+				}
 				s := srcs[next]
 				next = (next + 1) % len(srcs)
 				msg = s.request(msg, sent)
@@ -230,6 +246,9 @@ loop:
 					sendErrs++
 				}
 				perSecond[sec]++
+			}
+			if !now.Before(deadline) {
+				break loop
 			}
 		}
 	}

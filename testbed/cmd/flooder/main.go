@@ -29,6 +29,7 @@ func main() {
 	tick := flag.Duration("tick", time.Millisecond, "pacing interval (one batch per tick)")
 	linger := flag.Duration("linger", time.Second, "how long to keep reading responses after the last request")
 	user := flag.String("user", "15550001", "Request-URI user")
+	noRead := flag.Bool("noread", false, "do not read the responses (they are not counted)")
 	flag.Parse()
 
 	first, err := netip.ParseAddr(*source)
@@ -46,7 +47,7 @@ func main() {
 	defer stop()
 	res, err := floodgen.Run(ctx, floodgen.Config{
 		Target: *target, Sources: addrs, Rate: *rate, Duration: *duration,
-		Tick: *tick, Linger: *linger, User: *user,
+		Tick: *tick, Linger: *linger, User: *user, NoRead: *noRead,
 	})
 	if err != nil && ctx.Err() == nil {
 		fail(err)
@@ -57,7 +58,7 @@ func main() {
 	}
 	out := map[string]any{
 		"target": *target, "sources": len(addrs), "first_source": first.String(),
-		"rate": *rate, "duration_s": duration.Seconds(),
+		"rate": *rate, "duration_s": duration.Seconds(), "read": !*noRead,
 		"sent": res.Sent, "send_errors": res.SendErrors, "achieved_rate": res.AchievedRate(),
 		"elapsed_s": res.Elapsed.Seconds(), "responses": res.Responses, "by_code": byCode, "other": res.Other,
 		"sent_per_second": res.SentPerSecond, "responses_per_second": res.ResponsesPerSecond,
