@@ -170,7 +170,11 @@ func (g *Gateway) drop(reason string) {
 // rate (one line per second at most, with the number suppressed since).
 func (g *Gateway) parseError(transport, source string, data []byte, err error) (reply []byte) {
 	g.drop("unparsable")
-	reply = g.unparsableAnswer(source, data)
+	status := "400 Bad Request (unparsable)"
+	if errors.Is(err, sip.ErrMessageTooLarge) {
+		status = "513 Message Too Large"
+	}
+	reply = g.unparsableAnswer(source, data, status)
 	if !g.parseLog.allow(g.now()) {
 		return reply
 	}
@@ -226,13 +230,14 @@ func (g *Gateway) onRequest(req *sip.Request, tx *sip.ServerTx) {
 	}
 }
 
-// unparsableAnswer is the 400 for a request sipgo could not parse, built
+// unparsableAnswer is the 400 (513 when too large) for a request sipgo
+// could not parse, built
 // from its raw Via, From, To, Call-ID and CSeq lines (RFC 3261 §8.2.6 copies
 // them), so that a known peer learns its request was refused instead of
 // retransmitting it. It goes only to the input's source (patched sipgo),
 // only to a carrier or tenant source (the flood limits already ran), and
 // only if the input looks like a request with a Via; nil otherwise.
-func (g *Gateway) unparsableAnswer(source string, data []byte) []byte {
+func (g *Gateway) unparsableAnswer(source string, data []byte, status string) []byte {
 	ap, err := netip.ParseAddrPort(source)
 	if err != nil || isResponse(data) || !g.classifier.Load().KnownSource(ap.Addr().Unmap()) {
 		return nil
@@ -242,7 +247,7 @@ func (g *Gateway) unparsableAnswer(source string, data []byte) []byte {
 		head = head[:i]
 	}
 	var b bytes.Buffer
-	b.WriteString("SIP/2.0 400 Bad Request (unparsable)\r\n")
+	b.WriteString("SIP/2.0 " + status + "\r\n")
 	vias := 0
 	for i, line := range bytes.Split(head, []byte("\r\n")) {
 		name, _, ok := bytes.Cut(line, []byte(":"))
