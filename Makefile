@@ -19,6 +19,8 @@ run: build
 test: build
 	@echo "--- go vet ./..."
 	$(GO) vet ./...
+	@echo "--- go test -race ./third_party/sipgo/sip (tests of tollgate's sipgo patches)"
+	cd third_party/sipgo && $(GO) test -race -count=1 ./sip/
 	@echo "--- go test -race ./... (packages report as they finish)"
 	@start=$$(date +%s); \
 	( while sleep 30; do echo "make test: $$(( $$(date +%s) - start )) s elapsed, tests still running"; done ) & hb=$$!; \

@@ -2,6 +2,7 @@ package api
 
 import (
 	"cmp"
+	"regexp"
 	"slices"
 	"sync"
 	"time"
@@ -139,7 +140,10 @@ func NewMetrics(reg *prometheus.Registry, maxTenantSeries int) *Metrics {
 		m.admitted, m.rejected, m.admissionLatency, m.teardowns, m.refused, m.dropped, m.commitLatency, outbox,
 		&activeCollector{m: m, max: maxTenantSeries},
 		floodCollector{m: m},
-		collectors.NewGoCollector(),
+		// The scheduler's own figures (goroutines created, run-queue
+		// latencies) beside the defaults: what a call costs in handoffs.
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+			collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/sched/`)})),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m

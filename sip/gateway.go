@@ -144,6 +144,7 @@ func New(cfg *configs.Config, adm *admission.Runner, opts Options) (*Gateway, er
 			sip.WithTransactionLayerUnhandledResponseHandler(g.onStrayResponse),
 			sip.WithTransactionLayerRequestDispatcher(g.dispatch),
 			sip.WithTransactionLayerCancelToTU(),
+			sip.WithTransactionLayerInlineResponses(),
 		),
 		sipgo.WithUserAgentTransportLayerOptions(
 			sip.WithTransportLayerSymmetricResponses(),

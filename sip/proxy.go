@@ -160,24 +160,22 @@ func (g *Gateway) send(r *sip.Request, dest, transport string) {
 	}
 }
 
-// relay forwards a downstream response upstream on the server transaction.
+// relay sends res upstream on tx. res is the branch's own once read from
+// its client transaction (sipgo only reads the responses it keeps, and a
+// retransmission is a new message), so the gateway's top Via is removed in
+// place instead of in a copy.
 func (g *Gateway) relay(tx sip.ServerTransaction, res *sip.Response, upstream *sip.Request) error {
-	out := res.Clone()
-	out.RemoveHeader("Via")
-	out.SetTransport(upstream.Transport())
-	out.SetDestination(upstream.Source())
-	return tx.Respond(out)
+	res.RemoveHeader("Via")
+	res.SetTransport(upstream.Transport())
+	res.SetDestination(upstream.Source())
+	return tx.Respond(res)
 }
 
 // relayRetransmission relays a 2xx retransmission: it may outlive the
 // server transaction (RFC 6026), so it goes statelessly to the same source.
 func (g *Gateway) relayRetransmission(tx sip.ServerTransaction, res *sip.Response, upstream *sip.Request) {
 	if err := g.relay(tx, res, upstream); err != nil {
-		out := res.Clone()
-		out.RemoveHeader("Via")
-		out.SetTransport(upstream.Transport())
-		out.SetDestination(upstream.Source())
-		if err := g.srv.WriteResponse(out); err != nil {
+		if err := g.srv.WriteResponse(res); err != nil {
 			g.log.Debug().Err(err).Str("call_id", callIDOf(res)).Msg("2xx retransmission not relayed")
 		}
 	}
@@ -280,18 +278,30 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) (async bo
 // proxyInvite forwards an admitted INVITE and starts its client transaction;
 // the wait for its responses (relay, Timer C, CANCEL, early teardown) runs
 // in its own goroutine, so the Call-ID's queue moves on to the next request.
+// A forward that may open a connection (TCP, TLS) runs off the read
+// goroutine (offRead).
 func (g *Gateway) proxyInvite(req *sip.Request, tx sip.ServerTransaction, fwd *sip.Request, d *Dialog, next Hop, src netip.Addr) (async bool) {
 	// Initial requests are routed by classification only: a tenant cannot
 	// steer its calls with pre-loaded Route headers.
 	for fwd.RemoveHeader("Route") {
 	}
-	out := fwd.Clone() // the prepared copy; fwd stays as received for a switch to TCP
-	g.prepareInvite(out, req.Transport(), next, src)
-
 	if !tx.OnCancel(func(*sip.Request) { d.postEarly(earlyEvent{kind: evCancel}) }) {
 		g.endCall(d, "cancel")
 		return false
 	}
+	if next.Transport != "UDP" {
+		return g.offRead(d.CallID, tx, func() bool { return g.forwardInvite(req, tx, fwd, d, next, src) })
+	}
+	return g.forwardInvite(req, tx, fwd, d, next, src)
+}
+
+// forwardInvite sends fwd to next in a client transaction of its own. fwd
+// is the INVITE as received with Max-Forwards and Route done; it gets the
+// gateway's Via and Record-Route here, and stays the request as received
+// for a switch to TCP only on that rare path (a second clone).
+func (g *Gateway) forwardInvite(req *sip.Request, tx sip.ServerTransaction, fwd *sip.Request, d *Dialog, next Hop, src netip.Addr) (async bool) {
+	out := fwd
+	g.prepareInvite(out, req.Transport(), next, src)
 	clTx, err := g.client.TransactionRequest(context.Background(), out, noBuild)
 	if errors.Is(err, sip.ErrUDPMTUCongestion) {
 		// RFC 3261 §18.1.1: too large for UDP, so TCP to the same hop.
@@ -300,15 +310,22 @@ func (g *Gateway) proxyInvite(req *sip.Request, tx sip.ServerTransaction, fwd *s
 			g.endCall(d, "too_large")
 			return false
 		}
-		next.Transport = "TCP"
-		d.nextTransport = next.Transport
-		out = fwd
-		g.prepareInvite(out, req.Transport(), next, src)
-		if clTx, err = g.client.TransactionRequest(context.Background(), out, noBuild); err != nil {
-			g.reply(tx, req, 513, "Message Too Large", "request too large for UDP and TCP to the next hop failed")
-			g.endCall(d, "too_large")
-			return false
-		}
+		return g.offRead(d.CallID, tx, func() bool {
+			next.Transport = "TCP"
+			d.nextTransport = next.Transport
+			out := req.Clone()
+			g.maxForwards(out)
+			for out.RemoveHeader("Route") {
+			}
+			g.prepareInvite(out, req.Transport(), next, src)
+			clTx, err := g.client.TransactionRequest(context.Background(), out, noBuild)
+			if err != nil {
+				g.reply(tx, req, 513, "Message Too Large", "request too large for UDP and TCP to the next hop failed")
+				g.endCall(d, "too_large")
+				return false
+			}
+			return g.startInviteBranch(req, tx, out, clTx, d, next)
+		})
 	}
 	if err != nil {
 		g.log.Warn().Err(err).Str("call_id", d.CallID).Str("next_hop", next.Addr).Msg("forward failed")
@@ -316,6 +333,11 @@ func (g *Gateway) proxyInvite(req *sip.Request, tx sip.ServerTransaction, fwd *s
 		g.endCall(d, "forward_failed")
 		return false
 	}
+	return g.startInviteBranch(req, tx, out, clTx, d, next)
+}
+
+// startInviteBranch runs the INVITE's branch in a goroutine that owns tx.
+func (g *Gateway) startInviteBranch(req *sip.Request, tx sip.ServerTransaction, out *sip.Request, clTx sip.ClientTransaction, d *Dialog, next Hop) (async bool) {
 	done := g.track()
 	go func() {
 		defer done()
@@ -323,6 +345,22 @@ func (g *Gateway) proxyInvite(req *sip.Request, tx sip.ServerTransaction, fwd *s
 		g.inviteBranch(req, tx, out, clTx, d, next)
 	}()
 	return true
+}
+
+// offRead runs f, a handler's remaining work that may block on opening a
+// connection, as the Call-ID's next work in a goroutine of its own
+// (serializer.detach), so that a transport's read goroutine never waits on
+// the network; the transaction is ended if f does not take it over. Outside
+// the Call-ID's queued work it runs f where it is.
+func (g *Gateway) offRead(callID string, tx sip.ServerTransaction, f func() (async bool)) (async bool) {
+	if g.serial.detach(callID, func() {
+		if !f() {
+			endServerTx(tx)
+		}
+	}) {
+		return true
+	}
+	return f()
 }
 
 // prepareInvite adds the gateway's Record-Route and Via to an INVITE bound
@@ -438,7 +476,10 @@ func (g *Gateway) inviteBranch(req *sip.Request, tx sip.ServerTransaction, fwd *
 				}
 				return
 			}
-		case <-clTx.Done():
+		case <-doneOf(clTx):
+			if len(clTx.Responses()) > 0 {
+				continue // passed up before the end: read it first
+			}
 			if !cancelling {
 				code, phrase := 408, "Request Timeout"
 				if err := clTx.Err(); err != nil && errors.Is(err, sip.ErrTransactionTransport) {
@@ -457,6 +498,19 @@ func (g *Gateway) inviteBranch(req *sip.Request, tx sip.ServerTransaction, fwd *
 			return
 		}
 	}
+}
+
+// doneOf is clTx's Done channel, or nil while a response it passed up is
+// unread. The patched sipgo hands responses over through a buffer
+// (WithTransactionLayerInlineResponses), so a final response and the end
+// of its transaction can both be ready; it is read first, never lost to
+// select's choice. A Done case still checks the buffer: the response may
+// have come after doneOf was evaluated.
+func doneOf(clTx sip.ClientTransaction) <-chan struct{} {
+	if len(clTx.Responses()) > 0 {
+		return nil
+	}
+	return clTx.Done()
 }
 
 // drainBranch consumes what is left of a client transaction so its state
@@ -584,11 +638,21 @@ func (g *Gateway) onInDialog(req *sip.Request, tx sip.ServerTransaction) (async 
 		refuse(403, "Forbidden (target is not the dialog's party)", "not_party_target")
 		return false
 	}
+	if target.Transport != "UDP" {
+		return g.offRead(d.CallID, tx, func() bool { return g.forwardInDialog(req, tx, fwd, d, target, src, fromCaller) })
+	}
+	return g.forwardInDialog(req, tx, fwd, d, target, src, fromCaller)
+}
+
+// forwardInDialog sends an in-dialog request to target, the dialog's other
+// party, and relays its responses in a goroutine of its own. A switch to
+// TCP for a request too large for UDP runs off the read goroutine.
+func (g *Gateway) forwardInDialog(req *sip.Request, tx sip.ServerTransaction, fwd *sip.Request, d *Dialog, target Leg, src netip.Addr, fromCaller bool) (async bool) {
 	dest := g.partyAddr(&target)
 	g.addVia(fwd, target.Transport, src)
 	g.send(fwd, dest, target.Transport)
 
-	if isAck {
+	if req.IsAck() {
 		if err := g.client.WriteRequest(fwd, noBuild); err != nil {
 			g.log.Debug().Err(err).Str("call_id", d.CallID).Msg("ACK forward failed")
 		}
@@ -603,25 +667,33 @@ func (g *Gateway) onInDialog(req *sip.Request, tx sip.ServerTransaction) (async 
 	}
 	clTx, err := g.client.TransactionRequest(context.Background(), fwd, noBuild)
 	if errors.Is(err, sip.ErrUDPMTUCongestion) {
-		err = errTooLarge
-		if g.listeners["TCP"] != nil {
-			// RFC 3261 §18.1.1: TCP to the same party.
+		if g.listeners["TCP"] == nil {
+			g.reply(tx, req, 513, "Message Too Large", "request too large for UDP")
+			return false
+		}
+		// RFC 3261 §18.1.1: TCP to the same party.
+		return g.offRead(d.CallID, tx, func() bool {
 			fwd.RemoveHeader("Via")
 			g.addVia(fwd, "TCP", src)
 			g.send(fwd, dest, "TCP")
-			if clTx, err = g.client.TransactionRequest(context.Background(), fwd, noBuild); err != nil {
-				err = errTooLarge
+			clTx, err := g.client.TransactionRequest(context.Background(), fwd, noBuild)
+			if err != nil {
+				g.reply(tx, req, 513, "Message Too Large", "request too large for UDP")
+				return false
 			}
-		}
+			return g.startInDialogBranch(req, tx, fwd, clTx, d, fromCaller)
+		})
 	}
 	if err != nil {
-		if errors.Is(err, errTooLarge) {
-			g.reply(tx, req, 513, "Message Too Large", "request too large for UDP")
-		} else {
-			g.reply(tx, req, 503, "Service Unavailable", "next hop unreachable")
-		}
+		g.reply(tx, req, 503, "Service Unavailable", "next hop unreachable")
 		return false
 	}
+	return g.startInDialogBranch(req, tx, fwd, clTx, d, fromCaller)
+}
+
+// startInDialogBranch relays a forwarded in-dialog request's responses in a
+// goroutine that owns tx.
+func (g *Gateway) startInDialogBranch(req *sip.Request, tx sip.ServerTransaction, fwd *sip.Request, clTx sip.ClientTransaction, d *Dialog, fromCaller bool) (async bool) {
 	if req.IsInvite() {
 		tx.OnCancel(func(*sip.Request) { g.sendCancel(fwd) })
 	}
@@ -667,7 +739,10 @@ func (g *Gateway) inDialogBranch(req *sip.Request, tx sip.ServerTransaction, clT
 				clTx.OnRetransmission(func(r *sip.Response) { g.relayRetransmission(tx, r, req) })
 			}
 			return
-		case <-clTx.Done():
+		case <-doneOf(clTx):
+			if len(clTx.Responses()) > 0 {
+				continue // passed up before the end: read it first
+			}
 			g.reply(tx, req, 408, "Request Timeout", "next hop did not answer")
 			return
 		}
@@ -744,9 +819,16 @@ func (g *Gateway) onStrayResponse(res *sip.Response) {
 		out.RemoveHeader("Via")
 		out.SetTransport(caller.Transport)
 		out.SetDestination(caller.Source)
-		if err := g.srv.WriteResponse(out); err != nil {
-			g.log.Debug().Err(err).Str("call_id", d.CallID).Msg("2xx retransmission not relayed")
+		write := func() {
+			if err := g.srv.WriteResponse(out); err != nil {
+				g.log.Debug().Err(err).Str("call_id", d.CallID).Msg("2xx retransmission not relayed")
+			}
 		}
+		if caller.Transport != "UDP" {
+			go write() // runs on a read goroutine: a stream write may wait
+			return
+		}
+		write()
 		return
 	}
 	g.drop("stray_response")

@@ -227,6 +227,9 @@ func (c *Client) Do(ctx context.Context, req *sip.Request, opts ...ClientRequest
 			return res, nil
 
 		case <-tx.Done():
+			if len(tx.Responses()) > 0 {
+				continue // tollgate patch: a buffered response comes first
+			}
 			return nil, tx.Err()
 
 		case <-ctx.Done():
@@ -256,6 +259,9 @@ func (c *Client) DoDigestAuth(ctx context.Context, req *sip.Request, res *sip.Re
 			return res, nil
 
 		case <-tx.Done():
+			if len(tx.Responses()) > 0 {
+				continue // tollgate patch: a buffered response comes first
+			}
 			return nil, tx.Err()
 
 		case <-ctx.Done():

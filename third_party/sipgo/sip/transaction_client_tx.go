@@ -6,6 +6,10 @@ import (
 	"time"
 )
 
+// clientTxResponseBuffer is how many responses a client transaction holds
+// for its user: a provisional or two and the final response.
+const clientTxResponseBuffer = 4
+
 type ClientTx struct {
 	baseTx
 	responses    chan *Response
@@ -13,8 +17,8 @@ type ClientTx struct {
 	timer_a      *time.Timer
 	timer_b      *time.Timer
 	timer_d_time time.Duration // Current duration of timer D.
-	timer_d      *time.Timer
-	timer_m      *time.Timer
+	timer_d      *lingerTimer
+	timer_m      *lingerTimer
 
 	onRetransmission FnTxResponse
 }

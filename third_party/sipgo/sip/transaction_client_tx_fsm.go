@@ -287,7 +287,7 @@ func (tx *ClientTx) actInviteFinal() fsmInput {
 		tx.timer_b = nil
 	}
 
-	tx.timer_d = time.AfterFunc(tx.timer_d_time, func() {
+	tx.timer_d = afterLinger(tx.timer_d_time, func() {
 		tx.spinFsm(client_input_timer_d)
 	})
 
@@ -315,7 +315,7 @@ func (tx *ClientTx) actFinal() fsmInput {
 
 	// tx.Log().Tracef("timer_d set to %v", tx.timer_d_time)
 	if tx.timer_d_time > 0 {
-		tx.timer_d = time.AfterFunc(tx.timer_d_time, func() {
+		tx.timer_d = afterLinger(tx.timer_d_time, func() {
 			tx.spinFsm(client_input_timer_d)
 		})
 		return FsmInputNone
@@ -414,7 +414,12 @@ func (tx *ClientTx) actPassupAccept() fsmInput {
 		tx.timer_b = nil
 	}
 
-	tx.timer_m = time.AfterFunc(Timer_M, func() {
+	if Timer_M <= 0 {
+		// tollgate patch: no linger, so end now instead of in a goroutine.
+		tx.mu.Unlock()
+		return client_input_timer_m
+	}
+	tx.timer_m = afterLinger(Timer_M, func() {
 		tx.spinFsm(client_input_timer_m)
 	})
 	tx.mu.Unlock()
@@ -446,9 +451,26 @@ func (tx *ClientTx) fsmPassUp() {
 		return
 	}
 
+	if cap(tx.responses) == 0 {
+		select {
+		case <-tx.done:
+		case tx.responses <- lastResp:
+		}
+		return
+	}
 	select {
 	case <-tx.done:
 	case tx.responses <- lastResp:
+	default:
+		// tollgate patch (WithTransactionLayerInlineResponses): the buffer
+		// is full, so the user is behind; the caller, a transport's read
+		// goroutine, does not wait for it.
+		go func() {
+			select {
+			case <-tx.done:
+			case tx.responses <- lastResp:
+			}
+		}()
 	}
 }
 

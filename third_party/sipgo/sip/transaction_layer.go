@@ -33,6 +33,8 @@ type TransactionLayer struct {
 	dispatch RequestDispatcher
 	// tollgate patch: see WithTransactionLayerCancelToTU.
 	cancelToTU bool
+	// tollgate patch: WithTransactionLayerInlineResponses
+	inlineResponses bool
 
 	log *slog.Logger
 }
@@ -63,6 +65,21 @@ func WithTransactionLayerRequestDispatcher(d RequestDispatcher) TransactionLayer
 func WithTransactionLayerCancelToTU() TransactionLayerOption {
 	return func(txl *TransactionLayer) {
 		txl.cancelToTU = true
+	}
+}
+
+// WithTransactionLayerInlineResponses matches a response to its client
+// transaction on the transport's read goroutine instead of a goroutine per
+// response (tollgate patch). A client transaction hands responses to its
+// user through a buffered channel, and if that is full through a goroutine
+// of its own, so the read goroutine never waits for the user. A user must
+// then read Responses before it trusts Done: a final response passed up
+// just before the transaction ended is still in the buffer when Done is
+// closed (Client.Do does; the dialog helpers do not, so a user agent built
+// on them must not set this option).
+func WithTransactionLayerInlineResponses() TransactionLayerOption {
+	return func(txl *TransactionLayer) {
+		txl.inlineResponses = true
 	}
 }
 
@@ -177,6 +194,10 @@ func (txl *TransactionLayer) handleMessage(msg Message) {
 		}
 		go txl.handleRequestBackground(msg)
 	case *Response:
+		if txl.inlineResponses {
+			txl.handleResponseBackground(msg)
+			return
+		}
 		go txl.handleResponseBackground(msg)
 	default:
 		txl.log.Error("unsupported message, skip it")
@@ -410,6 +431,11 @@ func (txl *TransactionLayer) clientTxRequest(ctx context.Context, req *Request, 
 		return nil, fmt.Errorf("client transaction %q already exists", key)
 	}
 	tx = NewClientTx(key, req, conn, txl.log)
+	if txl.inlineResponses {
+		// tollgate patch: buffered, so passing a response up rarely waits
+		// for the user (see WithTransactionLayerInlineResponses).
+		tx.responses = make(chan *Response, clientTxResponseBuffer)
+	}
 
 	txl.clientTransactions.items[key] = tx
 	tx.OnTerminate(txl.clientTxTerminate)

@@ -14,12 +14,12 @@ type ServerTx struct {
 	timer_g      *time.Timer
 	timer_g_time time.Duration
 	timer_h      *time.Timer
-	timer_i      *time.Timer
+	timer_i      *lingerTimer
 	timer_i_time time.Duration
-	timer_j      *time.Timer
+	timer_j      *lingerTimer
 	timer_j_time time.Duration
 	timer_1xx    *time.Timer
-	timer_l      *time.Timer
+	timer_l      *lingerTimer
 	reliable     bool
 	cancelToTU   bool // tollgate patch: WithTransactionLayerCancelToTU
 }

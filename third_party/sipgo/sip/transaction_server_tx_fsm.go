@@ -216,7 +216,7 @@ func (tx *ServerTx) actRespondAccept() fsmInput {
 	}
 
 	tx.mu.Lock()
-	tx.timer_l = time.AfterFunc(Timer_L, func() {
+	tx.timer_l = afterLinger(Timer_L, func() {
 		tx.spinFsm(server_input_timer_l)
 	})
 	tx.mu.Unlock()
@@ -240,7 +240,7 @@ func (tx *ServerTx) actFinal() fsmInput {
 	//    Timer J to fire in 64*T1 seconds for unreliable transports, and zero
 	//    seconds for reliable transports.
 	tx.mu.Lock()
-	tx.timer_j = time.AfterFunc(tx.timer_j_time, func() {
+	tx.timer_j = afterLinger(tx.timer_j_time, func() {
 		tx.spinFsm(server_input_timer_j)
 	})
 	tx.mu.Unlock()
@@ -283,7 +283,7 @@ func (tx *ServerTx) actConfirm() fsmInput {
 	}
 
 	// If transport is reliable this will be 0 and fire imediately
-	tx.timer_i = time.AfterFunc(tx.timer_i_time, func() {
+	tx.timer_i = afterLinger(tx.timer_i_time, func() {
 		tx.spinFsm(server_input_timer_i)
 	})
 
