@@ -126,6 +126,8 @@ type Config struct {
 	Log Log `yaml:"log" json:"log"`
 	// SIP configures the SIP edge: listeners, the advertised host and timers.
 	SIP SIP `yaml:"sip" json:"sip"`
+	// Media configures the media anchor: relay or off, ports, address.
+	Media Media `yaml:"media" json:"media"`
 	// Admission configures how admission decisions are answered and the
 	// engine-wide admission settings.
 	Admission Admission `yaml:"admission" json:"admission"`
@@ -637,6 +639,7 @@ func (c *Config) ApplyDefaults() {
 		c.SIP.ShutdownGrace = DefaultShutdownGrace
 	}
 	c.SIP.Flood.applyDefaults()
+	c.Media.applyDefaults(c.SIP.Advertise)
 	if c.SIP.TLS.HandshakeTimeout == 0 {
 		c.SIP.TLS.HandshakeTimeout = DefaultTLSHandshakeTimeout
 	}
@@ -913,6 +916,9 @@ func (c *Config) Validate() error {
 	}
 
 	if err := c.SIP.validate(); err != nil {
+		return err
+	}
+	if err := c.Media.validate(); err != nil {
 		return err
 	}
 	if err := c.Admission.validate(); err != nil {

@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"github.com/tollgate/tollgate/meter"
 	"hash/maphash"
 	"sync"
 	"time"
@@ -83,7 +84,8 @@ type Dialog struct {
 	ended    time.Time
 	endCause string
 	maxTimer Timer
-	pending  *Cause // teardown asked for while early
+	pending  *Cause         // teardown asked for while early
+	media    *meter.Session // the anchored media (media.mode relay), nil when not anchored
 }
 
 // State returns the dialog state.

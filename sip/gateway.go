@@ -4,6 +4,7 @@
 package sip
 
 import (
+	"github.com/tollgate/tollgate/meter"
 	"context"
 	"errors"
 	"fmt"
@@ -102,6 +103,8 @@ type Gateway struct {
 	flood503 bool
 	parseLog logLimiter
 
+	media *meter.Relay // nil with media.mode off
+
 	draining atomic.Bool
 	inflight atomic.Int64 // transactions being proxied or sent by the gateway
 	closed   atomic.Bool
@@ -129,6 +132,14 @@ func New(cfg *configs.Config, adm *admission.Runner, opts Options) (*Gateway, er
 	}
 	if g.clock == nil {
 		g.clock = realClock{}
+	}
+	if cfg.Media.Mode == configs.MediaRelay {
+		lo, hi := cfg.Media.PortRange()
+		r, err := meter.New(meter.Config{Bind: cfg.Media.IP(), Advertise: cfg.Media.IP(), PortMin: lo, PortMax: hi})
+		if err != nil {
+			return nil, fmt.Errorf("sip: media: %w", err)
+		}
+		g.media = r
 	}
 	g.classifier.Store(NewClassifier(cfg))
 	// sipgo logs through slog; keep only its errors, in our log stream.

@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"os"
 	"strconv"
@@ -440,6 +441,13 @@ type envSpec struct {
 
 type envOption func(*envSpec)
 
+// withMedia anchors media on 127.0.0.1 with ports from lo to hi.
+func withMedia(lo, hi int) envOption {
+	return withConfig(func(c *configs.Config) {
+		c.Media = configs.Media{Mode: configs.MediaRelay, Address: "127.0.0.1", Ports: fmt.Sprintf("%d-%d", lo, hi)}
+	})
+}
+
 func withConfig(f func(*configs.Config)) envOption {
 	return func(s *envSpec) { s.edits = append(s.edits, f) }
 }
@@ -490,6 +498,9 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if spec.tls != nil {
 		spec.tls.configure(cfg)
 	}
+	// Signalling tests run with media off (their SDP bodies are stand-ins);
+	// withMedia anchors it.
+	cfg.Media = configs.Media{Mode: configs.MediaOff}
 	for _, edit := range spec.edits {
 		edit(cfg)
 	}
@@ -520,6 +531,9 @@ func newEnvYAMLClock(t *testing.T, yml string, clock Clock) *env {
 		t.Fatal(err)
 	}
 	cfg.SIP.Listen = []configs.Listen{{Transport: "udp", Address: "127.0.0.1:0"}}
+	if !strings.Contains(yml, "\nmedia:") {
+		cfg.Media.Mode = configs.MediaOff // as newEnv: stand-in SDP bodies
+	}
 	e.start(t, cfg)
 	return e
 }

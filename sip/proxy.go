@@ -213,6 +213,13 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) (async bo
 		return false
 	}
 
+	offer, hasSDP, sdpOK := g.parseOffer(req)
+	if !sdpOK {
+		g.reply(tx, req, 488, "Not Acceptable Here", "sdp")
+		g.logDecision(callID, route.Tenant, route.Direction, "reject", "sdp", 488)
+		return false
+	}
+
 	// The dialog is in the table before the engine admits the call, so a
 	// cut of the early call (a suspension in another goroutine right after
 	// Admit) always finds it.
@@ -267,6 +274,21 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) (async bo
 	// Cloned only once admitted: a rejected flood costs no copy.
 	fwd := req.Clone()
 	g.maxForwards(fwd)
+	if g.media != nil {
+		s, err := g.media.Open()
+		if err != nil {
+			g.reply(tx, req, 503, "Service Unavailable", "media_ports")
+			g.endCall(d, "media_ports")
+			g.logDecision(callID, route.Tenant, route.Direction, "reject", "media_ports", 503)
+			return false
+		}
+		d.mu.Lock()
+		d.media = s
+		d.mu.Unlock()
+		if hasSDP {
+			g.anchorParsed(s, true, fwd, sdpBody(fwd), offer)
+		}
+	}
 	decision := "admit"
 	if dec.Emergency {
 		decision = "admit_emergency"
@@ -441,11 +463,24 @@ func (g *Gateway) inviteBranch(req *sip.Request, tx sip.ServerTransaction, fwd *
 					continue
 				}
 				timerC.Reset(g.cfg.SIP.TimerC)
+				if err := g.anchor(d, false, res); err != nil {
+					stripBody(res) // no early media the gateway cannot anchor
+				}
 				g.relay(tx, res, req)
 			case res.IsSuccess():
 				if cancelling {
 					// Answered after the caller's side ended: close the
 					// callee's dialog ourselves.
+					g.ackAndBye(d, fwd, res)
+					g.drainBranch(clTx)
+					return
+				}
+				if err := g.anchor(d, false, res); err != nil {
+					// An answer whose media the gateway cannot anchor: the
+					// call ends unbilled, the caller gets 502 and the callee
+					// is hung up.
+					g.reply(tx, req, 502, "Bad Gateway", "answer sdp not acceptable")
+					g.endCall(d, "answer_sdp")
 					g.ackAndBye(d, fwd, res)
 					g.drainBranch(clTx)
 					return
@@ -463,7 +498,11 @@ func (g *Gateway) inviteBranch(req *sip.Request, tx sip.ServerTransaction, fwd *
 					return
 				}
 				g.apply(g.adm.AnswerWith(now, d.Key, d.record())) // billing starts at the 200 OK
-				clTx.OnRetransmission(func(r *sip.Response) { g.relayRetransmission(tx, r, req) })
+				clTx.OnRetransmission(func(r *sip.Response) {
+					if g.anchor(d, false, r) == nil {
+						g.relayRetransmission(tx, r, req)
+					}
+				})
 				d.armMaxDuration(g.clock, g.cfg.SIP.MaxCallDuration, func() { g.Teardown(d, CauseMaxDuration) })
 				if pending != nil {
 					g.teardown(d, *pending) // counted when it was requested
@@ -648,6 +687,14 @@ func (g *Gateway) onInDialog(req *sip.Request, tx sip.ServerTransaction) (async 
 // party, and relays its responses in a goroutine of its own. A switch to
 // TCP for a request too large for UDP runs off the read goroutine.
 func (g *Gateway) forwardInDialog(req *sip.Request, tx sip.ServerTransaction, fwd *sip.Request, d *Dialog, target Leg, src netip.Addr, fromCaller bool) (async bool) {
+	if err := g.anchor(d, fromCaller, fwd); err != nil {
+		if req.IsAck() {
+			stripBody(fwd) // an ACK gets no answer; its media is not anchored
+		} else {
+			g.reply(tx, req, 488, "Not Acceptable Here", "sdp")
+			return false
+		}
+	}
 	dest := g.partyAddr(&target)
 	g.addVia(fwd, target.Transport, src)
 	g.send(fwd, dest, target.Transport)
@@ -726,6 +773,9 @@ func (g *Gateway) inDialogBranch(req *sip.Request, tx sip.ServerTransaction, clT
 			if res.StatusCode == 100 {
 				continue
 			}
+			if err := g.anchor(d, !fromCaller, res); err != nil {
+				stripBody(res)
+			}
 			g.relay(tx, res, req)
 			if res.IsProvisional() {
 				continue
@@ -736,7 +786,11 @@ func (g *Gateway) inDialogBranch(req *sip.Request, tx sip.ServerTransaction, clT
 			if res.IsSuccess() && req.IsInvite() {
 				// Accepted (RFC 6026): retransmitted 2xx are relayed until
 				// the client transaction ends itself after Timer M.
-				clTx.OnRetransmission(func(r *sip.Response) { g.relayRetransmission(tx, r, req) })
+				clTx.OnRetransmission(func(r *sip.Response) {
+					if g.anchor(d, !fromCaller, r) == nil {
+						g.relayRetransmission(tx, r, req)
+					}
+				})
 			}
 			return
 		case <-doneOf(clTx):
@@ -816,6 +870,10 @@ func (g *Gateway) onStrayResponse(res *sip.Response) {
 	if d := g.strayDialog(res); d != nil {
 		caller, _ := d.Legs()
 		out := res.Clone()
+		if g.anchor(d, false, out) != nil {
+			g.drop("stray_response")
+			return
+		}
 		out.RemoveHeader("Via")
 		out.SetTransport(caller.Transport)
 		out.SetDestination(caller.Source)
@@ -863,6 +921,7 @@ func (g *Gateway) endCall(d *Dialog, cause string) bool {
 		return false
 	}
 	g.dialogs.Remove(d)
+	g.closeMedia(d)
 	out, _ := g.adm.End(now, d.Key)
 	e := g.log.Info().Str("call_id", d.CallID).Str("tenant", d.Tenant).Str("direction", d.Direction.String()).
 		Str("state", was.String()).Str("cause", cause)

@@ -1,0 +1,99 @@
+package configs
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// The values of media.mode.
+const (
+	// MediaRelay anchors RTP: the gateway rewrites SDP so that media flows
+	// through its own ports, and meters it (the default).
+	MediaRelay = "relay"
+	// MediaOff is signalling only: SDP passes untouched, media flows
+	// between the parties.
+	MediaOff = "off"
+)
+
+// DefaultMediaPorts is the port range of media.ports.
+const DefaultMediaPorts = "30000-39999"
+
+// Media configures the media anchor (meter/).
+type Media struct {
+	// Mode is relay (default) or off.
+	Mode string `yaml:"mode" json:"mode"`
+	// Ports is the UDP port range for RTP and RTCP, "min-max": an even RTP
+	// port and the RTCP port above it per leg, two legs per call. Default
+	// 30000-39999 (2,500 calls).
+	Ports string `yaml:"ports" json:"ports"`
+	// Address is the IP put in rewritten SDP (c= lines) and the one media
+	// sockets are bound to. Default: sip.advertise, which must then be an
+	// IP address.
+	Address string `yaml:"address" json:"address"`
+}
+
+func (m *Media) applyDefaults(advertise string) {
+	m.Mode = strings.ToLower(m.Mode)
+	if m.Mode == "" {
+		m.Mode = MediaRelay
+	}
+	if m.Ports == "" {
+		m.Ports = DefaultMediaPorts
+	}
+	if m.Address == "" {
+		m.Address = advertise
+	}
+}
+
+// PortRange returns media.ports as numbers (after Validate).
+func (m *Media) PortRange() (lo, hi int) {
+	lo, hi, _ = parsePortRange(m.Ports)
+	return lo, hi
+}
+
+// IP returns media.address (after Validate).
+func (m *Media) IP() netip.Addr {
+	a, _ := netip.ParseAddr(m.Address)
+	return a.Unmap()
+}
+
+func parsePortRange(s string) (lo, hi int, msg string) {
+	a, b, ok := strings.Cut(s, "-")
+	if !ok {
+		return 0, 0, "must be a range min-max, e.g. 30000-39999"
+	}
+	lo, err1 := strconv.Atoi(strings.TrimSpace(a))
+	hi, err2 := strconv.Atoi(strings.TrimSpace(b))
+	switch {
+	case err1 != nil || err2 != nil:
+		return 0, 0, "must be a range of two port numbers min-max, e.g. 30000-39999"
+	case lo < 1024 || hi > 65535:
+		return 0, 0, "must lie within 1024-65535"
+	case hi-lo < 3:
+		return 0, 0, "must hold at least four ports (two legs of one call)"
+	}
+	return lo, hi, ""
+}
+
+func (m *Media) validate() error {
+	switch m.Mode {
+	case MediaRelay, MediaOff:
+	default:
+		return errf("media.mode", "must be relay or off, got %q", m.Mode)
+	}
+	if _, _, msg := parsePortRange(m.Ports); msg != "" {
+		return errf("media.ports", "%s, got %q", msg, m.Ports)
+	}
+	if m.Mode == MediaOff {
+		return nil
+	}
+	a, err := netip.ParseAddr(m.Address)
+	if err != nil {
+		return errf("media.address", "must be an IP address (set it when sip.advertise is a host name), got %q", m.Address)
+	}
+	if a.IsUnspecified() || a.IsMulticast() {
+		return errf("media.address", "must be a unicast address parties can send RTP to, got %q", m.Address)
+	}
+	return nil
+}

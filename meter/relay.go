@@ -1,0 +1,237 @@
+// Package meter anchors a call's media: the RTP port pool, one socket pair
+// per leg, the relay between the legs with symmetric latching, and per-leg
+// meters read with pion/rtp (packets, bytes, loss, jitter, SSRC changes,
+// first and last packet). Nothing per packet allocates, logs or takes a
+// lock across I/O.
+package meter
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrNoPorts is returned by Relay.Open when no port pair is free; the call
+// is refused with 503 (Reason media_ports).
+var ErrNoPorts = errors.New("meter: no free media ports")
+
+// Config sets up a Relay.
+type Config struct {
+	// Bind is the local IP the media sockets listen on.
+	Bind netip.Addr
+	// Advertise is the address put in the rewritten SDP.
+	Advertise netip.Addr
+	// PortMin and PortMax bound the ports used: an even RTP port and the
+	// odd RTCP port above it, two per leg. PortMin is rounded up to even.
+	PortMin, PortMax int
+}
+
+// Relay owns the port pool and the sockets of every anchored call.
+type Relay struct {
+	cfg Config
+
+	mu   sync.Mutex
+	free []int // even RTP ports, least recently released first
+
+	totals Totals
+}
+
+// Totals are the relay's counters since start (/metrics).
+type Totals struct {
+	Packets   atomic.Uint64 // relayed, RTP and RTCP
+	Bytes     atomic.Uint64
+	Dropped   atomic.Uint64 // from a source other than the latched one, or unrelayable
+	PortsUsed atomic.Int64  // ports held (two per leg)
+}
+
+// New checks cfg and makes a relay; it opens no socket yet.
+func New(cfg Config) (*Relay, error) {
+	if cfg.PortMin%2 == 1 {
+		cfg.PortMin++
+	}
+	if cfg.PortMin < 1024 || cfg.PortMax > 65535 || cfg.PortMax < cfg.PortMin+3 {
+		return nil, fmt.Errorf("meter: port range %d-%d must lie in 1024-65535 and hold two pairs", cfg.PortMin, cfg.PortMax)
+	}
+	if !cfg.Bind.IsValid() || !cfg.Advertise.IsValid() {
+		return nil, errors.New("meter: bind and advertise addresses are needed")
+	}
+	r := &Relay{cfg: cfg}
+	for p := cfg.PortMin; p+1 <= cfg.PortMax; p += 2 {
+		r.free = append(r.free, p)
+	}
+	return r, nil
+}
+
+// Advertise is the address the rewritten SDP carries.
+func (r *Relay) Advertise() netip.Addr { return r.cfg.Advertise }
+
+// Totals returns the relay's counters.
+func (r *Relay) Totals() *Totals { return &r.totals }
+
+// FreePairs is the number of port pairs not in use.
+func (r *Relay) FreePairs() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.free)
+}
+
+// Open anchors a call: two legs, A facing the caller and B the callee, with
+// their relay goroutines running. Close releases them, exactly once.
+func (r *Relay) Open() (*Session, error) {
+	a, err := r.openLeg()
+	if err != nil {
+		return nil, err
+	}
+	b, err := r.openLeg()
+	if err != nil {
+		a.close()
+		return nil, err
+	}
+	s := &Session{A: a, B: b}
+	a.peer, b.peer = b, a
+	for _, l := range []*Leg{a, b} {
+		go l.relayRTP()
+		go l.relayRTCP()
+	}
+	return s, nil
+}
+
+// openLeg binds the next free pair; a pair another process holds is put
+// back at the end of the list and the next one tried.
+func (r *Relay) openLeg() (*Leg, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for tries := len(r.free); tries > 0; tries-- {
+		p := r.free[0]
+		r.free = r.free[1:]
+		rtp, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(r.cfg.Bind, uint16(p))))
+		if err != nil {
+			r.free = append(r.free, p)
+			continue
+		}
+		rtcp, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(r.cfg.Bind, uint16(p+1))))
+		if err != nil {
+			rtp.Close()
+			r.free = append(r.free, p)
+			continue
+		}
+		r.totals.PortsUsed.Add(2)
+		return &Leg{r: r, port: p, rtp: rtp, rtcp: rtcp}, nil
+	}
+	return nil, ErrNoPorts
+}
+
+func (r *Relay) release(port int) {
+	r.mu.Lock()
+	r.free = append(r.free, port)
+	r.mu.Unlock()
+	r.totals.PortsUsed.Add(-2)
+}
+
+// Session is one anchored call.
+type Session struct {
+	A, B *Leg // A faces the caller, B the callee
+	once sync.Once
+}
+
+// Close stops the relay and releases both legs' ports; later calls do
+// nothing. It reports whether this call released them.
+func (s *Session) Close() (first bool) {
+	s.once.Do(func() {
+		first = true
+		s.A.close()
+		s.B.close()
+	})
+	return first
+}
+
+// Leg is the gateway's socket pair facing one party: what the party sends
+// arrives here and is metered; what the other party sends leaves from here
+// to this party.
+type Leg struct {
+	r         *Relay
+	port      int
+	rtp, rtcp *net.UDPConn
+	peer      *Leg
+	closed    atomic.Bool
+
+	mu sync.Mutex // guards what follows; never held across I/O
+	// remote and remoteRTCP are where packets for the party go: its SDP
+	// address until its first packet arrives, then that packet's source
+	// (symmetric RTP latching).
+	remote, remoteRTCP   netip.AddrPort
+	sdpRemote            netip.AddrPort // the RTP address of the last SDP
+	latched, latchedRTCP bool
+	clockRate            uint32
+	stats                Stats
+	seq                  seqTracker
+	lastArrival          int64  // RFC 3550 jitter: previous arrival, timestamp units since the first packet
+	lastTS               uint32 // and its RTP timestamp
+	jitterReset          bool   // the next packet starts a new jitter baseline
+	jitter               float64
+}
+
+// Port is the leg's RTP port (RTCP is Port+1).
+func (l *Leg) Port() int { return l.port }
+
+// SetRemote points the leg at where its party wants media, from an SDP
+// offer or answer. A new address or port (re-INVITE, UPDATE) replaces the
+// latch, which the party's next packet sets again. A hold (0.0.0.0) or a
+// disabled stream keeps the current target.
+func (l *Leg) SetRemote(m Media) {
+	if m.Hold() || m.Port == 0 {
+		return
+	}
+	rtp := netip.AddrPortFrom(m.Addr, uint16(m.Port))
+	rtcp := netip.AddrPortFrom(m.Addr, uint16(m.RTCP))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if m.ClockRate > 0 {
+		l.clockRate = m.ClockRate
+	}
+	if l.sdpRemote == rtp {
+		return // the same SDP again (a 2xx repeating the 183's answer): keep the latch
+	}
+	l.sdpRemote = rtp
+	l.remote, l.remoteRTCP = rtp, rtcp
+	l.latched, l.latchedRTCP = false, false
+}
+
+func (l *Leg) close() {
+	if l.closed.Swap(true) {
+		return
+	}
+	l.rtp.Close()
+	l.rtcp.Close()
+	l.r.release(l.port)
+}
+
+// Stats are the meters of what one party sent, from RTP headers.
+type Stats struct {
+	Packets     uint64    `json:"packets"`
+	Bytes       uint64    `json:"bytes"`
+	Lost        int64     `json:"lost"`         // expected minus received (RFC 3550 A.3); negative with duplicates
+	Jitter      float64   `json:"jitter_ms"`    // interarrival jitter (RFC 3550 6.4.1), milliseconds
+	SSRCChanges uint64    `json:"ssrc_changes"` // new SSRC after the first
+	Dropped     uint64    `json:"dropped"`      // from another source after the latch
+	Malformed   uint64    `json:"malformed"`    // not RTP: not relayed
+	RTCPPackets uint64    `json:"rtcp_packets"` // passed through
+	FirstPacket time.Time `json:"first_packet"` // zero: none yet
+	LastPacket  time.Time `json:"last_packet"`
+}
+
+// Stats returns a copy of the leg's meters.
+func (l *Leg) Stats() Stats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.stats
+	s.Lost = l.seq.lost(s.Packets)
+	if l.clockRate > 0 {
+		s.Jitter = l.jitter / float64(l.clockRate) * 1000
+	}
+	return s
+}
