@@ -51,6 +51,10 @@ fuzz:
 		echo "--- $$f ($(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./sip/ || exit 1; \
 	done
+	@for f in FuzzRewriteSDP FuzzIngestRTP; do \
+		echo "--- $$f ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./meter/ || exit 1; \
+	done
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

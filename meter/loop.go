@@ -145,10 +145,7 @@ func (l *Leg) observe(h *rtp.Header, n int, now time.Time) {
 	st.Packets++
 	st.Bytes += uint64(n)
 	st.LastPacket = now
-	rate := l.clockRate
-	if rate == 0 {
-		rate = 8000
-	}
+	rate := l.rate()
 	// RFC 3550 6.4.1: D = (Rj - Ri) - (Sj - Si) in timestamp units,
 	// J += (|D| - J) / 16. Arrival counts from the first packet, timestamp
 	// differences wrap as uint32.

@@ -230,8 +230,15 @@ func (l *Leg) Stats() Stats {
 	defer l.mu.Unlock()
 	s := l.stats
 	s.Lost = l.seq.lost(s.Packets)
-	if l.clockRate > 0 {
-		s.Jitter = l.jitter / float64(l.clockRate) * 1000
-	}
+	s.Jitter = l.jitter / float64(l.rate()) * 1000
 	return s
+}
+
+// rate is the leg's RTP clock rate: from its SDP, else G.711's 8000.
+// l.mu held.
+func (l *Leg) rate() uint32 {
+	if l.clockRate == 0 {
+		return 8000
+	}
+	return l.clockRate
 }
