@@ -68,6 +68,17 @@ type Metrics struct {
 	outbox func() int
 	active func() map[string]int64
 	flood  func() FloodStats
+	media  func() MediaStats
+}
+
+// MediaStats are the media relay's totals, read at scrape time
+// (SetMediaSource).
+type MediaStats struct {
+	Packets    uint64 // RTP and RTCP packets relayed
+	Bytes      uint64 // their bytes
+	Dropped    uint64 // from a source other than the latched one, not RTP, or with nowhere to go
+	PortsInUse int64  // UDP ports held by anchored calls (two per leg)
+	PortsFree  int64  // ports left in media.ports
 }
 
 // FloodStats are flood protection's counts, read at scrape time
@@ -140,6 +151,7 @@ func NewMetrics(reg *prometheus.Registry, maxTenantSeries int) *Metrics {
 		m.admitted, m.rejected, m.admissionLatency, m.teardowns, m.refused, m.dropped, m.commitLatency, outbox,
 		&activeCollector{m: m, max: maxTenantSeries},
 		floodCollector{m: m},
+		mediaCollector{m: m},
 		// The scheduler's own figures (goroutines created, run-queue
 		// latencies) beside the defaults: what a call costs in handoffs.
 		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
@@ -246,6 +258,17 @@ func (m *Metrics) SetFloodSource(f func() FloodStats) {
 	}
 	m.mu.Lock()
 	m.flood = f
+	m.mu.Unlock()
+}
+
+// SetMediaSource sets the function /metrics reads the media relay's
+// totals from (not set with media.mode off: the series stay at 0).
+func (m *Metrics) SetMediaSource(f func() MediaStats) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.media = f
 	m.mu.Unlock()
 }
 
@@ -374,4 +397,43 @@ func (c floodCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(floodBlockedDesc, prometheus.GaugeValue, float64(st.BlockedSources))
 	ch <- prometheus.MustNewConstMetric(floodTrackedDesc, prometheus.GaugeValue, float64(st.TrackedSources))
 	ch <- prometheus.MustNewConstMetric(floodRefusedDesc, prometheus.CounterValue, float64(st.ConnectionsRefused))
+}
+
+var (
+	mediaPacketsDesc = prometheus.NewDesc("tollgate_media_packets_total",
+		"RTP and RTCP packets relayed between the legs of anchored calls.", nil, nil)
+	mediaBytesDesc = prometheus.NewDesc("tollgate_media_bytes_total",
+		"Bytes of the packets relayed.", nil, nil)
+	mediaDroppedDesc = prometheus.NewDesc("tollgate_media_dropped_total",
+		"Media packets dropped: from a source other than the leg's latched one, not RTP, or with no destination yet.", nil, nil)
+	mediaPortsUsedDesc = prometheus.NewDesc("tollgate_media_ports_in_use",
+		"UDP ports held by anchored calls (RTP and RTCP, two legs per call).", nil, nil)
+	mediaPortsFreeDesc = prometheus.NewDesc("tollgate_media_ports_free",
+		"UDP ports of media.ports not in use.", nil, nil)
+)
+
+// mediaCollector exposes MediaStats read at scrape time.
+type mediaCollector struct{ m *Metrics }
+
+// Describe implements prometheus.Collector.
+func (c mediaCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{mediaPacketsDesc, mediaBytesDesc, mediaDroppedDesc, mediaPortsUsedDesc, mediaPortsFreeDesc} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c mediaCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.Lock()
+	f := c.m.media
+	c.m.mu.Unlock()
+	var st MediaStats
+	if f != nil {
+		st = f()
+	}
+	ch <- prometheus.MustNewConstMetric(mediaPacketsDesc, prometheus.CounterValue, float64(st.Packets))
+	ch <- prometheus.MustNewConstMetric(mediaBytesDesc, prometheus.CounterValue, float64(st.Bytes))
+	ch <- prometheus.MustNewConstMetric(mediaDroppedDesc, prometheus.CounterValue, float64(st.Dropped))
+	ch <- prometheus.MustNewConstMetric(mediaPortsUsedDesc, prometheus.GaugeValue, float64(st.PortsInUse))
+	ch <- prometheus.MustNewConstMetric(mediaPortsFreeDesc, prometheus.GaugeValue, float64(st.PortsFree))
 }

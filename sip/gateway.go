@@ -4,10 +4,10 @@
 package sip
 
 import (
-	"github.com/tollgate/tollgate/meter"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/tollgate/tollgate/meter"
 	"io"
 	"log/slog"
 	"net"

@@ -93,6 +93,9 @@ func stripBody(m sip.Message) {
 	}
 }
 
+// Media is the gateway's media relay, nil with media.mode off.
+func (g *Gateway) Media() *meter.Relay { return g.media }
+
 // closeMedia releases d's media ports, once.
 func (g *Gateway) closeMedia(d *Dialog) {
 	if s := d.mediaSession(); s != nil {

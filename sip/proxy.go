@@ -928,6 +928,12 @@ func (g *Gateway) endCall(d *Dialog, cause string) bool {
 	if a := d.Answered(); !a.IsZero() {
 		e = e.Dur("billed", now.Sub(a))
 	}
+	if caller, callee, ok := d.MediaStats(); ok {
+		e = e.Uint64("caller_rtp_packets", caller.Packets).Uint64("caller_rtp_bytes", caller.Bytes).Int64("caller_rtp_lost", caller.Lost).
+			Float64("caller_jitter_ms", caller.Jitter).Uint64("caller_rtp_dropped", caller.Dropped).
+			Uint64("callee_rtp_packets", callee.Packets).Uint64("callee_rtp_bytes", callee.Bytes).Int64("callee_rtp_lost", callee.Lost).
+			Float64("callee_jitter_ms", callee.Jitter).Uint64("callee_rtp_dropped", callee.Dropped)
+	}
 	e.Msg("call ended")
 	g.apply(out)
 	return true

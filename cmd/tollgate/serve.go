@@ -71,6 +71,13 @@ func serveUntil(cfg *configs.Config, logOut io.Writer, stop chan os.Signal) erro
 	svc.SetFlood(flood)
 	metrics.SetFloodSource(func() api.FloodStats { return floodStats(flood, conns, time.Now()) })
 	metrics.SetActiveSource(svc.ActiveByTenant)
+	if r := gw.Media(); r != nil {
+		metrics.SetMediaSource(func() api.MediaStats {
+			t := r.Totals()
+			return api.MediaStats{Packets: t.Packets.Load(), Bytes: t.Bytes.Load(), Dropped: t.Dropped.Load(),
+				PortsInUse: t.PortsUsed.Load(), PortsFree: int64(2 * r.FreePairs())}
+		})
+	}
 	metrics.SetOutboxDepth(func() int { n, _ := st.OutboxDepth(); return n })
 	if err := gw.Start(); err != nil {
 		return err

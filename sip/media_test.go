@@ -1,0 +1,157 @@
+package sip
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/pion/rtp"
+
+	"github.com/tollgate/tollgate/meter"
+)
+
+// rtpEndpoint is a party's media socket and the SDP that names it.
+type rtpEndpoint struct {
+	c *net.UDPConn
+}
+
+func newRTPEndpoint(t *testing.T, ip string) *rtpEndpoint {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(ip)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &rtpEndpoint{c: c}
+}
+
+func (r *rtpEndpoint) addr() netip.AddrPort { return r.c.LocalAddr().(*net.UDPAddr).AddrPort() }
+
+func (r *rtpEndpoint) sdp() string {
+	a := r.addr()
+	return fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 %[1]s\r\ns=-\r\nc=IN IP4 %[1]s\r\nt=0 0\r\n"+
+		"m=audio %[2]d RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
+		a.Addr(), a.Port())
+}
+
+func (r *rtpEndpoint) send(t *testing.T, to netip.AddrPort, seq uint16) {
+	t.Helper()
+	pkt, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 8, SequenceNumber: seq, Timestamp: uint32(seq) * 160, SSRC: 42},
+		Payload: make([]byte, 160)}).Marshal()
+	if _, err := r.c.WriteToUDPAddrPort(pkt, to); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (r *rtpEndpoint) recv(t *testing.T) netip.AddrPort {
+	t.Helper()
+	buf := make([]byte, 2048)
+	r.c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, src, err := r.c.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatalf("no RTP: %v", err)
+	}
+	return src
+}
+
+// mediaOf parses the audio stream of a message's SDP.
+func mediaOf(t *testing.T, what string, body []byte) netip.AddrPort {
+	t.Helper()
+	m, err := meter.ParseSDP(body)
+	if err != nil {
+		t.Fatalf("%s: SDP %q: %v", what, body, err)
+	}
+	return netip.AddrPortFrom(m.Addr, uint16(m.Port))
+}
+
+func TestRelayAnchorsRTPOnBothLegs(t *testing.T) {
+	const lo, hi = 31000, 31099
+	e := newEnv(t, withMedia(lo, hi))
+	caller, callee := newRTPEndpoint(t, tenantIP), newRTPEndpoint(t, carrierIP)
+	e.carrier.setOnCall(answerBody(0, callee.sdp()))
+	free := e.gw.media.FreePairs()
+
+	sess, code, err := e.pbx.inviteBody(ctxT(t, 5*time.Second), e.gw, outboundNumber, caller.sdp())
+	if err != nil || code != 200 {
+		t.Fatalf("call: %d %v", code, err)
+	}
+	callID := callIDOf(sess.InviteRequest)
+	inv := e.carrier.waitFor(sip.INVITE, callID, time.Second).req
+	gwB := mediaOf(t, "INVITE at the carrier", inv.Body())
+	gwA := mediaOf(t, "200 at the caller", sess.InviteResponse.Body())
+	for _, a := range []netip.AddrPort{gwA, gwB} {
+		if a.Addr() != netip.MustParseAddr("127.0.0.1") || a.Port() < lo || a.Port() > hi {
+			t.Fatalf("SDP points at %v, want the gateway's 127.0.0.1:%d-%d", a, lo, hi)
+		}
+	}
+	// Everything but c= and the m= port arrives byte for byte.
+	want := strings.NewReplacer("c=IN IP4 "+tenantIP, "c=IN IP4 127.0.0.1",
+		fmt.Sprintf("m=audio %d ", caller.addr().Port()), fmt.Sprintf("m=audio %d ", gwB.Port())).Replace(caller.sdp())
+	if string(inv.Body()) != want {
+		t.Fatalf("offer at the carrier:\n%q\nwant\n%q", inv.Body(), want)
+	}
+	if e.gw.media.FreePairs() != free-2 {
+		t.Fatalf("%d pairs free during the call, want %d", e.gw.media.FreePairs(), free-2)
+	}
+
+	caller.send(t, gwA, 1)
+	if src := callee.recv(t); src != gwB {
+		t.Fatalf("carrier got RTP from %v, want only the gateway's %v", src, gwB)
+	}
+	callee.send(t, gwB, 1)
+	if src := caller.recv(t); src != gwA {
+		t.Fatalf("caller got RTP from %v, want the gateway's %v", src, gwA)
+	}
+	d := e.gw.Dialog(callID)
+	a, b, ok := d.MediaStats()
+	if !ok || a.Packets != 1 || b.Packets != 1 {
+		t.Fatalf("meters: caller %+v callee %+v", a, b)
+	}
+
+	if err := sess.Bye(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	e.idle(t)
+	eventually(t, 2*time.Second, func() bool { return e.gw.media.FreePairs() == free }, "ports not released: %d of %d free", e.gw.media.FreePairs(), free)
+}
+
+func TestUnanchorableSDPGets488AndCountsNothing(t *testing.T) {
+	e := newEnv(t, withMedia(31100, 31199))
+	free := e.gw.media.FreePairs()
+	bad := "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 pbx.example\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+	if _, code, _ := e.pbx.inviteBody(ctxT(t, 5*time.Second), e.gw, outboundNumber, bad); code != 488 {
+		t.Fatalf("unanchorable SDP got %d, want 488", code)
+	}
+	if n := len(e.carrier.received(sip.INVITE, "")); n != 0 {
+		t.Fatalf("carrier got %d INVITEs", n)
+	}
+	if e.adm.Active("acme") != 0 || e.gw.media.FreePairs() != free {
+		t.Fatalf("a refused call holds a slot (%d) or ports (%d of %d free)", e.adm.Active("acme"), e.gw.media.FreePairs(), free)
+	}
+}
+
+func TestNoFreeMediaPortsGets503(t *testing.T) {
+	e := newEnv(t, withMedia(31200, 31203)) // two pairs: one call
+	caller, callee := newRTPEndpoint(t, tenantIP), newRTPEndpoint(t, carrierIP)
+	e.carrier.setOnCall(answerBody(0, callee.sdp()))
+	sess, code, err := e.pbx.inviteBody(ctxT(t, 5*time.Second), e.gw, outboundNumber, caller.sdp())
+	if err != nil || code != 200 {
+		t.Fatalf("first call: %d %v", code, err)
+	}
+	_, code, err = e.pbx.inviteBody(ctxT(t, 5*time.Second), e.gw, outboundNumber, caller.sdp())
+	if code != 503 {
+		t.Fatalf("second call got %d (%v), want 503", code, err)
+	}
+	if e.adm.Active("acme") != 1 {
+		t.Fatalf("%d slots in use, want the first call's only", e.adm.Active("acme"))
+	}
+	sess.Bye(ctxT(t, 5*time.Second))
+	e.idle(t)
+	if _, code, _ := e.pbx.inviteBody(ctxT(t, 5*time.Second), e.gw, outboundNumber, caller.sdp()); code != 200 {
+		t.Fatalf("after the first call ended the ports were not back: %d", code)
+	}
+}
