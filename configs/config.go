@@ -589,6 +589,8 @@ func Parse(name string, data []byte) (*Config, error) {
 		"sip.shutdown_grace":        &cfg.SIP.ShutdownGrace,
 		"sip.tls.handshake_timeout": &cfg.SIP.TLS.HandshakeTimeout,
 		"sip.tls.idle_timeout":      &cfg.SIP.TLS.IdleTimeout,
+		"media.rtp_timeout":         &cfg.Media.RTPTimeout,
+		"media.hold_timeout":        &cfg.Media.HoldTimeout,
 	} {
 		if *d == 0 && idx.present(path) {
 			keep[d] = true

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The values of media.mode.
@@ -16,8 +17,18 @@ const (
 	MediaOff = "off"
 )
 
-// DefaultMediaPorts is the port range of media.ports.
-const DefaultMediaPorts = "30000-39999"
+// Defaults of the media section.
+const (
+	// DefaultMediaPorts is the port range of media.ports.
+	DefaultMediaPorts = "30000-39999"
+	// DefaultRTPTimeout: an answered call with no RTP either way for this
+	// long is torn down (rtpengine's default timeout is 60 s; SBCs commonly
+	// use 30 s).
+	DefaultRTPTimeout = 30 * time.Second
+	// DefaultHoldTimeout: the same for a call on hold, where silence is
+	// expected.
+	DefaultHoldTimeout = time.Hour
+)
 
 // Media configures the media anchor (meter/).
 type Media struct {
@@ -31,6 +42,13 @@ type Media struct {
 	// sockets are bound to. Default: sip.advertise, which must then be an
 	// IP address.
 	Address string `yaml:"address" json:"address"`
+	// RTPTimeout: an answered call with no RTP in either direction for this
+	// long is torn down, BYE to both legs with Reason Q.850 cause 41
+	// "media timeout". Default 30s; > 0.
+	RTPTimeout time.Duration `yaml:"rtp_timeout" json:"rtp_timeout"`
+	// HoldTimeout replaces RTPTimeout while a party has put the call on
+	// hold (a=sendonly, recvonly, inactive or c=0.0.0.0). Default 1h; > 0.
+	HoldTimeout time.Duration `yaml:"hold_timeout" json:"hold_timeout"`
 }
 
 func (m *Media) applyDefaults(advertise string) {
@@ -43,6 +61,12 @@ func (m *Media) applyDefaults(advertise string) {
 	}
 	if m.Address == "" {
 		m.Address = advertise
+	}
+	if m.RTPTimeout == 0 {
+		m.RTPTimeout = DefaultRTPTimeout
+	}
+	if m.HoldTimeout == 0 {
+		m.HoldTimeout = DefaultHoldTimeout
 	}
 }
 
@@ -84,6 +108,12 @@ func (m *Media) validate() error {
 	}
 	if _, _, msg := parsePortRange(m.Ports); msg != "" {
 		return errf("media.ports", "%s, got %q", msg, m.Ports)
+	}
+	if m.RTPTimeout <= 0 {
+		return errf("media.rtp_timeout", "must be > 0, got %s", m.RTPTimeout)
+	}
+	if m.HoldTimeout <= 0 {
+		return errf("media.hold_timeout", "must be > 0, got %s", m.HoldTimeout)
 	}
 	if m.Mode == MediaOff {
 		return nil

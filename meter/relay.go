@@ -91,7 +91,7 @@ func (r *Relay) Open() (*Session, error) {
 		a.close()
 		return nil, err
 	}
-	s := &Session{A: a, B: b}
+	s := &Session{A: a, B: b, opened: time.Now()}
 	a.peer, b.peer = b, a
 	for _, l := range []*Leg{a, b} {
 		go l.relayRTP()
@@ -134,8 +134,29 @@ func (r *Relay) release(port int) {
 
 // Session is one anchored call.
 type Session struct {
-	A, B *Leg // A faces the caller, B the callee
-	once sync.Once
+	A, B   *Leg // A faces the caller, B the callee
+	once   sync.Once
+	opened time.Time
+}
+
+// LastMedia is the last RTP packet either party sent (RTCP does not
+// count: it goes on when the audio stops), or since
+// when the session was anchored, whichever is later than since; hold is
+// true while either party's last SDP put the stream on hold.
+func (s *Session) LastMedia(since time.Time) (last time.Time, hold bool) {
+	last = since
+	if s.opened.After(last) {
+		last = s.opened
+	}
+	for _, l := range []*Leg{s.A, s.B} {
+		l.mu.Lock()
+		if l.stats.LastPacket.After(last) {
+			last = l.stats.LastPacket
+		}
+		hold = hold || l.onHold
+		l.mu.Unlock()
+	}
+	return last, hold
 }
 
 // Close stops the relay and releases both legs' ports; later calls do
@@ -172,6 +193,7 @@ type Leg struct {
 	lastArrival          int64  // RFC 3550 jitter: previous arrival, timestamp units since the first packet
 	lastTS               uint32 // and its RTP timestamp
 	jitterReset          bool   // the next packet starts a new jitter baseline
+	onHold               bool   // the party's last SDP put the stream on hold
 	jitter               float64
 }
 
@@ -183,6 +205,9 @@ func (l *Leg) Port() int { return l.port }
 // latch, which the party's next packet sets again. A hold (0.0.0.0) or a
 // disabled stream keeps the current target.
 func (l *Leg) SetRemote(m Media) {
+	l.mu.Lock()
+	l.onHold = m.OnHold() || m.Port == 0
+	l.mu.Unlock()
 	if m.Hold() || m.Port == 0 {
 		return
 	}

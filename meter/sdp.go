@@ -31,10 +31,17 @@ type Media struct {
 	// ClockRate is the RTP clock rate of the first format (8000 for the
 	// G.711 static types and when the rtpmap does not say).
 	ClockRate uint32
+	// Direction is the stream's a=sendrecv|sendonly|recvonly|inactive
+	// (its own, else the session's; sendrecv when absent).
+	Direction string
 }
 
 // Hold reports whether the stream is on hold by the RFC 2543 address.
 func (m Media) Hold() bool { return m.Addr.IsUnspecified() }
+
+// OnHold reports whether the party expects silence: a hold address, or a
+// direction other than sendrecv (RFC 3264 §8.4).
+func (m Media) OnHold() bool { return m.Hold() || m.Direction != "sendrecv" }
 
 // ErrNoAudio is an SDP body without an audio stream.
 var ErrNoAudio = errors.New("sdp: no audio stream")
@@ -80,6 +87,15 @@ func ParseSDP(body []byte) (Media, error) {
 				return Media{}, fmt.Errorf("sdp: audio format %q is not an RTP payload type", f)
 			}
 			m.Formats = append(m.Formats, uint8(pt))
+		}
+		m.Direction = "sendrecv"
+		for _, attrs := range [][]sdp.Attribute{sd.Attributes, md.Attributes} {
+			for _, a := range attrs {
+				switch a.Key {
+				case "sendrecv", "sendonly", "recvonly", "inactive":
+					m.Direction = a.Key
+				}
+			}
 		}
 		_, m.Mux = md.Attribute("rtcp-mux")
 		m.RTCP = m.Port + 1

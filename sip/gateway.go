@@ -296,6 +296,9 @@ func (g *Gateway) Start() (err error) {
 		g.log.Info().Str("transport", li.transport).Str("addr", net.JoinHostPort(li.host, strconv.Itoa(li.port))).Msg("listening")
 	}
 	g.apply(g.adm.Tick(g.now())) // the engine's first deadline (at least the next cycle start)
+	if g.media != nil {
+		g.watchMedia()
+	}
 	return nil
 }
 
@@ -388,6 +391,9 @@ func (g *Gateway) Close() error {
 	}
 	g.stopScheduler()
 	g.closeListeners()
+	for _, d := range g.dialogs.All() {
+		g.closeMedia(d) // media ports go back with the process's sockets
+	}
 	return g.ua.Close()
 }
 

@@ -3,6 +3,7 @@ package sip
 import (
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -117,4 +118,50 @@ func (d *Dialog) mediaSession() *meter.Session {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.media
+}
+
+// CauseMediaTimeout ends an answered call whose media stopped: no RTP in
+// either direction for media.rtp_timeout (media.hold_timeout on hold).
+var CauseMediaTimeout = Cause{Name: "media_timeout", Q850: 41, Text: "media timeout", SIPCode: 408, SIPReason: "Request Timeout"}
+
+// mediaCheckInterval is how often the media watchdog looks at the calls:
+// a tenth of the RTP timeout, at most a second, so a call is torn down at
+// most that late.
+func mediaCheckInterval(rtpTimeout time.Duration) time.Duration {
+	return min(max(rtpTimeout/10, 10*time.Millisecond), time.Second)
+}
+
+// watchMedia starts the media watchdog: one timer for the gateway, not one
+// per call. Packet times are the wall clock (meter/), so it needs the real
+// clock.
+func (g *Gateway) watchMedia() {
+	every := mediaCheckInterval(g.cfg.Media.RTPTimeout)
+	var tick func()
+	tick = func() {
+		if g.closed.Load() {
+			return
+		}
+		g.checkMedia(g.now())
+		g.clock.AfterFunc(every, tick)
+	}
+	g.clock.AfterFunc(every, tick)
+}
+
+// checkMedia tears down every answered call whose last RTP packet, either
+// way, is older than its timeout (counted from the answer when none came).
+func (g *Gateway) checkMedia(now time.Time) {
+	for _, d := range g.dialogs.All() {
+		s := d.mediaSession()
+		if s == nil || d.State() != Confirmed {
+			continue
+		}
+		last, hold := s.LastMedia(d.Answered())
+		limit := g.cfg.Media.RTPTimeout
+		if hold {
+			limit = g.cfg.Media.HoldTimeout
+		}
+		if now.Sub(last) >= limit {
+			g.Teardown(d, CauseMediaTimeout)
+		}
+	}
 }

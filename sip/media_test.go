@@ -11,6 +11,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/pion/rtp"
 
+	"github.com/tollgate/tollgate/configs"
 	"github.com/tollgate/tollgate/meter"
 )
 
@@ -151,7 +152,81 @@ func TestNoFreeMediaPortsGets503(t *testing.T) {
 	}
 	sess.Bye(ctxT(t, 5*time.Second))
 	e.idle(t)
-	if _, code, _ := e.pbx.inviteBody(ctxT(t, 5*time.Second), e.gw, outboundNumber, caller.sdp()); code != 200 {
+	sess, code, _ = e.pbx.inviteBody(ctxT(t, 5*time.Second), e.gw, outboundNumber, caller.sdp())
+	if code != 200 {
 		t.Fatalf("after the first call ended the ports were not back: %d", code)
 	}
+	sess.Bye(ctxT(t, 5*time.Second))
+	e.idle(t)
+}
+
+func TestCloseReleasesMediaPorts(t *testing.T) {
+	e := newEnv(t, withMedia(31500, 31503))
+	caller, callee := newRTPEndpoint(t, tenantIP), newRTPEndpoint(t, carrierIP)
+	e.carrier.setOnCall(answerBody(0, callee.sdp()))
+	if _, code, err := e.pbx.inviteBody(ctxT(t, 5*time.Second), e.gw, outboundNumber, caller.sdp()); code != 200 {
+		t.Fatalf("call: %d %v", code, err)
+	}
+	e.gw.Close()
+	for p := 31500; p <= 31503; p++ {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p})
+		if err != nil {
+			t.Fatalf("port %d still bound after Close: %v", p, err)
+		}
+		c.Close()
+	}
+}
+
+func TestCallWithoutRTPIsTornDownAfterTheTimeout(t *testing.T) {
+	const timeout = 400 * time.Millisecond
+	e := newEnv(t, withMedia(31300, 31399), withConfig(func(c *configs.Config) { c.Media.RTPTimeout = timeout; c.Media.HoldTimeout = time.Hour }))
+	caller, callee := newRTPEndpoint(t, tenantIP), newRTPEndpoint(t, carrierIP)
+	e.carrier.setOnCall(answerBody(0, callee.sdp()))
+	sess, code, err := e.pbx.inviteBody(ctxT(t, 5*time.Second), e.gw, outboundNumber, caller.sdp())
+	if err != nil || code != 200 {
+		t.Fatalf("call: %d %v", code, err)
+	}
+	callID := callIDOf(sess.InviteRequest)
+	gwA := mediaOf(t, "200", sess.InviteResponse.Body())
+	// RTP flows for a while: the call stays up past the timeout.
+	var lastSent time.Time
+	for i := 0; i < 10; i++ {
+		caller.send(t, gwA, uint16(i))
+		lastSent = time.Now()
+		time.Sleep(timeout / 4)
+	}
+	if d := e.gw.Dialog(callID); d == nil || d.State() != Confirmed {
+		t.Fatal("a call with RTP flowing was torn down")
+	}
+	// Then it stops: BYE to both legs with Q.850 cause 41.
+	bye := e.carrier.waitFor(sip.BYE, callID, 3*time.Second).req
+	gone := time.Since(lastSent)
+	if gone < timeout || gone > timeout+mediaCheckInterval(timeout)+300*time.Millisecond {
+		t.Fatalf("torn down %v after the last packet, want %v (+ one check interval)", gone, timeout)
+	}
+	if r := bye.GetHeaders("Reason"); len(r) != 1 || !strings.Contains(r[0].Value(), "cause=41") || !strings.Contains(r[0].Value(), "media timeout") {
+		t.Fatalf("BYE Reason %v, want Q.850 cause 41 media timeout", r)
+	}
+	e.pbx.waitFor(sip.BYE, callID, time.Second)
+	e.idle(t)
+}
+
+func TestHoldUsesTheHoldTimeout(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	e := newEnv(t, withMedia(31400, 31499), withConfig(func(c *configs.Config) { c.Media.RTPTimeout = timeout; c.Media.HoldTimeout = time.Hour }))
+	caller, callee := newRTPEndpoint(t, tenantIP), newRTPEndpoint(t, carrierIP)
+	e.carrier.setOnCall(answerBody(0, strings.Replace(callee.sdp(), "a=sendrecv", "a=recvonly", 1)))
+	sess, code, err := e.pbx.inviteBody(ctxT(t, 5*time.Second), e.gw, outboundNumber, strings.Replace(caller.sdp(), "a=sendrecv", "a=sendonly", 1))
+	if err != nil || code != 200 {
+		t.Fatalf("call: %d %v", code, err)
+	}
+	if !strings.Contains(string(sess.InviteResponse.Body()), "a=recvonly\r\n") {
+		t.Fatalf("hold direction not relayed: %q", sess.InviteResponse.Body())
+	}
+	time.Sleep(4 * timeout)
+	if d := e.gw.Dialog(callIDOf(sess.InviteRequest)); d == nil || d.State() != Confirmed {
+		t.Fatal("a call on hold was torn down by the RTP timeout")
+	}
+	sess.Bye(ctxT(t, 5*time.Second))
+	e.idle(t)
 }

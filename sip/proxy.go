@@ -277,8 +277,8 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) (async bo
 	if g.media != nil {
 		s, err := g.media.Open()
 		if err != nil {
+			g.endCall(d, "media_ports") // the slot is free before the caller hears of it
 			g.reply(tx, req, 503, "Service Unavailable", "media_ports")
-			g.endCall(d, "media_ports")
 			g.logDecision(callID, route.Tenant, route.Direction, "reject", "media_ports", 503)
 			return false
 		}
