@@ -128,6 +128,8 @@ type Config struct {
 	SIP SIP `yaml:"sip" json:"sip"`
 	// Media configures the media anchor: relay or off, ports, address.
 	Media Media `yaml:"media" json:"media"`
+	// Announcement configures the service-interrupted announcement.
+	Announcement Announcement `yaml:"announcement" json:"announcement"`
 	// Admission configures how admission decisions are answered and the
 	// engine-wide admission settings.
 	Admission Admission `yaml:"admission" json:"admission"`
@@ -642,6 +644,7 @@ func (c *Config) ApplyDefaults() {
 	}
 	c.SIP.Flood.applyDefaults()
 	c.Media.applyDefaults(c.SIP.Advertise)
+	c.Announcement.applyDefaults()
 	if c.SIP.TLS.HandshakeTimeout == 0 {
 		c.SIP.TLS.HandshakeTimeout = DefaultTLSHandshakeTimeout
 	}
@@ -921,6 +924,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Media.validate(); err != nil {
+		return err
+	}
+	if err := c.Announcement.validate(); err != nil {
 		return err
 	}
 	if err := c.Admission.validate(); err != nil {

@@ -127,3 +127,44 @@ func (m *Media) validate() error {
 	}
 	return nil
 }
+
+// DefaultAnnouncementCauses: the rejections an inbound caller hears the
+// announcement for.
+var DefaultAnnouncementCauses = []string{"suspended_inbound"}
+
+// announcementCauses are the rejection causes announcement.causes may list.
+var announcementCauses = map[string]bool{"suspended_inbound": true, "minutes": true, "spend": true}
+
+// Announcement configures what an inbound caller hears before the final
+// response when its call is refused (needs media.mode relay): 183 Session
+// Progress with the gateway's SDP, the intercept SIT, the prompt, then the
+// rejection's final response (admission.reject).
+type Announcement struct {
+	// Prompt is a WAV file of 8 kHz mono 16-bit PCM played after the SIT.
+	// Default: the built-in "temporarily out of service" prompt.
+	Prompt string `yaml:"prompt" json:"prompt"`
+	// Causes are the rejections announced: suspended_inbound (default),
+	// minutes, spend. An empty list [] turns the announcement off.
+	Causes []string `yaml:"causes" json:"causes"`
+}
+
+func (a *Announcement) applyDefaults() {
+	if a.Causes == nil {
+		a.Causes = append([]string(nil), DefaultAnnouncementCauses...)
+	}
+}
+
+func (a *Announcement) validate() error {
+	seen := map[string]bool{}
+	for i, c := range a.Causes {
+		p := "announcement.causes[" + strconv.Itoa(i) + "]"
+		if !announcementCauses[c] {
+			return errf(p, "must be suspended_inbound, minutes or spend, got %q", c)
+		}
+		if seen[c] {
+			return errf(p, "duplicate cause %q", c)
+		}
+		seen[c] = true
+	}
+	return nil
+}

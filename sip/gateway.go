@@ -103,7 +103,8 @@ type Gateway struct {
 	flood503 bool
 	parseLog logLimiter
 
-	media *meter.Relay // nil with media.mode off
+	media     *meter.Relay // nil with media.mode off
+	announcer *announcer   // nil without media or announcement causes
 
 	draining atomic.Bool
 	inflight atomic.Int64 // transactions being proxied or sent by the gateway
@@ -140,6 +141,9 @@ func New(cfg *configs.Config, adm *admission.Runner, opts Options) (*Gateway, er
 			return nil, fmt.Errorf("sip: media: %w", err)
 		}
 		g.media = r
+		if g.announcer, err = newAnnouncer(r, cfg.Announcement.Prompt, cfg.Announcement.Causes); err != nil {
+			return nil, fmt.Errorf("sip: %w", err)
+		}
 	}
 	g.classifier.Store(NewClassifier(cfg))
 	// sipgo logs through slog; keep only its errors, in our log stream.

@@ -266,6 +266,10 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) (async bo
 		if rej.RetryAfter > 0 {
 			extra = append(extra, sip.NewHeader("Retry-After", retryAfter(rej.RetryAfter)))
 		}
+		if g.announce(req, tx, route.Direction, offer, hasSDP, rej, extra) {
+			g.logDecision(callID, route.Tenant, route.Direction, "announce", rej.Cause.String(), rej.Code)
+			return true
+		}
 		g.reply(tx, req, rej.Code, rej.Reason, rej.Text(), extra...)
 		g.logDecision(callID, route.Tenant, route.Direction, "reject", rej.Cause.String(), rej.Code)
 		return false
