@@ -175,6 +175,29 @@ type CallView struct {
 	Started   time.Time  `json:"started"`
 	Answered  *time.Time `json:"answered,omitempty"`
 	Seconds   float64    `json:"seconds"` // billed so far (0 until answered)
+	// Media holds the RTP meters of an anchored call (media.mode relay):
+	// what the caller sent and what the callee sent. Absent otherwise.
+	Media *CallMedia `json:"media,omitempty"`
+}
+
+// CallMedia are an anchored call's meters, one per party.
+type CallMedia struct {
+	Caller MediaLeg `json:"caller"`
+	Callee MediaLeg `json:"callee"`
+}
+
+// MediaLeg is what one party sent, read from RTP headers.
+type MediaLeg struct {
+	Packets     uint64     `json:"packets"`
+	Bytes       uint64     `json:"bytes"`
+	Lost        int64      `json:"lost"`      // expected minus received (RFC 3550); negative with duplicates
+	JitterMs    float64    `json:"jitter_ms"` // interarrival jitter (RFC 3550)
+	SSRCChanges uint64     `json:"ssrc_changes"`
+	Dropped     uint64     `json:"dropped"`   // from a source other than the latched one
+	Malformed   uint64     `json:"malformed"` // not RTP, not relayed
+	RTCPPackets uint64     `json:"rtcp_packets"`
+	FirstPacket *time.Time `json:"first_packet,omitempty"`
+	LastPacket  *time.Time `json:"last_packet,omitempty"`
 }
 
 // BlockedView is a source address blocked by flood protection.

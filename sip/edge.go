@@ -3,6 +3,7 @@ package sip
 import (
 	"errors"
 	"fmt"
+	"github.com/tollgate/tollgate/meter"
 	"sort"
 
 	"github.com/emiago/sipgo/sip"
@@ -63,6 +64,9 @@ func (g *Gateway) Calls(tenant string) []api.CallView {
 			a = a.UTC()
 			v.Answered = &a
 			v.Seconds = now.Sub(a).Seconds()
+		}
+		if caller, callee, ok := d.MediaStats(); ok {
+			v.Media = &api.CallMedia{Caller: mediaLeg(caller), Callee: mediaLeg(callee)}
 		}
 		out = append(out, v)
 	}
@@ -150,4 +154,15 @@ func (g *Gateway) TeardownRestored(calls []admission.CallRecord) int {
 		n++
 	}
 	return n
+}
+
+// mediaLeg maps a leg's meters to the API's view.
+func mediaLeg(s meter.Stats) api.MediaLeg {
+	v := api.MediaLeg{Packets: s.Packets, Bytes: s.Bytes, Lost: s.Lost, JitterMs: s.Jitter, SSRCChanges: s.SSRCChanges,
+		Dropped: s.Dropped, Malformed: s.Malformed, RTCPPackets: s.RTCPPackets}
+	if !s.FirstPacket.IsZero() {
+		f, l := s.FirstPacket.UTC(), s.LastPacket.UTC()
+		v.FirstPacket, v.LastPacket = &f, &l
+	}
+	return v
 }

@@ -112,6 +112,12 @@ func TestRelayAnchorsRTPOnBothLegs(t *testing.T) {
 	if !ok || a.Packets != 1 || b.Packets != 1 {
 		t.Fatalf("meters: caller %+v callee %+v", a, b)
 	}
+	// GET /v1/calls shows them live.
+	calls := e.gw.Calls("acme")
+	if len(calls) != 1 || calls[0].Media == nil || calls[0].Media.Caller.Packets != 1 || calls[0].Media.Callee.Packets != 1 ||
+		calls[0].Media.Caller.FirstPacket == nil {
+		t.Fatalf("call view %+v, want the media meters", calls)
+	}
 
 	if err := sess.Bye(ctxT(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
