@@ -61,6 +61,14 @@ func TestSIPpCallsThroughGateway(t *testing.T) {
 		t.Errorf(`"call ended" with cause bye_caller after a confirmed call = %d, want %d`, got, calls)
 	}
 
+	// Every call's media was anchored (the default) and every port pair
+	// came back: none leaks over 300 calls.
+	m := metricValues(httpGet(t, gw.apiURL+"/metrics"))
+	if m["tollgate_media_ports_in_use"] != 0 || m["tollgate_media_ports_free"] != 10000 {
+		t.Errorf("after %d calls: %v media ports in use, %v free, want 0 and 10000", calls,
+			m["tollgate_media_ports_in_use"], m["tollgate_media_ports_free"])
+	}
+
 	// Nothing left in the dialog table: the drain reports its active count.
 	gw.signal(syscall.SIGTERM)
 	gw.waitLog(5*time.Second, `"draining" line`, func() bool { return gw.count(message("draining")) > 0 })
