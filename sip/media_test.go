@@ -236,3 +236,43 @@ func TestHoldUsesTheHoldTimeout(t *testing.T) {
 	sess.Bye(ctxT(t, 5*time.Second))
 	e.idle(t)
 }
+
+func TestReInviteMovesTheCallersMedia(t *testing.T) {
+	e := newEnv(t, withMedia(31800, 31899))
+	caller, callee, moved := newRTPEndpoint(t, tenantIP), newRTPEndpoint(t, carrierIP), newRTPEndpoint(t, tenantIP)
+	e.carrier.setOnCall(answerBody(0, callee.sdp()))
+	sess, code, err := e.pbx.inviteBody(ctxT(t, 5*time.Second), e.gw, outboundNumber, caller.sdp())
+	if err != nil || code != 200 {
+		t.Fatalf("call: %d %v", code, err)
+	}
+	callID := callIDOf(sess.InviteRequest)
+	gwA := mediaOf(t, "200", sess.InviteResponse.Body())
+	gwB := mediaOf(t, "INVITE at the carrier", e.carrier.waitFor(sip.INVITE, callID, time.Second).req.Body())
+	callee.send(t, gwB, 1)
+	if src := caller.recv(t); src != gwA {
+		t.Fatalf("caller got RTP from %v, want %v", src, gwA)
+	}
+
+	// The caller moves to another port with a re-INVITE.
+	reinv := sip.NewRequest(sip.INVITE, sess.InviteResponse.Contact().Address)
+	reinv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	reinv.SetBody([]byte(moved.sdp()))
+	if res, err := sess.Do(ctxT(t, 5*time.Second), reinv); err != nil || res.StatusCode != 200 {
+		t.Fatalf("re-INVITE: %v %v", res, err)
+	}
+	sess.WriteRequest(sip.NewRequest(sip.ACK, sess.InviteResponse.Contact().Address))
+	eventually(t, time.Second, func() bool { return len(e.carrier.received(sip.INVITE, callID)) == 2 }, "no re-INVITE at the carrier")
+	if got := mediaOf(t, "re-INVITE at the carrier", e.carrier.received(sip.INVITE, callID)[1].req.Body()); got != gwB {
+		t.Fatalf("re-INVITE offer points at %v, want the same gateway leg %v", got, gwB)
+	}
+	callee.send(t, gwB, 2)
+	if src := moved.recv(t); src != gwA {
+		t.Fatalf("moved caller got RTP from %v, want %v", src, gwA)
+	}
+	moved.send(t, gwA, 1) // the new source is accepted: the latch followed
+	if src := callee.recv(t); src != gwB {
+		t.Fatalf("callee got RTP from %v after the move", src)
+	}
+	sess.Bye(ctxT(t, 5*time.Second))
+	e.idle(t)
+}
