@@ -261,20 +261,44 @@ func (e *Engine) tripDrawn(c *call, now time.Time, out *Output) {
 // call that ends while drawing on a budget already past its exhaustion
 // point (a lowered cap) trips that budget.
 func (e *Engine) End(now time.Time, callID string) (Output, bool) {
+	return e.EndAt(now, callID, time.Time{})
+}
+
+// EndAt is End with billing stopped at billedEnd instead of now: the
+// instant the edge measured the call's media to have ended (its last RTP
+// packet plus one packetisation interval, media.bill_from media). It is
+// clamped to [answer, now] and to the current cycle; zero means now. What
+// the call accrued after billedEnd, its minutes and the increments that
+// started after it, is taken back from the budgets; thresholds, caps and
+// cuts already decided on that usage stand (they were decided on what was
+// known then).
+func (e *Engine) EndAt(now time.Time, callID string, billedEnd time.Time) (Output, bool) {
 	var out Output
 	now = e.step(now, &out)
 	c, ok := e.calls[callID]
 	if !ok {
 		return out, false
 	}
+	x := now
+	if !billedEnd.IsZero() && c.answered {
+		x = billedEnd.Round(0)
+		if x.Before(c.ans) {
+			x = c.ans
+		}
+		if x.Before(e.cycleStart) {
+			x = e.cycleStart
+		}
+		if x.After(now) {
+			x = now
+		}
+	}
 	delete(e.calls, callID)
 	t := c.t
 	t.calls = removeCall(t.calls, c.tidx, func(c *call) *int { return &c.tidx })
 	if c.emergency {
 		if c.answered {
-			t.emerg.advance(now)
-			t.emerg.k--
-			e.settleEmergency(c, now)
+			t.emerg.stopOne(x)
+			e.settleEmergency(c, x)
 		}
 		t.emergencyActive = max(0, t.emergencyActive-1)
 		e.release(c)
@@ -282,7 +306,7 @@ func (e *Engine) End(now time.Time, callID string) (Output, bool) {
 	}
 	wasDrawing := c.drawing
 	if wasDrawing {
-		e.stopDrawing(c, now)
+		e.stopDrawing(c, x)
 	}
 	t.active = max(0, t.active-1)
 	if c.dir == Inbound {

@@ -40,6 +40,18 @@ func (a *accrual) advance(t time.Time) {
 	}
 }
 
+// stopOne stops one of the k accruing calls at x. An x before at (a call
+// billed to its last RTP packet, EndAt) takes back what that call accrued
+// since x.
+func (a *accrual) stopOne(x time.Time) {
+	if x.Before(a.at) {
+		a.used -= a.at.Sub(x)
+	} else {
+		a.advance(x)
+	}
+	a.k--
+}
+
 // budget is one monthly budget (tenant minutes, tenant spend, or a user's
 // role minutes): its usage this cycle, its once-per-cycle event flags and
 // its place in the deadline heap.
@@ -474,12 +486,10 @@ func (e *Engine) startDrawing(c *call, now time.Time) {
 func (e *Engine) stopDrawing(c *call, x time.Time) {
 	t := c.t
 	c.drawing = false
-	t.minutes.acc.advance(x)
-	t.minutes.acc.k--
+	t.minutes.acc.stopOne(x)
 	e.markDirty(&t.minutes)
 	if c.u != nil {
-		c.u.minutes.acc.advance(x)
-		c.u.minutes.acc.k--
+		c.u.minutes.acc.stopOne(x)
 		e.markDirty(&c.u.minutes)
 	}
 	var spend int64

@@ -107,9 +107,14 @@ func (r *Runner) Answer(now time.Time, callID string) Ready {
 
 // End is Engine.End; ok is true only the first time for an active call.
 func (r *Runner) End(now time.Time, callID string) (rd Ready, ok bool) {
+	return r.EndAt(now, callID, time.Time{})
+}
+
+// EndAt is Engine.EndAt: End with billing stopped at billedEnd.
+func (r *Runner) EndAt(now time.Time, callID string, billedEnd time.Time) (rd Ready, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out, ok := r.e.End(now, callID)
+	out, ok := r.e.EndAt(now, callID, billedEnd)
 	return r.ready(Decision{Output: out}), ok
 }
 

@@ -7,6 +7,17 @@ import (
 	"time"
 )
 
+// The values of media.bill_from.
+const (
+	// BillFromMedia: an anchored call is billed to its last RTP packet
+	// plus one packetisation interval, or to the end of signalling if
+	// that is earlier (the default).
+	BillFromMedia = "media"
+	// BillFromSignalling: from the 200 OK to the BYE (or whatever ends
+	// the call), as without media.
+	BillFromSignalling = "signalling"
+)
+
 // The values of media.mode.
 const (
 	// MediaRelay anchors RTP: the gateway rewrites SDP so that media flows
@@ -49,6 +60,11 @@ type Media struct {
 	// HoldTimeout replaces RTPTimeout while a party has put the call on
 	// hold (a=sendonly, recvonly, inactive or c=0.0.0.0). Default 1h; > 0.
 	HoldTimeout time.Duration `yaml:"hold_timeout" json:"hold_timeout"`
+	// BillFrom is media (default: an anchored call is billed to its last
+	// RTP packet, either way, plus one packetisation interval, if that is
+	// before the end of signalling; no RTP at all bills nothing) or
+	// signalling (200 OK to BYE).
+	BillFrom string `yaml:"bill_from" json:"bill_from"`
 }
 
 func (m *Media) applyDefaults(advertise string) {
@@ -67,6 +83,10 @@ func (m *Media) applyDefaults(advertise string) {
 	}
 	if m.HoldTimeout == 0 {
 		m.HoldTimeout = DefaultHoldTimeout
+	}
+	m.BillFrom = strings.ToLower(m.BillFrom)
+	if m.BillFrom == "" {
+		m.BillFrom = BillFromMedia
 	}
 }
 
@@ -108,6 +128,11 @@ func (m *Media) validate() error {
 	}
 	if _, _, msg := parsePortRange(m.Ports); msg != "" {
 		return errf("media.ports", "%s, got %q", msg, m.Ports)
+	}
+	switch m.BillFrom {
+	case BillFromMedia, BillFromSignalling:
+	default:
+		return errf("media.bill_from", "must be media or signalling, got %q", m.BillFrom)
 	}
 	if m.RTPTimeout <= 0 {
 		return errf("media.rtp_timeout", "must be > 0, got %s", m.RTPTimeout)

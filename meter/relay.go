@@ -139,6 +139,22 @@ type Session struct {
 	opened time.Time
 }
 
+// MediaEnd is when the call's media ended for billing: the last RTP
+// packet either party sent plus one packetisation interval of that party's
+// stream; ok is false when no RTP came at all.
+func (s *Session) MediaEnd() (end time.Time, ok bool) {
+	for _, l := range []*Leg{s.A, s.B} {
+		l.mu.Lock()
+		if last := l.stats.LastPacket; !last.IsZero() {
+			if e := last.Add(l.ptime()); e.After(end) {
+				end, ok = e, true
+			}
+		}
+		l.mu.Unlock()
+	}
+	return end, ok
+}
+
 // LastMedia is the last RTP packet either party sent (RTCP does not
 // count: it goes on when the audio stops), or since
 // when the session was anchored, whichever is later than since; hold is
@@ -188,6 +204,7 @@ type Leg struct {
 	sdpRemote            netip.AddrPort // the RTP address of the last SDP
 	latched, latchedRTCP bool
 	clockRate            uint32
+	packetTime           time.Duration // a=ptime of the party's SDP
 	stats                Stats
 	seq                  seqTracker
 	lastArrival          int64  // RFC 3550 jitter: previous arrival, timestamp units since the first packet
@@ -217,6 +234,9 @@ func (l *Leg) SetRemote(m Media) {
 	defer l.mu.Unlock()
 	if m.ClockRate > 0 {
 		l.clockRate = m.ClockRate
+	}
+	if m.PTime > 0 {
+		l.packetTime = m.PTime
 	}
 	if l.sdpRemote == rtp {
 		return // the same SDP again (a 2xx repeating the 183's answer): keep the latch
@@ -257,6 +277,15 @@ func (l *Leg) Stats() Stats {
 	s.Lost = l.seq.lost(s.Packets)
 	s.Jitter = l.jitter / float64(l.rate()) * 1000
 	return s
+}
+
+// ptime is the packetisation interval of what the party sends: its SDP's
+// a=ptime, else 20 ms. l.mu held.
+func (l *Leg) ptime() time.Duration {
+	if l.packetTime == 0 {
+		return 20 * time.Millisecond
+	}
+	return l.packetTime
 }
 
 // rate is the leg's RTP clock rate: from its SDP, else G.711's 8000.

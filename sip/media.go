@@ -7,6 +7,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/tollgate/tollgate/configs"
 	"github.com/tollgate/tollgate/meter"
 )
 
@@ -164,4 +165,27 @@ func (g *Gateway) checkMedia(now time.Time) {
 			g.Teardown(d, CauseMediaTimeout)
 		}
 	}
+}
+
+// billedEnd is where billing of an ending call stops with media.bill_from
+// media: its media end (last RTP packet plus one packetisation interval)
+// if before now, its answer if no RTP came at all; zero (bill to now) for
+// a call without anchored media or with bill_from signalling.
+func (g *Gateway) billedEnd(d *Dialog, now time.Time) time.Time {
+	if g.cfg.Media.BillFrom != configs.BillFromMedia {
+		return time.Time{}
+	}
+	s := d.mediaSession()
+	a := d.Answered()
+	if s == nil || a.IsZero() {
+		return time.Time{}
+	}
+	end, ok := s.MediaEnd()
+	if !ok {
+		return a // answered, and not one RTP packet: nothing to bill
+	}
+	if end.After(now) {
+		return now
+	}
+	return end
 }

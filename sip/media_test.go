@@ -194,6 +194,7 @@ func TestCallWithoutRTPIsTornDownAfterTheTimeout(t *testing.T) {
 	}
 	callID := callIDOf(sess.InviteRequest)
 	gwA := mediaOf(t, "200", sess.InviteResponse.Body())
+	answered := e.gw.Dialog(callID).Answered()
 	// RTP flows for a while: the call stays up past the timeout.
 	var lastSent time.Time
 	for i := 0; i < 10; i++ {
@@ -215,6 +216,47 @@ func TestCallWithoutRTPIsTornDownAfterTheTimeout(t *testing.T) {
 	}
 	e.pbx.waitFor(sip.BYE, callID, time.Second)
 	e.idle(t)
+	// Billed to the last packet plus one packetisation interval (20 ms),
+	// not to the teardown a timeout later.
+	billed := e.adm.Usage(time.Now(), "acme").Seconds
+	want := lastSent.Add(20 * time.Millisecond).Sub(answered)
+	if d := billed - want; d < -50*time.Millisecond || d > 50*time.Millisecond {
+		t.Fatalf("billed %v, want %v (answer to last RTP packet + 20 ms) within 50 ms", billed, want)
+	}
+}
+
+func TestBillFromSignallingKeepsBillingToTheBye(t *testing.T) {
+	e := newEnv(t, withMedia(31900, 31999), withConfig(func(c *configs.Config) { c.Media.BillFrom = configs.BillFromSignalling }))
+	caller, callee := newRTPEndpoint(t, tenantIP), newRTPEndpoint(t, carrierIP)
+	e.carrier.setOnCall(answerBody(0, callee.sdp()))
+	sess, code, err := e.pbx.inviteBody(ctxT(t, 5*time.Second), e.gw, outboundNumber, caller.sdp())
+	if err != nil || code != 200 {
+		t.Fatalf("call: %d %v", code, err)
+	}
+	answered := e.gw.Dialog(callIDOf(sess.InviteRequest)).Answered()
+	time.Sleep(300 * time.Millisecond) // no RTP at all
+	bye := time.Now()
+	sess.Bye(ctxT(t, 5*time.Second))
+	e.idle(t)
+	if billed, want := e.adm.Usage(time.Now(), "acme").Seconds, bye.Sub(answered); billed < want-50*time.Millisecond {
+		t.Fatalf("billed %v with bill_from signalling, want about %v (to the BYE)", billed, want)
+	}
+}
+
+func TestNoRTPAtAllBillsNothing(t *testing.T) {
+	e := newEnv(t, withMedia(32000, 32099))
+	caller, callee := newRTPEndpoint(t, tenantIP), newRTPEndpoint(t, carrierIP)
+	e.carrier.setOnCall(answerBody(0, callee.sdp()))
+	sess, code, err := e.pbx.inviteBody(ctxT(t, 5*time.Second), e.gw, outboundNumber, caller.sdp())
+	if err != nil || code != 200 {
+		t.Fatalf("call: %d %v", code, err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	sess.Bye(ctxT(t, 5*time.Second))
+	e.idle(t)
+	if billed := e.adm.Usage(time.Now(), "acme").Seconds; billed != 0 {
+		t.Fatalf("an answered call without one RTP packet billed %v, want 0 (bill_from media)", billed)
+	}
 }
 
 func TestHoldUsesTheHoldTimeout(t *testing.T) {

@@ -709,7 +709,15 @@ func (g *Gateway) forwardInDialog(req *sip.Request, tx sip.ServerTransaction, fw
 		}
 		return false
 	}
+	// A BYE ends the call here, before its own transaction is counted in
+	// flight: this hold keeps a draining gateway from seeing no call and
+	// no transaction in between, and stopping before the BYE's 200 is
+	// relayed. It is released once the branch counts itself (or the work
+	// moved off the read goroutine, which then owns it).
+	release := func() {}
+	defer func() { release() }()
 	if req.Method == sip.BYE {
+		release = g.track()
 		cause := "bye_callee"
 		if fromCaller {
 			cause = "bye_caller"
@@ -722,8 +730,11 @@ func (g *Gateway) forwardInDialog(req *sip.Request, tx sip.ServerTransaction, fw
 			g.reply(tx, req, 513, "Message Too Large", "request too large for UDP")
 			return false
 		}
+		held := release
+		release = func() {}
 		// RFC 3261 §18.1.1: TCP to the same party.
 		return g.offRead(d.CallID, tx, func() bool {
+			defer held()
 			fwd.RemoveHeader("Via")
 			g.addVia(fwd, "TCP", src)
 			g.send(fwd, dest, "TCP")
@@ -926,11 +937,15 @@ func (g *Gateway) endCall(d *Dialog, cause string) bool {
 	}
 	g.dialogs.Remove(d)
 	g.closeMedia(d)
-	out, _ := g.adm.End(now, d.Key)
+	billedEnd := g.billedEnd(d, now)
+	out, _ := g.adm.EndAt(now, d.Key, billedEnd)
 	e := g.log.Info().Str("call_id", d.CallID).Str("tenant", d.Tenant).Str("direction", d.Direction.String()).
 		Str("state", was.String()).Str("cause", cause)
 	if a := d.Answered(); !a.IsZero() {
-		e = e.Dur("billed", now.Sub(a))
+		if billedEnd.IsZero() {
+			billedEnd = now
+		}
+		e = e.Dur("billed", max(billedEnd.Sub(a), 0))
 	}
 	if caller, callee, ok := d.MediaStats(); ok {
 		e = e.Uint64("caller_rtp_packets", caller.Packets).Uint64("caller_rtp_bytes", caller.Bytes).Int64("caller_rtp_lost", caller.Lost).

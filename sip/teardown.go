@@ -49,6 +49,8 @@ func (g *Gateway) teardown(d *Dialog, c Cause) bool {
 		d.postEarly(earlyEvent{kind: evTeardown})
 		return true
 	case Confirmed:
+		hold := g.track() // no drain between the end of the call and its BYEs
+		defer hold()
 		if !g.endCall(d, c.Name) {
 			return false
 		}

@@ -174,6 +174,10 @@ type gatewayConfig struct {
 	// TLS, when set, adds a tls listener and makes the carrier a tls next
 	// hop (tls_test.go).
 	TLS *gatewayTLS
+	// BillFromMedia bills anchored calls to their last RTP packet (the
+	// product default). Off, the testbed bills by signalling: most of its
+	// SIPp scenarios send no RTP, and their tests check billed durations.
+	BillFromMedia bool
 }
 
 // adminToken is the admin API token of the testbed gateways.
@@ -260,6 +264,8 @@ sip:
   timer_c: 30s
   max_call_duration: 5m
   shutdown_grace: %s
+media:
+  bill_from: %s
 carriers:
   - name: carrier
     address: %s:%d
@@ -281,7 +287,7 @@ api:
     - name: testbed
       scope: admin
       token_env: TOLLGATE_ADMIN_TOKEN
-`, g.addr, tlsListen, gatewayIP, c.ShutdownGrace, carrierIP, g.carrierPort, carrierHop, carrierIP, c.MaxParallelCalls, pbxIP,
+`, g.addr, tlsListen, gatewayIP, c.ShutdownGrace, billFrom(c.BillFromMedia), carrierIP, g.carrierPort, carrierHop, carrierIP, c.MaxParallelCalls, pbxIP,
 		filepath.Join(dir, "data"), strings.TrimPrefix(g.apiURL, "http://"))
 	cfgPath := filepath.Join(dir, "tollgate.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
@@ -756,4 +762,11 @@ func headerValue(msg, name string) string {
 		}
 	}
 	return ""
+}
+
+func billFrom(media bool) string {
+	if media {
+		return "media"
+	}
+	return "signalling"
 }

@@ -17,7 +17,7 @@ import (
 // count none), and /metrics shows every port released.
 func TestSIPpRTPThroughTheRelay(t *testing.T) {
 	requireSIPp(t)
-	gw := startGateway(t, gatewayConfig{MaxParallelCalls: -1, ShutdownGrace: 2 * time.Second})
+	gw := startGateway(t, gatewayConfig{MaxParallelCalls: -1, ShutdownGrace: 2 * time.Second, BillFromMedia: true})
 	startUASScenario(t, gw, "-sn", "uas", "-rtp_echo")
 	scenario, err := filepath.Abs("scenarios/uac_rtp.xml")
 	if err != nil {
@@ -30,8 +30,8 @@ func TestSIPpRTPThroughTheRelay(t *testing.T) {
 	gw.waitLog(10*time.Second, `"call ended" line`, func() bool { return gw.count(message("call ended")) >= 1 })
 	l, _ := gw.find(message("call ended"))
 	caller, callee := l.num("caller_rtp_packets"), l.num("callee_rtp_packets")
-	t.Logf("relayed: caller %v packets (%v bytes, %v lost, jitter %.2f ms), echo %v packets (%v lost, jitter %.2f ms)",
-		caller, l["caller_rtp_bytes"], l["caller_rtp_lost"], l.num("caller_jitter_ms"), callee, l["callee_rtp_lost"], l.num("callee_jitter_ms"))
+	t.Logf("billed %v ms; relayed: caller %v packets (%v bytes, %v lost, jitter %.2f ms), echo %v packets (%v lost, jitter %.2f ms)",
+		l["billed"], caller, l["caller_rtp_bytes"], l["caller_rtp_lost"], l.num("caller_jitter_ms"), callee, l["callee_rtp_lost"], l.num("callee_jitter_ms"))
 	// g711a.pcap holds 236 packets (30 ms of A-law each), and
 	// dtmf_2833_1.pcap 10 (an RFC 2833 digit, its end packet sent three
 	// times: 8 sequence numbers).
@@ -48,6 +48,12 @@ func TestSIPpRTPThroughTheRelay(t *testing.T) {
 	// (RFC 3550's cumulative loss goes negative with duplicates).
 	if l.num("caller_rtp_lost") != -2 || l.num("callee_rtp_lost") != -2 || l.num("caller_rtp_dropped") != 0 || l.num("callee_rtp_dropped") != 0 {
 		t.Errorf("loss or drops on loopback: %v", l)
+	}
+	// Billed to the last RTP packet: the DTMF digit 8 s after the ACK
+	// (uac_rtp.xml pauses 8 s after starting the recording), not the BYE
+	// a second later.
+	if billed := time.Duration(l.num("billed") * float64(time.Millisecond)); billed < 7900*time.Millisecond || billed > 8600*time.Millisecond {
+		t.Errorf("billed %v, want about 8.1 s: the last RTP packet, not the BYE at 9 s", billed)
 	}
 	m := metricValues(httpGet(t, gw.apiURL+"/metrics"))
 	if m["tollgate_media_ports_in_use"] != 0 || m["tollgate_media_packets_total"] < caller+callee {
