@@ -98,6 +98,9 @@
 #                 ($OUT/memstats.txt) and /proc/PID/status
 #                 ($OUT/status-at-memory-sample.txt). The profiled step's CPU
 #                 includes the profiler's overhead.
+#   MEDIA         tollgate's media.mode (default off: signalling only, as
+#                 the Kamailio it is compared with; relay anchors every
+#                 call's SDP, 2,500 calls at most in the default ports)
 #   MEMTABLE_MIB  tollgate's store.memtable_mib (default: unset, the
 #                 config default). The environment reaches tollgate, so
 #                 GOGC=50 or GOMEMLIMIT=... apply to it as well.
@@ -130,6 +133,7 @@ DURATIONS=${DURATIONS:-"1000 10000"}
 STEADY_SECONDS=${STEADY_SECONDS:-20}
 IDLE_SECONDS=${IDLE_SECONDS:-3}
 PROFILE=${PROFILE:-0}
+MEDIA=${MEDIA:-off}
 PORT_BASE=${PORT_BASE:-25060}
 SIPP_BUFF=${SIPP_BUFF:-8388608}
 GW_PORT=$PORT_BASE
@@ -364,6 +368,8 @@ sip:
   advertise: 127.0.0.1
   timer_c: 10s
   shutdown_grace: 0s
+media:
+  mode: $MEDIA
 carriers:
   - name: carrier
     address: 127.0.0.2:$UAS_PORT
@@ -395,6 +401,8 @@ sip:
   timer_c: 180s
   max_call_duration: 4h
   shutdown_grace: 0s
+media:
+  mode: $MEDIA
 admission:
   reject:
     parallel_calls: {code: 486, reason: Busy Here}

@@ -297,6 +297,8 @@ sip:
   advertise: 127.0.0.1
   timer_c: 10s
   shutdown_grace: 0s
+media:
+  mode: off # signalling only, as the Kamailio it is compared with
 EOF
 		if [ "$flood" = open ]; then
 			cat <<EOF
