@@ -209,7 +209,9 @@ func TestCallWithoutRTPIsTornDownAfterTheTimeout(t *testing.T) {
 	// Then it stops: BYE to both legs with Q.850 cause 41.
 	bye := e.carrier.waitFor(sip.BYE, callID, 3*time.Second).req
 	gone := time.Since(lastSent)
-	if gone < timeout || gone > timeout+mediaCheckInterval(timeout)+300*time.Millisecond {
+	// Not before the timeout; the upper bound only catches a watchdog that
+	// never fires (the billing check below is the exact one).
+	if gone < timeout || gone > timeout+2*time.Second {
 		t.Fatalf("torn down %v after the last packet, want %v (+ one check interval)", gone, timeout)
 	}
 	if r := bye.GetHeaders("Reason"); len(r) != 1 || !strings.Contains(r[0].Value(), "cause=41") || !strings.Contains(r[0].Value(), "media timeout") {
