@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -75,7 +76,8 @@ func (g *Gateway) announce(req *sip.Request, tx sip.ServerTransaction, dir admis
 	progress.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	progress.To().Params.Add("tag", tag)
 	stop := make(chan struct{})
-	if !tx.OnCancel(func(*sip.Request) { close(stop) }) {
+	var cancelled sync.Once // a CANCEL may come more than once
+	if !tx.OnCancel(func(*sip.Request) { cancelled.Do(func() { close(stop) }) }) {
 		leg.ClosePlayer()
 		return false
 	}

@@ -186,3 +186,28 @@ func TestAnnouncementNeedsG711AndNo100rel(t *testing.T) {
 		t.Fatalf("no G.711 offered: provisional %v final %v, want the plain 480", progress, final)
 	}
 }
+
+// A caller that hangs up during the announcement (CANCEL) gets 487, and
+// the announcement's ports are back at once, not when it would have ended.
+func TestCancelDuringTheAnnouncement(t *testing.T) {
+	e := newEnv(t, withMedia(32300, 32399)) // the built-in prompt: 6.5 s in all
+	e.operate(t, func(now time.Time) (admission.Ready, error) { return e.adm.Suspend(now, "acme", "unpaid") })
+	caller := newRTPEndpoint(t, carrierIP)
+	free := e.gw.media.FreePairs()
+	host, port, _ := sip.ParseAddr(e.gw.Addr("udp"))
+	sess, err := e.carrier.calls.Invite(ctxT(t, 10*time.Second), sip.Uri{User: "+15551234", Host: host, Port: port}, []byte(caller.sdp()),
+		sip.NewHeader("Content-Type", "application/sdp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hangUp := ctxT(t, 700*time.Millisecond) // mid-SIT: sipgo sends CANCEL when it expires
+	start := time.Now()
+	sess.WaitAnswer(hangUp, sipgo.AnswerOptions{})
+	eventually(t, 3*time.Second, func() bool { return e.gw.media.FreePairs() == free }, "announcement ports held after CANCEL")
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("ports came back after %v: the announcement played on", took)
+	}
+	if res := sess.InviteResponse; res == nil || res.StatusCode != 487 {
+		t.Fatalf("final response %v, want 487 after CANCEL", res)
+	}
+}
