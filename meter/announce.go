@@ -175,8 +175,8 @@ func (l *Leg) Play(a *Announcement, pt uint8, dst netip.AddrPort, stop <-chan st
 		if err == nil {
 			copy(buf[n:], f)
 			if _, err := l.rtp.WriteToUDPAddrPort(buf[:n+len(f)], dst); err == nil {
-				l.r.totals.Packets.Add(1)
-				l.r.totals.Bytes.Add(uint64(n + len(f)))
+				l.relayedPackets.Add(1)
+				l.relayedBytes.Add(uint64(n + len(f)))
 			}
 		}
 		h.Marker = false

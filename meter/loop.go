@@ -40,12 +40,12 @@ func (l *Leg) ingestRTP(pkt []byte, src netip.AddrPort, now time.Time, h *rtp.He
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.accept(src, &l.remote, &l.latched) {
-		l.r.totals.Dropped.Add(1)
+		l.r.dropped.Add(1)
 		return false
 	}
 	if len(pkt) > maxPacket {
 		l.stats.Malformed++
-		l.r.totals.Dropped.Add(1)
+		l.r.dropped.Add(1)
 		return false
 	}
 	if isRTCP(pkt) { // rtcp-mux (RFC 5761): passed through, not metered as RTP
@@ -54,7 +54,7 @@ func (l *Leg) ingestRTP(pkt []byte, src netip.AddrPort, now time.Time, h *rtp.He
 	}
 	if _, err := h.Unmarshal(pkt); err != nil || h.Version != 2 {
 		l.stats.Malformed++
-		l.r.totals.Dropped.Add(1)
+		l.r.dropped.Add(1)
 		return false
 	}
 	l.observe(h, len(pkt), now)
@@ -80,7 +80,7 @@ func (l *Leg) relayRTCP() {
 		}
 		l.mu.Unlock()
 		if !ok {
-			l.r.totals.Dropped.Add(1)
+			l.r.dropped.Add(1)
 			continue
 		}
 		l.peer.send(l.peer.rtcp, buf[:n], true)
@@ -112,15 +112,15 @@ func (l *Leg) send(c interface {
 	}
 	l.mu.Unlock()
 	if !dst.IsValid() || dst.Port() == 0 {
-		l.r.totals.Dropped.Add(1) // the party has not said where yet
+		l.r.dropped.Add(1) // the party has not said where yet
 		return
 	}
 	if _, err := c.WriteToUDPAddrPort(pkt, dst); err != nil {
-		l.r.totals.Dropped.Add(1)
+		l.r.dropped.Add(1)
 		return
 	}
-	l.r.totals.Packets.Add(1)
-	l.r.totals.Bytes.Add(uint64(len(pkt)))
+	l.relayedPackets.Add(1)
+	l.relayedBytes.Add(uint64(len(pkt)))
 }
 
 // isRTCP tells RTCP from RTP on a muxed port (RFC 5761 §4: packet types

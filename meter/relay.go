@@ -36,16 +36,24 @@ type Relay struct {
 
 	mu   sync.Mutex
 	free []int // even RTP ports, least recently released first
+	// open are the legs with sockets; their relayed counts are summed with
+	// those of the legs closed before (relayedClosed) when read, so the
+	// packet path increments nothing shared between legs.
+	open          map[*Leg]struct{}
+	relayedClosed counts
 
-	totals Totals
+	dropped atomic.Uint64 // rare path: shared
 }
+
+// counts are packets and bytes relayed.
+type counts struct{ packets, bytes uint64 }
 
 // Totals are the relay's counters since start (/metrics).
 type Totals struct {
-	Packets   atomic.Uint64 // relayed, RTP and RTCP
-	Bytes     atomic.Uint64
-	Dropped   atomic.Uint64 // from a source other than the latched one, or unrelayable
-	PortsUsed atomic.Int64  // ports held (two per leg)
+	Packets   uint64 // relayed, RTP and RTCP
+	Bytes     uint64
+	Dropped   uint64 // from a source other than the latched one, not RTP, or with nowhere to go
+	PortsUsed int64  // ports held (two per leg)
 }
 
 // New checks cfg and makes a relay; it opens no socket yet.
@@ -59,7 +67,7 @@ func New(cfg Config) (*Relay, error) {
 	if !cfg.Bind.IsValid() || !cfg.Advertise.IsValid() {
 		return nil, errors.New("meter: bind and advertise addresses are needed")
 	}
-	r := &Relay{cfg: cfg}
+	r := &Relay{cfg: cfg, open: map[*Leg]struct{}{}}
 	for p := cfg.PortMin; p+1 <= cfg.PortMax; p += 2 {
 		r.free = append(r.free, p)
 	}
@@ -70,7 +78,22 @@ func New(cfg Config) (*Relay, error) {
 func (r *Relay) Advertise() netip.Addr { return r.cfg.Advertise }
 
 // Totals returns the relay's counters.
-func (r *Relay) Totals() *Totals { return &r.totals }
+func (r *Relay) Totals() Totals {
+	r.mu.Lock()
+	legs := make([]*Leg, 0, len(r.open))
+	for l := range r.open {
+		legs = append(legs, l)
+	}
+	c := r.relayedClosed
+	t := Totals{PortsUsed: 2 * int64(len(r.open)), Dropped: r.dropped.Load()}
+	r.mu.Unlock()
+	for _, l := range legs {
+		c.packets += l.relayedPackets.Load()
+		c.bytes += l.relayedBytes.Load()
+	}
+	t.Packets, t.Bytes = c.packets, c.bytes
+	return t
+}
 
 // FreePairs is the number of port pairs not in use.
 func (r *Relay) FreePairs() int {
@@ -119,17 +142,21 @@ func (r *Relay) openLeg() (*Leg, error) {
 			r.free = append(r.free, p)
 			continue
 		}
-		r.totals.PortsUsed.Add(2)
-		return &Leg{r: r, port: p, rtp: rtp, rtcp: rtcp}, nil
+		l := &Leg{r: r, port: p, rtp: rtp, rtcp: rtcp}
+		r.open[l] = struct{}{}
+		return l, nil
 	}
 	return nil, ErrNoPorts
 }
 
-func (r *Relay) release(port int) {
+func (r *Relay) release(l *Leg) {
+	c := counts{l.relayedPackets.Load(), l.relayedBytes.Load()}
 	r.mu.Lock()
-	r.free = append(r.free, port)
+	r.free = append(r.free, l.port)
+	delete(r.open, l)
+	r.relayedClosed.packets += c.packets
+	r.relayedClosed.bytes += c.bytes
 	r.mu.Unlock()
-	r.totals.PortsUsed.Add(-2)
 }
 
 // Session is one anchored call.
@@ -195,6 +222,9 @@ type Leg struct {
 	rtp, rtcp *net.UDPConn
 	peer      *Leg
 	closed    atomic.Bool
+	// sent to the party from this leg: written by the other leg's reader
+	// only, so never contended.
+	relayedPackets, relayedBytes atomic.Uint64
 
 	mu sync.Mutex // guards what follows; never held across I/O
 	// remote and remoteRTCP are where packets for the party go: its SDP
@@ -252,7 +282,7 @@ func (l *Leg) close() {
 	}
 	l.rtp.Close()
 	l.rtcp.Close()
-	l.r.release(l.port)
+	l.r.release(l)
 }
 
 // Stats are the meters of what one party sent, from RTP headers.

@@ -137,7 +137,7 @@ func TestRelayCarriesRTPBothWaysFromTheGatewaysPorts(t *testing.T) {
 	if a.Packets != 1 || a.Bytes != uint64(len(pkt)) || a.FirstPacket.IsZero() || b.Packets != 1 {
 		t.Fatalf("meters: caller %+v callee %+v", a, b)
 	}
-	if got := r.Totals().Packets.Load(); got != 2 {
+	if got := r.Totals().Packets; got != 2 {
 		t.Fatalf("relay totals: %d packets, want 2", got)
 	}
 }
@@ -288,7 +288,7 @@ func TestPortsReleasedOnceAndExhaustion(t *testing.T) {
 	if got := r.FreePairs(); got != total {
 		t.Fatalf("%d pairs free after 1,000 calls, want %d", got, total)
 	}
-	if got := r.Totals().PortsUsed.Load(); got != 0 {
+	if got := r.Totals().PortsUsed; got != 0 {
 		t.Fatalf("%d ports counted in use", got)
 	}
 	s1, _ := r.Open()

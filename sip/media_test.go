@@ -372,7 +372,7 @@ func TestMediaPortsNeverLeak(t *testing.T) {
 	}
 	e.idle(t)
 	eventually(t, 2*time.Second, func() bool { return e.gw.media.FreePairs() == free }, "after %d calls %d of %d pairs free", calls, e.gw.media.FreePairs(), free)
-	if used := e.gw.media.Totals().PortsUsed.Load(); used != 0 {
+	if used := e.gw.media.Totals().PortsUsed; used != 0 {
 		t.Fatalf("%d ports counted in use", used)
 	}
 }

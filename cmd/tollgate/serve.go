@@ -74,8 +74,8 @@ func serveUntil(cfg *configs.Config, logOut io.Writer, stop chan os.Signal) erro
 	if r := gw.Media(); r != nil {
 		metrics.SetMediaSource(func() api.MediaStats {
 			t := r.Totals()
-			return api.MediaStats{Packets: t.Packets.Load(), Bytes: t.Bytes.Load(), Dropped: t.Dropped.Load(),
-				PortsInUse: t.PortsUsed.Load(), PortsFree: int64(2 * r.FreePairs())}
+			return api.MediaStats{Packets: t.Packets, Bytes: t.Bytes, Dropped: t.Dropped,
+				PortsInUse: t.PortsUsed, PortsFree: int64(2 * r.FreePairs())}
 		})
 	}
 	metrics.SetOutboxDepth(func() int { n, _ := st.OutboxDepth(); return n })
