@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/pion/rtp"
 
@@ -68,6 +69,19 @@ func mediaOf(t *testing.T, what string, body []byte) netip.AddrPort {
 		t.Fatalf("%s: SDP %q: %v", what, body, err)
 	}
 	return netip.AddrPortFrom(m.Addr, uint16(m.Port))
+}
+
+// anchoredCall places a call with callerSDP through the gateway to a
+// carrier answering calleeSDP, and returns the session, its Call-ID and
+// the address the gateway gave the caller for media (leg A).
+func anchoredCall(t *testing.T, e *env, callerSDP, calleeSDP string) (*sipgo.DialogClientSession, string, netip.AddrPort) {
+	t.Helper()
+	e.carrier.setOnCall(answerBody(0, calleeSDP))
+	sess, code, err := e.pbx.inviteBody(ctxT(t, 5*time.Second), e.gw, outboundNumber, callerSDP)
+	if err != nil || code != 200 {
+		t.Fatalf("call: %d %v", code, err)
+	}
+	return sess, callIDOf(sess.InviteRequest), mediaOf(t, "200", sess.InviteResponse.Body())
 }
 
 func TestRelayAnchorsRTPOnBothLegs(t *testing.T) {
@@ -188,13 +202,7 @@ func TestCallWithoutRTPIsTornDownAfterTheTimeout(t *testing.T) {
 	const timeout = 400 * time.Millisecond
 	e := newEnv(t, withMedia(31300, 31399), withConfig(func(c *configs.Config) { c.Media.RTPTimeout = timeout; c.Media.HoldTimeout = time.Hour }))
 	caller, callee := newRTPEndpoint(t, tenantIP), newRTPEndpoint(t, carrierIP)
-	e.carrier.setOnCall(answerBody(0, callee.sdp()))
-	sess, code, err := e.pbx.inviteBody(ctxT(t, 5*time.Second), e.gw, outboundNumber, caller.sdp())
-	if err != nil || code != 200 {
-		t.Fatalf("call: %d %v", code, err)
-	}
-	callID := callIDOf(sess.InviteRequest)
-	gwA := mediaOf(t, "200", sess.InviteResponse.Body())
+	_, callID, gwA := anchoredCall(t, e, caller.sdp(), callee.sdp())
 	answered := e.gw.Dialog(callID).Answered()
 	// RTP flows for a while: the call stays up past the timeout.
 	var lastSent time.Time
@@ -231,12 +239,8 @@ func TestCallWithoutRTPIsTornDownAfterTheTimeout(t *testing.T) {
 func TestBillFromSignallingKeepsBillingToTheBye(t *testing.T) {
 	e := newEnv(t, withMedia(31900, 31999), withConfig(func(c *configs.Config) { c.Media.BillFrom = configs.BillFromSignalling }))
 	caller, callee := newRTPEndpoint(t, tenantIP), newRTPEndpoint(t, carrierIP)
-	e.carrier.setOnCall(answerBody(0, callee.sdp()))
-	sess, code, err := e.pbx.inviteBody(ctxT(t, 5*time.Second), e.gw, outboundNumber, caller.sdp())
-	if err != nil || code != 200 {
-		t.Fatalf("call: %d %v", code, err)
-	}
-	answered := e.gw.Dialog(callIDOf(sess.InviteRequest)).Answered()
+	sess, callID, _ := anchoredCall(t, e, caller.sdp(), callee.sdp())
+	answered := e.gw.Dialog(callID).Answered()
 	time.Sleep(300 * time.Millisecond) // no RTP at all
 	bye := time.Now()
 	sess.Bye(ctxT(t, 5*time.Second))
@@ -249,11 +253,7 @@ func TestBillFromSignallingKeepsBillingToTheBye(t *testing.T) {
 func TestNoRTPAtAllBillsNothing(t *testing.T) {
 	e := newEnv(t, withMedia(32000, 32099))
 	caller, callee := newRTPEndpoint(t, tenantIP), newRTPEndpoint(t, carrierIP)
-	e.carrier.setOnCall(answerBody(0, callee.sdp()))
-	sess, code, err := e.pbx.inviteBody(ctxT(t, 5*time.Second), e.gw, outboundNumber, caller.sdp())
-	if err != nil || code != 200 {
-		t.Fatalf("call: %d %v", code, err)
-	}
+	sess, _, _ := anchoredCall(t, e, caller.sdp(), callee.sdp())
 	time.Sleep(200 * time.Millisecond)
 	sess.Bye(ctxT(t, 5*time.Second))
 	e.idle(t)
@@ -285,13 +285,7 @@ func TestHoldUsesTheHoldTimeout(t *testing.T) {
 func TestReInviteMovesTheCallersMedia(t *testing.T) {
 	e := newEnv(t, withMedia(31800, 31899))
 	caller, callee, moved := newRTPEndpoint(t, tenantIP), newRTPEndpoint(t, carrierIP), newRTPEndpoint(t, tenantIP)
-	e.carrier.setOnCall(answerBody(0, callee.sdp()))
-	sess, code, err := e.pbx.inviteBody(ctxT(t, 5*time.Second), e.gw, outboundNumber, caller.sdp())
-	if err != nil || code != 200 {
-		t.Fatalf("call: %d %v", code, err)
-	}
-	callID := callIDOf(sess.InviteRequest)
-	gwA := mediaOf(t, "200", sess.InviteResponse.Body())
+	sess, callID, gwA := anchoredCall(t, e, caller.sdp(), callee.sdp())
 	gwB := mediaOf(t, "INVITE at the carrier", e.carrier.waitFor(sip.INVITE, callID, time.Second).req.Body())
 	callee.send(t, gwB, 1)
 	if src := caller.recv(t); src != gwA {
