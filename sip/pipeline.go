@@ -33,6 +33,8 @@ import (
 //     (so nothing is retransmitted to a spoofable address);
 //  3. the Call-ID's serial queue (serial.go): a dialog's requests run one
 //     at a time in arrival order, so an ACK is never overtaken by its BYE;
+//     an idle Call-ID's request runs right here on the read goroutine, and
+//     work that may open a connection leaves it (offRead, proxy.go);
 //  4. party (party.go): a CANCEL or in-dialog request comes from that
 //     dialog's party, or it is refused statelessly;
 //  5. sipgo's transaction layer, then the handlers: onInvite (classify →
@@ -40,9 +42,11 @@ import (
 //     only). Handlers return quickly; the waits for responses run in their
 //     own goroutines.
 //
-// A response: sipgo matches it to a client transaction and the proxy loop
-// relays it to the server transaction's real source (symmetric, patched
-// sipgo); one that matches none goes to onStrayResponse, which relays a 2xx
+// A response: sipgo matches it to a client transaction on the read
+// goroutine (patched sipgo), and the branch goroutine relays it to the
+// server transaction's real source (symmetric, patched sipgo), its SDP
+// anchored (media.go); one that matches none goes to onStrayResponse,
+// which relays a 2xx
 // retransmission of a known dialog from its callee to its caller and drops
 // everything else.
 
