@@ -145,79 +145,9 @@ if [ "$MODE" = report ] && [ ! -d "$OUT" ]; then
 fi
 mkdir -p "$OUT"
 
-PIDS=()
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-forget_pid() {
-	local keep=() q
-	for q in "${PIDS[@]}"; do
-		if [ "$q" != "$1" ]; then keep+=("$q"); fi
-	done
-	PIDS=("${keep[@]}")
-}
-
-stop_pid() {
-	kill "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
-	forget_pid "$1"
-}
-
-# --- measurement helpers (as in bench.sh) --------------------------------------
-
-# tree_ticks PID: "pid ticks" for PID and each of its descendants.
-tree_ticks() {
-	{ cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v root="$1" '
-		{
-			pid = $1; line = $0
-			sub(/^.*\) /, "", line)
-			split(line, f, " ")
-			ppid[pid] = f[2]; ticks[pid] = f[12] + f[13]
-		}
-		END {
-			keep[root] = 1; changed = 1
-			while (changed) {
-				changed = 0
-				for (p in ppid) if (!(p in keep) && (ppid[p] in keep)) { keep[p] = 1; changed = 1 }
-			}
-			for (p in keep) if (p in ticks) print p, ticks[p]
-		}'
-}
-
-# cpu_ticks PID: utime+stime of PID and its descendants, in clock ticks.
-cpu_ticks() {
-	tree_ticks "$1" | awk '{ t += $2 } END { print t + 0 }'
-}
-
-# others_ticks STATE: CPU ticks used since the first call by processes that
-# are not this script or its descendants (see bench.sh).
-others_ticks() {
-	{ tree_ticks "$$" | sed 's/^/mine /'; tree_ticks 1; } | awk -v state="$1" '
-		$1 == "mine" { keep[$2] = 1; next }
-		{ ticks[$1] = $2 }
-		END {
-			first = 1
-			while ((getline l < state) > 0) {
-				split(l, a, " ")
-				if (a[1] == "cum") { cum = a[2]; first = 0 } else prev[a[1]] = a[2]
-			}
-			close(state)
-			for (p in ticks) {
-				if (p in keep || first) continue
-				d = ticks[p] - ((p in prev) ? prev[p] : 0)
-				if (d > 0) cum += d
-			}
-			print "cum", cum + 0 > state
-			for (p in ticks) if (!(p in keep)) print p, ticks[p] > state
-			close(state)
-			print cum + 0
-		}'
-}
+NAME=flood
+# shellcheck source=testbed/lib.sh
+. "$ROOT/testbed/lib.sh"
 
 # udp_drops: "PROXY ALL": receive-buffer drops of the proxy's socket
 # (127.0.0.1:GW_PORT, /proc/net/udp's drops column; Kamailio's workers
@@ -237,20 +167,6 @@ udp_drops() {
 # delta "A0 B0" "A1 B1": "A1-A0 B1-B0".
 delta() {
 	awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " "); print y[1] - x[1], y[2] - x[2] }'
-}
-
-now() { date +%s.%N; }
-
-udp_listening() { ss -Huln "src $1:$2" 2>/dev/null | grep -q .; }
-
-wait_listening() {
-	local _
-	for _ in $(seq 1 100); do
-		if udp_listening "$1" "$2"; then return 0; fi
-		sleep 0.1
-	done
-	echo "flood: nothing listening on $1:$2 after 10s" >&2
-	exit 1
 }
 
 # metric NAME FILE: a series' value in a /metrics scrape (0 when absent).
@@ -297,8 +213,6 @@ sip:
   advertise: 127.0.0.1
   timer_c: 10s
   shutdown_grace: 0s
-media:
-  mode: off # signalling only, as the Kamailio it is compared with
 EOF
 		if [ "$flood" = open ]; then
 			cat <<EOF
@@ -310,6 +224,8 @@ EOF
 EOF
 		fi
 		cat <<EOF
+media:
+  mode: off # signalling only, as the Kamailio it is compared with
 carriers:
   - name: carrier
     address: 127.0.0.2:$UAS_PORT
