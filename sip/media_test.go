@@ -370,3 +370,31 @@ func TestMediaPortsNeverLeak(t *testing.T) {
 		t.Fatalf("%d ports counted in use", used)
 	}
 }
+
+// An anchored INVITE too large for UDP goes to the carrier over TCP with
+// its SDP still pointing at the gateway (the TCP copy is anchored too).
+func TestLargeAnchoredInviteOverTCPKeepsTheGatewaysSDP(t *testing.T) {
+	e := newEnv(t, withMedia(32400, 32499), func(s *envSpec) {
+		s.carrierTransport = "both"
+		s.edits = append(s.edits, func(c *configs.Config) {
+			c.SIP.Listen = append(c.SIP.Listen, configs.Listen{Transport: "tcp", Address: "127.0.0.1:0"})
+		})
+	})
+	callerRTP, callee := newRTPEndpoint(t, tenantIP), newRTPEndpoint(t, carrierIP)
+	e.carrier.setOnCall(answerBody(0, callee.sdp()))
+	big := callerRTP.sdp() + strings.Repeat("a=x-padding:"+strings.Repeat("z", 60)+"\r\n", 4096/74)
+	gw := e.gw.Addr("udp")
+	caller := newRawUA(t, tenantIP)
+	cid := "large-sdp-" + sip.GenerateTagN(8)
+	caller.send(gw, sipMsg("INVITE sip:"+outboundNumber+"@"+gw+" SIP/2.0", big,
+		"Via: SIP/2.0/UDP "+caller.addr()+";branch=z9hG4bKbigsdp1", "To: <sip:"+outboundNumber+"@"+gw+">",
+		"Max-Forwards: 70", "From: <sip:a@"+tenantIP+">;tag=bigsdp", "Call-ID: "+cid,
+		"CSeq: 1 INVITE", "Contact: <sip:a@"+caller.addr()+">", "Content-Type: application/sdp"))
+	inv := e.carrier.waitFor(sip.INVITE, cid, 3*time.Second).req
+	if inv.Transport() != "TCP" {
+		t.Fatalf("carrier got the INVITE over %s, want TCP", inv.Transport())
+	}
+	if a := mediaOf(t, "INVITE over TCP", inv.Body()); a.Addr() != netip.MustParseAddr("127.0.0.1") || a.Port() < 32400 || a.Port() > 32499 {
+		t.Fatalf("the TCP copy's SDP points at %v, not the gateway: media would bypass it", a)
+	}
+}

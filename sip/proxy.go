@@ -276,8 +276,7 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) (async bo
 	}
 	g.apply(dec)
 	// Cloned only once admitted: a rejected flood costs no copy.
-	fwd := req.Clone()
-	g.maxForwards(fwd)
+	fwd := g.initialCopy(req)
 	if g.media != nil {
 		s, err := g.media.Open()
 		if err != nil {
@@ -307,10 +306,6 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) (async bo
 // A forward that may open a connection (TCP, TLS) runs off the read
 // goroutine (offRead).
 func (g *Gateway) proxyInvite(req *sip.Request, tx sip.ServerTransaction, fwd *sip.Request, d *Dialog, next Hop, src netip.Addr) (async bool) {
-	// Initial requests are routed by classification only: a tenant cannot
-	// steer its calls with pre-loaded Route headers.
-	for fwd.RemoveHeader("Route") {
-	}
 	if !tx.OnCancel(func(*sip.Request) { d.postEarly(earlyEvent{kind: evCancel}) }) {
 		g.endCall(d, "cancel")
 		return false
@@ -321,14 +316,25 @@ func (g *Gateway) proxyInvite(req *sip.Request, tx sip.ServerTransaction, fwd *s
 	return g.forwardInvite(req, tx, fwd, d, next, src)
 }
 
-// forwardInvite sends fwd to next in a client transaction of its own. fwd
-// is the INVITE as received with Max-Forwards and Route done; it gets the
-// gateway's Via and Record-Route here, and stays the request as received
-// for a switch to TCP only on that rare path (a second clone).
+// initialCopy is the copy of an initial INVITE that is forwarded:
+// Max-Forwards decremented (the caller checked it is above 0) and no Route
+// headers (initial requests are routed by classification only: a tenant
+// cannot steer its calls with pre-loaded Route headers).
+func (g *Gateway) initialCopy(req *sip.Request) *sip.Request {
+	fwd := req.Clone()
+	g.maxForwards(fwd)
+	for fwd.RemoveHeader("Route") {
+	}
+	return fwd
+}
+
+// forwardInvite sends fwd (initialCopy, its SDP anchored) to next in a
+// client transaction of its own, with the gateway's Via and Record-Route
+// added here. A switch to TCP, the rare path, starts again from a second
+// copy.
 func (g *Gateway) forwardInvite(req *sip.Request, tx sip.ServerTransaction, fwd *sip.Request, d *Dialog, next Hop, src netip.Addr) (async bool) {
-	out := fwd
-	g.prepareInvite(out, req.Transport(), next, src)
-	clTx, err := g.client.TransactionRequest(context.Background(), out, noBuild)
+	g.prepareInvite(fwd, req.Transport(), next, src)
+	clTx, err := g.client.TransactionRequest(context.Background(), fwd, noBuild)
 	if errors.Is(err, sip.ErrUDPMTUCongestion) {
 		// RFC 3261 §18.1.1: too large for UDP, so TCP to the same hop.
 		if g.listeners["TCP"] == nil {
@@ -339,9 +345,11 @@ func (g *Gateway) forwardInvite(req *sip.Request, tx sip.ServerTransaction, fwd 
 		return g.offRead(d.CallID, tx, func() bool {
 			next.Transport = "TCP"
 			d.nextTransport = next.Transport
-			out := req.Clone()
-			g.maxForwards(out)
-			for out.RemoveHeader("Route") {
+			out := g.initialCopy(req)
+			if err := g.anchor(d, true, out); err != nil { // parsed before admission: not expected
+				g.reply(tx, req, 488, "Not Acceptable Here", "sdp")
+				g.endCall(d, "sdp")
+				return false
 			}
 			g.prepareInvite(out, req.Transport(), next, src)
 			clTx, err := g.client.TransactionRequest(context.Background(), out, noBuild)
@@ -359,7 +367,7 @@ func (g *Gateway) forwardInvite(req *sip.Request, tx sip.ServerTransaction, fwd 
 		g.endCall(d, "forward_failed")
 		return false
 	}
-	return g.startInviteBranch(req, tx, out, clTx, d, next)
+	return g.startInviteBranch(req, tx, fwd, clTx, d, next)
 }
 
 // startInviteBranch runs the INVITE's branch in a goroutine that owns tx.
