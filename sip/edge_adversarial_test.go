@@ -156,8 +156,9 @@ func (u *rawUA) responses(match string) []string {
 	defer u.mu.Unlock()
 	var out []string
 	for _, m := range u.got {
-		if strings.HasPrefix(m, "SIP/2.0 ") && strings.Contains(m, match) {
-			out = append(out, firstLine([]byte(m)))
+		// On the status line only: a port or tag elsewhere may hold "503".
+		if line := firstLine([]byte(m)); strings.HasPrefix(m, "SIP/2.0 ") && strings.Contains(line, match) {
+			out = append(out, line)
 		}
 	}
 	return out
