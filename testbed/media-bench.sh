@@ -11,7 +11,8 @@
 #
 # Per row: packets relayed per second, relay CPU (cores, and CPU-seconds per
 # million packets relayed: utime+stime of the relay process over the
-# window), loss, the receivers' mean interarrival jitter (RFC 3550), and the
+# window), loss, the receivers' mean interarrival jitter (RFC 3550) and the
+# part the relay added (receivers' minus the senders' pacing jitter), and the
 # relay's RSS per call (VmRSS with the calls up minus before, over calls).
 # The load generator runs on the same 2 cores; its CPU is not counted.
 set -euo pipefail
@@ -36,7 +37,7 @@ start_relay() { # target -> pid
 }
 ngport() { [ "$1" = tollgate ] && echo 2224 || echo 2223; }
 
-printf "target\tcalls\tpackets/s\tcores\tcpu_s_per_Mpkt\tloss_pct\tjitter_ms\trss_kib_per_call\n" >"$OUT/results.tsv"
+printf "target\tcalls\tpackets/s\tcores\tcpu_s_per_Mpkt\tloss_pct\tjitter_ms\tadded_jitter_ms\trss_kib_per_call\n" >"$OUT/results.tsv"
 for calls in $CALLS; do
 	for target in rtpengine tollgate; do
 		pid=$(start_relay $target)
@@ -49,8 +50,8 @@ for calls in $CALLS; do
 done
 
 echo
-echo "| relay | calls | packets/s relayed | relay cores | CPU-s per million packets | loss | receiver jitter ms | RSS KiB/call |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|"
-tail -n +2 "$OUT/results.tsv" | awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s %% | %s | %s |\n", $1,$2,$3,$4,$5,$6,$7,$8}'
+echo "| relay | calls | packets/s relayed | relay cores | CPU-s per million packets | loss | receiver jitter ms | added jitter ms | RSS KiB/call |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+tail -n +2 "$OUT/results.tsv" | awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s %% | %s | %s | %s |\n", $1,$2,$3,$4,$5,$6,$7,$8,$9}'
 echo
 awk -F'\t' 'NR>1 {c[$1" "$2]=$5} END {for (k in c) if (k ~ /^tollgate/) {split(k,a," "); r=c["rtpengine " a[2]]; if (r>0) printf "- %s calls: tollgate / rtpengine CPU per packet %.2f\n", a[2], c[k]/r}}' "$OUT/results.tsv"

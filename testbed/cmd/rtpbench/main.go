@@ -4,7 +4,8 @@
 // send one 20 ms G.711 packet per 1/pps through the relay, and it counts
 // what arrives. It reports the relay process's CPU per million packets
 // relayed (utime+stime from /proc/PID/stat over the steady window), loss,
-// the receivers' interarrival jitter (RFC 3550), and the relay's RSS per
+// the receivers' interarrival jitter (RFC 3550) and how much of it the
+// relay added (receivers' minus the senders' own pacing), and the relay's RSS per
 // call. Run by testbed/media-bench.sh against rtpengine and against
 // testbed/cmd/relayd (tollgate's meter/).
 package main
@@ -37,7 +38,8 @@ type stream struct {
 	ssrc   uint32
 	sent   atomic.Uint64
 	recv   atomic.Uint64
-	jitter atomic.Uint64 // float64 bits, timestamp units
+	jitter atomic.Uint64 // receive side: float64 bits, timestamp units
+	paced  jitterMeter   // send side: the generator's own pacing
 }
 
 func main() {
@@ -103,11 +105,13 @@ func main() {
 	close(stop)
 	wg.Wait()
 	time.Sleep(200 * time.Millisecond) // in flight
-	var jit float64
+	var jit, sendJit float64
 	for _, s := range all {
 		jit += float64FromBits(s.jitter.Load())
+		sendJit += s.paced.j
 	}
 	jit = jit / float64(len(all)) / 8 // ms at 8 kHz
+	sendJit = sendJit / float64(len(all)) / 8
 	relayed := recv1 - recv0
 	// Loss over the whole run, once the senders have stopped and what was
 	// in flight has arrived (the window's edges cut packets in flight).
@@ -115,8 +119,8 @@ func main() {
 	loss := 100 * (1 - float64(recvAll)/float64(sentAll))
 	secs := t1.Sub(t0).Seconds()
 	cpuSec := cpu1 - cpu0
-	fmt.Printf("%s\t%d\t%.0f\t%.3f\t%.2f\t%.3f\t%.3f\t%.1f\n", *label, *calls, float64(relayed)/secs, cpuSec/secs,
-		cpuSec/(float64(relayed)/1e6), loss, jit, float64(rss-rssIdle)/float64(*calls))
+	fmt.Printf("%s\t%d\t%.0f\t%.3f\t%.2f\t%.3f\t%.3f\t%.3f\t%.1f\n", *label, *calls, float64(relayed)/secs, cpuSec/secs,
+		cpuSec/(float64(relayed)/1e6), loss, jit, jit-sendJit, float64(rss-rssIdle)/float64(*calls))
 	for i, p := range pairs {
 		id := fmt.Sprintf("bench-%d-%d", os.Getpid(), i)
 		command(ctl, map[string]any{"command": "delete", "call-id": id, "from-tag": "a" + strconv.Itoa(i)})
@@ -174,6 +178,7 @@ func (s *stream) send(buf []byte) {
 	binary.BigEndian.PutUint32(buf[8:], s.ssrc)
 	if _, err := s.conn.WriteToUDPAddrPort(buf, s.to); err == nil {
 		s.sent.Add(1)
+		s.paced.observe(time.Now(), s.ts)
 	}
 	s.seq++
 	s.ts += 160
@@ -182,11 +187,7 @@ func (s *stream) send(buf []byte) {
 // receive counts what arrives and keeps the RFC 3550 jitter.
 func (s *stream) receive() {
 	buf := make([]byte, 2048)
-	start := time.Now()
-	var lastArr int64
-	var lastTS uint32
-	var j float64
-	first := true
+	var m jitterMeter
 	for {
 		n, _, err := s.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
@@ -195,19 +196,35 @@ func (s *stream) receive() {
 		if n < 12 {
 			continue
 		}
-		arr := int64(time.Since(start)) * 8000 / int64(time.Second)
-		ts := binary.BigEndian.Uint32(buf[4:])
-		if !first {
-			d := (arr - lastArr) - int64(int32(ts-lastTS))
-			if d < 0 {
-				d = -d
-			}
-			j += (float64(d) - j) / 16
-			s.jitter.Store(float64Bits(j))
-		}
-		first, lastArr, lastTS = false, arr, ts
+		m.observe(time.Now(), binary.BigEndian.Uint32(buf[4:]))
+		s.jitter.Store(float64Bits(m.j))
 		s.recv.Add(1)
 	}
+}
+
+// jitterMeter is RFC 3550's interarrival jitter of a stream of RTP
+// timestamps at 8 kHz, observed at the instants given: at the receiver
+// what the path (relay included) added to the sender's pacing, at the
+// sender the pacing itself.
+type jitterMeter struct {
+	start   time.Time
+	lastArr int64
+	lastTS  uint32
+	j       float64 // timestamp units
+}
+
+func (m *jitterMeter) observe(at time.Time, ts uint32) {
+	if m.start.IsZero() {
+		m.start, m.lastTS = at, ts
+		return
+	}
+	arr := int64(at.Sub(m.start)) * 8000 / int64(time.Second)
+	d := (arr - m.lastArr) - int64(int32(ts-m.lastTS))
+	if d < 0 {
+		d = -d
+	}
+	m.j += (float64(d) - m.j) / 16
+	m.lastArr, m.lastTS = arr, ts
 }
 
 func totals(all []*stream, pid int) (sent, recv uint64, cpu float64, at time.Time) {
