@@ -56,11 +56,11 @@ func goertzel(samples []int16, hz float64) float64 {
 
 // inboundCall places a call from the carrier to the tenant's DID with an
 // SDP naming media, and returns the provisional and final responses.
-func inboundCall(t *testing.T, e *env, sdp string) (progress []*sip.Response, final *sip.Response) {
+func inboundCall(t *testing.T, e *env, sdp string, extra ...sip.Header) (progress []*sip.Response, final *sip.Response) {
 	t.Helper()
 	host, port, _ := sip.ParseAddr(e.gw.Addr("udp"))
 	sess, err := e.carrier.calls.Invite(ctxT(t, 10*time.Second), sip.Uri{User: "+15551234", Host: host, Port: port}, []byte(sdp),
-		sip.NewHeader("Content-Type", "application/sdp"))
+		append([]sip.Header{sip.NewHeader("Content-Type", "application/sdp")}, extra...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,6 +184,10 @@ func TestAnnouncementNeedsG711AndNo100rel(t *testing.T) {
 	progress, final := inboundCall(t, e, g722)
 	if len(progress) != 0 || final == nil || final.StatusCode != 480 {
 		t.Fatalf("no G.711 offered: provisional %v final %v, want the plain 480", progress, final)
+	}
+	progress, final = inboundCall(t, e, caller.sdp(), sip.NewHeader("Require", "100rel"))
+	if len(progress) != 0 || final == nil || final.StatusCode != 480 {
+		t.Fatalf("100rel required: provisional %v final %v, want the plain 480", progress, final)
 	}
 }
 
