@@ -137,6 +137,12 @@ func TestRelayCarriesRTPBothWaysFromTheGatewaysPorts(t *testing.T) {
 	if a.Packets != 1 || a.Bytes != uint64(len(pkt)) || a.FirstPacket.IsZero() || b.Packets != 1 {
 		t.Fatalf("meters: caller %+v callee %+v", a, b)
 	}
+	// A relayed packet is counted once its write returns, which may be
+	// just after the party has read it.
+	deadline := time.Now().Add(2 * time.Second)
+	for r.Totals().Packets != 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 	if got := r.Totals().Packets; got != 2 {
 		t.Fatalf("relay totals: %d packets, want 2", got)
 	}
