@@ -32,6 +32,7 @@ const (
 	keyOutSeq   = "m/outseq"   // last outbox seq, u64 BE
 	keyAuditSeq = "m/auditseq" // last audit seq, u64 BE
 	keyVersion  = "m/version"  // layout version (Badger only)
+	keyInstance = "m/instance" // 8 random bytes, written with the first event: the event id prefix
 )
 
 // layoutVersion is the value of keyVersion. Version 2 stores calls as

@@ -2,10 +2,13 @@ package store
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -153,6 +156,9 @@ func applyBatch(tx kvTxn, b *Batch, ttl ttls, now time.Time) error {
 		}
 	}
 	if len(b.Events) > 0 {
+		if err := ensureInstance(tx); err != nil {
+			return err
+		}
 		seq, err := getU64(tx, keyOutSeq)
 		if err != nil {
 			return err
@@ -498,16 +504,38 @@ func readOutbox(r kvReader, after uint64, limit int) ([]OutboxEntry, error) {
 	if after == ^uint64(0) {
 		return nil, nil
 	}
+	inst, _, err := r.get([]byte(keyInstance))
+	if err != nil {
+		return nil, err
+	}
+	prefix := hex.EncodeToString(inst) + "-"
 	var out []OutboxEntry
-	err := r.scan([]byte(pfxOutbox), seqKey(pfxOutbox, after+1), false, false, func(k, v []byte) (bool, error) {
+	err = r.scan([]byte(pfxOutbox), seqKey(pfxOutbox, after+1), false, false, func(k, v []byte) (bool, error) {
 		e, err := decodeEvent(v)
 		if err != nil {
 			return false, fmt.Errorf("outbox entry: %w", err)
 		}
-		out = append(out, OutboxEntry{Seq: binary.BigEndian.Uint64(k[len(pfxOutbox):]), Event: e})
+		seq := binary.BigEndian.Uint64(k[len(pfxOutbox):])
+		out = append(out, OutboxEntry{Seq: seq, ID: prefix + strconv.FormatUint(seq, 10), Event: e})
 		return len(out) < limit, nil
 	})
 	return out, err
+}
+
+// ensureInstance draws the store's instance id (the prefix of its event
+// ids) the first time an event is written. Random, so two stores — two
+// nodes, or a node whose data directory was wiped — never reuse an id
+// inside a JetStream dedup window.
+func ensureInstance(tx kvTxn) error {
+	_, ok, err := tx.get([]byte(keyInstance))
+	if err != nil || ok {
+		return err
+	}
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return fmt.Errorf("instance id: %w", err)
+	}
+	return tx.set([]byte(keyInstance), b[:], 0)
 }
 
 // ackChunk deletes up to max outbox entries with Seq <= upTo and reports

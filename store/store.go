@@ -46,9 +46,12 @@ type Day struct {
 }
 
 // OutboxEntry is an event waiting to be published; Seq increases by one
-// per event, in commit order.
+// per event, in commit order. ID is the event's id, unique across stores
+// and stable across restarts: the store's instance (8 random bytes drawn
+// when its first event is written, in hex), "-", and Seq.
 type OutboxEntry struct {
 	Seq   uint64
+	ID    string
 	Event admission.Event
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -477,6 +478,26 @@ func testDaysRange(t *testing.T, s store.Store) {
 	eq(t, "March", got(time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC)), []int64{4, 5, 6, 7, 8, 9, 10})
 }
 
+// eventIDs checks that every entry's ID is the store's instance prefix
+// (16 hex digits), "-" and its Seq, clears the IDs (so the entries compare
+// with the events written) and returns the prefix.
+func eventIDs(t *testing.T, o []store.OutboxEntry) string {
+	t.Helper()
+	var prefix string
+	for i := range o {
+		p, seq, ok := strings.Cut(o[i].ID, "-")
+		if !ok || len(p) != 16 || strings.Trim(p, "0123456789abcdef") != "" || seq != strconv.FormatUint(o[i].Seq, 10) {
+			t.Errorf("entry %d: id %q is not <16 hex>-<seq %d>", i, o[i].ID, o[i].Seq)
+		}
+		if i > 0 && p != prefix {
+			t.Errorf("entry %d: id prefix %q, earlier %q", i, p, prefix)
+		}
+		prefix = p
+		o[i].ID = ""
+	}
+	return prefix
+}
+
 func testOutbox(t *testing.T, s store.Store) {
 	apply(t, s, &store.Batch{Events: []admission.Event{Event(1), Event(2)}})
 	apply(t, s, &store.Batch{Counters: []admission.TenantRecord{Counter("t1", 0)}}) // no events
@@ -485,6 +506,7 @@ func testOutbox(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	prefix := eventIDs(t, o)
 	eq(t, "outbox", o, []store.OutboxEntry{{Seq: 1, Event: Event(1)}, {Seq: 2, Event: Event(2)}, {Seq: 3, Event: Event(3)}})
 	if n, err := s.OutboxDepth(); err != nil || n != 3 {
 		t.Errorf("depth = %d, %v; want 3", n, err)
@@ -496,6 +518,9 @@ func testOutbox(t *testing.T, s store.Store) {
 		t.Errorf("depth after ack 2 = %d, %v; want 1", n, err)
 	}
 	o, _ = s.Outbox(0, 10)
+	if p := eventIDs(t, o); p != prefix {
+		t.Errorf("event id prefix changed from %q to %q", prefix, p)
+	}
 	eq(t, "outbox after ack", o, []store.OutboxEntry{{Seq: 3, Event: Event(3)}})
 	// Acking everything and more; seqs are never reused.
 	if err := s.AckOutbox(100); err != nil {
@@ -506,6 +531,7 @@ func testOutbox(t *testing.T, s store.Store) {
 	}
 	apply(t, s, &store.Batch{Events: []admission.Event{Event(4)}})
 	o, _ = s.Outbox(0, 10)
+	eventIDs(t, o)
 	eq(t, "outbox after ack all", o, []store.OutboxEntry{{Seq: 4, Event: Event(4)}})
 	if n, _ := s.OutboxDepth(); n != 1 {
 		t.Errorf("depth = %d, want 1", n)
@@ -782,6 +808,7 @@ func testRoundTrip(t *testing.T, s store.Store) {
 		t.Error("nil and empty payloads not kept apart")
 	}
 	o, _ := s.Outbox(0, 1)
+	eventIDs(t, o)
 	eq(t, "event", o, []store.OutboxEntry{{Seq: 1, Event: admission.Event{Type: "cycle.rollover", At: T0}}})
 	lim := st.Plans[0].Limits
 	if *lim.MonthlySpendLimit != configs.MustMoney("123.456789") || st.Plans[0].Rates[1].Increments != (configs.Increments{Initial: 30, Subsequent: 6}) {
