@@ -17,6 +17,19 @@ import "time"
 // drawing on it and suspends the tenant. A soft one only emits
 // usage.cap_reached and admits.
 func (e *Engine) Admit(now time.Time, req CallRequest) Decision {
+	seq := e.seq
+	d := e.admit(now, req)
+	switch {
+	case !d.Admitted:
+		ci := rejected(&req, e.now, d.Rejection.Cause.String(), d.Rejection.Code, &d.Output)
+		ci.Class, ci.Limit, ci.Usage = d.Rejection.Class, d.Rejection.Limit, d.Rejection.Usage
+	case e.seq != seq: // a new call, not an active CallID admitted again
+		e.callEvent(EventCallStarted, e.calls[req.CallID], e.now, &d.Output)
+	}
+	return d
+}
+
+func (e *Engine) admit(now time.Time, req CallRequest) Decision {
 	var d Decision
 	now = e.step(now, &d.Output)
 	if c, ok := e.calls[req.CallID]; ok {
@@ -230,6 +243,7 @@ func (e *Engine) answer(now time.Time, callID string, payload []byte) Output {
 	c.ans = now
 	t := c.t
 	e.persistCall(c, payload)
+	e.callEvent(EventCallAnswered, c, now, &out)
 	if c.emergency {
 		t.emerg.advance(now)
 		t.emerg.k++
@@ -273,6 +287,14 @@ func (e *Engine) End(now time.Time, callID string) (Output, bool) {
 // cuts already decided on that usage stand (they were decided on what was
 // known then).
 func (e *Engine) EndAt(now time.Time, callID string, billedEnd time.Time) (Output, bool) {
+	return e.EndWith(now, callID, End{BilledEnd: billedEnd})
+}
+
+// EndWith is EndAt with billing stopped at end.BilledEnd, and the rest of
+// end (cause, who hung up, final status, media meters) carried into the
+// call's call.ended event.
+func (e *Engine) EndWith(now time.Time, callID string, end End) (Output, bool) {
+	billedEnd := end.BilledEnd
 	var out Output
 	now = e.step(now, &out)
 	c, ok := e.calls[callID]
@@ -300,6 +322,7 @@ func (e *Engine) EndAt(now time.Time, callID string, billedEnd time.Time) (Outpu
 			t.emerg.stopOne(x)
 			e.settleEmergency(c, x)
 		}
+		e.ended(c, now, &end, &out)
 		t.emergencyActive = max(0, t.emergencyActive-1)
 		e.release(c)
 		return out, true
@@ -308,6 +331,7 @@ func (e *Engine) EndAt(now time.Time, callID string, billedEnd time.Time) (Outpu
 	if wasDrawing {
 		e.stopDrawing(c, x)
 	}
+	e.ended(c, now, &end, &out)
 	t.active = max(0, t.active-1)
 	if c.dir == Inbound {
 		t.activeIn = max(0, t.activeIn-1)

@@ -113,9 +113,10 @@ func BenchmarkAdmit(b *testing.B) {
 }
 
 // TestAdmitLatency measures the latency of 100,000 admission decisions over
-// 10,000 tenants and reports p50/p99/max; it fails when p99 exceeds 50 µs
-// and fails when an Admit allocates more than 2 times on average. The
-// latency itself is only reported. Skipped with -short.
+// 10,000 tenants and reports p50/p99/max; it fails when an Admit
+// allocates more than 3 times on average: the call record and map growth
+// (2 before the CDR events), and the call.started event (its CallInfo;
+// the Output's event slice). The latency itself is only reported. Skipped with -short.
 func TestAdmitLatency(t *testing.T) {
 	if testing.Short() {
 		t.Skip("latency measurement")
@@ -147,8 +148,8 @@ func TestAdmitLatency(t *testing.T) {
 	p50, p99, pmax := lat[n/2], lat[n*99/100], lat[n-1]
 	t.Logf("Admit over %d tenants, %d decisions: p50 %v, p99 %v, max %v; %.2f allocs/admit", benchTenants, n, p50, p99, pmax, allocs)
 	_ = raceEnabled // latency is a benchmark figure (BENCHMARKS.md), never a unit-test verdict
-	if allocs > 2 {
-		t.Errorf("%.2f allocs per Admit > 2", allocs)
+	if allocs > 3 {
+		t.Errorf("%.2f allocs per Admit > 3", allocs)
 	}
 }
 

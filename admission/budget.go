@@ -375,7 +375,7 @@ func (e *Engine) trip(b *budget, x time.Time, out *Output) {
 		})
 	}
 	if hard {
-		e.cutDrawing(b, x, out)
+		e.cutDrawing(b, x, b.eventUnits(used), b.eventUnits(b.amount(b.limit())), out)
 		if b.kind != kindUserMinutes {
 			e.suspend(b.t, x, b.capName()+" reached", b.capName(), out)
 			ev := &out.Events[len(out.Events)-1] // the tenant.suspended just emitted
@@ -412,7 +412,8 @@ func drawsOn(c *call, b *budget) bool {
 
 // cutDrawing cuts, in admission order, every call drawing on b: the
 // tenant's calls for its budgets, the user's own calls for a role budget.
-func (e *Engine) cutDrawing(b *budget, x time.Time, out *Output) {
+// value and limit, in the event's units, go into each call.cut.
+func (e *Engine) cutDrawing(b *budget, x time.Time, value, limit int64, out *Output) {
 	cs := e.scratch[:0]
 	calls := b.t.calls
 	if b.u != nil {
@@ -423,7 +424,7 @@ func (e *Engine) cutDrawing(b *budget, x time.Time, out *Output) {
 			cs = append(cs, c)
 		}
 	}
-	e.cutCalls(cs, x, b.cause(), b.capName(), out)
+	e.cutCalls(cs, x, b.cause(), b.capName(), value, limit, out)
 }
 
 // cutAll cuts, in admission order, every uncut non-emergency call of t.
@@ -434,15 +435,15 @@ func (e *Engine) cutAll(t *tenantState, x time.Time, out *Output) {
 			cs = append(cs, c)
 		}
 	}
-	e.cutCalls(cs, x, CauseSuspended, CapSuspended, out)
+	e.cutCalls(cs, x, CauseSuspended, CapSuspended, 0, 0, out)
 }
 
-func (e *Engine) cutCalls(cs []*call, x time.Time, cause Cause, capName string, out *Output) {
+func (e *Engine) cutCalls(cs []*call, x time.Time, cause Cause, capName string, value, limit int64, out *Output) {
 	if len(cs) > 1 {
 		sort.Slice(cs, func(i, j int) bool { return cs[i].seq < cs[j].seq })
 	}
 	for i, c := range cs {
-		e.cut(c, x, cause, capName, out)
+		e.cut(c, x, cause, capName, value, limit, out)
 		cs[i] = nil
 	}
 	e.scratch = cs[:0]
@@ -450,7 +451,7 @@ func (e *Engine) cutCalls(cs []*call, x time.Time, cause Cause, capName string, 
 
 // cut stops billing of c at x and orders its teardown. The call stays
 // active (counted) until End.
-func (e *Engine) cut(c *call, x time.Time, cause Cause, capName string, out *Output) {
+func (e *Engine) cut(c *call, x time.Time, cause Cause, capName string, value, limit int64, out *Output) {
 	if c.cut || c.emergency {
 		return
 	}
@@ -459,9 +460,9 @@ func (e *Engine) cut(c *call, x time.Time, cause Cause, capName string, out *Out
 	}
 	c.cut = true
 	out.Cuts = append(out.Cuts, Cut{CallID: c.id, Cause: cause, Cap: capName, At: x})
-	out.Events = append(out.Events, Event{
-		Type: EventCallCut, Tenant: c.t.name, User: c.user(), CallID: c.id, Cap: capName, At: x,
-	})
+	ev := e.callEvent(EventCallCut, c, x, out)
+	ev.Cap, ev.Value, ev.Limit = capName, value, limit
+	ev.Call.Cause = cause.String()
 }
 
 // startDrawing makes an answered call draw on its budgets from now.

@@ -92,6 +92,12 @@ const (
 	EventResumed    = "tenant.resumed"    // the tenant was resumed
 	EventRollover   = "cycle.rollover"    // a new monthly cycle started
 	EventCallCut    = "call.cut"          // a call was cut (see Output.Cuts)
+
+	EventCallStarted  = "call.started"   // a call was admitted (Event.Call)
+	EventCallAnswered = "call.answered"  // an admitted call was answered
+	EventCallEnded    = "call.ended"     // a call ended: its CDR, billed time and cost
+	EventCallRejected = "call.rejected"  // a call was refused (Event.Call.Cause, Code)
+	EventLimits       = "limits.changed" // a tenant's effective limits changed (Event.Limits)
 )
 
 // Event is a usage event for billing and alerting systems.
@@ -118,6 +124,82 @@ type Event struct {
 	// At is when it happened (for deadline-driven events: the exact
 	// instant, which may be earlier than the step that reported it).
 	At time.Time
+	// Call is the call of a call.* event.
+	Call *CallInfo
+	// Limits are, for limits.changed, the tenant's new effective limits
+	// (destinations not included).
+	Limits *Limits
+}
+
+// CallInfo is what a call.* event says about its call.
+type CallInfo struct {
+	Direction Direction
+	Caller    string
+	Callee    string // normalised dialled number
+	Emergency bool
+	// Rated is false for a call no rate row matched (free); RatePrefix
+	// is the matched row's prefix ("" for the default row).
+	Rated      bool
+	RatePrefix string
+	// AnsweredAt is the answer instant (zero: never answered).
+	AnsweredAt time.Time
+	// Billed and Cost are what the call was charged so far (call.cut)
+	// or in all (call.ended): the sum of its Charges, so the call.ended
+	// events of a cycle add up to the tenant's counters.
+	Billed time.Duration
+	Cost   int64 // micro-units, connect fee included
+	// Cause is, for call.rejected, the Rejection's cause (or the edge's
+	// reason to refuse before asking the engine, e.g. sdp); for call.cut,
+	// the cut's; for call.ended, the edge's (End.Cause).
+	Cause string
+	// Code is the SIP status a call.rejected was answered with; Class its
+	// destination class (CauseDestination); Limit and Usage the
+	// Rejection's, in the limit's own unit.
+	Code  int
+	Class string
+	Limit int64
+	Usage int64
+	// End is, for call.ended, what the edge reported.
+	End *End
+}
+
+// End is what the edge knows about how a call ended, given to EndWith
+// and carried into call.ended.
+type End struct {
+	// BilledEnd stops billing earlier than now (media-verified billing:
+	// the last RTP packet plus one packetisation interval); zero: now.
+	BilledEnd time.Time
+	// Cause is the edge's name for what ended the call, e.g. bye_caller,
+	// cancel, rejected_486, media_timeout, minutes.
+	Cause string
+	// HungUp is who ended it: "caller", "callee" or "gateway" ("" when
+	// unknown).
+	HungUp string
+	// Status is the final SIP status of a call that was never answered
+	// (0 for answered calls).
+	Status int
+	// Media are the RTP meters of an anchored call (nil: not anchored).
+	Media *Media
+}
+
+// Media are the meters of an anchored call: what each party sent.
+type Media struct {
+	Caller MediaLeg
+	Callee MediaLeg
+}
+
+// MediaLeg is what one party sent, read from RTP headers.
+type MediaLeg struct {
+	Packets     uint64
+	Bytes       uint64
+	Lost        int64 // expected minus received (RFC 3550); negative with duplicates
+	JitterMs    float64
+	SSRCChanges uint64
+	Dropped     uint64 // from a source other than the latched one
+	Malformed   uint64
+	RTCPPackets uint64
+	FirstPacket time.Time
+	LastPacket  time.Time
 }
 
 // Decision is the engine's answer to a CallRequest.
@@ -165,6 +247,8 @@ type call struct {
 	uidx      int       // index in u.calls
 	caller    string
 	callee    string
+	billedSum time.Duration // sum of its charges (call.ended)
+	costSum   int64
 	persisted bool // its CallRecord is in the journal (answered, not yet released)
 
 	// Spend meter state of a drawing rated call (spend.go).

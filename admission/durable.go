@@ -52,6 +52,8 @@ func (e *Engine) cycleTime(ans, x time.Time) time.Duration {
 }
 
 func (e *Engine) charge(c *call, sec time.Duration, spend int64, at time.Time, final bool) {
+	c.billedSum += sec
+	c.costSum += spend
 	if !e.journaling {
 		return
 	}
@@ -205,7 +207,7 @@ func (e *Engine) Restore(s Snapshot) (Output, error) {
 		if !ok {
 			continue
 		}
-		e.restoreCall(now, t, &rc)
+		e.restoreCall(now, t, &rc, &out)
 	}
 	for _, t := range e.order {
 		e.limitsChanged(t, true) // recompute every deadline from the restored usage
@@ -214,8 +216,18 @@ func (e *Engine) Restore(s Snapshot) (Output, error) {
 	return out, nil
 }
 
-// restoreCall bills a call that was running at the crash up to now.
-func (e *Engine) restoreCall(now time.Time, t *tenantState, rc *CallRecord) {
+// RestoredCause is the End.Cause of the call.ended of a call that was
+// running at a crash and settled by Restore.
+const RestoredCause = "gateway_restart"
+
+// restoreCall bills a call that was running at the crash up to now, and
+// reports its call.ended.
+func (e *Engine) restoreCall(now time.Time, t *tenantState, rc *CallRecord, out *Output) {
+	c, end := e.settleRestored(now, t, rc)
+	e.ended(c, now, &End{BilledEnd: end, Cause: RestoredCause, HungUp: "gateway"}, out)
+}
+
+func (e *Engine) settleRestored(now time.Time, t *tenantState, rc *CallRecord) (*call, time.Time) {
 	req := CallRequest{CallID: rc.CallID, Tenant: rc.Tenant, Direction: rc.Direction, Caller: rc.Caller, Callee: rc.Callee}
 	c := &call{id: rc.CallID, t: t, dir: rc.Direction, emergency: rc.Emergency, answered: true, ans: rc.AnsweredAt, caller: rc.Caller, callee: rc.Callee}
 	sec := e.cycleTime(rc.AnsweredAt, now)
@@ -223,7 +235,7 @@ func (e *Engine) restoreCall(now time.Time, t *tenantState, rc *CallRecord) {
 		t.settledEmerg += sec
 		t.emerg.used += sec
 		e.charge(c, sec, 0, now, true)
-		return
+		return c, now
 	}
 	if uid := req.user(); uid != "" && (t.users[uid] != nil || t.roleOf(uid).caps()) {
 		c.u = e.userOf(now, t, uid)
@@ -234,7 +246,11 @@ func (e *Engine) restoreCall(now time.Time, t *tenantState, rc *CallRecord) {
 	t.settled += sec
 	t.minutes.acc.used += sec
 	var spend int64
-	if rate, ok := t.plan.rates.lookup(rc.Callee); ok && now.After(rc.AnsweredAt) {
+	rate, ok := t.plan.rates.lookup(rc.Callee)
+	if ok {
+		c.rate = rate
+	}
+	if ok && now.After(rc.AnsweredAt) {
 		spend = cost(rate, now.Sub(rc.AnsweredAt))
 		if rc.AnsweredAt.Before(e.cycleStart) {
 			spend -= cost(rate, e.cycleStart.Sub(rc.AnsweredAt))
@@ -243,6 +259,7 @@ func (e *Engine) restoreCall(now time.Time, t *tenantState, rc *CallRecord) {
 	}
 	e.markTenant(t)
 	e.charge(c, sec, spend, now, true)
+	return c, now
 }
 
 func (e *Engine) userOf(now time.Time, t *tenantState, id string) *userState {

@@ -224,8 +224,8 @@ func (e *Engine) UpsertPlan(now time.Time, p Plan) (Output, error) {
 		ps.rates.add(rows[i].Prefix, &rows[i])
 	}
 	for _, t := range e.order {
-		if t.plan == ps {
-			e.limitsChanged(t, false)
+		if t.plan == ps && e.limitsChanged(t, false) {
+			e.limitsEvent(t, now, &out)
 		}
 	}
 	e.settle(now, &out)
@@ -240,7 +240,7 @@ func (e *Engine) UpsertPlan(now time.Time, p Plan) (Output, error) {
 func (e *Engine) UpsertTenant(now time.Time, t Tenant) (Output, error) {
 	var out Output
 	now = e.step(now, &out)
-	if err := e.upsertTenant(now, t); err != nil {
+	if err := e.upsertTenant(now, t, &out); err != nil {
 		return out, err
 	}
 	e.settle(now, &out)
@@ -256,14 +256,16 @@ func (e *Engine) CreateTenant(now time.Time, name, plan string) (Output, error) 
 	if _, ok := e.tenants[name]; ok {
 		return out, fmt.Errorf("%w %q", ErrTenantExists, name)
 	}
-	if err := e.upsertTenant(now, Tenant{Name: name, Plan: plan, Overrides: e.defaults}); err != nil {
+	if err := e.upsertTenant(now, Tenant{Name: name, Plan: plan, Overrides: e.defaults}, &out); err != nil {
 		return out, err
 	}
 	e.settle(now, &out)
 	return out, nil
 }
 
-func (e *Engine) upsertTenant(now time.Time, t Tenant) error {
+// upsertTenant reports a limits.changed for an existing tenant whose
+// effective limits changed (a new tenant's limits are not a change).
+func (e *Engine) upsertTenant(now time.Time, t Tenant, out *Output) error {
 	if t.Name == "" {
 		return fmt.Errorf("%w: tenant", ErrEmptyName)
 	}
@@ -277,15 +279,23 @@ func (e *Engine) upsertTenant(now time.Time, t Tenant) error {
 	if err := validateRoles(t.Name, t.Roles); err != nil {
 		return err
 	}
-	ts, ok := e.tenants[t.Name]
-	if !ok {
+	ts, existed := e.tenants[t.Name]
+	if !existed {
 		ts = e.newTenant(now, t.Name)
 	}
 	ts.plan = ps
 	ts.overrides = t.Overrides.clone()
 	e.setRoles(ts, t.Roles)
-	e.limitsChanged(ts, true)
+	if e.limitsChanged(ts, true) && existed {
+		e.limitsEvent(ts, now, out)
+	}
 	return nil
+}
+
+// limitsEvent reports the tenant's new effective limits.
+func (e *Engine) limitsEvent(ts *tenantState, now time.Time, out *Output) {
+	l := ts.eff.limits(nil)
+	out.Events = append(out.Events, Event{Type: EventLimits, Tenant: ts.name, At: now, Limits: &l})
 }
 
 func (e *Engine) newTenant(now time.Time, name string) *tenantState {
@@ -334,20 +344,24 @@ func countOrUnlimited(p *int64) int64 {
 // the recomputation of its deadlines: the tenant's budgets always, its
 // users' role budgets only when roles changed (users) or the alert
 // threshold they share with the tenant did, so a limit change costs
-// O(log n) whatever the number of users.
-func (e *Engine) limitsChanged(ts *tenantState, users bool) {
+// O(log n) whatever the number of users. It reports whether the
+// effective limits changed.
+func (e *Engine) limitsChanged(ts *tenantState, users bool) (changed bool) {
+	old := ts.eff
 	threshold := ts.eff.threshold
 	ts.eff = resolveLimits(&ts.overrides, &ts.plan.limits)
+	changed = ts.eff != old
 	e.limitChanged(&ts.minutes)
 	e.limitChanged(&ts.spend)
 	if !users && ts.eff.threshold == threshold {
-		return
+		return changed
 	}
 	// Recomputation emits nothing and the heap breaks ties by sequence
 	// number, so map order does not matter here.
 	for _, u := range ts.users {
 		e.limitChanged(&u.minutes)
 	}
+	return changed
 }
 
 func (e *Engine) limitChanged(b *budget) {
@@ -360,12 +374,14 @@ func (e *Engine) limitChanged(b *budget) {
 // later; a cap lowered below current usage cuts nothing and suspends
 // nobody here — the tenant trips on its next call or charge.
 func (e *Engine) SetOverrides(now time.Time, tenant string, l Limits) (Output, error) {
-	return e.onTenant(now, tenant, func(ts *tenantState, _ time.Time, _ *Output) error {
+	return e.onTenant(now, tenant, func(ts *tenantState, now time.Time, out *Output) error {
 		if err := l.validate(fmt.Sprintf("tenant %q", tenant)); err != nil {
 			return err
 		}
 		ts.overrides = l.clone()
-		e.limitsChanged(ts, false)
+		if e.limitsChanged(ts, false) {
+			e.limitsEvent(ts, now, out)
+		}
 		return nil
 	})
 }
@@ -373,9 +389,11 @@ func (e *Engine) SetOverrides(now time.Time, tenant string, l Limits) (Output, e
 // ResetTenant clears every override of the tenant ("reset to defaults"):
 // its overrides become Settings.TenantDefaults again. Roles are kept.
 func (e *Engine) ResetTenant(now time.Time, tenant string) (Output, error) {
-	return e.onTenant(now, tenant, func(ts *tenantState, _ time.Time, _ *Output) error {
+	return e.onTenant(now, tenant, func(ts *tenantState, now time.Time, out *Output) error {
 		ts.overrides = e.defaults.clone()
-		e.limitsChanged(ts, false)
+		if e.limitsChanged(ts, false) {
+			e.limitsEvent(ts, now, out)
+		}
 		return nil
 	})
 }

@@ -112,10 +112,7 @@ func (r *Runner) End(now time.Time, callID string) (rd Ready, ok bool) {
 
 // EndAt is Engine.EndAt: End with billing stopped at billedEnd.
 func (r *Runner) EndAt(now time.Time, callID string, billedEnd time.Time) (rd Ready, ok bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out, ok := r.e.EndAt(now, callID, billedEnd)
-	return r.ready(Decision{Output: out}), ok
+	return r.EndWith(now, callID, End{BilledEnd: billedEnd})
 }
 
 // Tick is Engine.Tick.
@@ -170,4 +167,19 @@ func (r *Runner) UserUsage(now time.Time, tenant, user string) time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.e.UserUsage(now, tenant, user)
+}
+
+// EndWith is Engine.EndWith.
+func (r *Runner) EndWith(now time.Time, callID string, end End) (rd Ready, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out, ok := r.e.EndWith(now, callID, end)
+	return r.ready(Decision{Output: out}), ok
+}
+
+// Reject is Engine.Reject.
+func (r *Runner) Reject(now time.Time, req CallRequest, cause string, code int) Ready {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ready(Decision{Output: r.e.Reject(now, req, cause, code)})
 }
