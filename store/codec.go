@@ -139,6 +139,11 @@ type eventRec struct {
 	Limit  int64     `json:"limit,omitempty"`
 	Reason string    `json:"reason,omitempty"`
 	At     time.Time `json:"at"`
+	// Call and Limits are stored by their Go field names (the engine's
+	// types, no tags): renaming a field of admission.CallInfo, End,
+	// Media, MediaLeg or Limits changes this format.
+	Call   *admission.CallInfo `json:"call,omitempty"`
+	Limits *admission.Limits   `json:"limits,omitempty"`
 }
 
 func encodePlan(p configs.Plan) ([]byte, error) {
@@ -322,7 +327,7 @@ func decodeCallJSON(v []byte) (admission.CallRecord, error) {
 func encodeEvent(e admission.Event) ([]byte, error) {
 	v, err := json.Marshal(eventRec{
 		Type: e.Type, Tenant: e.Tenant, User: e.User, CallID: e.CallID, Cap: e.Cap,
-		Value: e.Value, Limit: e.Limit, Reason: e.Reason, At: e.At.UTC(),
+		Value: e.Value, Limit: e.Limit, Reason: e.Reason, At: e.At.UTC(), Call: e.Call, Limits: e.Limits,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("event %s: %w", e.Type, err)
@@ -337,7 +342,7 @@ func decodeEvent(v []byte) (admission.Event, error) {
 	}
 	return admission.Event{
 		Type: r.Type, Tenant: r.Tenant, User: r.User, CallID: r.CallID, Cap: r.Cap,
-		Value: r.Value, Limit: r.Limit, Reason: r.Reason, At: r.At,
+		Value: r.Value, Limit: r.Limit, Reason: r.Reason, At: r.At, Call: r.Call, Limits: r.Limits,
 	}, nil
 }
 

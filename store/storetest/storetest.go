@@ -778,6 +778,16 @@ func testRoundTrip(t *testing.T, s store.Store) {
 	empty := configs.Tenant{Name: "empty", Sources: []string{}, DIDs: []string{}, Roles: []configs.Role{}, Limits: configs.Limits{Destinations: map[string]bool{}}}
 	noPayload := Call("np", "t", T0)
 	noPayload.Payload = nil
+	// A CDR with every field, media meters included, and a limits change:
+	// the engine's types round-trip whole.
+	cdr := admission.Event{Type: admission.EventCallEnded, Tenant: "t", User: "100", CallID: "c;1", At: T0.Add(time.Minute),
+		Call: &admission.CallInfo{Direction: admission.Inbound, Caller: "100", Callee: "4930", Rated: true, RatePrefix: "49",
+			AnsweredAt: T0, Billed: 59*time.Second + 7, Cost: 12345, Cause: "bye_caller", Code: 0,
+			End: &admission.End{BilledEnd: T0.Add(59 * time.Second), Cause: "bye_caller", HungUp: "caller",
+				Media: &admission.Media{Caller: admission.MediaLeg{Packets: 3, Bytes: 480, Lost: -1, JitterMs: 0.25, SSRCChanges: 1,
+					Dropped: 2, Malformed: 1, RTCPPackets: 4, FirstPacket: T0, LastPacket: T0.Add(time.Second)}}}}}
+	limitsEv := admission.Event{Type: admission.EventLimits, Tenant: "t", At: T0,
+		Limits: &admission.Limits{MaxParallelCalls: ptr[int64](5), AlertThresholdPct: ptr[int64](80)}}
 	emptyPayload := Call("ep", "t", T0)
 	emptyPayload.Payload = []byte{}
 	binPayload := Call("bp", "t", T0)
@@ -795,7 +805,7 @@ func testRoundTrip(t *testing.T, s store.Store) {
 		Counters:   []admission.TenantRecord{counter},
 		Users:      []admission.UserRecord{{Tenant: "t", User: "ü ser", Cycle: T0, Seconds: 1, Flags: 3}},
 		PutCalls:   []admission.CallRecord{noPayload, emptyPayload, binPayload, inbound},
-		Events:     []admission.Event{{Type: "cycle.rollover", At: T0}},
+		Events:     []admission.Event{{Type: "cycle.rollover", At: T0}, cdr, limitsEv},
 	})
 	st := load(t, s)
 	eq(t, "plans", st.Plans, []configs.Plan{FullPlan("full"), minimal})
@@ -807,9 +817,9 @@ func testRoundTrip(t *testing.T, s store.Store) {
 	if st.Calls[3].Payload != nil || st.Calls[1].Payload == nil {
 		t.Error("nil and empty payloads not kept apart")
 	}
-	o, _ := s.Outbox(0, 1)
+	o, _ := s.Outbox(0, 3)
 	eventIDs(t, o)
-	eq(t, "event", o, []store.OutboxEntry{{Seq: 1, Event: admission.Event{Type: "cycle.rollover", At: T0}}})
+	eq(t, "events", o, []store.OutboxEntry{{Seq: 1, Event: admission.Event{Type: "cycle.rollover", At: T0}}, {Seq: 2, Event: cdr}, {Seq: 3, Event: limitsEv}})
 	lim := st.Plans[0].Limits
 	if *lim.MonthlySpendLimit != configs.MustMoney("123.456789") || st.Plans[0].Rates[1].Increments != (configs.Increments{Initial: 30, Subsequent: 6}) {
 		t.Errorf("money or increments changed: %v %v", *lim.MonthlySpendLimit, st.Plans[0].Rates[1].Increments)
