@@ -122,6 +122,10 @@ var defaultRejects = map[string]Reject{
 
 // Config is the whole tollgate configuration file.
 type Config struct {
+	// Node names this gateway: the "node" field of every event it
+	// publishes (and its name in a cluster). Letters, digits, '-', '_' and
+	// '.', at most 64. Default: the host name (DefaultNode).
+	Node string `yaml:"node" json:"node"`
 	// Log configures the process logger.
 	Log Log `yaml:"log" json:"log"`
 	// SIP configures the SIP edge: listeners, the advertised host and timers.
@@ -167,6 +171,9 @@ type Config struct {
 	Debug Debug `yaml:"debug" json:"debug"`
 	// Runtime tunes the Go runtime's garbage collector at start.
 	Runtime Runtime `yaml:"runtime" json:"runtime"`
+	// NATS configures the event bus: the embedded or external NATS
+	// server, the JetStream stream and the outbox publisher.
+	NATS NATS `yaml:"nats" json:"nats"`
 }
 
 // Debug configures the operators' profiling endpoint.
@@ -599,11 +606,13 @@ func Parse(name string, data []byte) (*Config, error) {
 		}
 	}
 	restoreFlood := cfg.SIP.Flood.keepWrittenZeros(idx.present)
+	restoreNATS := cfg.NATS.keepWrittenZeros(idx.present)
 	cfg.ApplyDefaults()
 	for d := range keep {
 		*d = 0
 	}
 	restoreFlood()
+	restoreNATS()
 	if err := cfg.Validate(); err != nil {
 		return nil, idx.located(name, err)
 	}
@@ -616,6 +625,10 @@ func Parse(name string, data []byte) (*Config, error) {
 // cannot ask for shutdown_grace 0 through ApplyDefaults; Parse keeps a 0s
 // written in the file.
 func (c *Config) ApplyDefaults() {
+	if c.Node == "" {
+		c.Node = DefaultNode()
+	}
+	c.NATS.applyDefaults()
 	c.Log.Level = strings.ToLower(c.Log.Level)
 	if c.Log.Level == "" {
 		c.Log.Level = DefaultLogLevel
@@ -906,9 +919,12 @@ func errf(path, format string, args ...any) error {
 // Validate checks the whole config and returns the first error, naming the
 // field path (e.g. `sip.listen[1].transport: must be udp, tcp or tls, got "sctp"`).
 // It expects ApplyDefaults to have run. Its only I/O is reading the TLS
-// files the config names (certificates, keys, CAs), so that a missing or
-// bad one is reported with its field path.
+// files the config names (certificates, keys, CAs) and the NATS creds and
+// NKey files, so that a missing or bad one is reported with its field path.
 func (c *Config) Validate() error {
+	if err := validateNode(c.Node); err != nil {
+		return err
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -1053,7 +1069,10 @@ func (c *Config) Validate() error {
 	if err := c.Debug.validate(c.API.Listen); err != nil {
 		return err
 	}
-	return c.Runtime.validate()
+	if err := c.Runtime.validate(); err != nil {
+		return err
+	}
+	return c.NATS.validate()
 }
 
 func (d *Debug) validate(apiListen string) error {
