@@ -31,8 +31,8 @@ func Subject(tenant, typ string) string {
 // Encode turns an outbox entry into the message to publish; node names
 // the gateway that produced it.
 func Encode(node string, e store.OutboxEntry) (Message, error) {
-	w := fromEngine(node, e.ID, e.Event)
-	data, err := w.marshal()
+	w := FromEngine(node, e.ID, e.Event)
+	data, err := w.Marshal()
 	if err != nil {
 		return Message{}, err
 	}
