@@ -112,9 +112,9 @@ func TestEveryEventValidates(t *testing.T) {
 func TestSchemasRejectWrongEvents(t *testing.T) {
 	for _, bad := range []string{
 		`{"schema":1,"id":"0123456789abcdef-1","type":"call.ended","time":"2026-01-01T00:00:00Z","tenant":"acme","node":"n","call_id":"x","direction":"outbound","caller":"1","callee":"2","emergency":false,"cause":"bye_caller"}`, // no billed_seconds
-		`{"schema":2,"id":"0123456789abcdef-1","type":"cycle.rollover","time":"2026-01-01T00:00:00Z","tenant":"","node":"n","cycle_start":"2026-01-01T00:00:00Z"}`,                                                                   // wrong schema version
-		`{"schema":1,"id":"0123456789abcdef-1","type":"usage.threshold","time":"2026-01-01T00:00:00+01:00","tenant":"acme","node":"n","cap":"max_monthly_minutes","unit":"minutes","limit":4,"value":3.2}`,                             // not UTC
-		`{"schema":1,"id":"0123456789abcdef-1","type":"usage.threshold","time":"2026-01-01T00:00:00Z","tenant":"acme","node":"n","cap":"max_monthly_minutes","unit":"minutes","limit":4,"value":3.2,"extra":1}`,                        // unknown field
+		`{"schema":2,"id":"0123456789abcdef-1","type":"cycle.rollover","time":"2026-01-01T00:00:00Z","tenant":"","node":"n","cycle_start":"2026-01-01T00:00:00Z"}`,                                                                  // wrong schema version
+		`{"schema":1,"id":"0123456789abcdef-1","type":"usage.threshold","time":"2026-01-01T00:00:00+01:00","tenant":"acme","node":"n","cap":"max_monthly_minutes","unit":"minutes","limit":4,"value":3.2}`,                          // not UTC
+		`{"schema":1,"id":"0123456789abcdef-1","type":"usage.threshold","time":"2026-01-01T00:00:00Z","tenant":"acme","node":"n","cap":"max_monthly_minutes","unit":"minutes","limit":4,"value":3.2,"extra":1}`,                     // unknown field
 		`{"schema":1,"id":"x","type":"no.such","time":"2026-01-01T00:00:00Z","tenant":"acme","node":"n"}`,
 	} {
 		if err := eventstest.Validate([]byte(bad)); err == nil {
