@@ -81,6 +81,13 @@ func (g *Gateway) stopScheduler() {
 
 // emit logs a usage event and hands it to the configured sink.
 func (g *Gateway) emit(ev admission.Event) {
+	if g.onEvent != nil {
+		g.onEvent(ev)
+	}
+	switch ev.Type {
+	case admission.EventCallStarted, admission.EventCallAnswered, admission.EventCallEnded, admission.EventCallRejected:
+		return // the call's own log lines ("decision", "call ended") say it
+	}
 	e := g.log.Info().Str("event", ev.Type).Time("at", ev.At)
 	if ev.Tenant != "" {
 		e = e.Str("tenant", ev.Tenant)
@@ -98,9 +105,6 @@ func (g *Gateway) emit(ev admission.Event) {
 		e = e.Str("reason", ev.Reason)
 	}
 	e.Msg("usage event")
-	if g.onEvent != nil {
-		g.onEvent(ev)
-	}
 }
 
 // cutCause turns an engine cut into a teardown cause whose Reason header

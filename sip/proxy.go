@@ -200,23 +200,24 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) (async bo
 		g.logDecision(callID, "", 0, "reject", cerr.Cause, cerr.Code)
 		return false
 	}
-	if g.draining.Load() {
-		g.reply(tx, req, 503, "Service Unavailable", "gateway draining", sip.NewHeader("Retry-After", "30"))
-		g.logDecision(callID, route.Tenant, route.Direction, "reject", "draining", 503)
-		return false
-	}
 	from := req.From()
 	fromTag := tagOf(from.Params) // the front door made sure there is one
+	key := dialogKey(callID, fromTag)
+	if g.draining.Load() {
+		g.reply(tx, req, 503, "Service Unavailable", "gateway draining", sip.NewHeader("Retry-After", "30"))
+		g.rejectEarly(g.now(), callID, key, route, from.Address.User, callee, "draining", 503)
+		return false
+	}
 	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
 		g.reply(tx, req, 483, "Too Many Hops", "")
-		g.logDecision(callID, route.Tenant, route.Direction, "reject", "max_forwards", 483)
+		g.rejectEarly(g.now(), callID, key, route, from.Address.User, callee, "max_forwards", 483)
 		return false
 	}
 
 	offer, hasSDP, sdpOK := g.parseOffer(req)
 	if !sdpOK {
 		g.reply(tx, req, 488, "Not Acceptable Here", "sdp")
-		g.logDecision(callID, route.Tenant, route.Direction, "reject", "sdp", 488)
+		g.rejectEarly(g.now(), callID, key, route, from.Address.User, callee, "sdp", 488)
 		return false
 	}
 
@@ -224,7 +225,6 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) (async bo
 	// cut of the early call (a suspension in another goroutine right after
 	// Admit) always finds it.
 	now := g.now()
-	key := dialogKey(callID, fromTag)
 	d := &Dialog{
 		Key: key, CallID: callID, Tenant: route.Tenant, Direction: route.Direction, Created: now,
 		Caller: from.Address.User, Callee: callee,
@@ -246,7 +246,7 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) (async bo
 		// Same Call-ID and tag as a live call: a loop or a broken UA. The
 		// live call keeps its single slot.
 		g.reply(tx, req, 482, "Loop Detected", "")
-		g.logDecision(callID, route.Tenant, route.Direction, "reject", "loop", 482)
+		g.rejectEarly(now, callID, key, route, from.Address.User, callee, "loop", 482)
 		return false
 	}
 	dec := g.adm.Admit(now, admission.CallRequest{
@@ -946,7 +946,11 @@ func (g *Gateway) endCall(d *Dialog, cause string) bool {
 	g.dialogs.Remove(d)
 	g.closeMedia(d)
 	billedEnd := g.billedEnd(d, now)
-	out, _ := g.adm.EndAt(now, d.Key, billedEnd)
+	end := callEnd(cause, billedEnd)
+	if caller, callee, ok := d.MediaStats(); ok {
+		end.Media = &admission.Media{Caller: engineLeg(caller), Callee: engineLeg(callee)}
+	}
+	out, _ := g.adm.EndWith(now, d.Key, end)
 	e := g.log.Info().Str("call_id", d.CallID).Str("tenant", d.Tenant).Str("direction", d.Direction.String()).
 		Str("state", was.String()).Str("cause", cause)
 	if a := d.Answered(); !a.IsZero() {
