@@ -13,6 +13,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/pion/rtp"
 
+	"github.com/tollgate/tollgate/admission"
 	"github.com/tollgate/tollgate/configs"
 	"github.com/tollgate/tollgate/meter"
 )
@@ -139,6 +140,12 @@ func TestRelayAnchorsRTPOnBothLegs(t *testing.T) {
 	}
 	e.idle(t)
 	eventually(t, 2*time.Second, func() bool { return e.gw.media.FreePairs() == free }, "ports not released: %d of %d free", e.gw.media.FreePairs(), free)
+	// The CDR carries the meters.
+	ended := e.waitEvent(t, admission.EventCallEnded, 1, 2*time.Second)
+	if c := ended.Call; c.Cause != "bye_caller" || c.End.HungUp != "caller" || c.End.Media == nil ||
+		c.End.Media.Caller.Packets != 1 || c.End.Media.Callee.Packets != 1 || c.End.Media.Caller.FirstPacket.IsZero() {
+		t.Fatalf("call.ended %+v, end %+v", c, c.End)
+	}
 }
 
 func TestUnanchorableSDPGets488AndCountsNothing(t *testing.T) {
@@ -153,6 +160,10 @@ func TestUnanchorableSDPGets488AndCountsNothing(t *testing.T) {
 	}
 	if e.adm.Active("acme") != 0 || e.gw.media.FreePairs() != free {
 		t.Fatalf("a refused call holds a slot (%d) or ports (%d of %d free)", e.adm.Active("acme"), e.gw.media.FreePairs(), free)
+	}
+	rej := e.waitEvent(t, admission.EventCallRejected, 1, time.Second)
+	if rej.Tenant != "acme" || rej.Call.Cause != "sdp" || rej.Call.Code != 488 || len(e.eventsOf(admission.EventCallStarted)) != 0 {
+		t.Fatalf("call.rejected %+v %+v", rej, rej.Call)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/tollgate/tollgate/admission"
 	"github.com/tollgate/tollgate/configs"
 )
 
@@ -59,6 +60,11 @@ func TestByeFromCallee(t *testing.T) {
 		t.Errorf("BYE From tag %q, want the callee's tag", tagOf(bye.From().Params))
 	}
 	e.idle(t)
+	ended := e.waitEvent(t, admission.EventCallEnded, 1, time.Second)
+	if c := ended.Call; c.Cause != "bye_callee" || c.End.HungUp != "callee" || c.End.Media != nil || c.AnsweredAt.IsZero() ||
+		len(e.eventsOf(admission.EventCallStarted)) != 1 || len(e.eventsOf(admission.EventCallAnswered)) != 1 {
+		t.Errorf("call.ended %+v %+v", c, c.End)
+	}
 }
 
 func TestInboundCallToDID(t *testing.T) {
@@ -159,6 +165,12 @@ func TestCalleeBusyReleasesSlot(t *testing.T) {
 	}
 	if n := len(e.carrier.received(sip.INVITE, "")); n != 3 {
 		t.Errorf("callee got %d INVITEs, want 3 (the slot must be released each time)", n)
+	}
+	for i := 1; i <= 3; i++ {
+		ended := e.waitEvent(t, admission.EventCallEnded, i, time.Second)
+		if c := ended.Call; c.Cause != "rejected_486" || c.End.HungUp != "callee" || c.End.Status != 486 || c.Billed != 0 || !c.AnsweredAt.IsZero() {
+			t.Errorf("call.ended %d: %+v %+v", i, c, c.End)
+		}
 	}
 }
 
