@@ -377,10 +377,14 @@ func (e *Engine) trip(b *budget, x time.Time, out *Output) {
 	if hard {
 		e.cutDrawing(b, x, b.eventUnits(used), b.eventUnits(b.amount(b.limit())), out)
 		if b.kind != kindUserMinutes {
+			n := len(out.Events)
 			e.suspend(b.t, x, b.capName()+" reached", b.capName(), out)
-			ev := &out.Events[len(out.Events)-1] // the tenant.suspended just emitted
-			if ev.Type == EventSuspended && ev.Cap == b.capName() {
-				ev.Value, ev.Limit = b.eventUnits(used), b.eventUnits(b.amount(b.limit()))
+			// The tenant.suspended, if it was emitted now, is the first
+			// event after n (the cuts of its early calls follow it).
+			if len(out.Events) > n {
+				if ev := &out.Events[n]; ev.Type == EventSuspended && ev.Cap == b.capName() {
+					ev.Value, ev.Limit = b.eventUnits(used), b.eventUnits(b.amount(b.limit()))
+				}
 			}
 		}
 	}

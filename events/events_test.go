@@ -139,6 +139,12 @@ func TestUnits(t *testing.T) {
 	if thr.Cap != "max_monthly_minutes" || thr.Unit != "minutes" || thr.Limit != 4 || thr.Value != 3.2 {
 		t.Errorf("usage.threshold: %+v", thr.Usage)
 	}
+	// The automatic suspension names its cap with real figures, even
+	// though the cuts of the tenant's early calls follow it.
+	susp := byType["tenant.suspended"][0]
+	if susp.Usage == nil || susp.Limit != 4 || susp.Value != 4 {
+		t.Errorf("tenant.suspended: %+v", susp.Usage)
+	}
 	cut := byType["call.cut"][0]
 	if cut.Usage == nil || cut.Limit != 4 || cut.Value != 4 || cut.Unit != "minutes" || cut.Call.Cause != "minutes" {
 		t.Errorf("call.cut: %+v %+v", cut.Usage, cut.Call)
