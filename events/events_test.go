@@ -40,12 +40,12 @@ func engineEvents(t *testing.T) []admission.Event {
 		Rates:  []admission.Rate{{Prefix: "49", PerMinute: 12_000, ConnectFee: 500, Initial: 1, Subsequent: 1}}}))
 	add(e.UpsertTenant(t0, admission.Tenant{Name: "acme", Plan: "p"}))
 	req := func(id string, dir admission.Direction) admission.CallRequest {
-		return admission.CallRequest{CallID: id, Tenant: "acme", Direction: dir, Caller: "100", Callee: "4930123"}
+		return admission.CallRequest{CallID: id + ";tag-" + id, Tenant: "acme", Direction: dir, Caller: "100", Callee: "4930123"}
 	}
 	d := e.Admit(t0, req("a", admission.Outbound))
 	add(d.Output, nil)
-	add(e.Answer(t0.Add(time.Second), "a"), nil)
-	o, _ := e.EndWith(t0.Add(31*time.Second), "a", admission.End{Cause: "bye_caller", HungUp: "caller",
+	add(e.Answer(t0.Add(time.Second), "a;tag-a"), nil)
+	o, _ := e.EndWith(t0.Add(31*time.Second), "a;tag-a", admission.End{Cause: "bye_caller", HungUp: "caller",
 		BilledEnd: t0.Add(30 * time.Second),
 		Media: &admission.Media{
 			Caller: admission.MediaLeg{Packets: 1450, Bytes: 232000, Lost: 2, JitterMs: 0.4, FirstPacket: t0.Add(time.Second), LastPacket: t0.Add(30 * time.Second)},
@@ -56,12 +56,12 @@ func engineEvents(t *testing.T) []admission.Event {
 	add(e.Admit(t0.Add(time.Minute), req("c", admission.Outbound)).Output, nil)
 	add(e.Admit(t0.Add(time.Minute), req("d", admission.Outbound)).Output, nil) // parallel cap: rejected
 	add(e.Reject(t0.Add(time.Minute), req("x", admission.Inbound), "sdp", 488), nil)
-	add(e.Answer(t0.Add(time.Minute), "b"), nil)
+	add(e.Answer(t0.Add(time.Minute), "b;tag-b"), nil)
 	// 4 minutes, 29.5 s used: "b" draws the rest and is cut.
 	add(e.Tick(t0.Add(10*time.Minute)), nil)
-	o, _ = e.EndWith(t0.Add(10*time.Minute), "b", admission.End{Cause: "minutes", HungUp: "gateway"})
+	o, _ = e.EndWith(t0.Add(10*time.Minute), "b;tag-b", admission.End{Cause: "minutes", HungUp: "gateway"})
 	add(o, nil)
-	o, _ = e.EndWith(t0.Add(10*time.Minute), "c", admission.End{Cause: "rejected_403", HungUp: "gateway", Status: 403})
+	o, _ = e.EndWith(t0.Add(10*time.Minute), "c;tag-c", admission.End{Cause: "rejected_403", HungUp: "gateway", Status: 403})
 	add(o, nil)
 	add(e.Resume(t0.Add(11*time.Minute), "acme", "paid"))
 	add(e.Suspend(t0.Add(12*time.Minute), "acme", "fraud check"))
@@ -151,7 +151,7 @@ func TestUnits(t *testing.T) {
 	}
 	var a events.Event
 	for _, w := range byType["call.ended"] {
-		if w.CallID == "a" {
+		if w.CallID == "a" && w.FromTag == "tag-a" {
 			a = w
 		}
 	}

@@ -64,7 +64,11 @@ type Event struct {
 
 // Call is what a call.* event says about its call.
 type Call struct {
+	// CallID is the SIP Call-ID of the caller's INVITE and FromTag its
+	// From tag: together they name the call (the engine's call id is
+	// "<Call-ID>;<from tag>"; a Call-ID never holds a ';').
 	CallID    string `json:"call_id"`
+	FromTag   string `json:"from_tag,omitempty"`
 	Direction string `json:"direction"` // inbound | outbound, from the tenant
 	Caller    string `json:"caller"`
 	Callee    string `json:"callee"` // the dialled number, normalised
@@ -179,8 +183,12 @@ func FromEngine(node, id string, e admission.Event) Event {
 }
 
 func fromCall(id, typ string, c *admission.CallInfo) *Call {
-	w := &Call{CallID: id, Direction: c.Direction.String(), Caller: c.Caller, Callee: c.Callee, Emergency: c.Emergency,
+	w := &Call{Direction: c.Direction.String(), Caller: c.Caller, Callee: c.Callee, Emergency: c.Emergency,
 		Cause: c.Cause, Class: c.Class}
+	w.CallID, w.FromTag = id, ""
+	if i := strings.LastIndexByte(id, ';'); i >= 0 {
+		w.CallID, w.FromTag = id[:i], id[i+1:]
+	}
 	if c.Rated {
 		p := c.RatePrefix
 		w.RatePrefix = &p
