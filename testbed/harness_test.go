@@ -178,6 +178,17 @@ type gatewayConfig struct {
 	// product default). Off, the testbed bills by signalling: most of its
 	// SIPp scenarios send no RTP, and their tests check billed durations.
 	BillFromMedia bool
+	// NATS is the body of the config's nats section (indented two
+	// spaces). Empty: the embedded server without a client port
+	// (listen: off), so parallel gateways never share one.
+	NATS string
+}
+
+func natsSection(body string) string {
+	if body == "" {
+		return "  listen: \"off\"\n"
+	}
+	return body
 }
 
 // adminToken is the admin API token of the testbed gateways.
@@ -279,7 +290,8 @@ tenants:
     plan: e2e
     carrier: carrier
     sources: [%s/32]
-store:
+nats:
+%sstore:
   data_dir: %s
 api:
   listen: %s
@@ -288,7 +300,7 @@ api:
       scope: admin
       token_env: TOLLGATE_ADMIN_TOKEN
 `, g.addr, tlsListen, gatewayIP, c.ShutdownGrace, billFrom(c.BillFromMedia), carrierIP, g.carrierPort, carrierHop, carrierIP, c.MaxParallelCalls, pbxIP,
-		filepath.Join(dir, "data"), strings.TrimPrefix(g.apiURL, "http://"))
+		natsSection(c.NATS), filepath.Join(dir, "data"), strings.TrimPrefix(g.apiURL, "http://"))
 	cfgPath := filepath.Join(dir, "tollgate.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
