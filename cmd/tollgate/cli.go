@@ -46,6 +46,9 @@ Admin commands (talk to a running gateway's admin API):
   tollgate tokens create NAME --scope admin|settings|billing|read
                                             prints the secret (shown only once)
   tollgate tokens delete NAME
+  tollgate events [--tenant T] [--type X] [--since 1h] [--follow]
+                                            the usage events on NATS, one line each
+                                            (flags: tollgate events -h)
 
 Flags of every admin command (before or after the arguments):
   --api URL        admin API base URL (env TOLLGATE_API, default ` + defaultAPI + `)
@@ -116,6 +119,7 @@ clears the override (the plan's value applies again), unlimited means -1.`, cmdL
 	"tokens": {`tollgate tokens [list]
   tollgate tokens create NAME --scope admin|settings|billing|read
   tollgate tokens delete NAME`, cmdTokens},
+	"events": {eventsUsage, cmdEvents},
 }
 
 // isCLICommand reports whether name is an admin command (for main's
@@ -288,6 +292,11 @@ func (c *cli) report(err error, usage string) int {
 		fmt.Fprintf(c.stderr, "tollgate: cannot reach the admin API at %s (set --api or TOLLGATE_API): %s\n",
 			c.client.BaseURL(), unreachableCause(err))
 		return exitUnreachable
+	}
+	var ce interface{ ExitCode() int }
+	if errors.As(err, &ce) {
+		fmt.Fprintf(c.stderr, "tollgate: %s\n", err)
+		return ce.ExitCode()
 	}
 	fmt.Fprintf(c.stderr, "tollgate: %s\n", err)
 	return exitFailure
