@@ -286,7 +286,7 @@ func (p *Publisher) run() {
 				return
 			}
 		}
-		p.fill(&r, closing != nil)
+		p.fill(&r, closing)
 		if len(r.q) > 0 && r.q[0].fut == nil || len(r.q) == 0 && (r.failed != nil || closing != nil && r.idle) {
 			continue // a skipped entry at the front settles at once; a failure with nothing outstanding ends the round; or drained
 		}
@@ -384,19 +384,22 @@ func (p *Publisher) endRound(r *round) time.Duration {
 
 // fill publishes entries until max_in_flight are outstanding or the
 // outbox has no more.
-func (p *Publisher) fill(r *round, closing bool) {
+func (p *Publisher) fill(r *round, closing context.Context) {
 	if r.failed != nil || r.idle || r.waiting || !p.o.Conn.IsConnected() {
 		return
 	}
 	if !r.ready {
-		if closing {
-			r.idle = true // no Prepare at close: what is left waits for the next start
-			return
-		}
 		if p.o.Prepare != nil {
-			ctx, cancel := context.WithTimeout(p.ctx, prepareTimeout)
+			parent := p.ctx // cancelled by Close
+			if closing != nil {
+				parent = closing
+			}
+			ctx, cancel := context.WithTimeout(parent, prepareTimeout)
 			err := p.o.Prepare(ctx)
 			cancel()
+			if err != nil && closing == nil && p.ctx.Err() != nil {
+				return // Close interrupted it: again under Close's context
+			}
 			if err != nil {
 				p.errors.Add(1)
 				r.failed = err

@@ -82,7 +82,14 @@ func startServer(opts *server.Options, log zerolog.Logger) (*server.Server, erro
 	sl := &serverLog{log: log}
 	srv.SetLoggerV2(sl, false, false, false)
 	srv.Start()
-	if !srv.ReadyForConnections(readyTimeout) {
+	// Ready, or failed: a port in use is logged at once (and would keep
+	// ReadyForConnections waiting its whole timeout).
+	deadline := time.Now().Add(readyTimeout)
+	ready := srv.ReadyForConnections(25 * time.Millisecond)
+	for !ready && sl.last() == "" && time.Now().Before(deadline) {
+		ready = srv.ReadyForConnections(25 * time.Millisecond)
+	}
+	if !ready {
 		srv.Shutdown()
 		srv.WaitForShutdown()
 		where := net.JoinHostPort(opts.Host, fmt.Sprint(opts.Port))
