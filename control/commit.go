@@ -24,16 +24,24 @@ type committer interface {
 var _ committer = (*store.Committer)(nil)
 
 // newCommitter starts the store's group committer with the config's
-// intervals.
-func newCommitter(st store.Store, cfg *configs.Config, now func() time.Time, log zerolog.Logger, onCommit func(time.Duration)) committer {
+// intervals. onCommit gets every commit's latency, onEvents is called
+// after a commit that wrote events; either may be nil.
+func newCommitter(st store.Store, cfg *configs.Config, now func() time.Time, log zerolog.Logger, onCommit func(time.Duration), onEvents func()) committer {
 	o := store.CommitterOptions{
 		Interval:   cfg.Store.CommitInterval,
 		Checkpoint: cfg.Store.CheckpointInterval,
 		Now:        now,
 		Logger:     log,
 	}
-	if onCommit != nil {
-		o.OnCommit = func(d time.Duration, _ *store.Batch) { onCommit(d) }
+	if onCommit != nil || onEvents != nil {
+		o.OnCommit = func(d time.Duration, b *store.Batch) {
+			if onCommit != nil {
+				onCommit(d)
+			}
+			if onEvents != nil && len(b.Events) > 0 {
+				onEvents()
+			}
+		}
 	}
 	return store.NewCommitter(st, o)
 }

@@ -60,6 +60,10 @@ type Options struct {
 	// OnCommit receives the latency of every group commit (metrics).
 	// Optional.
 	OnCommit func(d time.Duration)
+	// OnEvents is called after a group commit that appended events to
+	// the outbox (the NATS publisher's wake-up). It must not block.
+	// Optional.
+	OnEvents func()
 }
 
 // MinTokenLen is the minimum length of a token secret given through
@@ -180,7 +184,7 @@ func Open(cfg *configs.Config, st store.Store, opts Options) (*Service, error) {
 		}
 	}
 
-	s.commit = newCommitter(st, cfg, s.now, s.log, opts.OnCommit)
+	s.commit = newCommitter(st, cfg, s.now, s.log, opts.OnCommit, opts.OnEvents)
 	s.runner.SetJournal(&journal{s: s})
 
 	rd, err := s.runner.Restore(admission.Snapshot{At: at, Tenants: state.Counters, Users: state.Users, Calls: state.Calls})
