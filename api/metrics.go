@@ -28,6 +28,12 @@ var (
 		1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2,
 		0.1, 0.25, 0.5, 1,
 	}
+	// pubAckBuckets span 50µs..5s: publish to PubAck (5 s is the
+	// publisher's ack timeout).
+	pubAckBuckets = []float64{
+		5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2,
+		0.1, 0.25, 0.5, 1, 2.5, 5,
+	}
 )
 
 // Metrics are tollgate's Prometheus metrics, registered on one registry
@@ -41,6 +47,13 @@ var (
 //	tollgate_sip_dropped_total{reason}         counter (stray, unparsable)
 //	tollgate_store_commit_seconds              histogram (100µs..1s)
 //	tollgate_outbox_depth                      gauge (SetOutboxDepth)
+//	tollgate_outbox_oldest_age_seconds         gauge (SetPublisherSource)
+//	tollgate_events_published_total            counter (SetPublisherSource)
+//	tollgate_events_duplicate_acks_total       counter (SetPublisherSource)
+//	tollgate_events_publish_errors_total       counter (SetPublisherSource)
+//	tollgate_events_skipped_total              counter (SetPublisherSource)
+//	tollgate_nats_connected                    gauge (SetPublisherSource)
+//	tollgate_events_puback_seconds             histogram (50µs..5s)
 //	tollgate_active_calls{tenant}              gauge (SetActiveSource), bounded
 //	tollgate_active_calls_total                gauge (SetActiveSource)
 //	tollgate_flood_allowed_total               counter (SetFloodSource)
@@ -63,12 +76,14 @@ type Metrics struct {
 	refused          *prometheus.CounterVec
 	dropped          *prometheus.CounterVec
 	commitLatency    prometheus.Histogram
+	pubAckLatency    prometheus.Histogram
 
-	mu     sync.Mutex
-	outbox func() int
-	active func() map[string]int64
-	flood  func() FloodStats
-	media  func() MediaStats
+	mu        sync.Mutex
+	publisher func() PublisherStats
+	outbox    func() int
+	active    func() map[string]int64
+	flood     func() FloodStats
+	media     func() MediaStats
 }
 
 // MediaStats are the media relay's totals, read at scrape time
@@ -79,6 +94,17 @@ type MediaStats struct {
 	Dropped    uint64 // from a source other than the latched one, not RTP, or with nowhere to go
 	PortsInUse int64  // UDP ports held by anchored calls (two per leg)
 	PortsFree  int64  // ports left in media.ports
+}
+
+// PublisherStats are the NATS publisher's figures, read at scrape time
+// (SetPublisherSource).
+type PublisherStats struct {
+	OldestAge  time.Duration // now − time of the oldest event in the outbox; 0 when empty
+	Published  uint64        // events JetStream acknowledged as stored
+	Duplicates uint64        // events acknowledged as duplicates (a republish, dropped by the stream)
+	Errors     uint64        // failed publishes (retried)
+	Skipped    uint64        // events that could not be encoded or published, dropped
+	Connected  bool          // the NATS connection is up
 }
 
 // FloodStats are flood protection's counts, read at scrape time
@@ -134,6 +160,11 @@ func NewMetrics(reg *prometheus.Registry, maxTenantSeries int) *Metrics {
 			Help:    "Duration of a store group commit.",
 			Buckets: commitBuckets,
 		}),
+		pubAckLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tollgate_events_puback_seconds",
+			Help:    "Time from publishing an event to NATS to its JetStream PubAck.",
+			Buckets: pubAckBuckets,
+		}),
 	}
 	outbox := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tollgate_outbox_depth",
@@ -149,9 +180,11 @@ func NewMetrics(reg *prometheus.Registry, maxTenantSeries int) *Metrics {
 	})
 	reg.MustRegister(
 		m.admitted, m.rejected, m.admissionLatency, m.teardowns, m.refused, m.dropped, m.commitLatency, outbox,
+		m.pubAckLatency,
 		&activeCollector{m: m, max: maxTenantSeries},
 		floodCollector{m: m},
 		mediaCollector{m: m},
+		publisherCollector{m: m},
 		// The scheduler's own figures (goroutines created, run-queue
 		// latencies) beside the defaults: what a call costs in handoffs.
 		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
@@ -235,6 +268,27 @@ func (m *Metrics) SetOutboxDepth(f func() int) {
 	m.mu.Lock()
 	m.outbox = f
 	m.mu.Unlock()
+}
+
+// SetPublisherSource sets the function /metrics reads the NATS
+// publisher's figures from (not set with nats.enabled false: the series
+// stay at 0). It must be safe to call concurrently.
+func (m *Metrics) SetPublisherSource(f func() PublisherStats) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.publisher = f
+	m.mu.Unlock()
+}
+
+// PubAckLatency observes the time from publishing one event to its
+// PubAck.
+func (m *Metrics) PubAckLatency(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.pubAckLatency.Observe(d.Seconds())
 }
 
 // SetActiveSource sets the function read at scrape time for the active
@@ -436,4 +490,50 @@ func (c mediaCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(mediaDroppedDesc, prometheus.CounterValue, float64(st.Dropped))
 	ch <- prometheus.MustNewConstMetric(mediaPortsUsedDesc, prometheus.GaugeValue, float64(st.PortsInUse))
 	ch <- prometheus.MustNewConstMetric(mediaPortsFreeDesc, prometheus.GaugeValue, float64(st.PortsFree))
+}
+
+var (
+	outboxOldestDesc = prometheus.NewDesc("tollgate_outbox_oldest_age_seconds",
+		"Age of the oldest event waiting in the outbox (0 when it is empty).", nil, nil)
+	eventsPublishedDesc = prometheus.NewDesc("tollgate_events_published_total",
+		"Events published to NATS JetStream and acknowledged as stored.", nil, nil)
+	eventsDuplicatesDesc = prometheus.NewDesc("tollgate_events_duplicate_acks_total",
+		"Events acknowledged by JetStream as duplicates (republished after a failure or restart; stored once).", nil, nil)
+	eventsErrorsDesc = prometheus.NewDesc("tollgate_events_publish_errors_total",
+		"Failed event publishes (timeouts, no responders, lost connection); each is retried.", nil, nil)
+	eventsSkippedDesc = prometheus.NewDesc("tollgate_events_skipped_total",
+		"Events dropped from the outbox because they cannot be encoded or published at all (logged).", nil, nil)
+	natsConnectedDesc = prometheus.NewDesc("tollgate_nats_connected",
+		"1 while the NATS connection is up.", nil, nil)
+)
+
+// publisherCollector exposes PublisherStats read at scrape time.
+type publisherCollector struct{ m *Metrics }
+
+// Describe implements prometheus.Collector.
+func (c publisherCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{outboxOldestDesc, eventsPublishedDesc, eventsDuplicatesDesc, eventsErrorsDesc, eventsSkippedDesc, natsConnectedDesc} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c publisherCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.Lock()
+	f := c.m.publisher
+	c.m.mu.Unlock()
+	var st PublisherStats
+	if f != nil {
+		st = f()
+	}
+	connected := 0.0
+	if st.Connected {
+		connected = 1
+	}
+	ch <- prometheus.MustNewConstMetric(outboxOldestDesc, prometheus.GaugeValue, st.OldestAge.Seconds())
+	ch <- prometheus.MustNewConstMetric(eventsPublishedDesc, prometheus.CounterValue, float64(st.Published))
+	ch <- prometheus.MustNewConstMetric(eventsDuplicatesDesc, prometheus.CounterValue, float64(st.Duplicates))
+	ch <- prometheus.MustNewConstMetric(eventsErrorsDesc, prometheus.CounterValue, float64(st.Errors))
+	ch <- prometheus.MustNewConstMetric(eventsSkippedDesc, prometheus.CounterValue, float64(st.Skipped))
+	ch <- prometheus.MustNewConstMetric(natsConnectedDesc, prometheus.GaugeValue, connected)
 }

@@ -181,3 +181,46 @@ func TestFloodMetrics(t *testing.T) {
 	var m *api.Metrics
 	m.SetFloodSource(nil) // no-op on nil
 }
+
+// TestPublisherMetrics: the NATS publisher's series read the source at
+// every scrape; without a source they are 0; PubAck latencies land in
+// their histogram.
+func TestPublisherMetrics(t *testing.T) {
+	e := newEnv(t)
+	body := scrape(t, e)
+	for _, want := range []string{"tollgate_events_published_total 0\n", "tollgate_nats_connected 0\n", "tollgate_outbox_oldest_age_seconds 0\n"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics without a source lacks %q", want)
+		}
+	}
+	st := api.PublisherStats{OldestAge: 1500 * time.Millisecond, Published: 1200, Duplicates: 7, Errors: 3, Skipped: 1, Connected: true}
+	e.m.SetPublisherSource(func() api.PublisherStats { return st })
+	e.m.PubAckLatency(700 * time.Microsecond)
+	e.m.PubAckLatency(30 * time.Millisecond)
+	body = scrape(t, e)
+	for _, want := range []string{
+		"# TYPE tollgate_outbox_oldest_age_seconds gauge\ntollgate_outbox_oldest_age_seconds 1.5\n",
+		"# TYPE tollgate_events_published_total counter\ntollgate_events_published_total 1200\n",
+		"# TYPE tollgate_events_duplicate_acks_total counter\ntollgate_events_duplicate_acks_total 7\n",
+		"# TYPE tollgate_events_publish_errors_total counter\ntollgate_events_publish_errors_total 3\n",
+		"# TYPE tollgate_events_skipped_total counter\ntollgate_events_skipped_total 1\n",
+		"# TYPE tollgate_nats_connected gauge\ntollgate_nats_connected 1\n",
+		`tollgate_events_puback_seconds_bucket{le="0.0005"} 0`,
+		`tollgate_events_puback_seconds_bucket{le="0.001"} 1`,
+		`tollgate_events_puback_seconds_bucket{le="0.05"} 2`,
+		"tollgate_events_puback_seconds_count 2\n",
+		"tollgate_outbox_depth ",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	st.Connected, st.Published = false, 1300
+	body = scrape(t, e)
+	if !strings.Contains(body, "tollgate_nats_connected 0\n") || !strings.Contains(body, "tollgate_events_published_total 1300\n") {
+		t.Errorf("second scrape not read from the source:\n%s", strings.Join(series(body, "tollgate_nats_connected"), "\n"))
+	}
+	var m *api.Metrics
+	m.SetPublisherSource(nil) // no-ops on nil
+	m.PubAckLatency(time.Millisecond)
+}
