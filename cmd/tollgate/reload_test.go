@@ -35,6 +35,7 @@ plans: [{name: p}]
 tenants: [{name: demo, plan: p, carrier: carrier, sources: [127.0.0.10/32]}]
 store: {data_dir: "%s"}
 api: {listen: "%s"}
+nats: {listen: "off"}
 `, freeUDPAddr(t), tlsAddr, certFile, keyFile, filepath.Join(dir, "data"), apiAddr)))
 	if err != nil {
 		t.Fatal(err)

@@ -24,9 +24,10 @@ import (
 )
 
 // serve runs the gateway until SIGTERM/SIGINT: runtime settings, the
-// profiling endpoint (debug.listen), store, control service (engine
-// rebuilt from the store), SIP edge, admin API. SIGHUP reloads the TLS
-// certificates.
+// profiling endpoint (debug.listen), store, NATS (the embedded server or
+// an external one, the events stream, the outbox publisher), control
+// service (engine rebuilt from the store), SIP edge, admin API. SIGHUP
+// reloads the TLS certificates.
 func serve(cfg *configs.Config, logOut io.Writer) error { return serveUntil(cfg, logOut, nil) }
 
 // serveUntil is serve; a non-nil stop channel replaces SIGTERM/SIGINT and
@@ -48,8 +49,17 @@ func serveUntil(cfg *configs.Config, logOut io.Writer, stop chan os.Signal) erro
 	}
 	defer st.Close()
 	metrics := api.NewMetrics(prometheus.NewRegistry(), *cfg.API.MaxTenantSeries)
+	// NATS before the service, stopped after it (defers run in reverse):
+	// the events of the last commits at shutdown are published before the
+	// store closes.
+	nb, err := startBus(cfg, st, metrics, log)
+	if err != nil {
+		return err
+	}
+	defer nb.stop()
 	svc, err := control.Open(cfg, st, control.Options{
 		Logger: log.With().Str("component", "control").Logger(), OnCommit: metrics.CommitLatency,
+		OnEvents: nb.notify,
 	})
 	if err != nil {
 		return err

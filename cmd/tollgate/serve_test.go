@@ -47,10 +47,14 @@ func freeUDPAddr(t *testing.T) string {
 }
 
 // startServe runs serveUntil with extra (YAML appended to a minimal
-// config whose admin API is on apiAddr) until the test ends, and waits
-// until the admin API answers.
+// config whose admin API is on apiAddr; without a nats section in extra,
+// the embedded NATS server has no client port) until the test ends, and
+// waits until the admin API answers.
 func startServe(t *testing.T, apiAddr, extra string) *testutil.SyncBuffer {
 	t.Helper()
+	if !strings.Contains(extra, "nats:") {
+		extra += "nats: {listen: \"off\"}\n"
+	}
 	cfg, err := configs.Parse("serve.yaml", []byte(fmt.Sprintf(`
 log: {level: info}
 sip:
@@ -65,6 +69,13 @@ api: {listen: "%s"}
 	if err != nil {
 		t.Fatal(err)
 	}
+	return runServe(t, cfg, apiAddr)
+}
+
+// runServe runs serveUntil with cfg until the test ends, and waits until
+// the admin API (on apiAddr) answers.
+func runServe(t *testing.T, cfg *configs.Config, apiAddr string) *testutil.SyncBuffer {
+	t.Helper()
 	logs := &testutil.SyncBuffer{}
 	stop := make(chan os.Signal, 1)
 	done := make(chan error, 1)
