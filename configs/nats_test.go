@@ -213,3 +213,24 @@ func TestNATSErrors(t *testing.T) {
 		t.Fatalf("error %v names %q", err, path)
 	}
 }
+
+// The shipped examples: the demo writes the defaults out; the
+// multi-tenant one an external cluster.
+func TestNATSExamples(t *testing.T) {
+	demo, err := Load("tollgate.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(demo.NATS, defaultNATS) {
+		t.Errorf("tollgate.yaml nats = %+v, want the defaults", demo.NATS)
+	}
+	multi, err := Load("example-multi-tenant.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := multi.NATS
+	if multi.Node != "gw-lon-1" || n.Embedded() || len(n.URLs()) != 3 || n.Stream.Replicas != 3 || n.Stream.MaxBytes != 50<<30 ||
+		n.Stream.DuplicateWindow != 15*time.Minute || n.Publisher.MaxInFlight != 1024 || n.Publisher.Batch != 256 || n.Listen != "" {
+		t.Errorf("example-multi-tenant.yaml: node %q nats %+v", multi.Node, n)
+	}
+}
