@@ -2,6 +2,8 @@ package bus
 
 import (
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -25,7 +27,10 @@ const ReconnectWait = 500 * time.Millisecond
 //
 // It does not wait for a server: an unreachable one at start is retried
 // for ever (RetryOnFailedConnect, MaxReconnects -1), and the connection
-// is returned at once in the reconnecting state; so is a lost one later.
+// is returned after one attempt in the reconnecting state; a lost one is
+// retried likewise. A server that is reached at start and refuses the
+// credentials or a certificate is an error (a config error, not an
+// outage); later refusals are logged and retried.
 // Publishes while disconnected fail at once rather than being buffered
 // (ReconnectBufSize -1): the Publisher then republishes from its oldest
 // unacknowledged event, in order, instead of nats.go replaying a buffer
@@ -38,7 +43,7 @@ func Connect(cfg configs.NATS, node string, srv *Server, log zerolog.Logger, env
 		nats.Name("tollgate " + node),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(ReconnectWait),
-		nats.RetryOnFailedConnect(true),
+		nats.IgnoreAuthErrorAbort(),
 		nats.ReconnectBufSize(-1),
 		nats.ConnectHandler(func(nc *nats.Conn) {
 			log.Info().Str("server", nc.ConnectedUrlRedacted()).Msg("NATS connected")
@@ -55,6 +60,11 @@ func Connect(cfg configs.NATS, node string, srv *Server, log zerolog.Logger, env
 		}),
 		nats.ErrorHandler(func(nc *nats.Conn, sub *nats.Subscription, err error) {
 			log.Error().Err(err).Msg("NATS error")
+		}),
+		nats.ClosedHandler(func(nc *nats.Conn) {
+			if err := nc.LastError(); err != nil {
+				log.Error().Err(err).Msg("NATS connection closed")
+			}
 		}),
 	}
 	url := strings.Join(cfg.URLs(), ",")
@@ -79,11 +89,40 @@ func Connect(cfg configs.NATS, node string, srv *Server, log zerolog.Logger, env
 		}
 	}
 	opts = append(opts, extra...)
+	// One attempt first, for its error: a server that refuses us is a
+	// config error; one that cannot be reached is an outage, retried in
+	// the background (RetryOnFailedConnect hides the first error).
 	nc, err := nats.Connect(url, opts...)
+	if err == nil {
+		return nc, nil
+	}
+	if refused(err) {
+		return nil, fmt.Errorf("nats: connect %s: %w (check the credentials and TLS settings of nats)", redact(url), err)
+	}
+	nc, err = nats.Connect(url, append(opts, nats.RetryOnFailedConnect(true))...)
 	if err != nil {
 		return nil, fmt.Errorf("nats: connect %s: %w", redact(url), err)
 	}
 	return nc, nil
+}
+
+// refused reports errors of a server that was reached and refused the
+// connection: bad credentials, or a certificate that does not verify
+// (either way).
+func refused(err error) bool {
+	if err == nil {
+		return false
+	}
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) ||
+		errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci) {
+		return true
+	}
+	m := strings.ToLower(err.Error())
+	return strings.Contains(m, "authorization violation") || strings.Contains(m, "remote error: tls")
 }
 
 // authOptions are the credentials of an external server.

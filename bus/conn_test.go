@@ -61,17 +61,14 @@ func TestConnectUserPassword(t *testing.T) {
 	}
 	defer nc.Close()
 	usable(t, nc)
-	if nc.Opts.Name != "tollgate gw1" || nc.Opts.MaxReconnect != -1 || !nc.Opts.RetryOnFailedConnect || nc.Opts.ReconnectBufSize != -1 {
-		t.Errorf("options: name %q max reconnect %d retry %v buf %d", nc.Opts.Name, nc.Opts.MaxReconnect, nc.Opts.RetryOnFailedConnect, nc.Opts.ReconnectBufSize)
+	if nc.Opts.Name != "tollgate gw1" || nc.Opts.MaxReconnect != -1 || nc.Opts.ReconnectBufSize != -1 || !nc.Opts.IgnoreAuthErrorAbort {
+		t.Errorf("options: name %q max reconnect %d buf %d", nc.Opts.Name, nc.Opts.MaxReconnect, nc.Opts.ReconnectBufSize)
 	}
 
-	// A wrong password does not connect (and is retried, not fatal).
-	bad, err := bus.Connect(cfg, "gw1", nil, zerolog.Nop(), env(map[string]string{"NATS_PASSWORD": "wrong"}))
-	if err == nil {
-		defer bad.Close()
-		if bad.IsConnected() {
-			t.Error("connected with a wrong password")
-		}
+	// A wrong password is refused at start: a config error.
+	_, err = bus.Connect(cfg, "gw1", nil, zerolog.Nop(), env(map[string]string{"NATS_PASSWORD": "wrong"}))
+	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "authorization violation") {
+		t.Errorf("wrong password: %v", err)
 	}
 	// No password in the environment: an error naming the variable.
 	_, err = bus.Connect(cfg, "gw1", nil, zerolog.Nop(), env(nil))
@@ -141,13 +138,23 @@ func TestConnectTLS(t *testing.T) {
 		t.Errorf("connected to %s", nc.ConnectedUrl())
 	}
 
-	// Without the client certificate the server refuses.
-	cfg.TLS.CertFile, cfg.TLS.KeyFile = "", ""
-	bad, err := bus.Connect(cfg, "gw1", nil, zerolog.Nop(), nil)
-	if err == nil {
-		defer bad.Close()
-		if bad.IsConnected() {
-			t.Error("connected without a client certificate")
+	// A server certificate that does not verify is refused at start.
+	other := testutil.NewCA(t, "other CA")
+	bad := cfg
+	bad.TLS.CAFile = other.WriteCA(t, dir, "other")
+	if _, err := bus.Connect(bad, "gw1", nil, zerolog.Nop(), nil); err == nil || !strings.Contains(err.Error(), "certificate signed by unknown authority") {
+		t.Errorf("unknown CA: %v", err)
+	}
+	// Without the client certificate the server refuses (after the TLS
+	// 1.3 handshake: the connection never comes up).
+	bad = cfg
+	bad.TLS.CertFile, bad.TLS.KeyFile = "", ""
+	if nc, err := bus.Connect(bad, "gw1", nil, zerolog.Nop(), nil); err == nil {
+		defer nc.Close()
+		if nc.IsConnected() {
+			if err := nc.Flush(); err == nil {
+				t.Error("connected without a client certificate")
+			}
 		}
 	}
 }
