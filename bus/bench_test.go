@@ -74,7 +74,7 @@ func BenchmarkDrain(b *testing.B) {
 
 // benchServer starts the embedded server (in process) with the events
 // stream and returns a JetStream context on an in-process connection.
-func benchServer(b *testing.B, syncAlways bool) (jetstream.JetStream, *nats.Conn) {
+func benchServer(b testing.TB, syncAlways bool) (jetstream.JetStream, *nats.Conn) {
 	var c configs.Config
 	c.NATS.Listen = "off"
 	c.NATS.SyncAlways = syncAlways
