@@ -49,6 +49,9 @@ func Connect(cfg configs.NATS, node string, srv *Server, log zerolog.Logger, env
 			log.Info().Str("server", nc.ConnectedUrlRedacted()).Msg("NATS connected")
 		}),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if nc.IsClosed() {
+				return // Close, at shutdown
+			}
 			ev := log.Warn()
 			if err != nil {
 				ev = ev.Err(err)

@@ -58,7 +58,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, c configs.NATSStr
 			return nil, fmt.Errorf("nats: create stream %s: %w", c.Name, err)
 		}
 		log.Info().Str("stream", c.Name).Str("subjects", Subjects).Str("storage", c.Storage).
-			Int("replicas", c.Replicas).Dur("max_age", c.MaxAge).Dur("duplicate_window", c.DuplicateWindow).
+			Int("replicas", c.Replicas).Stringer("max_age", c.MaxAge).Stringer("duplicate_window", c.DuplicateWindow).
 			Msg("NATS stream created")
 		return s, nil
 	}
