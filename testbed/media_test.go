@@ -1,9 +1,14 @@
 package testbed
 
 import (
+	"fmt"
+	"net"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/tollgate/tollgate/events"
 )
 
 // TestSIPpRTPThroughTheRelay: SIPp's caller plays g711a.pcap (7 s of
@@ -17,7 +22,9 @@ import (
 // count none), and /metrics shows every port released.
 func TestSIPpRTPThroughTheRelay(t *testing.T) {
 	requireSIPp(t)
-	gw := startGateway(t, gatewayConfig{MaxParallelCalls: -1, ShutdownGrace: 2 * time.Second, BillFromMedia: true})
+	natsAddr := net.JoinHostPort(gatewayIP, strconv.Itoa(freeTCPPort(t, gatewayIP)))
+	gw := startGateway(t, gatewayConfig{MaxParallelCalls: -1, ShutdownGrace: 2 * time.Second, BillFromMedia: true,
+		NATS: fmt.Sprintf("  listen: %s\n", natsAddr)})
 	startUASScenario(t, gw, "-sn", "uas", "-rtp_echo")
 	scenario, err := filepath.Abs("scenarios/uac_rtp.xml")
 	if err != nil {
@@ -59,6 +66,19 @@ func TestSIPpRTPThroughTheRelay(t *testing.T) {
 	if m["tollgate_media_ports_in_use"] != 0 || m["tollgate_media_packets_total"] < caller+callee {
 		t.Errorf("/metrics: %v ports in use (want 0), %v packets relayed (want >= %v)",
 			m["tollgate_media_ports_in_use"], m["tollgate_media_packets_total"], caller+callee)
+	}
+	// The CDR on NATS carries the same meters and the media-verified end.
+	waitOutboxEmpty(t, gw, 10*time.Second)
+	var ended *events.Event
+	for _, m := range checkStream(t, readStream(t, "nats://"+natsAddr)).events {
+		if m.Type == "call.ended" {
+			ended = &m
+		}
+	}
+	if ended == nil || ended.Media == nil || float64(ended.Media.Caller.Packets) != caller || float64(ended.Media.Callee.Packets) != callee ||
+		ended.Media.Caller.Lost != -2 || ended.BilledUntil == nil || ended.Media.Caller.LastPacket == nil ||
+		ended.BilledUntil.Before(*ended.Media.Caller.LastPacket) || ended.BilledUntil.Sub(*ended.Media.Caller.LastPacket) > 40*time.Millisecond {
+		t.Errorf("call.ended on NATS: %+v", ended)
 	}
 	gw.noErrors()
 }
