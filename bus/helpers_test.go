@@ -16,6 +16,7 @@ import (
 
 	"github.com/tollgate/tollgate/admission"
 	"github.com/tollgate/tollgate/bus"
+	"github.com/tollgate/tollgate/bus/bustest"
 	"github.com/tollgate/tollgate/configs"
 	"github.com/tollgate/tollgate/events"
 	"github.com/tollgate/tollgate/store"
@@ -146,16 +147,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 // connect is a plain client connection to url.
 func connect(t *testing.T, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(url, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
+	return bustest.Connect(t, url, opts...)
 }
 
 // ensure creates the events stream of c.

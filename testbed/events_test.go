@@ -11,11 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tollgate/tollgate/api"
+	"github.com/tollgate/tollgate/bus/bustest"
 	"github.com/tollgate/tollgate/events"
 	"github.com/tollgate/tollgate/events/eventstest"
 )
@@ -25,27 +24,6 @@ import (
 // checked against what SIPp did and what the engine counted.
 
 const eventStream = "TOLLGATE_EVENTS"
-
-// startNATS starts a nats-server with JetStream on 127.0.0.1 (port -1: a
-// free one) storing in dir; restarting on the same port and dir brings
-// the same stream back.
-func startNATS(t *testing.T, dir string, port int) *server.Server {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoSigs: true, NoLog: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(s.Shutdown)
-	return s
-}
-
-func natsPort(s *server.Server) int { return s.Addr().(*net.TCPAddr).Port }
 
 // streamEvent is one message of the stream.
 type streamEvent struct {
@@ -58,15 +36,7 @@ type streamEvent struct {
 // order.
 func readStream(t *testing.T, url string) []streamEvent {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := bustest.Connect(t, url)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	st, err := js.Stream(ctx, eventStream)
@@ -263,9 +233,8 @@ func TestSIPpEventsExactlyOnce(t *testing.T) {
 func TestSIPpEventsSurviveNATSOutage(t *testing.T) {
 	requireSIPp(t)
 	natsDir := t.TempDir()
-	ns := startNATS(t, natsDir, -1)
-	port := natsPort(ns)
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	ns, url := bustest.Start(t, natsDir)
+	port := bustest.Port(ns)
 	gw := startGateway(t, gatewayConfig{MaxParallelCalls: -1, ShutdownGrace: 2 * time.Second,
 		NATS: fmt.Sprintf("  url: %s\n  publisher:\n    max_backoff: 1s\n", url)})
 	startUAS(t, gw)
@@ -275,8 +244,7 @@ func TestSIPpEventsSurviveNATSOutage(t *testing.T) {
 		"-l", strconv.Itoa(calls), "-d", "200", "-trace_logs")
 	gw.waitLog(30*time.Second, "100 calls ended", func() bool { return gw.count(message("call ended")) >= 100 })
 
-	ns.Shutdown()
-	ns.WaitForShutdown()
+	bustest.Stop(ns)
 	down := time.Now()
 	endedAtStop := gw.count(message("call ended"))
 	// The outage itself is the test's input: 30 s, as the issue asks.
@@ -289,7 +257,7 @@ func TestSIPpEventsSurviveNATSOutage(t *testing.T) {
 		t.Errorf("during the outage %d calls ended and the outbox held %v events; want >= %d calls and 3 events each",
 			endedDuring, depth, 20*rate)
 	}
-	startNATS(t, natsDir, port)
+	bustest.Restart(t, natsDir, port)
 
 	if code := uac.wait(120 * time.Second); code != 0 {
 		uac.dump()
@@ -319,8 +287,7 @@ func TestSIPpEventsSurviveNATSOutage(t *testing.T) {
 // restarted gateway), and call.ended adds up to the counters.
 func TestKill9WhilePublishing(t *testing.T) {
 	requireSIPp(t)
-	ns := startNATS(t, t.TempDir(), -1)
-	url := fmt.Sprintf("nats://127.0.0.1:%d", natsPort(ns))
+	_, url := bustest.Start(t, t.TempDir())
 	conf := gatewayConfig{MaxParallelCalls: -1, ShutdownGrace: 2 * time.Second, NATS: fmt.Sprintf("  url: %s\n", url)}
 	gw := startGateway(t, conf)
 	conf = gw.conf

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Start starts a nats-server with JetStream on 127.0.0.1 and a free port,
@@ -68,4 +70,20 @@ func Stop(s *server.Server) {
 // Port is the client port s listens on.
 func Port(s *server.Server) int {
 	return s.Addr().(*net.TCPAddr).Port
+}
+
+// Connect is a plain client connection to url and its JetStream context,
+// closed at the end of the test.
+func Connect(t testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
 }

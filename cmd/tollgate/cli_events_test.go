@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tollgate/tollgate/admission"
+	"github.com/tollgate/tollgate/bus/bustest"
 	"github.com/tollgate/tollgate/events"
 	"github.com/tollgate/tollgate/events/eventstest"
 	"github.com/tollgate/tollgate/store"
@@ -24,15 +24,7 @@ import (
 // loopback port.
 func natsServer(t *testing.T) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{JetStream: true, StoreDir: t.TempDir(), Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	t.Cleanup(s.Shutdown)
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
+	s, _ := bustest.Start(t, t.TempDir())
 	return s
 }
 
@@ -41,15 +33,7 @@ func natsServer(t *testing.T) *server.Server {
 func eventsStream(t *testing.T) (string, jetstream.JetStream) {
 	t.Helper()
 	s := natsServer(t)
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := bustest.Connect(t, s.ClientURL())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: defaultEventsStream, Subjects: []string{events.SubjectPrefix + ".>"}}); err != nil {

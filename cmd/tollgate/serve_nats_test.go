@@ -239,16 +239,7 @@ func TestServeEmbeddedNATSPublishes(t *testing.T) {
 
 func natsClient(t *testing.T, url string) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
+	return bustest.Connect(t, url)
 }
 
 // nats.enabled false: no server, no socket; events stay in the outbox.
