@@ -42,6 +42,7 @@ bench: build
 	MODE=compare ./testbed/bench.sh
 	./testbed/flood.sh
 	./testbed/media-bench.sh
+	./testbed/events-bench.sh
 
 # Fuzz each edge target for FUZZTIME (default 5m; CI runs only the checked-in
 # corpora, as regression tests). New interesting inputs land in the Go build
