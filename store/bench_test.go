@@ -223,3 +223,35 @@ func TestStoreSizePerCall(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkAckOutbox is the publisher's pattern on a Badger store: a
+// batch of 30 events written (one 10 ms group commit at 1,000 calls/s),
+// then acknowledged, then the depth read (as /metrics does). With the
+// scans starting at the front of the outbox its cost grew with the
+// events acknowledged before (Badger walks the deleted keys until
+// compaction); it must not. Reported per batch; compare -benchtime 1000x
+// with 20000x.
+func BenchmarkAckOutbox(b *testing.B) {
+	s, err := store.Open(b.TempDir(), store.Options{Logger: zerolog.Nop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	evs := make([]admission.Event, 30)
+	for i := range evs {
+		evs[i] = admission.Event{Type: admission.EventCallEnded, Tenant: "t", CallID: callID(i), At: time.Unix(0, 0)}
+	}
+	var last uint64
+	for b.Loop() {
+		if err := s.Apply(&store.Batch{Events: evs}); err != nil {
+			b.Fatal(err)
+		}
+		last += uint64(len(evs))
+		if err := s.AckOutbox(last); err != nil {
+			b.Fatal(err)
+		}
+		if n, err := s.OutboxDepth(); err != nil || n != 0 {
+			b.Fatalf("depth %d, %v", n, err)
+		}
+	}
+}

@@ -30,6 +30,7 @@ const (
 	keyClock    = "m/clock"    // UnixNano u64 BE of the last non-zero Batch.At
 	keySeeded   = "m/seeded"   // "1" once seeded
 	keyOutSeq   = "m/outseq"   // last outbox seq, u64 BE
+	keyOutAck   = "m/outack"   // outbox acknowledged up to this seq, u64 BE
 	keyAuditSeq = "m/auditseq" // last audit seq, u64 BE
 	keyVersion  = "m/version"  // layout version (Badger only)
 	keyInstance = "m/instance" // 8 random bytes, written with the first event: the event id prefix

@@ -539,10 +539,20 @@ func ensureInstance(tx kvTxn) error {
 }
 
 // ackChunk deletes up to max outbox entries with Seq <= upTo and reports
-// how many it deleted.
+// how many it deleted. The scan starts after the last acknowledged seq
+// (keyOutAck): from the front of the outbox it would walk every entry
+// deleted before and not yet compacted away, a cost that grew with the
+// events published (14 % of the gateway's CPU at 1,000 calls/s).
 func ackChunk(tx kvTxn, upTo uint64, max int) (int, error) {
+	acked, err := getU64(tx, keyOutAck)
+	if err != nil {
+		return 0, err
+	}
+	if upTo <= acked {
+		return 0, nil
+	}
 	var keys [][]byte
-	err := tx.scan([]byte(pfxOutbox), nil, false, true, func(k, _ []byte) (bool, error) {
+	err = tx.scan([]byte(pfxOutbox), seqKey(pfxOutbox, acked+1), false, true, func(k, _ []byte) (bool, error) {
 		if binary.BigEndian.Uint64(k[len(pfxOutbox):]) > upTo {
 			return false, nil
 		}
@@ -557,20 +567,41 @@ func ackChunk(tx kvTxn, upTo uint64, max int) (int, error) {
 			return 0, err
 		}
 	}
+	// Acknowledged up to upTo, or to the last entry deleted when the
+	// chunk stopped early; never past the last seq assigned (a later
+	// event must not count as acknowledged).
+	last, err := getU64(tx, keyOutSeq)
+	if err != nil {
+		return 0, err
+	}
+	done := min(upTo, last)
+	if len(keys) == max {
+		done = binary.BigEndian.Uint64(keys[len(keys)-1][len(pfxOutbox):])
+	}
+	if done > acked {
+		if err := tx.set([]byte(keyOutAck), u64(done), 0); err != nil {
+			return 0, err
+		}
+	}
 	return len(keys), nil
 }
 
 // outboxDepth is the number of entries from the oldest present one to the
 // last assigned seq (entries are deleted from the front only: by ack or,
-// being the oldest, by expiry).
+// being the oldest, by expiry). The oldest is sought after the last
+// acknowledged seq, not walked to from the front.
 func outboxDepth(r kvReader) (int, error) {
 	last, err := getU64(r, keyOutSeq)
 	if err != nil {
 		return 0, err
 	}
+	acked, err := getU64(r, keyOutAck)
+	if err != nil {
+		return 0, err
+	}
 	var first uint64
 	found := false
-	err = r.scan([]byte(pfxOutbox), nil, false, true, func(k, _ []byte) (bool, error) {
+	err = r.scan([]byte(pfxOutbox), seqKey(pfxOutbox, acked+1), false, true, func(k, _ []byte) (bool, error) {
 		first, found = binary.BigEndian.Uint64(k[len(pfxOutbox):]), true
 		return false, nil
 	})
