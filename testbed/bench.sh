@@ -134,6 +134,10 @@ STEADY_SECONDS=${STEADY_SECONDS:-20}
 IDLE_SECONDS=${IDLE_SECONDS:-3}
 PROFILE=${PROFILE:-0}
 MEDIA=${MEDIA:-off}
+# EVENTS=true (the default, as shipped): the embedded NATS server runs in
+# process (no client port) and every call's three events are published;
+# false: no NATS, events stay in the outbox (the figures before issue 11).
+EVENTS=${EVENTS:-true}
 PORT_BASE=${PORT_BASE:-25060}
 SIPP_BUFF=${SIPP_BUFF:-8388608}
 GW_PORT=$PORT_BASE
@@ -256,6 +260,9 @@ sip:
   shutdown_grace: 0s
 media:
   mode: $MEDIA
+nats:
+  enabled: $EVENTS
+  listen: "off"
 carriers:
   - name: carrier
     address: 127.0.0.2:$UAS_PORT
@@ -289,6 +296,9 @@ sip:
   shutdown_grace: 0s
 media:
   mode: $MEDIA
+nats:
+  enabled: $EVENTS
+  listen: "off"
 admission:
   reject:
     parallel_calls: {code: 486, reason: Busy Here}
