@@ -1,6 +1,7 @@
 package events
 
 import (
+	"github.com/tollgate/tollgate/admission"
 	"github.com/tollgate/tollgate/store"
 )
 
@@ -29,12 +30,25 @@ func Subject(tenant, typ string) string {
 }
 
 // Encode turns an outbox entry into the message to publish; node names
-// the gateway that produced it.
+// the gateway that produced it. An entry the store kept in its published
+// form (store.Options.EncodeEvent = Wire) is sent as stored.
 func Encode(node string, e store.OutboxEntry) (Message, error) {
+	if e.Data != nil {
+		return Message{Subject: Subject(e.Event.Tenant, e.Event.Type), ID: e.ID, Data: e.Data}, nil
+	}
 	w := FromEngine(node, e.ID, e.Event)
 	data, err := w.Marshal()
 	if err != nil {
 		return Message{}, err
 	}
 	return Message{Subject: Subject(e.Event.Tenant, e.Event.Type), ID: e.ID, Data: data}, nil
+}
+
+// Wire is the store's EventEncoder for node: the published JSON of an
+// event, made once, when the event is written to the outbox.
+func Wire(node string) store.EventEncoder {
+	return func(id string, e admission.Event) ([]byte, error) {
+		w := FromEngine(node, id, e)
+		return w.Marshal()
+	}
 }

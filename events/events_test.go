@@ -190,3 +190,24 @@ func TestPrintExamples(t *testing.T) {
 		t.Logf("%s\n%s", w.Type, pretty.Bytes())
 	}
 }
+
+// The published form the store keeps (Wire) is what Encode makes from the
+// whole event, and Encode sends it as stored.
+func TestWireIsEncode(t *testing.T) {
+	for i, ev := range engineEvents(t) {
+		e := store.OutboxEntry{Seq: uint64(i + 1), ID: fmt.Sprintf("0123456789abcdef-%d", i+1), Event: ev}
+		full, err := events.Encode("gw-1", e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := events.Wire("gw-1")(e.ID, ev)
+		if err != nil || !bytes.Equal(data, full.Data) {
+			t.Fatalf("Wire %s, Encode %s (%v)", data, full.Data, err)
+		}
+		stored := store.OutboxEntry{Seq: e.Seq, ID: e.ID, Event: admission.Event{Type: ev.Type, Tenant: ev.Tenant, At: ev.At}, Data: data}
+		m, err := events.Encode("gw-1", stored)
+		if err != nil || m.Subject != full.Subject || m.ID != full.ID || !bytes.Equal(m.Data, full.Data) {
+			t.Fatalf("stored form sent as %+v, want %+v (%v)", m, full, err)
+		}
+	}
+}

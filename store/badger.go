@@ -31,6 +31,9 @@ type Options struct {
 	// DefaultMemTableSize; at least MinMemTableSize). See the Badger
 	// tuning constants below.
 	MemTableSize int64
+	// EncodeEvent, optional, stores each outbox event in its published
+	// form (OutboxEntry.Data).
+	EncodeEvent EventEncoder
 }
 
 // Retention is how long rows are kept after their last write (enforced
@@ -107,16 +110,17 @@ const (
 
 // Badger is the Store on a Badger database in a directory.
 type Badger struct {
-	db   *badger.DB
-	dir  string
-	ttl  ttls
-	now  func() time.Time
-	log  zerolog.Logger
-	wmu  sync.Mutex   // one writer at a time: no transaction conflicts
-	mu   sync.RWMutex // held for reading by every operation, for writing by Close
-	shut bool
-	stop chan struct{}
-	done chan struct{}
+	db     *badger.DB
+	dir    string
+	ttl    ttls
+	encode EventEncoder
+	now    func() time.Time
+	log    zerolog.Logger
+	wmu    sync.Mutex   // one writer at a time: no transaction conflicts
+	mu     sync.RWMutex // held for reading by every operation, for writing by Close
+	shut   bool
+	stop   chan struct{}
+	done   chan struct{}
 }
 
 var _ Store = (*Badger)(nil)
@@ -151,13 +155,14 @@ func Open(dir string, opts Options) (*Badger, error) {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
 	s := &Badger{
-		db:   db,
-		dir:  dir,
-		ttl:  opts.Retention.ttls(),
-		now:  opts.Now,
-		log:  opts.Logger,
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
+		db:     db,
+		dir:    dir,
+		ttl:    opts.Retention.ttls(),
+		encode: opts.EncodeEvent,
+		now:    opts.Now,
+		log:    opts.Logger,
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -289,7 +294,7 @@ func (s *Badger) Apply(b *Batch) error {
 }
 
 func (s *Badger) applyOnce(b *Batch) error {
-	return s.update("apply", func(tx kvTxn) error { return applyBatch(tx, b, s.ttl, s.now()) })
+	return s.update("apply", func(tx kvTxn) error { return applyBatch(tx, b, s.ttl, s.now(), s.encode) })
 }
 
 // applyInParts applies b, cut in halves while a part is too big.

@@ -336,6 +336,45 @@ func encodeEvent(e admission.Event) ([]byte, error) {
 	return v, nil
 }
 
+// wireEventVersion marks an outbox value in its published form: the
+// version byte, the event's type and tenant (uvarint-length strings) and
+// its instant (UnixNano, 8 bytes BE), then the published bytes. A JSON
+// eventRec (a store without an encoder, or written before) starts with
+// '{'.
+const wireEventVersion = 0x01
+
+var errBadWireEvent = errors.New("bad published event record")
+
+func encodeWireEvent(e admission.Event, id string, enc EventEncoder) ([]byte, error) {
+	data, err := enc(id, e)
+	if err != nil {
+		return nil, fmt.Errorf("event %s: %w", e.Type, err)
+	}
+	v := make([]byte, 0, 1+2+len(e.Type)+len(e.Tenant)+8+len(data))
+	v = append(v, wireEventVersion)
+	v = binrec.AppendStr(v, e.Type)
+	v = binrec.AppendStr(v, e.Tenant)
+	v = binary.BigEndian.AppendUint64(v, uint64(e.At.UnixNano()))
+	return append(v, data...), nil
+}
+
+func isWireEvent(v []byte) bool { return len(v) > 0 && v[0] == wireEventVersion }
+
+func decodeWireEvent(v []byte) (admission.Event, []byte, error) {
+	r := binrec.NewReader(string(v[1:]), len(v), errBadWireEvent)
+	typ, tenant := r.Str("type"), r.Str("tenant")
+	if err := r.Err(); err != nil {
+		return admission.Event{}, nil, err
+	}
+	rest := v[len(v)-r.Left():]
+	if len(rest) < 8 {
+		return admission.Event{}, nil, fmt.Errorf("%w: no instant", errBadWireEvent)
+	}
+	at := time.Unix(0, int64(binary.BigEndian.Uint64(rest))).UTC()
+	data := rest[8:] // v is the caller's copy (Badger) or immutable (Mem)
+	return admission.Event{Type: typ, Tenant: tenant, At: at}, data, nil
+}
+
 func decodeEvent(v []byte) (admission.Event, error) {
 	var r eventRec
 	if err := json.Unmarshal(v, &r); err != nil {

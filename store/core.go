@@ -77,7 +77,7 @@ func getU64(r kvReader, key string) (uint64, error) {
 // users and calls), tokens and calls; then puts of plans, tenants, tokens,
 // counters, users and calls; then day deltas, outbox events, audit
 // entries, the seeded mark and the clock. A zero b.At leaves the clock.
-func applyBatch(tx kvTxn, b *Batch, ttl ttls, now time.Time) error {
+func applyBatch(tx kvTxn, b *Batch, ttl ttls, now time.Time, enc EventEncoder) error {
 	for _, name := range b.DeletePlans {
 		if err := tx.del(strKey(pfxPlan, name)); err != nil {
 			return err
@@ -156,19 +156,26 @@ func applyBatch(tx kvTxn, b *Batch, ttl ttls, now time.Time) error {
 		}
 	}
 	if len(b.Events) > 0 {
-		if err := ensureInstance(tx); err != nil {
+		inst, err := ensureInstance(tx)
+		if err != nil {
 			return err
 		}
 		seq, err := getU64(tx, keyOutSeq)
 		if err != nil {
 			return err
 		}
+		prefix := hex.EncodeToString(inst) + "-"
 		for _, e := range b.Events {
-			v, err := encodeEvent(e)
+			seq++
+			var v []byte
+			if enc != nil {
+				v, err = encodeWireEvent(e, prefix+strconv.FormatUint(seq, 10), enc)
+			} else {
+				v, err = encodeEvent(e)
+			}
 			if err != nil {
 				return err
 			}
-			seq++
 			if err := tx.set(seqKey(pfxOutbox, seq), v, ttl.outbox); err != nil {
 				return err
 			}
@@ -511,12 +518,18 @@ func readOutbox(r kvReader, after uint64, limit int) ([]OutboxEntry, error) {
 	prefix := hex.EncodeToString(inst) + "-"
 	var out []OutboxEntry
 	err = r.scan([]byte(pfxOutbox), seqKey(pfxOutbox, after+1), false, false, func(k, v []byte) (bool, error) {
-		e, err := decodeEvent(v)
-		if err != nil {
-			return false, fmt.Errorf("outbox entry: %w", err)
-		}
 		seq := binary.BigEndian.Uint64(k[len(pfxOutbox):])
-		out = append(out, OutboxEntry{Seq: seq, ID: prefix + strconv.FormatUint(seq, 10), Event: e})
+		entry := OutboxEntry{Seq: seq, ID: prefix + strconv.FormatUint(seq, 10)}
+		var err error
+		if isWireEvent(v) {
+			entry.Event, entry.Data, err = decodeWireEvent(v)
+		} else {
+			entry.Event, err = decodeEvent(v)
+		}
+		if err != nil {
+			return false, fmt.Errorf("outbox entry %d: %w", seq, err)
+		}
+		out = append(out, entry)
 		return len(out) < limit, nil
 	})
 	return out, err
@@ -526,16 +539,16 @@ func readOutbox(r kvReader, after uint64, limit int) ([]OutboxEntry, error) {
 // ids) the first time an event is written. Random, so two stores — two
 // nodes, or a node whose data directory was wiped — never reuse an id
 // inside a JetStream dedup window.
-func ensureInstance(tx kvTxn) error {
-	_, ok, err := tx.get([]byte(keyInstance))
+func ensureInstance(tx kvTxn) ([]byte, error) {
+	v, ok, err := tx.get([]byte(keyInstance))
 	if err != nil || ok {
-		return err
+		return v, err
 	}
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return fmt.Errorf("instance id: %w", err)
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		return nil, fmt.Errorf("instance id: %w", err)
 	}
-	return tx.set([]byte(keyInstance), b[:], 0)
+	return b, tx.set([]byte(keyInstance), b, 0)
 }
 
 // ackChunk deletes up to max outbox entries with Seq <= upTo and reports

@@ -17,7 +17,8 @@ type Mem struct {
 	mu   sync.RWMutex
 	shut bool
 	// kinds maps the first byte of a key to the keys of that kind.
-	kinds map[byte]map[string][]byte
+	kinds  map[byte]map[string][]byte
+	encode EventEncoder
 }
 
 var _ Store = (*Mem)(nil)
@@ -25,6 +26,13 @@ var _ Store = (*Mem)(nil)
 // NewMem returns an empty in-memory store.
 func NewMem() *Mem {
 	return &Mem{kinds: map[byte]map[string][]byte{}}
+}
+
+// WithEventEncoder makes m store outbox events in their published form
+// (Options.EncodeEvent of Badger). Call it before m is used.
+func (m *Mem) WithEventEncoder(f EventEncoder) *Mem {
+	m.encode = f
+	return m
 }
 
 // update runs fn as one transaction: on error every write is undone.
@@ -54,7 +62,7 @@ func (m *Mem) view(op string, fn func(r kvReader) error) error {
 
 // Apply commits b atomically (same order as Badger's Apply).
 func (m *Mem) Apply(b *Batch) error {
-	return m.update("apply", func(tx kvTxn) error { return applyBatch(tx, b, ttls{}, time.Now()) })
+	return m.update("apply", func(tx kvTxn) error { return applyBatch(tx, b, ttls{}, time.Now(), m.encode) })
 }
 
 // Load returns the whole state.

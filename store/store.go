@@ -53,7 +53,17 @@ type OutboxEntry struct {
 	Seq   uint64
 	ID    string
 	Event admission.Event
+	// Data is the event as it is published, made once when it was
+	// written by the store's EventEncoder; Event then holds only its
+	// Type, Tenant and At. Nil for a store without an encoder (Event is
+	// whole).
+	Data []byte
 }
+
+// EventEncoder makes the published form of an event when it is written
+// to the outbox (events.Wire), so the publisher sends stored bytes
+// instead of decoding the event and encoding it again.
+type EventEncoder func(id string, e admission.Event) ([]byte, error)
 
 // Batch is one atomic write. Apply stores all of it or none of it.
 type Batch struct {

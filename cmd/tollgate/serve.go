@@ -18,6 +18,7 @@ import (
 	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/configs"
 	"github.com/tollgate/tollgate/control"
+	"github.com/tollgate/tollgate/events"
 	"github.com/tollgate/tollgate/internal/pike"
 	"github.com/tollgate/tollgate/sip"
 	"github.com/tollgate/tollgate/store"
@@ -43,7 +44,7 @@ func serveUntil(cfg *configs.Config, logOut io.Writer, stop chan os.Signal) erro
 		}
 		defer dbg.Close()
 	}
-	st, err := openStore(cfg.Store, log)
+	st, err := openStore(cfg.Store, events.Wire(cfg.Node), log)
 	if err != nil {
 		return err
 	}
@@ -132,15 +133,16 @@ func floodStats(flood *pike.Limiter, conns *pike.ConnLimiter, now time.Time) api
 
 // openStore opens the Badger store in data_dir, or the in-memory twin for
 // data_dir ":memory:" (nothing survives the process: benchmarks, demos).
-func openStore(c configs.Store, log zerolog.Logger) (store.Store, error) {
+// Events are stored in their published form (enc), made once.
+func openStore(c configs.Store, enc store.EventEncoder, log zerolog.Logger) (store.Store, error) {
 	if c.DataDir == configs.MemoryDataDir {
 		log.Warn().Msg("store.data_dir is :memory: — nothing survives a restart")
-		return store.NewMem(), nil
+		return store.NewMem().WithEventEncoder(enc), nil
 	}
 	return store.Open(c.DataDir, store.Options{
 		Sync: *c.Sync, Logger: log.With().Str("component", "store").Logger(),
-		MemTableSize: int64(c.MemtableMiB) << 20,
-		Retention:    store.Retention{Usage: c.Retention.Usage, Audit: c.Retention.Audit, Outbox: c.Retention.Outbox},
+		MemTableSize: int64(c.MemtableMiB) << 20, EncodeEvent: enc,
+		Retention: store.Retention{Usage: c.Retention.Usage, Audit: c.Retention.Audit, Outbox: c.Retention.Outbox},
 	})
 }
 
