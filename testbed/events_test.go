@@ -193,6 +193,33 @@ func answeredBy(t *testing.T, uac *sipp) map[string]*sippCall {
 	return calls
 }
 
+// checkRun reads the stream at url after a uac_timed run of calls that
+// all succeeded and checks it (checkStream), and that the calls SIPp saw
+// answered are exactly those with call.started, call.answered and
+// call.ended, and that the billed time over call.ended equals the
+// engine's counters.
+func checkRun(t *testing.T, gw *gateway, uac *sipp, url string, calls int) eventSummary {
+	t.Helper()
+	sum := checkStream(t, readStream(t, url))
+	answered := answeredBy(t, uac)
+	if len(answered) != calls {
+		t.Fatalf("SIPp saw %d of %d calls answered", len(answered), calls)
+	}
+	for _, typ := range []string{"call.started", "call.answered", "call.ended"} {
+		sameCalls(t, typ, sum.byType[typ], answered)
+	}
+	checkBilled(t, gw, sum)
+	return sum
+}
+
+// checkBilled compares the billed time over call.ended with the engine's.
+func checkBilled(t *testing.T, gw *gateway, sum eventSummary) {
+	t.Helper()
+	if billed := billedSeconds(t, gw); (sum.billed - billed).Abs() > time.Microsecond {
+		t.Errorf("billed over call.ended %v, engine counters %v", sum.billed, billed)
+	}
+}
+
 // TestSIPpEventsExactlyOnce: with the embedded server (the default), every
 // event of a SIPp run arrives in the stream exactly once; the calls SIPp
 // saw answered are the calls with call.answered and call.ended; and the
@@ -212,17 +239,7 @@ func TestSIPpEventsExactlyOnce(t *testing.T) {
 		t.Fatalf("sipp exit %d", code)
 	}
 	waitOutboxEmpty(t, gw, 10*time.Second)
-	sum := checkStream(t, readStream(t, "nats://"+natsAddr))
-	answered := answeredBy(t, uac)
-	if len(answered) != calls {
-		t.Fatalf("SIPp saw %d of %d calls answered", len(answered), calls)
-	}
-	for _, typ := range []string{"call.started", "call.answered", "call.ended"} {
-		sameCalls(t, typ, sum.byType[typ], answered)
-	}
-	if billed := billedSeconds(t, gw); (sum.billed - billed).Abs() > time.Microsecond {
-		t.Errorf("billed over call.ended %v, engine counters %v", sum.billed, billed)
-	}
+	sum := checkRun(t, gw, uac, "nats://"+natsAddr, calls)
 	t.Logf("%d events for %d calls; %v billed", sum.total, calls, sum.billed)
 }
 
@@ -264,17 +281,7 @@ func TestSIPpEventsSurviveNATSOutage(t *testing.T) {
 		t.Fatalf("sipp exit %d: admission did not carry on through the outage", code)
 	}
 	waitOutboxEmpty(t, gw, 30*time.Second)
-	sum := checkStream(t, readStream(t, url))
-	answered := answeredBy(t, uac)
-	if len(answered) != calls {
-		t.Fatalf("SIPp saw %d of %d calls answered", len(answered), calls)
-	}
-	for _, typ := range []string{"call.started", "call.answered", "call.ended"} {
-		sameCalls(t, typ, sum.byType[typ], answered)
-	}
-	if billed := billedSeconds(t, gw); (sum.billed - billed).Abs() > time.Microsecond {
-		t.Errorf("billed over call.ended %v, engine counters %v", sum.billed, billed)
-	}
+	sum := checkRun(t, gw, uac, url, calls)
 	t.Logf("%d calls ended during the 30 s outage, %v events waited; %d events in the stream", endedDuring, depth, sum.total)
 }
 
@@ -325,8 +332,6 @@ func TestKill9WhilePublishing(t *testing.T) {
 	if restarts != int(restored.num("calls")) {
 		t.Errorf("%d call.ended with cause gateway_restart, %v calls restored", restarts, restored.num("calls"))
 	}
-	if billed := billedSeconds(t, gw2); (sum.billed - billed).Abs() > time.Microsecond {
-		t.Errorf("billed over call.ended %v, engine counters %v", sum.billed, billed)
-	}
+	checkBilled(t, gw2, sum)
 	t.Logf("SIPp saw %d calls answered; %d events; %d calls settled by the restart", len(answered), sum.total, restarts)
 }
