@@ -2,6 +2,7 @@ package sip
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"net/netip"
 	"os"
@@ -213,5 +214,57 @@ func TestCancelDuringTheAnnouncement(t *testing.T) {
 	}
 	if res := sess.InviteResponse; res == nil || res.StatusCode != 487 {
 		t.Fatalf("final response %v, want 487 after CANCEL", res)
+	}
+}
+
+// An inbound call refused for an exhausted minutes budget is announced
+// when announcement.causes lists minutes (183, audio, then the
+// rejection's own final response), and refused plainly when it does not.
+func TestMinutesRejectionAnnouncedWhenListed(t *testing.T) {
+	for _, listed := range []bool{true, false} {
+		t.Run(fmt.Sprint("listed=", listed), func(t *testing.T) {
+			lo := 31700
+			if !listed {
+				lo = 31800
+			}
+			zero := int64(0)
+			e := newEnv(t, withMedia(lo, lo+99), withConfig(func(c *configs.Config) {
+				c.Announcement.Prompt = silenceWAV(t, 100*time.Millisecond)
+				c.Announcement.Causes = []string{"suspended_inbound"}
+				if listed {
+					c.Announcement.Causes = append(c.Announcement.Causes, "minutes")
+				}
+				c.Plans[0].Limits.MaxMonthlyMinutes = &zero // blocks every call: cause minutes
+			}))
+			caller := newRTPEndpoint(t, carrierIP)
+			got := make(chan int, 1)
+			go func() {
+				buf := make([]byte, 2048)
+				n := 0
+				for {
+					caller.c.SetReadDeadline(time.Now().Add(time.Second))
+					if _, _, err := caller.c.ReadFromUDPAddrPort(buf); err != nil {
+						got <- n
+						return
+					}
+					n++
+				}
+			}()
+			progress, final := inboundCall(t, e, caller.sdp())
+			if final == nil || final.StatusCode != 403 {
+				t.Fatalf("final response %v, want the minutes rejection's 403", final)
+			}
+			packets := <-got
+			if listed {
+				if len(progress) == 0 || progress[0].StatusCode != 183 || packets < 40 {
+					t.Fatalf("listed: provisionals %v, %d RTP packets; want 183 and the announcement", progress, packets)
+				}
+			} else if len(progress) > 0 && progress[0].StatusCode == 183 || packets != 0 {
+				t.Fatalf("not listed: provisionals %v, %d RTP packets; want a plain 403", progress, packets)
+			}
+			if e.adm.Active("acme") != 0 {
+				t.Fatal("the refused call holds a slot")
+			}
+		})
 	}
 }
