@@ -204,11 +204,17 @@ func fromCall(id, typ string, c *admission.CallInfo) *Call {
 	if end := c.End; end != nil && typ == admission.EventCallEnded {
 		w.HungUp, w.Status = end.HungUp, end.Status
 		w.BilledUntil = timePtr(end.BilledEnd)
-		if end.Media != nil {
-			w.Media = &Media{Caller: fromLeg(end.Media.Caller), Callee: fromLeg(end.Media.Callee)}
-		}
+		w.Media = MediaOf(end.Media)
 	}
 	return w
+}
+
+// MediaOf is the wire form of an anchored call's meters (nil: none).
+func MediaOf(m *admission.Media) *Media {
+	if m == nil {
+		return nil
+	}
+	return &Media{Caller: fromLeg(m.Caller), Callee: fromLeg(m.Callee)}
 }
 
 func fromLeg(l admission.MediaLeg) MediaLeg {

@@ -36,6 +36,17 @@ func callEnd(cause string, billedEnd time.Time) admission.End {
 	return end
 }
 
+// engineMedia is d's media meters in the engine's neutral form, for the
+// call.ended event and the "call ended" line; nil when the
+// call is not anchored.
+func (d *Dialog) engineMedia() *admission.Media {
+	caller, callee, ok := d.MediaStats()
+	if !ok {
+		return nil
+	}
+	return &admission.Media{Caller: engineLeg(caller), Callee: engineLeg(callee)}
+}
+
 // engineLeg is a leg's meters in the engine's neutral form.
 func engineLeg(s meter.Stats) admission.MediaLeg {
 	return admission.MediaLeg{

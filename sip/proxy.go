@@ -947,9 +947,7 @@ func (g *Gateway) endCall(d *Dialog, cause string) bool {
 	g.closeMedia(d)
 	billedEnd := g.billedEnd(d, now)
 	end := callEnd(cause, billedEnd)
-	if caller, callee, ok := d.MediaStats(); ok {
-		end.Media = &admission.Media{Caller: engineLeg(caller), Callee: engineLeg(callee)}
-	}
+	end.Media = d.engineMedia()
 	out, _ := g.adm.EndWith(now, d.Key, end)
 	e := g.log.Info().Str("call_id", d.CallID).Str("tenant", d.Tenant).Str("direction", d.Direction.String()).
 		Str("state", was.String()).Str("cause", cause)
@@ -959,11 +957,12 @@ func (g *Gateway) endCall(d *Dialog, cause string) bool {
 		}
 		e = e.Dur("billed", max(billedEnd.Sub(a), 0))
 	}
-	if caller, callee, ok := d.MediaStats(); ok {
+	if m := end.Media; m != nil {
+		caller, callee := &m.Caller, &m.Callee
 		e = e.Uint64("caller_rtp_packets", caller.Packets).Uint64("caller_rtp_bytes", caller.Bytes).Int64("caller_rtp_lost", caller.Lost).
-			Float64("caller_jitter_ms", caller.Jitter).Uint64("caller_rtp_dropped", caller.Dropped).
+			Float64("caller_jitter_ms", caller.JitterMs).Uint64("caller_rtp_dropped", caller.Dropped).
 			Uint64("callee_rtp_packets", callee.Packets).Uint64("callee_rtp_bytes", callee.Bytes).Int64("callee_rtp_lost", callee.Lost).
-			Float64("callee_jitter_ms", callee.Jitter).Uint64("callee_rtp_dropped", callee.Dropped)
+			Float64("callee_jitter_ms", callee.JitterMs).Uint64("callee_rtp_dropped", callee.Dropped)
 	}
 	e.Msg("call ended")
 	g.apply(out)
