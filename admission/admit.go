@@ -20,6 +20,8 @@ func (e *Engine) Admit(now time.Time, req CallRequest) Decision {
 	seq := e.seq
 	d := e.admit(now, req)
 	switch {
+	case !d.Admitted && d.Rejection.Cause == CauseLease && !req.LeaseFull.Has(d.Rejection.Lease):
+		// A lease miss: the edge leases more and asks again.
 	case !d.Admitted:
 		ci := rejected(&req, e.now, d.Rejection.Cause.String(), d.Rejection.Code, &d.Output)
 		ci.Class, ci.Limit, ci.Usage = d.Rejection.Class, d.Rejection.Limit, d.Rejection.Usage
@@ -72,6 +74,11 @@ func (e *Engine) admit(now time.Time, req CallRequest) Decision {
 	if dir == Outbound && ef.parallelOut >= 0 && t.activeOut >= ef.parallelOut {
 		return e.rejectWith(&d, CauseParallelOutbound, ef.parallelOut, t.activeOut)
 	}
+	if e.leaseMiss(&d, t, &req, LeaseParallel, ef.parallel, t.active) ||
+		dir == Inbound && e.leaseMiss(&d, t, &req, LeaseInbound, ef.parallelIn, t.activeIn) ||
+		dir == Outbound && e.leaseMiss(&d, t, &req, LeaseOutbound, ef.parallelOut, t.activeOut) {
+		return d
+	}
 	uid := req.user()
 	var (
 		u    *userState
@@ -108,6 +115,9 @@ func (e *Engine) admit(now time.Time, req CallRequest) Decision {
 			d.Rejection.RetryAfter = allowAt.Sub(now)
 			return d
 		}
+		if e.cpsLeaseMiss(&d, t, &req, now) {
+			return d
+		}
 	}
 	if e.budgetRejects(now, &t.minutes, &d) || e.budgetRejects(now, &t.spend, &d) {
 		return d
@@ -126,6 +136,7 @@ func (e *Engine) admit(now time.Time, req CallRequest) Decision {
 			t.tat = now
 		}
 		t.tat = t.tat.Add(interval)
+		e.takeCPSLease(t)
 	}
 	if u == nil && role.caps() {
 		u = e.newUser(now, t, uid) // only users a role caps are tracked

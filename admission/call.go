@@ -46,6 +46,10 @@ type CallRequest struct {
 	// user identity of an inbound call, and what destination classes,
 	// rates and emergency numbers are matched against.
 	Callee string
+	// LeaseFull (cluster mode) lists the dimensions the ledger has no
+	// capacity left for: a lease miss on one of them is the cap's own
+	// rejection (e.g. parallel_calls, 486) instead of CauseLease.
+	LeaseFull LeaseSet
 }
 
 // user returns the user identity of the call: Caller for outbound, Callee

@@ -51,6 +51,13 @@ const (
 	// CauseUnknownTenant: the request names a tenant the engine does not
 	// know (default 403 Forbidden).
 	CauseUnknownTenant
+	// CauseLease: in a cluster, the node holds no lease left for the
+	// dimension in Rejection.Lease, and the ledger could not be asked
+	// (NATS unreachable, or the node's leases expired): 503 Service
+	// Unavailable with Retry-After. Without CallRequest.LeaseFull a lease
+	// miss is not final: the edge leases more and asks again, and no
+	// event is emitted.
+	CauseLease
 
 	numCauses // keep last
 )
@@ -69,6 +76,7 @@ var causeNames = [numCauses]string{
 	CauseSuspended:        "suspended",
 	CauseSuspendedInbound: "suspended_inbound",
 	CauseUnknownTenant:    "unknown_tenant",
+	CauseLease:            "cluster_lease",
 }
 
 // String returns the cause's configuration name, e.g. "parallel_calls".
@@ -121,6 +129,7 @@ func DefaultRejects() map[Cause]Reject {
 		CauseSuspended:        forbidden,
 		CauseSuspendedInbound: {Code: 480, Reason: "Temporarily Unavailable"},
 		CauseUnknownTenant:    forbidden,
+		CauseLease:            {Code: 503, Reason: "Service Unavailable"},
 	}
 }
 
@@ -146,6 +155,8 @@ type Rejection struct {
 	// RetryAfter is, for CauseCPS, the time until the bucket holds a token
 	// again (always > 0; 1 s when the rate is 0).
 	RetryAfter time.Duration
+	// Lease is, for CauseLease, the dimension the node holds no lease of.
+	Lease LeaseDim
 }
 
 // Error describes the rejection, e.g.

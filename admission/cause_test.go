@@ -22,6 +22,7 @@ func TestCauseNames(t *testing.T) {
 		admission.CauseSuspended:        "suspended",
 		admission.CauseSuspendedInbound: "suspended_inbound",
 		admission.CauseUnknownTenant:    "unknown_tenant",
+		admission.CauseLease:            "cluster_lease",
 	}
 	for c, name := range names {
 		if got := c.String(); got != name {
@@ -59,7 +60,7 @@ func TestDefaultRejects(t *testing.T) {
 		admission.CauseParallelCalls: 486, admission.CauseParallelInbound: 486, admission.CauseParallelOutbound: 486,
 		admission.CauseCPS: 503, admission.CauseMinutes: 403, admission.CauseSpend: 403, admission.CauseDestination: 403,
 		admission.CauseRoleParallel: 486, admission.CauseRoleMinutes: 403, admission.CauseSuspended: 403,
-		admission.CauseSuspendedInbound: 480, admission.CauseUnknownTenant: 403,
+		admission.CauseSuspendedInbound: 480, admission.CauseUnknownTenant: 403, admission.CauseLease: 503,
 	}
 	if len(d) != len(want) {
 		t.Fatalf("DefaultRejects() has %d causes, want %d", len(d), len(want))

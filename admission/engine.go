@@ -48,7 +48,8 @@ type tenantState struct {
 	calls                       []*call // every active call (emergency ones too)
 	users                       map[string]*userState
 
-	tat time.Time // CPS: GCRA theoretical arrival time
+	tat   time.Time  // CPS: GCRA theoretical arrival time
+	lease leaseState // cluster mode: the capacity this node holds
 
 	minutes budget     // max_monthly_minutes
 	spend   budget     // monthly_spend_limit
@@ -131,6 +132,7 @@ type Engine struct {
 	classes          prefixTable[string]
 	emergency        map[string]struct{}
 	resumeOnRollover bool
+	cluster          bool
 	defaults         Limits
 
 	plans   map[string]*planState
@@ -163,6 +165,7 @@ func NewEngine(s Settings) *Engine {
 	e := &Engine{
 		emergency:        make(map[string]struct{}, len(s.EmergencyNumbers)),
 		resumeOnRollover: s.ResumeOnRollover,
+		cluster:          s.Cluster,
 		defaults:         s.TenantDefaults.clone(),
 		plans:            make(map[string]*planState),
 		tenants:          make(map[string]*tenantState),

@@ -171,6 +171,10 @@ type Settings struct {
 	// TenantDefaults pre-fills the overrides of tenants created with
 	// CreateTenant and is what ResetTenant restores.
 	TenantDefaults Limits
+	// Cluster makes the parallel and CPS caps leased (package cluster): a
+	// tenant's capped dimension admits only within the capacity the node
+	// holds (SetLease, AddCPSTokens), which starts at 0.
+	Cluster bool
 }
 
 // unlimited is the effective value of an unset or -1 count limit.

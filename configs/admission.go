@@ -151,6 +151,7 @@ func (c *Config) AdmissionSettings() (admission.Settings, error) {
 		EmergencyNumbers:   slices.Clone(emergency),
 		ResumeOnRollover:   resume,
 		TenantDefaults:     c.TenantDefaults.AdmissionLimits(),
+		Cluster:            c.Cluster.Enabled,
 	}, nil
 }
 

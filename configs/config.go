@@ -102,6 +102,9 @@ const (
 	CauseSuspended = "suspended"
 	// CauseSuspendedInbound: an inbound call to a suspended tenant.
 	CauseSuspendedInbound = "suspended_inbound"
+	// CauseLease: in a cluster, the node's leases ran out and the ledger
+	// cannot be reached (NATS down past cluster.lease_ttl).
+	CauseLease = "cluster_lease"
 )
 
 // defaultRejects are the SIP answers used for causes absent from
@@ -118,6 +121,7 @@ var defaultRejects = map[string]Reject{
 	CauseRoleMinutes:      {Code: 403, Reason: "Forbidden"},
 	CauseSuspended:        {Code: 403, Reason: "Forbidden"},
 	CauseSuspendedInbound: {Code: 480, Reason: "Temporarily Unavailable"},
+	CauseLease:            {Code: 503, Reason: "Service Unavailable"},
 }
 
 // Config is the whole tollgate configuration file.
@@ -174,6 +178,9 @@ type Config struct {
 	// NATS configures the event bus: the embedded or external NATS
 	// server, the JetStream stream and the outbox publisher.
 	NATS NATS `yaml:"nats" json:"nats"`
+	// Cluster shares the tenants' caps with other gateways through NATS
+	// JetStream (off by default).
+	Cluster Cluster `yaml:"cluster" json:"cluster"`
 }
 
 // Debug configures the operators' profiling endpoint.
@@ -629,6 +636,7 @@ func (c *Config) ApplyDefaults() {
 		c.Node = DefaultNode()
 	}
 	c.NATS.applyDefaults()
+	c.Cluster.applyDefaults(c.Node)
 	c.Log.Level = strings.ToLower(c.Log.Level)
 	if c.Log.Level == "" {
 		c.Log.Level = DefaultLogLevel
@@ -1072,7 +1080,10 @@ func (c *Config) Validate() error {
 	if err := c.Runtime.validate(); err != nil {
 		return err
 	}
-	return c.NATS.validate()
+	if err := c.NATS.validate(); err != nil {
+		return err
+	}
+	return c.Cluster.validate(&c.NATS)
 }
 
 func (d *Debug) validate(apiListen string) error {

@@ -322,7 +322,7 @@ func TestBadConfigs(t *testing.T) {
 		{"reject code 200", edit(t, "sip:\n", "admission:\n  reject:\n    parallel_calls: {code: 200, reason: OK}\nsip:\n"),
 			[]string{"admission.reject.parallel_calls.code: must be a SIP error code 400..699, got 200"}},
 		{"reject unknown cause", edit(t, "sip:\n", "admission:\n  reject:\n    unknown_tenant: {code: 403}\nsip:\n"),
-			[]string{`admission.reject.unknown_tenant: unknown rejection cause "unknown_tenant" (allowed: cps, destination_class, minutes, parallel_calls, parallel_inbound, parallel_outbound, role_minutes, role_parallel_calls, spend, suspended, suspended_inbound)`}},
+			[]string{`admission.reject.unknown_tenant: unknown rejection cause "unknown_tenant" (allowed: cluster_lease, cps, destination_class, minutes, parallel_calls, parallel_inbound, parallel_outbound, role_minutes, role_parallel_calls, spend, suspended, suspended_inbound)`}},
 		{"reject code without phrase", edit(t, "sip:\n", "admission:\n  reject:\n    parallel_calls: {code: 499}\nsip:\n"),
 			[]string{"admission.reject.parallel_calls.reason: required: code 499 has no standard reason phrase"}},
 		{"reject reason with newline", edit(t, "sip:\n", "admission:\n  reject:\n    parallel_calls: {code: 486, reason: \"Busy\\r\\nX-Evil: 1\"}\nsip:\n"),

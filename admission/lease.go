@@ -1,0 +1,194 @@
+package admission
+
+import "time"
+
+// LeaseDim is a dimension of a tenant's caps whose capacity, in a cluster,
+// a node leases from the shared ledger (package cluster) before it may
+// admit against it. Leases reach the engine as capacity, like any other
+// limit: the engine never sees the ledger.
+type LeaseDim uint8
+
+// The leased dimensions.
+const (
+	// LeaseNone: no lease is missing.
+	LeaseNone LeaseDim = iota
+	// LeaseParallel: the tenant's max_parallel_calls.
+	LeaseParallel
+	// LeaseInbound: the tenant's max_parallel_inbound.
+	LeaseInbound
+	// LeaseOutbound: the tenant's max_parallel_outbound.
+	LeaseOutbound
+	// LeaseCPS: the tenant's max_calls_per_second, as tokens of one UTC
+	// second.
+	LeaseCPS
+
+	// NumLeaseDims is one past the last dimension.
+	NumLeaseDims
+)
+
+var leaseNames = [NumLeaseDims]string{"none", fieldMaxParallelCalls, fieldMaxParallelInbound, fieldMaxParallelOutbound, fieldMaxCallsPerSecond}
+
+// String is the dimension's limit name, e.g. "max_parallel_calls".
+func (d LeaseDim) String() string {
+	if d < NumLeaseDims {
+		return leaseNames[d]
+	}
+	return "lease(?)"
+}
+
+// LeaseSet is a set of dimensions, one bit per LeaseDim.
+type LeaseSet uint8
+
+// Has reports whether d is in the set.
+func (s LeaseSet) Has(d LeaseDim) bool { return s&(1<<d) != 0 }
+
+// With returns the set with d added.
+func (s LeaseSet) With(d LeaseDim) LeaseSet { return s | 1<<d }
+
+// cause is the rejection cause of the cap behind a leased dimension.
+func (d LeaseDim) cause() Cause {
+	switch d {
+	case LeaseInbound:
+		return CauseParallelInbound
+	case LeaseOutbound:
+		return CauseParallelOutbound
+	case LeaseCPS:
+		return CauseCPS
+	default:
+		return CauseParallelCalls
+	}
+}
+
+// leaseState is what a node holds of a tenant's leased caps.
+type leaseState struct {
+	parallel [LeaseCPS]int64 // by LeaseDim (0 unused): calls the node may have in progress
+	cpsSec   int64           // the Unix second cpsTokens belong to
+	cps      int64           // tokens left for that second
+}
+
+// LeaseUsage is what a node uses and holds of one tenant's leased caps: the
+// input of the ledger's sizing.
+type LeaseUsage struct {
+	// Active is the tenant's calls in progress on this node by LeaseDim
+	// (LeaseParallel: all, LeaseInbound, LeaseOutbound); emergency calls
+	// are not counted.
+	Active [LeaseCPS]int64
+	// Held is the capacity the engine admits against, by LeaseDim.
+	Held [LeaseCPS]int64
+	// Cap is the tenant's effective cap by LeaseDim (LeaseCPS: calls per
+	// second); -1 = unlimited, which needs no lease.
+	Cap [NumLeaseDims]int64
+}
+
+// leaseMiss checks one leased parallel dimension at admission: a miss is
+// a rejection with CauseLease (no event, nothing changes) unless the
+// caller found the ledger full for it, which makes it the cap's own
+// rejection.
+func (e *Engine) leaseMiss(d *Decision, t *tenantState, req *CallRequest, dim LeaseDim, capv, active int64) bool {
+	if !e.cluster || capv < 0 || active < t.lease.parallel[dim] {
+		return false
+	}
+	e.missed(d, req, dim, capv, active)
+	return true
+}
+
+// missed fills d with a lease miss on dim, or with the cap's rejection
+// when the request says the ledger has nothing left for it.
+func (e *Engine) missed(d *Decision, req *CallRequest, dim LeaseDim, capv, active int64) {
+	if req.LeaseFull.Has(dim) {
+		e.rejectWith(d, dim.cause(), capv, active)
+		return
+	}
+	r := e.rejects[CauseLease]
+	d.Rejection = Rejection{Cause: CauseLease, Code: r.Code, Reason: r.Reason, Lease: dim, Limit: capv, Usage: active}
+}
+
+// cpsLeaseMiss checks the cluster's CPS tokens of the current second.
+func (e *Engine) cpsLeaseMiss(d *Decision, t *tenantState, req *CallRequest, now time.Time) bool {
+	if !e.cluster || t.eff.cps < 0 {
+		return false
+	}
+	sec := now.Unix()
+	if t.lease.cpsSec == sec && t.lease.cps > 0 {
+		return false
+	}
+	e.missed(d, req, LeaseCPS, t.eff.cps, 0)
+	d.Rejection.RetryAfter = time.Unix(sec+1, 0).Sub(now)
+	return true
+}
+
+// takeCPSLease consumes the token of an admitted call.
+func (e *Engine) takeCPSLease(t *tenantState) {
+	if e.cluster && t.eff.cps >= 0 {
+		t.lease.cps--
+	}
+}
+
+// SetLease sets the capacity of parallel dimension dim (LeaseParallel,
+// LeaseInbound or LeaseOutbound) the node holds for tenant: the most calls
+// of that kind it admits before it asks the ledger again. Calls in
+// progress are never cut by a lower value. It reports false for an unknown
+// tenant or a dimension that is not a parallel one.
+func (e *Engine) SetLease(tenant string, dim LeaseDim, n int64) bool {
+	t, ok := e.tenants[tenant]
+	if !ok || dim == LeaseNone || dim >= LeaseCPS {
+		return false
+	}
+	t.lease.parallel[dim] = n
+	return true
+}
+
+// AddCPSTokens adds k admissions for Unix second sec to what the node
+// holds for tenant; tokens of an earlier second are dropped (they cannot
+// be used any more). It reports false for an unknown tenant.
+func (e *Engine) AddCPSTokens(tenant string, sec, k int64) bool {
+	t, ok := e.tenants[tenant]
+	if !ok {
+		return false
+	}
+	if t.lease.cpsSec != sec {
+		if t.lease.cpsSec > sec {
+			return true // a late grant for a second already gone
+		}
+		t.lease.cpsSec, t.lease.cps = sec, 0
+	}
+	t.lease.cps += k
+	return true
+}
+
+// LeaseUsage returns what the node uses and holds of tenant's leased caps;
+// ok is false for an unknown tenant.
+func (e *Engine) LeaseUsage(tenant string) (u LeaseUsage, ok bool) {
+	t, ok := e.tenants[tenant]
+	if !ok {
+		return u, false
+	}
+	u.Active = [LeaseCPS]int64{0, t.active, t.activeIn, t.activeOut}
+	u.Held = t.lease.parallel
+	u.Cap = [NumLeaseDims]int64{0, t.eff.parallel, t.eff.parallelIn, t.eff.parallelOut, t.eff.cps}
+	return u, true
+}
+
+// SetLease is Engine.SetLease under the lock. A lease changes no counter,
+// deadline or event and is not durable (a restarted node holds nothing),
+// so it has no Ready.
+func (r *Runner) SetLease(tenant string, dim LeaseDim, n int64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.SetLease(tenant, dim, n)
+}
+
+// AddCPSTokens is Engine.AddCPSTokens under the lock (no Ready, as
+// SetLease).
+func (r *Runner) AddCPSTokens(tenant string, sec, k int64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.AddCPSTokens(tenant, sec, k)
+}
+
+// LeaseUsage is Engine.LeaseUsage under the lock.
+func (r *Runner) LeaseUsage(tenant string) (LeaseUsage, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.LeaseUsage(tenant)
+}

@@ -1,0 +1,90 @@
+package configs
+
+import (
+	"regexp"
+	"time"
+)
+
+// Defaults and bounds of the cluster section.
+const (
+	// DefaultLeaseTTL is how long a node's leases stay valid after its
+	// last heartbeat: a node cut off from NATS admits within its leases
+	// for this long, and a silent node's unused reserve returns to the
+	// ledger this long after its last heartbeat.
+	DefaultLeaseTTL = 10 * time.Second
+	// MinLeaseTTL is the shortest cluster.lease_ttl accepted.
+	MinLeaseTTL = time.Second
+	// DefaultLedgerBucket is the JetStream KV bucket of the shared ledger.
+	DefaultLedgerBucket = "TOLLGATE_LEDGER"
+	// DefaultClusterReplicas is the ledger bucket's replica count (R3:
+	// needs 3 JetStream servers).
+	DefaultClusterReplicas = 3
+)
+
+// Cluster makes several gateways share every leased cap of a tenant
+// through a ledger in NATS JetStream KV (package cluster). The gateways
+// must use the same NATS (nats.url) and the same plans and tenants. Every
+// field is in docs/CONFIG.md, section cluster.
+type Cluster struct {
+	// Enabled turns the shared ledger on: the parallel and CPS caps hold
+	// across all gateways of the cluster. Default false.
+	Enabled bool `yaml:"enabled" json:"enabled"`
+	// Node is this gateway's name in the cluster, unique among the
+	// gateways; default: the top-level node.
+	Node string `yaml:"node" json:"node"`
+	// LeaseTTL: a node cut off from NATS admits within its leases for this
+	// long after its last heartbeat, then answers 503 with Retry-After;
+	// the unused reserve of a silent node returns after it. Default 10s,
+	// at least 1s.
+	LeaseTTL time.Duration `yaml:"lease_ttl" json:"lease_ttl"`
+	// Bucket is the JetStream KV bucket of the ledger; default
+	// TOLLGATE_LEDGER.
+	Bucket string `yaml:"bucket" json:"bucket"`
+	// Replicas is the bucket's replica count: 3 (the default) needs a NATS
+	// cluster of at least 3 JetStream servers and survives the loss of
+	// one; 1 works with a single server, whose loss stops the ledger (the
+	// gateways then run fail-static) and whose disk holds the only copy.
+	Replicas int `yaml:"replicas" json:"replicas"`
+}
+
+var bucketRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+func (c *Cluster) applyDefaults(node string) {
+	if c.Node == "" {
+		c.Node = node
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = DefaultLeaseTTL
+	}
+	if c.Bucket == "" {
+		c.Bucket = DefaultLedgerBucket
+	}
+	if c.Replicas == 0 {
+		c.Replicas = DefaultClusterReplicas
+	}
+}
+
+func (c *Cluster) validate(n *NATS) error {
+	if !c.Enabled {
+		return nil
+	}
+	if err := validateNode(c.Node); err != nil {
+		return errf("cluster.node", "%v", err)
+	}
+	if c.LeaseTTL < MinLeaseTTL {
+		return errf("cluster.lease_ttl", "must be >= %s, got %s", MinLeaseTTL, c.LeaseTTL)
+	}
+	if !bucketRe.MatchString(c.Bucket) {
+		return errf("cluster.bucket", "must be 1..64 letters, digits, '-' or '_', got %q", c.Bucket)
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		return errf("cluster.replicas", "must be 1..5, got %d", c.Replicas)
+	}
+	if !n.On() {
+		return errf("cluster.enabled", "needs NATS: nats.enabled is false")
+	}
+	if n.Embedded() && c.Replicas > 1 {
+		return errf("cluster.replicas", "%d needs a NATS cluster in nats.url; the embedded server is one server (use replicas: 1)", c.Replicas)
+	}
+	return nil
+}
