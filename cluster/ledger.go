@@ -1,0 +1,735 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/tollgate/tollgate/admission"
+)
+
+// Errors of the ledger.
+var (
+	// ErrUnavailable: the ledger cannot be asked (NATS unreachable, the
+	// bucket not ready, or the node's leases expired); the caller answers
+	// 503 with Retry-After.
+	ErrUnavailable = errors.New("cluster: ledger unavailable")
+	// ErrContention: compare-and-set kept failing on a busy key.
+	ErrContention = errors.New("cluster: ledger contention")
+	// ErrAlive: Release of a node whose heartbeat is still fresh.
+	ErrAlive = errors.New("cluster: node is alive")
+	// ErrUnknownNode: Release of a node the ledger does not know.
+	ErrUnknownNode = errors.New("cluster: unknown node")
+)
+
+// Engine is what the ledger needs of the admission runner.
+type Engine interface {
+	LeaseUsage(tenant string) (admission.LeaseUsage, bool)
+	SetLease(tenant string, dim admission.LeaseDim, n int64) (int64, bool)
+	AddCPSTokens(tenant string, sec, k int64) bool
+}
+
+// Options configure a Ledger.
+type Options struct {
+	// Node is this gateway's unique name in the cluster.
+	Node string
+	// TTL is cluster.lease_ttl.
+	TTL time.Duration
+	// MaxCallDuration is sip.max_call_duration: after it, a silent node's
+	// calls have ended and everything it held returns.
+	MaxCallDuration time.Duration
+	// Bucket and Replicas are the KV bucket's name and replica count.
+	Bucket   string
+	Replicas int
+	// JS is the JetStream context of the gateway's NATS connection.
+	JS jetstream.JetStream
+	// Engine is the admission runner.
+	Engine Engine
+	// Now is the wall clock (default time.Now); leases are compared in
+	// Unix milliseconds across nodes.
+	Now func() time.Time
+	// Maintain is the period of the maintenance round (returns, prefetch,
+	// reclaims, expiry); default TTL/50 within [20ms, 200ms].
+	Maintain time.Duration
+	// Timeout bounds one ledger request; default 2s.
+	Timeout time.Duration
+	// Log is the component logger.
+	Log zerolog.Logger
+}
+
+// nodeRec is a node's heartbeat, key node.<name>.
+type nodeRec struct {
+	Epoch   string `json:"epoch"`
+	RenewBy int64  `json:"renew_by"` // Unix ms: the node admits within its leases until then
+	At      int64  `json:"at"`       // Unix ms of the heartbeat
+	TTL     int64  `json:"ttl_ms"`
+	MaxCall int64  `json:"max_call_ms"`
+	Started int64  `json:"started"` // Unix ms the node's current life started
+}
+
+type cached struct {
+	rec record
+	rev uint64
+}
+
+// held is a key this node holds (or held) a lease in.
+type held struct {
+	tenant string
+	dim    admission.LeaseDim
+}
+
+// Ledger is this node's side of the shared ledger.
+type Ledger struct {
+	o     Options
+	epoch string
+	kv    jetstream.KeyValue
+	grace time.Duration
+
+	mu     sync.Mutex
+	cache  map[string]cached  // every ledger key, kept by the watcher
+	nodes  map[string]nodeRec // every heartbeat
+	held   map[string]held    // parallel keys this node has a lease in
+	keyMus map[string]*sync.Mutex
+
+	ready      atomic.Bool
+	validUntil atomic.Int64 // monotonic: nanoseconds since l.mono; 0 = never renewed
+	mono       time.Time
+	expired    atomic.Bool
+
+	stats stats
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// Start creates or opens the ledger bucket, loads it, releases what an
+// earlier life of this node held, and starts the heartbeat and the
+// maintenance round. A NATS that cannot be reached is not an error: the
+// ledger retries, and Acquire answers ErrUnavailable until it is ready.
+// A bucket the server refuses (e.g. too few servers for the replicas) is.
+func Start(ctx context.Context, o Options) (*Ledger, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Maintain == 0 {
+		o.Maintain = min(max(o.TTL/50, 20*time.Millisecond), 200*time.Millisecond)
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 2 * time.Second
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	l := &Ledger{
+		o: o, epoch: hex.EncodeToString(b[:]),
+		grace: max(time.Second, o.TTL/2),
+		cache: map[string]cached{}, nodes: map[string]nodeRec{},
+		held: map[string]held{}, keyMus: map[string]*sync.Mutex{},
+		mono: time.Now(),
+		stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	err := l.open(ctx)
+	if err != nil && !unreachable(err) {
+		return nil, err
+	}
+	if err != nil {
+		o.Log.Warn().Err(err).Msg("cluster ledger not reachable at start; retrying (no leases until then)")
+	}
+	go l.run()
+	return l, nil
+}
+
+// unreachable reports whether err is NATS being away rather than the
+// server refusing the bucket.
+func unreachable(err error) bool {
+	var api *jetstream.APIError
+	return !errors.As(err, &api)
+}
+
+// open creates or updates the bucket and starts the watcher; it returns
+// once the watcher has delivered every current value.
+func (l *Ledger) open(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, l.o.Timeout*5)
+	defer cancel()
+	kv, err := l.o.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: l.o.Bucket, Replicas: l.o.Replicas, History: 1, Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		if m := err.Error(); strings.Contains(m, "insufficient resources") || strings.Contains(m, "replicas") {
+			return fmt.Errorf("cluster.replicas: bucket %s with %d replicas: %w", l.o.Bucket, l.o.Replicas, err)
+		}
+		return fmt.Errorf("cluster: bucket %s: %w", l.o.Bucket, err)
+	}
+	w, err := kv.WatchAll(context.Background())
+	if err != nil {
+		return fmt.Errorf("cluster: watch %s: %w", l.o.Bucket, err)
+	}
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return fmt.Errorf("cluster: watch %s closed", l.o.Bucket)
+			}
+			if e == nil { // every current value delivered
+				l.kv = kv
+				go l.watch(w)
+				if err := l.heartbeat(); err != nil {
+					return err
+				}
+				l.releasePrevious()
+				l.ready.Store(true)
+				l.o.Log.Info().Str("bucket", l.o.Bucket).Int("replicas", l.o.Replicas).Str("epoch", l.epoch).Msg("cluster ledger ready")
+				return nil
+			}
+			l.apply(e)
+		case <-ctx.Done():
+			_ = w.Stop()
+			return ctx.Err()
+		}
+	}
+}
+
+// watch applies the bucket's changes to the cache until the watcher stops.
+func (l *Ledger) watch(w jetstream.KeyWatcher) {
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if e != nil {
+				l.apply(e)
+			}
+		case <-l.stop:
+			_ = w.Stop()
+			return
+		}
+	}
+}
+
+// apply puts one watched entry in the cache (older revisions than the
+// cached one, e.g. after this node's own write, are ignored).
+func (l *Ledger) apply(e jetstream.KeyValueEntry) {
+	key := e.Key()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if name, ok := strings.CutPrefix(key, nodePrefix); ok {
+		if e.Operation() != jetstream.KeyValuePut {
+			delete(l.nodes, name)
+			return
+		}
+		var n nodeRec
+		if json.Unmarshal(e.Value(), &n) == nil {
+			l.nodes[name] = n
+		}
+		return
+	}
+	if c, ok := l.cache[key]; ok && c.rev >= e.Revision() {
+		return
+	}
+	var r record
+	if e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &r) != nil {
+		l.o.Log.Warn().Str("key", key).Msg("cluster ledger: unreadable record ignored")
+		return
+	}
+	l.cache[key] = cached{rec: r, rev: e.Revision()}
+}
+
+// run retries open until it succeeds, then beats and maintains.
+func (l *Ledger) run() {
+	defer close(l.done)
+	backoff := 100 * time.Millisecond
+	for !l.ready.Load() {
+		select {
+		case <-l.stop:
+			return
+		case <-time.After(backoff):
+		}
+		if err := l.open(context.Background()); err != nil {
+			backoff = min(2*backoff, 2*time.Second)
+			continue
+		}
+	}
+	beat := time.NewTicker(l.beatEvery())
+	defer beat.Stop()
+	tick := time.NewTicker(l.o.Maintain)
+	defer tick.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-beat.C:
+			if err := l.heartbeat(); err != nil {
+				l.stats.errors.Add(1)
+				l.o.Log.Debug().Err(err).Msg("cluster heartbeat failed")
+			}
+		case <-tick.C:
+			l.maintain()
+		}
+	}
+}
+
+func (l *Ledger) beatEvery() time.Duration { return max(l.o.TTL/4, 50*time.Millisecond) }
+
+// heartbeat renews this node's leases: valid until lease_ttl after the
+// heartbeat was sent (measured on the monotonic clock from before the
+// write, so never later than the renew_by the others see).
+func (l *Ledger) heartbeat() error {
+	start := time.Now()
+	now := l.o.Now()
+	rec := nodeRec{
+		Epoch: l.epoch, RenewBy: now.Add(l.o.TTL).UnixMilli(), At: now.UnixMilli(),
+		TTL: l.o.TTL.Milliseconds(), MaxCall: l.o.MaxCallDuration.Milliseconds(), Started: l.mono.UnixMilli(),
+	}
+	b, _ := json.Marshal(rec)
+	ctx, cancel := context.WithTimeout(context.Background(), l.o.Timeout)
+	defer cancel()
+	if _, err := l.kv.Put(ctx, nodePrefix+l.o.Node, b); err != nil {
+		return err
+	}
+	l.validUntil.Store(int64(start.Add(l.o.TTL).Sub(l.mono)))
+	if l.expired.CompareAndSwap(true, false) {
+		l.o.Log.Info().Msg("cluster ledger reachable again: leases renewed")
+	}
+	l.mu.Lock()
+	l.nodes[l.o.Node] = rec
+	l.mu.Unlock()
+	return nil
+}
+
+// valid reports whether this node's leases are still renewed.
+func (l *Ledger) valid() bool {
+	return l.ready.Load() && time.Since(l.mono) < time.Duration(l.validUntil.Load())
+}
+
+// Close stops the heartbeat and the maintenance. It returns nothing to
+// the ledger: a node that stops cleanly has no calls left, and its next
+// start (or lease_ttl) frees what it held.
+func (l *Ledger) Close() {
+	select {
+	case <-l.stop:
+	default:
+		close(l.stop)
+	}
+	<-l.done
+}
+
+// Epoch is this life of the node: random, new at every start.
+func (l *Ledger) Epoch() string { return l.epoch }
+
+// RetryAfter is what a caller refused with ErrUnavailable should wait: the
+// heartbeat period.
+func (l *Ledger) RetryAfter() time.Duration { return max(time.Second, l.beatEvery()) }
+
+const nodePrefix = "node."
+
+// Ledger keys: p.<tenant>.<calls|in|out> and cps.<tenant>.
+var dimKeys = [admission.NumLeaseDims]string{"", "calls", "in", "out", "cps"}
+
+func keyOf(tenant string, dim admission.LeaseDim) string {
+	if dim == admission.LeaseCPS {
+		return "cps." + token(tenant)
+	}
+	return "p." + token(tenant) + "." + dimKeys[dim]
+}
+
+// token makes a tenant name a KV key token: names of letters, digits, '-'
+// and '_' as they are, anything else hex-encoded after '='.
+func token(s string) string {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return "=" + hex.EncodeToString([]byte(s))
+		}
+	}
+	return s
+}
+
+// keyLock serialises this node's writes to one key (a miss and the
+// maintenance round of the same tenant).
+func (l *Ledger) keyLock(key string) *sync.Mutex {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m := l.keyMus[key]
+	if m == nil {
+		m = new(sync.Mutex)
+		l.keyMus[key] = m
+	}
+	return m
+}
+
+// snapshot returns a private copy of key's record and its revision.
+func (l *Ledger) snapshot(key string) (record, uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := l.cache[key]
+	return c.rec.clone(), c.rev
+}
+
+// live counts the nodes whose heartbeat is fresh (at least 1: this one).
+func (l *Ledger) live(now int64) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, r := range l.nodes {
+		if r.RenewBy+l.grace.Milliseconds() >= now {
+			n++
+		}
+	}
+	return max(n, 1)
+}
+
+// reclaim gives back, in r, what silent nodes can no longer be using:
+// the reserve (N - Use) lease_ttl + grace after a node's last heartbeat,
+// everything max_call_duration later, and the leases of nodes whose
+// heartbeat an operator removed (Release). It reports whether r changed.
+func (l *Ledger) reclaim(r *record, now int64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	changed := false
+	g := l.grace.Milliseconds()
+	for name, ls := range r.Leases {
+		if name == l.o.Node {
+			continue
+		}
+		hb, ok := l.nodes[name]
+		switch {
+		case !ok:
+			delete(r.Leases, name) // released by an operator
+			changed = true
+		case now > hb.RenewBy+hb.MaxCall+g:
+			delete(r.Leases, name)
+			changed = true
+		case now > hb.RenewBy+g && ls.N > ls.Use:
+			ls.N = ls.Use
+			r.Leases[name] = ls
+			changed = true
+		}
+	}
+	if changed {
+		l.stats.reclaims.Add(1)
+	}
+	return changed
+}
+
+// write compare-and-sets key to r at rev; on a conflict it refreshes the
+// cache from the server and reports conflict.
+func (l *Ledger) write(key string, r record, rev uint64) (conflict bool, err error) {
+	b, _ := json.Marshal(r)
+	ctx, cancel := context.WithTimeout(context.Background(), l.o.Timeout)
+	defer cancel()
+	start := time.Now()
+	nrev, err := l.kv.Update(ctx, key, b, rev)
+	l.stats.observe(time.Since(start))
+	if err == nil {
+		l.mu.Lock()
+		if c, ok := l.cache[key]; !ok || c.rev < nrev {
+			l.cache[key] = cached{rec: r, rev: nrev}
+		}
+		l.mu.Unlock()
+		return false, nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !errors.Is(err, jetstream.ErrKeyExists) {
+		l.stats.errors.Add(1)
+		return false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	l.stats.conflicts.Add(1)
+	e, gerr := l.kv.Get(ctx, key)
+	switch {
+	case gerr == nil:
+		l.apply(e)
+	case errors.Is(gerr, jetstream.ErrKeyNotFound):
+	default:
+		return true, fmt.Errorf("%w: %v", ErrUnavailable, gerr)
+	}
+	return true, nil
+}
+
+// maxAttempts bounds the compare-and-set retries of one request.
+const maxAttempts = 16
+
+// Acquire leases more of tenant's dimension dim after the engine found
+// none left (admission.CauseLease): one or more compare-and-sets of the
+// tenant's key, then the engine's capacity raised. full reports that the
+// ledger has nothing left for one more call (the cap is reached across
+// the cluster). ErrUnavailable: the ledger cannot be asked, or this
+// node's leases expired.
+func (l *Ledger) Acquire(tenant string, dim admission.LeaseDim, now time.Time) (full bool, err error) {
+	if !l.valid() {
+		return false, ErrUnavailable
+	}
+	if dim == admission.LeaseCPS {
+		return l.acquireCPS(tenant, now)
+	}
+	key := keyOf(tenant, dim)
+	km := l.keyLock(key)
+	km.Lock()
+	defer km.Unlock()
+	for range maxAttempts {
+		u, ok := l.o.Engine.LeaseUsage(tenant)
+		if !ok {
+			return false, nil
+		}
+		capv, active := u.Cap[dim], u.Active[dim]
+		if capv < 0 || active < u.Held[dim] {
+			return false, nil // unlimited, or another request leased meanwhile
+		}
+		r, rev := l.snapshot(key)
+		ms := l.o.Now().UnixMilli()
+		reclaimed := l.reclaim(&r, ms)
+		n, use, isFull := size(capv, r.others(l.o.Node), active, l.live(ms), true)
+		if isFull && !reclaimed {
+			l.stats.full.Add(1)
+			return true, nil
+		}
+		mine := r.Leases[l.o.Node]
+		r.Cap = capv
+		r.Leases[l.o.Node] = lease{N: n, Use: use, Busy: active, Epoch: l.epoch, At: ms}
+		if isFull { // write the reclaim alone, then size again
+			r.Leases[l.o.Node] = lease{N: max(mine.N, active), Use: max(mine.Use, active), Busy: active, Epoch: l.epoch, At: ms}
+		}
+		conflict, err := l.write(key, r, rev)
+		if err != nil {
+			return false, err
+		}
+		if conflict {
+			continue
+		}
+		if isFull {
+			continue
+		}
+		l.mu.Lock()
+		l.held[key] = held{tenant, dim}
+		l.mu.Unlock()
+		l.o.Engine.SetLease(tenant, dim, use)
+		l.stats.acquired.Add(1)
+		return false, nil
+	}
+	return false, ErrContention
+}
+
+// acquireCPS leases tokens of the current second: the entry holds the
+// grants of one second, and a new second starts it empty.
+func (l *Ledger) acquireCPS(tenant string, now time.Time) (bool, error) {
+	key := keyOf(tenant, admission.LeaseCPS)
+	km := l.keyLock(key)
+	km.Lock()
+	defer km.Unlock()
+	sec := now.Unix()
+	for range maxAttempts {
+		u, ok := l.o.Engine.LeaseUsage(tenant)
+		if !ok || u.Cap[admission.LeaseCPS] < 0 {
+			return false, nil
+		}
+		capv := u.Cap[admission.LeaseCPS]
+		r, rev := l.snapshot(key)
+		switch {
+		case r.Sec > sec:
+			return true, nil // this second is over in the ledger
+		case r.Sec < sec:
+			r.Sec, r.Leases = sec, map[string]lease{}
+		}
+		var used int64
+		for _, g := range r.Leases {
+			used += g.N
+		}
+		if used >= capv {
+			l.stats.full.Add(1)
+			return true, nil
+		}
+		k := block(capv-used, l.live(l.o.Now().UnixMilli()), true)
+		r.Cap = capv
+		r.Leases[l.o.Node] = lease{N: r.Leases[l.o.Node].N + k, Epoch: l.epoch, At: l.o.Now().UnixMilli()}
+		conflict, err := l.write(key, r, rev)
+		if err != nil {
+			return false, err
+		}
+		if conflict {
+			continue
+		}
+		l.o.Engine.AddCPSTokens(tenant, sec, k)
+		l.stats.acquired.Add(1)
+		return false, nil
+	}
+	return false, ErrContention
+}
+
+// maintain is one maintenance round: at expiry it stops admissions beyond
+// the calls in progress; otherwise, for every key this node holds, it
+// gives back idle capacity, leases ahead when calls run low, refreshes a
+// stale busy count, and reclaims from silent nodes.
+func (l *Ledger) maintain() {
+	if !l.ready.Load() {
+		return
+	}
+	if !l.valid() {
+		if l.expired.CompareAndSwap(false, true) {
+			l.o.Log.Warn().Dur("lease_ttl", l.o.TTL).Msg("cluster ledger unreachable past lease_ttl: no new calls beyond those in progress until it is back")
+			l.mu.Lock()
+			hs := make([]held, 0, len(l.held))
+			for _, h := range l.held {
+				hs = append(hs, h)
+			}
+			l.mu.Unlock()
+			for _, h := range hs {
+				l.o.Engine.SetLease(h.tenant, h.dim, 0) // clamped to the calls in progress
+			}
+		}
+		return
+	}
+	l.mu.Lock()
+	keys := make([]string, 0, len(l.held))
+	for k := range l.held {
+		keys = append(keys, k)
+	}
+	l.mu.Unlock()
+	for _, k := range keys {
+		l.mu.Lock()
+		h := l.held[k]
+		l.mu.Unlock()
+		l.tend(k, h)
+	}
+	l.sweep()
+}
+
+// tend is the maintenance of one held key.
+func (l *Ledger) tend(key string, h held) {
+	km := l.keyLock(key)
+	km.Lock()
+	defer km.Unlock()
+	u, ok := l.o.Engine.LeaseUsage(h.tenant)
+	if !ok {
+		return
+	}
+	capv, active := u.Cap[h.dim], u.Active[h.dim]
+	r, rev := l.snapshot(key)
+	ms := l.o.Now().UnixMilli()
+	mine, has := r.Leases[l.o.Node]
+	if capv < 0 { // the cap was lifted: nothing to hold
+		capv = mine.N
+	}
+	reclaimed := l.reclaim(&r, ms)
+	live := l.live(ms)
+	n, use, _ := size(capv, r.others(l.o.Node), active, live, false)
+	b := block(capv-r.others(l.o.Node)-active, live, true)
+	shrink := has && mine.N-n >= max(1, (n-active)/4)
+	grow := active+max(1, b/2) > u.Held[h.dim] && use > mine.Use
+	stale := has && mine.Busy != active && ms-mine.At > time.Second.Milliseconds()
+	if !shrink && !grow && !stale && !reclaimed && mine.Epoch == l.epoch {
+		return
+	}
+	if shrink {
+		use, _ = l.o.Engine.SetLease(h.tenant, h.dim, use) // lower first: never above the ledger
+		n = max(n, use)
+	} else if !grow {
+		n, use = max(mine.N, active), max(mine.Use, active)
+	}
+	r.Cap = capv
+	if n == 0 && active == 0 {
+		delete(r.Leases, l.o.Node)
+	} else {
+		r.Leases[l.o.Node] = lease{N: n, Use: use, Busy: active, Epoch: l.epoch, At: ms}
+	}
+	conflict, err := l.write(key, r, rev)
+	if err != nil || conflict {
+		return // the engine is at most what the ledger grants; next round
+	}
+	if grow {
+		l.o.Engine.SetLease(h.tenant, h.dim, use)
+		l.stats.acquired.Add(1)
+	}
+	if shrink {
+		l.stats.returned.Add(1)
+	}
+	if n == 0 && active == 0 {
+		l.mu.Lock()
+		delete(l.held, key)
+		l.mu.Unlock()
+	}
+}
+
+// sweep reclaims, from keys this node holds nothing in, what silent nodes
+// no longer use, so capacity returns without waiting for demand. One key
+// per round keeps it cheap.
+func (l *Ledger) sweep() {
+	ms := l.o.Now().UnixMilli()
+	l.mu.Lock()
+	var key string
+	for k, c := range l.cache {
+		if _, mine := l.held[k]; mine || strings.HasPrefix(k, "cps.") {
+			continue
+		}
+		if l.silentIn(&c.rec, ms) {
+			key = k
+			break
+		}
+	}
+	l.mu.Unlock()
+	if key == "" {
+		return
+	}
+	km := l.keyLock(key)
+	km.Lock()
+	defer km.Unlock()
+	r, rev := l.snapshot(key)
+	if l.reclaim(&r, ms) {
+		_, _ = l.write(key, r, rev)
+	}
+}
+
+// silentIn reports whether r holds a lease reclaim would change. Called
+// with l.mu held.
+func (l *Ledger) silentIn(r *record, ms int64) bool {
+	g := l.grace.Milliseconds()
+	for name, ls := range r.Leases {
+		if name == l.o.Node {
+			continue
+		}
+		hb, ok := l.nodes[name]
+		if !ok || ms > hb.RenewBy+hb.MaxCall+g || ms > hb.RenewBy+g && ls.N > ls.Use {
+			return true
+		}
+	}
+	return false
+}
+
+// releasePrevious gives back what an earlier life of this node held: at
+// start the store's restore has ended its calls, so it holds only what
+// its calls in progress (none) need.
+func (l *Ledger) releasePrevious() {
+	l.mu.Lock()
+	var keys []string
+	for k, c := range l.cache {
+		if ls, ok := c.rec.Leases[l.o.Node]; ok && ls.Epoch != l.epoch {
+			keys = append(keys, k)
+		}
+	}
+	l.mu.Unlock()
+	for _, k := range keys {
+		for range maxAttempts {
+			r, rev := l.snapshot(k)
+			if _, ok := r.Leases[l.o.Node]; !ok {
+				break
+			}
+			delete(r.Leases, l.o.Node)
+			if conflict, err := l.write(k, r, rev); err != nil || !conflict {
+				if err == nil {
+					l.stats.returned.Add(1)
+				}
+				break
+			}
+		}
+	}
+	if len(keys) > 0 {
+		l.o.Log.Info().Int("keys", len(keys)).Msg("cluster: released the leases of this node's previous run")
+	}
+}
