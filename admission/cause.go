@@ -153,7 +153,8 @@ type Rejection struct {
 	// Class is the destination class, for CauseDestination.
 	Class string
 	// RetryAfter is, for CauseCPS, the time until the bucket holds a token
-	// again (always > 0; 1 s when the rate is 0).
+	// again (always > 0; 1 s when the rate is 0); for CauseLease, when the
+	// ledger may be back.
 	RetryAfter time.Duration
 	// Lease is, for CauseLease, the dimension the node holds no lease of.
 	Lease LeaseDim
@@ -198,6 +199,8 @@ func (r Rejection) Text() string {
 		return "tenant suspended"
 	case CauseUnknownTenant:
 		return "unknown tenant"
+	case CauseLease:
+		return "cluster ledger unavailable (" + r.Lease.String() + ")"
 	default:
 		return r.Cause.String()
 	}

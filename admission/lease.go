@@ -126,16 +126,20 @@ func (e *Engine) takeCPSLease(t *tenantState) {
 
 // SetLease sets the capacity of parallel dimension dim (LeaseParallel,
 // LeaseInbound or LeaseOutbound) the node holds for tenant: the most calls
-// of that kind it admits before it asks the ledger again. Calls in
-// progress are never cut by a lower value. It reports false for an unknown
-// tenant or a dimension that is not a parallel one.
-func (e *Engine) SetLease(tenant string, dim LeaseDim, n int64) bool {
+// of that kind it admits before it asks the ledger again. It never goes
+// below the calls of that kind in progress, so a lower value cuts nothing
+// and the caller learns what it may give back. It returns the value set;
+// ok is false for an unknown tenant or a dimension that is not a parallel
+// one.
+func (e *Engine) SetLease(tenant string, dim LeaseDim, n int64) (set int64, ok bool) {
 	t, ok := e.tenants[tenant]
 	if !ok || dim == LeaseNone || dim >= LeaseCPS {
-		return false
+		return 0, false
 	}
+	active := [LeaseCPS]int64{0, t.active, t.activeIn, t.activeOut}[dim]
+	n = max(n, active)
 	t.lease.parallel[dim] = n
-	return true
+	return n, true
 }
 
 // AddCPSTokens adds k admissions for Unix second sec to what the node
@@ -172,7 +176,7 @@ func (e *Engine) LeaseUsage(tenant string) (u LeaseUsage, ok bool) {
 // SetLease is Engine.SetLease under the lock. A lease changes no counter,
 // deadline or event and is not durable (a restarted node holds nothing),
 // so it has no Ready.
-func (r *Runner) SetLease(tenant string, dim LeaseDim, n int64) bool {
+func (r *Runner) SetLease(tenant string, dim LeaseDim, n int64) (int64, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.e.SetLease(tenant, dim, n)

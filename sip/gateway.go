@@ -44,6 +44,18 @@ type Options struct {
 	// FloodAnswer503 answers a blocked source with one 503 per second
 	// (pike.Limiter.AnswerBlocked) instead of nothing.
 	FloodAnswer503 bool
+	// Leaser leases cluster capacity when the engine found the node's
+	// leases used up (cluster.enabled); nil: a single gateway.
+	Leaser Leaser
+}
+
+// Leaser is the cluster ledger as the edge uses it (cluster.Ledger).
+type Leaser interface {
+	// Acquire leases more of tenant's dimension dim; full: the cluster
+	// has nothing left for one more call. An error means the ledger
+	// cannot be asked: the call gets 503 with RetryAfter.
+	Acquire(tenant string, dim admission.LeaseDim, now time.Time) (full bool, err error)
+	RetryAfter() time.Duration
 }
 
 // Observer receives the gateway's countable facts (Prometheus metrics).
@@ -94,6 +106,7 @@ type Gateway struct {
 	selfPorts map[int]bool
 
 	onEvent func(admission.Event)
+	leaser  Leaser
 	sched   scheduler
 	absorb  *absorber
 
@@ -125,6 +138,7 @@ func New(cfg *configs.Config, adm *admission.Runner, opts Options) (*Gateway, er
 		selfPorts: make(map[int]bool),
 		advertise: cfg.SIP.Advertise,
 		onEvent:   opts.OnEvent,
+		leaser:    opts.Leaser,
 		serial:    newSerializer(),
 		flood:     opts.Flood,
 		conns:     opts.Conns,

@@ -249,10 +249,11 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) (async bo
 		g.rejectEarly(now, callID, key, route, from.Address.User, callee, "loop", 482)
 		return false
 	}
-	dec := g.adm.Admit(now, admission.CallRequest{
+	creq := admission.CallRequest{
 		CallID: key, Tenant: route.Tenant, Direction: route.Direction,
 		Caller: from.Address.User, Callee: callee,
-	})
+	}
+	dec := g.admit(now, &creq)
 	if g.metrics != nil {
 		g.metrics.AdmissionLatency(g.now().Sub(now))
 	}

@@ -1,0 +1,108 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/tollgate/tollgate/admission"
+)
+
+// node is one gateway of a test cluster: an engine in cluster mode and
+// its ledger, on a real NATS.
+type node struct {
+	name string
+	r    *admission.Runner
+	l    *Ledger
+	mu   sync.Mutex
+	n    int // call ids
+}
+
+// limits is a plan's limits for tests: parallel calls and CPS (-1: none).
+func limits(parallel, cps int64) admission.Limits {
+	var l admission.Limits
+	if parallel >= 0 {
+		l.MaxParallelCalls = &parallel
+	}
+	if cps >= 0 {
+		l.MaxCallsPerSecond = &cps
+	}
+	return l
+}
+
+func startNode(t testing.TB, js jetstream.JetStream, name string, lim admission.Limits, o Options) *node {
+	t.Helper()
+	r := admission.NewRunner(admission.NewEngine(admission.Settings{Cluster: true}))
+	now := time.Now()
+	if _, err := r.UpsertPlan(now, admission.Plan{Name: "p", Limits: lim}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.CreateTenant(now, "acme", "p"); err != nil {
+		t.Fatal(err)
+	}
+	o.Node, o.JS, o.Engine = name, js, r
+	if o.TTL == 0 {
+		o.TTL = 2 * time.Second
+	}
+	if o.MaxCallDuration == 0 {
+		o.MaxCallDuration = time.Hour
+	}
+	if o.Bucket == "" {
+		o.Bucket = "LEDGER_TEST"
+	}
+	if o.Replicas == 0 {
+		o.Replicas = 1
+	}
+	o.Log = zerolog.Nop()
+	l, err := Start(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	waitFor(t, 10*time.Second, func() bool { return l.valid() }, name+" ledger ready")
+	return &node{name: name, r: r, l: l}
+}
+
+// admit is the edge's lease-then-admit loop (sip/lease.go) for tests.
+func (n *node) admit(dir admission.Direction) (admission.Ready, string) {
+	n.mu.Lock()
+	n.n++
+	id := fmt.Sprintf("%s-%d", n.name, n.n)
+	n.mu.Unlock()
+	req := admission.CallRequest{CallID: id, Tenant: "acme", Direction: dir, Caller: "100", Callee: "200"}
+	d := n.r.Admit(time.Now(), req)
+	for try := 0; !d.Admitted && d.Rejection.Cause == admission.CauseLease && try < 4; try++ {
+		full, err := n.l.Acquire("acme", d.Rejection.Lease, time.Now())
+		if err != nil {
+			return d, id
+		}
+		if full {
+			req.LeaseFull = req.LeaseFull.With(d.Rejection.Lease)
+		}
+		d = n.r.Admit(time.Now(), req)
+	}
+	return d, id
+}
+
+func (n *node) end(id string) {
+	n.r.End(time.Now(), id)
+}
+
+func (n *node) active() int64 { return n.r.Active("acme") }
+
+// waitFor polls cond until it holds or the time is up.
+func waitFor(t testing.TB, d time.Duration, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,88 @@
+package cluster
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/admission"
+	"github.com/tollgate/tollgate/bus/bustest"
+)
+
+// 300 concurrent calls over 3 nodes against a cap of 50 admit exactly 50,
+// and the rest get the cap's own rejection.
+func TestExactParallelCapOverThreeNodes(t *testing.T) {
+	t.Parallel()
+	_, url := bustest.Start(t, t.TempDir())
+	var nodes []*node
+	for _, name := range []string{"gw1", "gw2", "gw3"} {
+		_, js := bustest.Connect(t, url)
+		nodes = append(nodes, startNode(t, js, name, limits(50, -1), Options{}))
+	}
+	var admitted, busy, other atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 300 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, _ := nodes[i%3].admit(admission.Outbound)
+			switch {
+			case d.Admitted:
+				admitted.Add(1)
+			case d.Rejection.Cause == admission.CauseParallelCalls && d.Rejection.Code == 486:
+				busy.Add(1)
+			default:
+				other.Add(1)
+				t.Logf("rejected: %v", d.Rejection)
+			}
+		}()
+	}
+	wg.Wait()
+	if admitted.Load() != 50 || busy.Load() != 250 {
+		t.Fatalf("admitted %d, busy %d, other %d; want 50, 250, 0", admitted.Load(), busy.Load(), other.Load())
+	}
+	var sum int64
+	for _, n := range nodes {
+		sum += n.active()
+	}
+	if sum != 50 {
+		t.Fatalf("active over the nodes = %d, want 50", sum)
+	}
+}
+
+// Calls offered to three nodes at once end up using every slot of the cap:
+// idle capacity moves to where the calls are.
+func TestEverySlotEndsUpInUse(t *testing.T) {
+	t.Parallel()
+	_, url := bustest.Start(t, t.TempDir())
+	var nodes []*node
+	for _, name := range []string{"gw1", "gw2", "gw3"} {
+		_, js := bustest.Connect(t, url)
+		nodes = append(nodes, startNode(t, js, name, limits(30, -1), Options{}))
+	}
+	// gw1 grabs a lot first, alone.
+	for range 12 {
+		if d, _ := nodes[0].admit(admission.Outbound); !d.Admitted {
+			t.Fatalf("gw1 alone: %v", d.Rejection)
+		}
+	}
+	// Then all three keep offering calls for up to 3 s: every slot ends up used.
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, n := range nodes[1:] {
+			n.admit(admission.Outbound)
+		}
+		if sum := nodes[0].active() + nodes[1].active() + nodes[2].active(); sum == 30 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	sum := nodes[0].active() + nodes[1].active() + nodes[2].active()
+	if sum != 30 {
+		t.Fatalf("active over the nodes = %d (%d/%d/%d), want 30", sum, nodes[0].active(), nodes[1].active(), nodes[2].active())
+	}
+	if nodes[1].active() == 0 || nodes[2].active() == 0 {
+		t.Fatalf("gw2/gw3 got nothing: %d/%d", nodes[1].active(), nodes[2].active())
+	}
+}
