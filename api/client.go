@@ -383,6 +383,26 @@ func (c *Client) Unblock(ctx context.Context, ip string) error {
 	return err
 }
 
+// Cluster is the cluster ledger as the node sees it (GET /v1/cluster;
+// tenant "" = every tenant).
+func (c *Client) Cluster(ctx context.Context, tenant string) (ClusterStatus, error) {
+	var q url.Values
+	if tenant != "" {
+		q = url.Values{"tenant": {tenant}}
+	}
+	var out ClusterStatus
+	_, err := c.do(ctx, clientRequest{method: http.MethodGet, path: "/v1/cluster", query: q, out: &out})
+	return out, err
+}
+
+// ReleaseNode gives back what a node that will not come back holds in
+// the ledger (POST /v1/cluster/nodes/{node}/release).
+func (c *Client) ReleaseNode(ctx context.Context, node string) (ClusterReleased, error) {
+	var out ClusterReleased
+	_, err := c.do(ctx, clientRequest{method: http.MethodPost, path: "/v1/cluster/nodes/" + clientSeg(node) + "/release", out: &out})
+	return out, err
+}
+
 type clientReasonBody struct {
 	Reason string `json:"reason"`
 }

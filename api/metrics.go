@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/tollgate/tollgate/cluster"
 )
 
 // OtherTenant is the tenant label of the series that sums the active calls
@@ -54,6 +56,14 @@ var (
 //	tollgate_events_skipped_total              counter (SetPublisherSource)
 //	tollgate_nats_connected                    gauge (SetPublisherSource)
 //	tollgate_events_puback_seconds             histogram (50µs..5s)
+//	tollgate_cluster_lease_acquisitions_total  counter (SetClusterSource)
+//	tollgate_cluster_lease_returns_total       counter (SetClusterSource)
+//	tollgate_cluster_cas_conflicts_total       counter (SetClusterSource)
+//	tollgate_cluster_reclaims_total            counter (SetClusterSource)
+//	tollgate_cluster_ledger_full_total         counter (SetClusterSource)
+//	tollgate_cluster_ledger_errors_total       counter (SetClusterSource)
+//	tollgate_cluster_ledger_rtt_seconds        histogram (SetClusterSource, 250µs..1s)
+//	tollgate_cluster_leases_valid              gauge (SetClusterSource)
 //	tollgate_active_calls{tenant}              gauge (SetActiveSource), bounded
 //	tollgate_active_calls_total                gauge (SetActiveSource)
 //	tollgate_flood_allowed_total               counter (SetFloodSource)
@@ -84,6 +94,7 @@ type Metrics struct {
 	active    func() map[string]int64
 	flood     func() FloodStats
 	media     func() MediaStats
+	cluster   func() cluster.Stats
 }
 
 // MediaStats are the media relay's totals, read at scrape time
@@ -185,6 +196,7 @@ func NewMetrics(reg *prometheus.Registry, maxTenantSeries int) *Metrics {
 		floodCollector{m: m},
 		mediaCollector{m: m},
 		publisherCollector{m: m},
+		clusterCollector{m: m},
 		// The scheduler's own figures (goroutines created, run-queue
 		// latencies) beside the defaults: what a call costs in handoffs.
 		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
@@ -267,6 +279,17 @@ func (m *Metrics) SetOutboxDepth(f func() int) {
 	}
 	m.mu.Lock()
 	m.outbox = f
+	m.mu.Unlock()
+}
+
+// SetClusterSource sets the function /metrics reads the cluster ledger's
+// counters from (not set without cluster.enabled: the series stay at 0).
+func (m *Metrics) SetClusterSource(f func() cluster.Stats) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.cluster = f
 	m.mu.Unlock()
 }
 
@@ -536,4 +559,66 @@ func (c publisherCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(eventsErrorsDesc, prometheus.CounterValue, float64(st.Errors))
 	ch <- prometheus.MustNewConstMetric(eventsSkippedDesc, prometheus.CounterValue, float64(st.Skipped))
 	ch <- prometheus.MustNewConstMetric(natsConnectedDesc, prometheus.GaugeValue, connected)
+}
+
+var (
+	clusterAcquiredDesc = prometheus.NewDesc("tollgate_cluster_lease_acquisitions_total",
+		"Leases taken or grown from the cluster ledger (parallel calls and CPS tokens).", nil, nil)
+	clusterReturnedDesc = prometheus.NewDesc("tollgate_cluster_lease_returns_total",
+		"Idle leased capacity given back to the cluster ledger.", nil, nil)
+	clusterConflictsDesc = prometheus.NewDesc("tollgate_cluster_cas_conflicts_total",
+		"Ledger compare-and-set writes that lost to another node's write (retried).", nil, nil)
+	clusterReclaimsDesc = prometheus.NewDesc("tollgate_cluster_reclaims_total",
+		"Ledger writes that took back capacity of a silent or released node.", nil, nil)
+	clusterFullDesc = prometheus.NewDesc("tollgate_cluster_ledger_full_total",
+		"Lease requests the ledger had no capacity left for (the cap is reached cluster-wide).", nil, nil)
+	clusterErrorsDesc = prometheus.NewDesc("tollgate_cluster_ledger_errors_total",
+		"Failed ledger requests (NATS unreachable, timeouts).", nil, nil)
+	clusterRTTDesc = prometheus.NewDesc("tollgate_cluster_ledger_rtt_seconds",
+		"Round-trip time of one ledger request (read or compare-and-set) to JetStream.", nil, nil)
+	clusterValidDesc = prometheus.NewDesc("tollgate_cluster_leases_valid",
+		"1 while this node's leases are renewed (it admits within them); 0 past lease_ttl without a renewal.", nil, nil)
+)
+
+// clusterCollector exposes cluster.Stats read at scrape time.
+type clusterCollector struct{ m *Metrics }
+
+// Describe implements prometheus.Collector.
+func (c clusterCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{clusterAcquiredDesc, clusterReturnedDesc, clusterConflictsDesc, clusterReclaimsDesc,
+		clusterFullDesc, clusterErrorsDesc, clusterRTTDesc, clusterValidDesc} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c clusterCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.Lock()
+	f := c.m.cluster
+	c.m.mu.Unlock()
+	var st cluster.Stats
+	if f != nil {
+		st = f()
+	}
+	for _, v := range []struct {
+		d *prometheus.Desc
+		n uint64
+	}{{clusterAcquiredDesc, st.Acquired}, {clusterReturnedDesc, st.Returned}, {clusterConflictsDesc, st.Conflicts},
+		{clusterReclaimsDesc, st.Reclaims}, {clusterFullDesc, st.Full}, {clusterErrorsDesc, st.Errors}} {
+		ch <- prometheus.MustNewConstMetric(v.d, prometheus.CounterValue, float64(v.n))
+	}
+	buckets := make(map[float64]uint64, len(cluster.RTTBuckets))
+	for i, b := range cluster.RTTBuckets {
+		if i < len(st.RTTBuckets) {
+			buckets[b.Seconds()] = st.RTTBuckets[i]
+		} else {
+			buckets[b.Seconds()] = 0
+		}
+	}
+	ch <- prometheus.MustNewConstHistogram(clusterRTTDesc, st.RTTCount, st.RTTSum.Seconds(), buckets)
+	valid := 0.0
+	if st.Valid {
+		valid = 1
+	}
+	ch <- prometheus.MustNewConstMetric(clusterValidDesc, prometheus.GaugeValue, valid)
 }

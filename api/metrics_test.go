@@ -10,6 +10,7 @@ import (
 
 	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/api/apitest"
+	"github.com/tollgate/tollgate/cluster"
 )
 
 func scrape(t *testing.T, e *env) string {
@@ -223,4 +224,43 @@ func TestPublisherMetrics(t *testing.T) {
 	var m *api.Metrics
 	m.SetPublisherSource(nil) // no-ops on nil
 	m.PubAckLatency(time.Millisecond)
+}
+
+// TestClusterMetrics: the ledger's series read the source at every
+// scrape, the round-trip histogram included; without a source they are 0.
+func TestClusterMetrics(t *testing.T) {
+	e := newEnv(t)
+	body := scrape(t, e)
+	for _, want := range []string{"tollgate_cluster_lease_acquisitions_total 0\n", "tollgate_cluster_leases_valid 0\n", "tollgate_cluster_ledger_rtt_seconds_count 0\n"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics without a source lacks %q", want)
+		}
+	}
+	st := cluster.Stats{Acquired: 40, Returned: 12, Conflicts: 5, Reclaims: 2, Full: 9, Errors: 1,
+		RTTCount: 3, RTTSum: 1800 * time.Microsecond, Valid: true}
+	// cumulative per cluster.RTTBuckets bound, then +Inf: one ≤ 250µs, two more ≤ 1ms
+	st.RTTBuckets = []uint64{1, 1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3}
+	e.m.SetClusterSource(func() cluster.Stats { return st })
+	body = scrape(t, e)
+	for _, want := range []string{
+		"# TYPE tollgate_cluster_lease_acquisitions_total counter\ntollgate_cluster_lease_acquisitions_total 40\n",
+		"tollgate_cluster_lease_returns_total 12\n",
+		"tollgate_cluster_cas_conflicts_total 5\n",
+		"tollgate_cluster_reclaims_total 2\n",
+		"tollgate_cluster_ledger_full_total 9\n",
+		"tollgate_cluster_ledger_errors_total 1\n",
+		"tollgate_cluster_leases_valid 1\n",
+		`tollgate_cluster_ledger_rtt_seconds_bucket{le="0.00025"} 1`,
+		`tollgate_cluster_ledger_rtt_seconds_bucket{le="0.0005"} 1`,
+		`tollgate_cluster_ledger_rtt_seconds_bucket{le="0.001"} 3`,
+		`tollgate_cluster_ledger_rtt_seconds_bucket{le="+Inf"} 3`,
+		"tollgate_cluster_ledger_rtt_seconds_sum 0.0018\n",
+		"tollgate_cluster_ledger_rtt_seconds_count 3\n",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	var m *api.Metrics
+	m.SetClusterSource(nil) // no-ops on nil
 }

@@ -183,6 +183,13 @@ var routes = []route{
 	{method: "DELETE", path: "/v1/blocked/{ip}", scope: ScopeAdmin, id: "unblockSource", tag: "flood", summary: "Lift the block of a source address (IPv4 or IPv6; 404 when it is not blocked).",
 		statuses: []int{204, 400, 404}, handle: handleUnblock},
 
+	// ---- cluster ----
+	{method: "GET", path: "/v1/cluster", scope: ScopeRead, id: "getCluster", tag: "cluster", summary: "The cluster's nodes with their last lease renewal, and the leases each holds per tenant and dimension.",
+		query:    []queryParam{{name: "tenant", schema: map[string]any{"type": "string"}, desc: "only this tenant's ledger entries"}},
+		response: routeType[ClusterStatus](), statuses: []int{200}, handle: handleCluster},
+	{method: "POST", path: "/v1/cluster/nodes/{node}/release", scope: ScopeAdmin, id: "releaseNode", tag: "cluster", summary: "Give back everything a node that will not come back holds in the ledger (409 while its heartbeat is fresh).",
+		response: routeType[ClusterReleased](), statuses: []int{200, 404, 409, 503}, handle: handleReleaseNode},
+
 	// ---- audit ----
 	{method: "GET", path: "/v1/audit", scope: ScopeBilling, id: "listAudit", tag: "audit", summary: "The audit log, newest first.",
 		query: []queryParam{
@@ -461,6 +468,18 @@ func ParseSourceIP(s string) (netip.Addr, error) {
 		return netip.Addr{}, &FieldError{Field: "ip", Message: fmt.Sprintf("expected an IPv4 or IPv6 address such as 192.0.2.1 or 2001:db8::1, got %q", s)}
 	}
 	return a.Unmap(), nil
+}
+
+// ---- cluster ----
+
+func handleCluster(s *server, w http.ResponseWriter, r *http.Request, _ Principal) (int, any, error) {
+	st, err := s.b.Cluster(r.Context(), r.URL.Query().Get("tenant"))
+	return http.StatusOK, st, err
+}
+
+func handleReleaseNode(s *server, w http.ResponseWriter, r *http.Request, p Principal) (int, any, error) {
+	out, err := s.b.ReleaseNode(r.Context(), p.Name, r.PathValue("node"))
+	return http.StatusOK, out, err
 }
 
 // ---- audit ----

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/tollgate/tollgate/cluster"
 	"github.com/tollgate/tollgate/configs"
 )
 
@@ -200,6 +201,16 @@ type MediaLeg struct {
 	LastPacket  *time.Time `json:"last_packet,omitempty"`
 }
 
+// ClusterStatus is GET /v1/cluster: the nodes of the cluster with their
+// last lease renewal, and the ledger entries (a tenant's cap in one
+// dimension) with the leases each node holds in them. It is the
+// ledger's own neutral type (package cluster).
+type ClusterStatus = cluster.Status
+
+// ClusterReleased is what POST /v1/cluster/nodes/{node}/release gave
+// back to the ledger.
+type ClusterReleased = cluster.Released
+
 // BlockedView is a source address blocked by flood protection.
 type BlockedView struct {
 	IP string `json:"ip"`
@@ -321,6 +332,16 @@ type Backend interface {
 	Blocked(ctx context.Context) ([]BlockedView, error)
 	// Unblock lifts the block of ip (ErrNotFound when it is not blocked).
 	Unblock(ctx context.Context, actor string, ip netip.Addr) error
+
+	// Cluster is the cluster ledger as this node sees it (tenant "" =
+	// every tenant); Enabled false without cluster.enabled.
+	Cluster(ctx context.Context, tenant string) (ClusterStatus, error)
+	// ReleaseNode gives back to the ledger everything node holds, for a
+	// node that will not come back: ErrConflict while its heartbeat is
+	// fresh (or it is this node), ErrNotFound for a node the ledger does
+	// not know or without a cluster, ErrNotReady while the ledger cannot
+	// be reached.
+	ReleaseNode(ctx context.Context, actor, node string) (ClusterReleased, error)
 
 	Suspend(ctx context.Context, actor, tenant, reason string) (TenantStatus, error)
 	Resume(ctx context.Context, actor, tenant, reason string) (TenantStatus, error)

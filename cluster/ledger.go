@@ -311,16 +311,67 @@ func (l *Ledger) valid() bool {
 	return l.ready.Load() && time.Since(l.mono) < time.Duration(l.validUntil.Load())
 }
 
-// Close stops the heartbeat and the maintenance. It returns nothing to
-// the ledger: a node that stops cleanly has no calls left, and its next
-// start (or lease_ttl) frees what it held.
+// Close stops the heartbeat and the maintenance, then gives back every
+// lease of a dimension this node has no call in progress in (a clean
+// stop has torn its calls down): no capacity waits for lease_ttl. A
+// lease it cannot return (calls left, NATS away) stays until its next
+// start or the reclaim rules free it.
 func (l *Ledger) Close() {
 	select {
 	case <-l.stop:
+		return
 	default:
 		close(l.stop)
 	}
 	<-l.done
+	if !l.valid() {
+		return
+	}
+	l.mu.Lock()
+	hs := make(map[string]held, len(l.held))
+	for k, h := range l.held {
+		hs[k] = h
+	}
+	l.mu.Unlock()
+	n := 0
+	for k, h := range hs {
+		if u, ok := l.o.Engine.LeaseUsage(h.tenant); ok && u.Active[h.dim] > 0 {
+			continue
+		}
+		l.o.Engine.SetLease(h.tenant, h.dim, 0) // lower first: never above the ledger
+		if l.dropMine(k, func(lease) bool { return true }) {
+			n++
+		}
+	}
+	l.o.Log.Info().Int("returned", n).Int("held", len(hs)).Msg("cluster ledger closed: idle leases returned")
+}
+
+// dropMine removes this node's lease from key when mine(lease) says so,
+// with compare-and-set retries; it reports whether a lease was removed.
+func (l *Ledger) dropMine(key string, mine func(lease) bool) bool {
+	km := l.keyLock(key)
+	km.Lock()
+	defer km.Unlock()
+	for range maxAttempts {
+		r, rev := l.snapshot(key)
+		ls, ok := r.Leases[l.o.Node]
+		if !ok || !mine(ls) {
+			return false
+		}
+		delete(r.Leases, l.o.Node)
+		conflict, err := l.write(key, r, rev)
+		if err != nil {
+			return false
+		}
+		if !conflict {
+			l.stats.returned.Add(1)
+			l.mu.Lock()
+			delete(l.held, key)
+			l.mu.Unlock()
+			return true
+		}
+	}
+	return false
 }
 
 // Epoch is this life of the node: random, new at every start.
@@ -715,19 +766,7 @@ func (l *Ledger) releasePrevious() {
 	}
 	l.mu.Unlock()
 	for _, k := range keys {
-		for range maxAttempts {
-			r, rev := l.snapshot(k)
-			if _, ok := r.Leases[l.o.Node]; !ok {
-				break
-			}
-			delete(r.Leases, l.o.Node)
-			if conflict, err := l.write(k, r, rev); err != nil || !conflict {
-				if err == nil {
-					l.stats.returned.Add(1)
-				}
-				break
-			}
-		}
+		l.dropMine(k, func(ls lease) bool { return ls.Epoch != l.epoch })
 	}
 	if len(keys) > 0 {
 		l.o.Log.Info().Int("keys", len(keys)).Msg("cluster: released the leases of this node's previous run")

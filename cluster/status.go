@@ -104,6 +104,9 @@ type Entry struct {
 
 // Status is the cluster as this node's copy of the ledger has it.
 type Status struct {
+	// Enabled is cluster.enabled; with it false the rest is empty but
+	// Node.
+	Enabled bool    `json:"enabled"`
 	Node    string  `json:"node"`
 	Bucket  string  `json:"bucket"`
 	Ready   bool    `json:"ready"`
@@ -117,7 +120,7 @@ type Status struct {
 // entry with the leases in it, sorted.
 func (l *Ledger) Status(tenant string) Status {
 	ms := l.o.Now().UnixMilli()
-	st := Status{Node: l.o.Node, Bucket: l.o.Bucket, Ready: l.ready.Load(), Valid: l.valid(), TTL: l.o.TTL.String(), Nodes: []Node{}, Entries: []Entry{}}
+	st := Status{Enabled: true, Node: l.o.Node, Bucket: l.o.Bucket, Ready: l.ready.Load(), Valid: l.valid(), TTL: l.o.TTL.String(), Nodes: []Node{}, Entries: []Entry{}}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for name, n := range l.nodes {

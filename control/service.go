@@ -84,9 +84,10 @@ type Service struct {
 	restoredAt time.Time // the store clock the restored calls were billed up to
 	restoreOut []admission.Ready
 
-	edgeMu sync.RWMutex // guards edge and flood
-	edge   Edge
-	flood  Flood
+	edgeMu  sync.RWMutex // guards edge, flood and cluster
+	edge    Edge
+	flood   Flood
+	cluster Cluster
 
 	// mu serialises mutating operations and guards plans, tenants and eff.
 	mu      sync.RWMutex

@@ -15,6 +15,9 @@
 //	blocked  two sources blocked by flood protection (BlockedIP4: unknown,
 //	         since 30 s ago for 60 s, 4127 dropped; BlockedIP6: known,
 //	         since 10 s ago for 60 s, 12 dropped)
+//	cluster  node gw-a (this one, renewed now) and gw-b (silent since
+//	         5 min), one ledger entry demo/max_parallel_calls cap 10:
+//	         gw-a holds 4 (use 3, busy 2), gw-b 2 (use 2, busy 2)
 //
 // Every change appends an audit entry with the actor. The clock is the Now
 // field (default DefaultNow), so timestamps are reproducible.
@@ -35,6 +38,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/api"
+	"github.com/tollgate/tollgate/cluster"
 	"github.com/tollgate/tollgate/configs"
 )
 
@@ -76,6 +80,7 @@ type Backend struct {
 	tenants  map[string]*tenant
 	calls    []api.CallView
 	blocked  []api.BlockedView
+	cluster  api.ClusterStatus
 	audit    []api.AuditEntry
 	nextID   int
 	tokenSeq int
@@ -177,8 +182,28 @@ func NewBackend() *Backend {
 		{IP: BlockedIP6, Known: true, Since: now.Add(-10 * time.Second), Until: now.Add(50 * time.Second),
 			Reason: "rate", Rate: 2000, Burst: 4000, Dropped: 12},
 	}
+	b.cluster = seedCluster(now)
 	b.appendAudit(api.AuditEntry{Actor: "config", Action: "seed", Resource: "config"}, now.Add(-24*time.Hour))
 	return b
+}
+
+// seedCluster is the seeded cluster status (see the package comment).
+func seedCluster(now time.Time) api.ClusterStatus {
+	late := now.Add(-5 * time.Minute)
+	return api.ClusterStatus{
+		Enabled: true, Node: "gw-a", Bucket: "TOLLGATE_LEDGER", Ready: true, Valid: true, TTL: "10s",
+		Nodes: []cluster.Node{
+			{Name: "gw-a", Epoch: "0a1b2c3d4e5f6071", Renewed: now, RenewBy: now.Add(10 * time.Second), Started: now.Add(-time.Hour), Alive: true, Self: true},
+			{Name: "gw-b", Epoch: "8192a3b4c5d6e7f8", Renewed: late, RenewBy: late.Add(10 * time.Second), Started: now.Add(-2 * time.Hour)},
+		},
+		Entries: []cluster.Entry{{
+			Tenant: "demo", Dimension: "max_parallel_calls", Cap: 10, Leased: 6, Busy: 4,
+			Leases: []cluster.Lease{
+				{Node: "gw-a", Held: 4, Use: 3, Busy: 2, Epoch: "0a1b2c3d4e5f6071", At: now},
+				{Node: "gw-b", Held: 2, Use: 2, Busy: 2, Epoch: "8192a3b4c5d6e7f8", At: late},
+			},
+		}},
+	}
 }
 
 // AddBlocked adds a blocked source (for tests).
@@ -624,6 +649,54 @@ func (b *Backend) Unblock(ctx context.Context, actor string, ip netip.Addr) erro
 		}
 	}
 	return fmt.Errorf("source %s is not blocked: %w", ip, api.ErrNotFound)
+}
+
+// Cluster implements api.Backend.
+func (b *Backend) Cluster(ctx context.Context, tenant string) (api.ClusterStatus, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	st := b.cluster
+	st.Nodes = clone(st.Nodes)
+	st.Entries = []cluster.Entry{}
+	for _, e := range b.cluster.Entries {
+		if tenant == "" || e.Tenant == tenant {
+			e.Leases = clone(e.Leases)
+			st.Entries = append(st.Entries, e)
+		}
+	}
+	return st, nil
+}
+
+// ReleaseNode implements api.Backend: the live node (gw-a) is refused,
+// gw-b's leases and heartbeat go.
+func (b *Backend) ReleaseNode(ctx context.Context, actor, node string) (api.ClusterReleased, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := api.ClusterReleased{Node: node}
+	i := slices.IndexFunc(b.cluster.Nodes, func(n cluster.Node) bool { return n.Name == node })
+	if i < 0 {
+		return out, fmt.Errorf("cluster: unknown node %q: %w", node, api.ErrNotFound)
+	}
+	if b.cluster.Nodes[i].Alive {
+		return out, fmt.Errorf("cluster: node %q is alive: %w", node, api.ErrConflict)
+	}
+	b.cluster.Nodes = slices.Delete(b.cluster.Nodes, i, i+1)
+	for k := range b.cluster.Entries {
+		e := &b.cluster.Entries[k]
+		e.Leases = slices.DeleteFunc(e.Leases, func(l cluster.Lease) bool {
+			if l.Node != node {
+				return false
+			}
+			out.Entries++
+			out.Calls += l.Held
+			e.Leased -= l.Held
+			e.Busy -= l.Busy
+			return true
+		})
+	}
+	after, _ := json.Marshal(out)
+	b.appendAudit(api.AuditEntry{Actor: actor, Action: "cluster.release", Resource: "cluster/nodes/" + node, After: after}, b.Now())
+	return out, nil
 }
 
 // Suspend implements api.Backend; the reason is required.

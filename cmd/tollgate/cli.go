@@ -39,6 +39,10 @@ Admin commands (talk to a running gateway's admin API):
   tollgate resume TENANT [--reason TEXT]
   tollgate blocked                          sources blocked by flood protection
   tollgate unblock IP                       lift the block of a source address
+  tollgate cluster [status] [--tenant T]    cluster nodes, last renewals and the
+                                            leases each holds per tenant and cap
+  tollgate cluster release NODE             give back the leases of a node that
+                                            will not come back (audited)
   tollgate audit [--tenant T] [--since 24h | --from RFC3339] [--to RFC3339] [--limit N]
   tollgate apply -f FILE.yaml [--dry-run]   create or update the plans and tenants
                                             of FILE (the config file's shapes)
@@ -59,8 +63,8 @@ Exit codes:
   0  success
   1  server error (5xx) or unexpected failure
   2  usage error: unknown command, bad flags or arguments, unreadable file
-  3  not found (404): unknown plan, tenant, role, call or token, or a
-     source that is not blocked
+  3  not found (404): unknown plan, tenant, role, call, token or cluster
+     node, or a source that is not blocked
   4  authentication or authorization failed (401, 403): missing or bad
      token, or a token whose scope does not allow the operation
   5  invalid request or conflict (400, 409), including an apply file that
@@ -114,6 +118,11 @@ clears the override (the plan's value applies again), unlimited means -1.`, cmdL
 	"resume":  {`tollgate resume TENANT [--reason TEXT]`, cmdResume},
 	"blocked": {`tollgate blocked`, cmdBlocked},
 	"unblock": {`tollgate unblock IP`, cmdUnblock},
+	"cluster": {`tollgate cluster [status] [--tenant T]
+  tollgate cluster release NODE
+
+release refuses a node whose heartbeat is fresh (exit 5): releasing a live
+node's leases would let the cluster exceed its caps.`, cmdCluster},
 	"audit":   {`tollgate audit [--tenant T] [--since 24h | --from RFC3339] [--to RFC3339] [--limit N]`, cmdAudit},
 	"apply":   {`tollgate apply -f FILE.yaml [--dry-run]`, cmdApply},
 	"tokens": {`tollgate tokens [list]

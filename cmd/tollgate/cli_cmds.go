@@ -513,6 +513,84 @@ func cmdUnblock(c *cli, args []string) error {
 	return c.act(pos, "IP address", "unblocked", c.client.Unblock)
 }
 
+// ---- cluster ----
+
+func cmdCluster(c *cli, args []string) error {
+	tenant := c.fs.String("tenant", "", "only the ledger entries of this tenant")
+	pos, err := c.parse(args)
+	if err != nil {
+		return err
+	}
+	v, rest, err := verb(pos, "status", "status", "release")
+	if err != nil {
+		return err
+	}
+	if v == "release" {
+		if err := nargs(rest, 1, "node name"); err != nil {
+			return err
+		}
+		out, err := c.client.ReleaseNode(c.ctx, rest[0])
+		if err != nil {
+			return err
+		}
+		if c.output == "json" {
+			return c.json(out)
+		}
+		fmt.Fprintf(c.stdout, "released node %s: %d ledger entries, %d calls of capacity\n", out.Node, out.Entries, out.Calls)
+		return nil
+	}
+	if err := nargs(rest, 0, ""); err != nil {
+		return err
+	}
+	st, err := c.client.Cluster(c.ctx, *tenant)
+	if err != nil {
+		return err
+	}
+	if c.output == "json" {
+		return c.json(st)
+	}
+	if !st.Enabled {
+		fmt.Fprintf(c.stdout, "cluster.enabled is false: node %s decides alone\n", st.Node)
+		return nil
+	}
+	fmt.Fprintf(c.stdout, "node %s, ledger %s, lease_ttl %s, ledger reachable: %s, leases valid: %s\n\n",
+		st.Node, st.Bucket, st.TTL, yesNo(st.Ready), yesNo(st.Valid))
+	t := c.table("node", "alive", "last renewal", "renew by", "started", "epoch")
+	for _, n := range st.Nodes {
+		name := n.Name
+		if n.Self {
+			name += " (this)"
+		}
+		t.row(name, yesNo(n.Alive), ts(n.Renewed), ts(n.RenewBy), ts(n.Started), n.Epoch)
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.stdout)
+	t = c.table("tenant", "dimension", "cap", "leased", "busy", "node", "held", "use", "node busy", "written")
+	for _, e := range st.Entries {
+		dim := e.Dimension
+		if e.Second != 0 {
+			dim += " @" + ts(time.Unix(e.Second, 0))
+		}
+		if len(e.Leases) == 0 {
+			t.row(e.Tenant, dim, fmt.Sprint(e.Cap), fmt.Sprint(e.Leased), fmt.Sprint(e.Busy), "-", "", "", "", "")
+		}
+		for _, l := range e.Leases {
+			t.row(e.Tenant, dim, fmt.Sprint(e.Cap), fmt.Sprint(e.Leased), fmt.Sprint(e.Busy),
+				l.Node, fmt.Sprint(l.Held), fmt.Sprint(l.Use), fmt.Sprint(l.Busy), ts(l.At))
+		}
+	}
+	return t.flush()
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
 // ---- audit ----
 
 func cmdAudit(c *cli, args []string) error {

@@ -117,6 +117,8 @@ func TestCLIReadGolden(t *testing.T) {
 		{args: []string{"tokens", "-o", "json"}, golden: "tokens_json"},
 		{args: []string{"blocked"}, golden: "blocked", token: apitest.ReadToken},
 		{args: []string{"blocked", "-o", "json"}, golden: "blocked_json"},
+		{args: []string{"cluster"}, golden: "cluster", token: apitest.ReadToken},
+		{args: []string{"cluster", "status", "--tenant", "demo", "-o", "json"}, golden: "cluster_json"},
 		{args: []string{"audit"}, golden: "audit_seed", token: apitest.BillingToken},
 	})
 }
@@ -139,6 +141,8 @@ func TestCLIWriteGolden(t *testing.T) {
 		{args: []string{"unblock", apitest.BlockedIP4}, golden: "unblock"},
 		{args: []string{"unblock", "-o", "json", "2001:db8:0::bad"}, golden: "empty"},
 		{args: []string{"blocked"}, golden: "blocked_after_unblock"},
+		{args: []string{"cluster", "release", "gw-b"}, golden: "cluster_release"},
+		{args: []string{"cluster", "--tenant", "demo"}, golden: "cluster_after_release"},
 		{args: []string{"tokens", "create", "ci", "--scope", "read"}, golden: "tokens_create"},
 		{args: []string{"tokens", "create", "ci2", "--scope", "billing", "-o", "json"}, golden: "tokens_create_json"},
 		{args: []string{"tokens", "delete", "ci"}, golden: "tokens_delete"},
@@ -255,6 +259,10 @@ func TestCLIExitCodes(t *testing.T) {
 		{"unblock bad ip", "", admin, []string{"unblock", "203.0.113.0/24"}, exitInvalid,
 			[]string{"tollgate: invalid ip: expected an IPv4 or IPv6 address", `"203.0.113.0/24"`}},
 		{"unblock not blocked", "", admin, []string{"unblock", "192.0.2.1"}, exitNotFound, []string{"192.0.2.1", "not blocked"}},
+		{"release a live node", "", admin, []string{"cluster", "release", "gw-a"}, exitInvalid, []string{"gw-a", "alive"}},
+		{"release an unknown node", "", admin, []string{"cluster", "release", "gw-z"}, exitNotFound, []string{"gw-z", "unknown node"}},
+		{"release without a node", "", admin, []string{"cluster", "release"}, exitUsage, []string{"node name"}},
+		{"release by a read token", "", apitest.ReadToken, []string{"cluster", "release", "gw-b"}, exitAuth, []string{"admin"}},
 		{"read token unblocks", "", read, []string{"unblock", apitest.BlockedIP4}, exitAuth, []string{"forbidden"}},
 		{"audit bad from", "", admin, []string{"audit", "--from", "yesterday"}, exitUsage, []string{"--from: want an RFC 3339 time"}},
 		{"audit since and from", "", admin, []string{"audit", "--since", "1h", "--from", "2026-11-01T00:00:00Z"}, exitUsage, []string{"exclusive"}},

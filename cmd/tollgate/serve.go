@@ -66,6 +66,19 @@ func serveUntil(cfg *configs.Config, logOut io.Writer, stop chan os.Signal) erro
 		return err
 	}
 	defer svc.Close()
+	// The cluster ledger after the restore (the calls of an earlier life
+	// are settled, so the engine holds no call the ledger does not know),
+	// closed before the service (its last writes return the leases).
+	ledger, err := startLedger(cfg, nb, svc.Runner(), metrics, log)
+	if err != nil {
+		return err
+	}
+	var leaser sip.Leaser
+	if ledger != nil {
+		defer ledger.Close()
+		svc.SetCluster(ledger)
+		leaser = ledger
+	}
 	// Flood protection (sip.flood): one request limiter and one connection
 	// limiter for the whole edge, owned here and shared by the gateway
 	// (which feeds them), the admin API (GET/DELETE /v1/blocked) and
@@ -74,6 +87,7 @@ func serveUntil(cfg *configs.Config, logOut io.Writer, stop chan os.Signal) erro
 	gw, err := sip.New(svc.Config(), svc.Runner(), sip.Options{
 		Logger: log, Metrics: metrics,
 		Flood: flood, Conns: conns, FloodAnswer503: cfg.SIP.Flood.Answer503(),
+		Leaser: leaser,
 	})
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/bus"
+	"github.com/tollgate/tollgate/cluster"
 	"github.com/tollgate/tollgate/configs"
 	"github.com/tollgate/tollgate/events"
 	"github.com/tollgate/tollgate/store"
@@ -30,6 +32,7 @@ type natsBus struct {
 	log zerolog.Logger
 	srv *bus.Server
 	nc  *nats.Conn
+	js  jetstream.JetStream
 	pub *bus.Publisher
 }
 
@@ -63,6 +66,7 @@ func startBus(cfg *configs.Config, st store.Store, m *api.Metrics, log zerolog.L
 		b.stop()
 		return nil, err
 	}
+	b.js = js
 	ensure := func(ctx context.Context) error {
 		_, err := bus.EnsureStream(ctx, js, cfg.NATS.Stream, b.log)
 		return err
@@ -141,4 +145,30 @@ func (b *natsBus) stop() {
 	if b.srv != nil {
 		b.srv.Shutdown()
 	}
+}
+
+// ledgerStart bounds the cluster ledger's first open at start (a NATS
+// that is not reachable is retried in the background).
+const ledgerStart = 10 * time.Second
+
+// startLedger starts the cluster ledger (cluster.enabled) on the bus's
+// connection, for the engine of svc; nil without a cluster.
+func startLedger(cfg *configs.Config, b *natsBus, eng cluster.Engine, m *api.Metrics, log zerolog.Logger) (*cluster.Ledger, error) {
+	if !cfg.Cluster.Enabled {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ledgerStart)
+	defer cancel()
+	l, err := cluster.Start(ctx, cluster.Options{
+		Node: cfg.Cluster.Node, TTL: cfg.Cluster.LeaseTTL, MaxCallDuration: cfg.SIP.MaxCallDuration,
+		Bucket: cfg.Cluster.Bucket, Replicas: cfg.Cluster.Replicas, JS: b.js, Engine: eng,
+		Log: log.With().Str("component", "cluster").Logger(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	m.SetClusterSource(l.Stats)
+	log.Info().Str("node", cfg.Cluster.Node).Str("bucket", cfg.Cluster.Bucket).Int("replicas", cfg.Cluster.Replicas).
+		Dur("lease_ttl", cfg.Cluster.LeaseTTL).Str("epoch", l.Epoch()).Msg("cluster ledger started")
+	return l, nil
 }
