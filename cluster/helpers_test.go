@@ -20,7 +20,8 @@ type node struct {
 	r    *admission.Runner
 	l    *Ledger
 	mu   sync.Mutex
-	n    int // call ids
+	n    int      // call ids
+	ids  []string // admitted calls not ended
 }
 
 // limits is a plan's limits for tests: parallel calls and CPS (-1: none).
@@ -70,30 +71,75 @@ func startNode(t testing.TB, js jetstream.JetStream, name string, lim admission.
 
 // admit is the edge's lease-then-admit loop (sip/lease.go) for tests.
 func (n *node) admit(dir admission.Direction) (admission.Ready, string) {
+	d, id, _, _ := n.admitAt(dir)
+	return d, id
+}
+
+// admitAt is admit, with the instant of the last decision; err
+// is the ledger's error when it could not be asked (the edge answers 503).
+func (n *node) admitAt(dir admission.Direction) (d admission.Ready, id string, at time.Time, err error) {
 	n.mu.Lock()
 	n.n++
-	id := fmt.Sprintf("%s-%d", n.name, n.n)
+	id = fmt.Sprintf("%s-%d", n.name, n.n)
 	n.mu.Unlock()
 	req := admission.CallRequest{CallID: id, Tenant: "acme", Direction: dir, Caller: "100", Callee: "200"}
-	d := n.r.Admit(time.Now(), req)
+	now := time.Now()
+	d = n.r.Admit(now, req)
 	for try := 0; !d.Admitted && d.Rejection.Cause == admission.CauseLease && try < 4; try++ {
-		full, err := n.l.Acquire("acme", d.Rejection.Lease, time.Now())
+		full, err := n.l.Acquire("acme", d.Rejection.Lease, now)
 		if err != nil {
-			return d, id
+			return d, id, now, err
 		}
 		if full {
 			req.LeaseFull = req.LeaseFull.With(d.Rejection.Lease)
 		}
-		d = n.r.Admit(time.Now(), req)
+		now = time.Now()
+		d = n.r.Admit(now, req)
 	}
-	return d, id
+	if d.Admitted {
+		n.mu.Lock()
+		n.ids = append(n.ids, id)
+		n.mu.Unlock()
+	}
+	return d, id, now, nil
+}
+
+// fill admits outbound calls until one is refused; it returns how many
+// were admitted and the ids.
+func (n *node) fill() []string {
+	var ids []string
+	for {
+		d, id := n.admit(admission.Outbound)
+		if !d.Admitted {
+			return ids
+		}
+		ids = append(ids, id)
+	}
 }
 
 func (n *node) end(id string) {
 	n.r.End(time.Now(), id)
 }
 
+// endAll ends every call the node admitted.
+func (n *node) endAll() {
+	n.mu.Lock()
+	ids := n.ids
+	n.ids = nil
+	n.mu.Unlock()
+	for _, id := range ids {
+		n.end(id)
+	}
+}
+
 func (n *node) active() int64 { return n.r.Active("acme") }
+
+// leaseOf is node's lease in tenant acme's dimension dim, as l's copy of
+// the ledger has it.
+func leaseOf(l *Ledger, node string, dim admission.LeaseDim) lease {
+	r, _ := l.snapshot(keyOf("acme", dim))
+	return r.Leases[node]
+}
 
 // waitFor polls cond until it holds or the time is up.
 func waitFor(t testing.TB, d time.Duration, cond func() bool, what string) {

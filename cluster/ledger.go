@@ -317,14 +317,7 @@ func (l *Ledger) valid() bool {
 // lease it cannot return (calls left, NATS away) stays until its next
 // start or the reclaim rules free it.
 func (l *Ledger) Close() {
-	select {
-	case <-l.stop:
-		return
-	default:
-		close(l.stop)
-	}
-	<-l.done
-	if !l.valid() {
+	if !l.halt() || !l.valid() {
 		return
 	}
 	l.mu.Lock()
@@ -344,6 +337,19 @@ func (l *Ledger) Close() {
 		}
 	}
 	l.o.Log.Info().Int("returned", n).Int("held", len(hs)).Msg("cluster ledger closed: idle leases returned")
+}
+
+// halt stops the heartbeat and the maintenance (what a crash does to
+// them); false if they were stopped already.
+func (l *Ledger) halt() bool {
+	select {
+	case <-l.stop:
+		return false
+	default:
+		close(l.stop)
+	}
+	<-l.done
+	return true
 }
 
 // dropMine removes this node's lease from key when mine(lease) says so,

@@ -123,8 +123,8 @@ clears the override (the plan's value applies again), unlimited means -1.`, cmdL
 
 release refuses a node whose heartbeat is fresh (exit 5): releasing a live
 node's leases would let the cluster exceed its caps.`, cmdCluster},
-	"audit":   {`tollgate audit [--tenant T] [--since 24h | --from RFC3339] [--to RFC3339] [--limit N]`, cmdAudit},
-	"apply":   {`tollgate apply -f FILE.yaml [--dry-run]`, cmdApply},
+	"audit": {`tollgate audit [--tenant T] [--since 24h | --from RFC3339] [--to RFC3339] [--limit N]`, cmdAudit},
+	"apply": {`tollgate apply -f FILE.yaml [--dry-run]`, cmdApply},
 	"tokens": {`tollgate tokens [list]
   tollgate tokens create NAME --scope admin|settings|billing|read
   tollgate tokens delete NAME`, cmdTokens},

@@ -1,0 +1,119 @@
+package admission
+
+import (
+	"testing"
+	"time"
+)
+
+func leaseEngine(t *testing.T, lim Limits) *Engine {
+	t.Helper()
+	e := NewEngine(Settings{Cluster: true})
+	now := time.Date(2026, 11, 15, 12, 0, 0, 0, time.UTC)
+	if _, err := e.UpsertPlan(now, Plan{Name: "p", Limits: lim}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.CreateTenant(now, "acme", "p"); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func i64(v int64) *int64 { return &v }
+
+// In cluster mode a node admits only within the capacity it leased; a
+// miss is CauseLease with the dimension, no event and no change; with the
+// ledger found full it is the cap's own rejection, with its event.
+func TestLeaseParallel(t *testing.T) {
+	e := leaseEngine(t, Limits{MaxParallelCalls: i64(10), MaxParallelInbound: i64(4)})
+	now := time.Date(2026, 11, 15, 12, 0, 1, 0, time.UTC)
+	req := func(id string, dir Direction) CallRequest {
+		return CallRequest{CallID: id, Tenant: "acme", Direction: dir, Caller: "100", Callee: "200"}
+	}
+	d := e.Admit(now, req("c1", Outbound))
+	if d.Admitted || d.Rejection.Cause != CauseLease || d.Rejection.Lease != LeaseParallel || d.Rejection.Code != 503 {
+		t.Fatalf("no lease: %+v, want a CauseLease miss on max_parallel_calls, 503", d.Rejection)
+	}
+	if len(d.Events) != 0 || e.Active("acme") != 0 {
+		t.Fatalf("a lease miss emitted %d events, active %d", len(d.Events), e.Active("acme"))
+	}
+	if got, ok := e.SetLease("acme", LeaseParallel, 2); !ok || got != 2 {
+		t.Fatalf("SetLease = %d, %v", got, ok)
+	}
+	for _, id := range []string{"c1", "c2"} {
+		if d := e.Admit(now, req(id, Outbound)); !d.Admitted {
+			t.Fatalf("%s within the lease: %+v", id, d.Rejection)
+		}
+	}
+	if d := e.Admit(now, req("c3", Outbound)); d.Rejection.Cause != CauseLease {
+		t.Fatalf("past the lease: %+v", d.Rejection)
+	}
+	// Lowering below the calls in progress clamps: nothing is cut.
+	if got, _ := e.SetLease("acme", LeaseParallel, 0); got != 2 {
+		t.Fatalf("SetLease(0) with 2 active = %d, want 2", got)
+	}
+	// The ledger is full: the cap's own rejection (486), with its event.
+	r := req("c3", Outbound)
+	r.LeaseFull = r.LeaseFull.With(LeaseParallel)
+	d = e.Admit(now, r)
+	if d.Rejection.Cause != CauseParallelCalls || d.Rejection.Code != 486 || len(d.Events) == 0 {
+		t.Fatalf("ledger full: %+v, %d events; want parallel_calls 486 with an event", d.Rejection, len(d.Events))
+	}
+	// Inbound has its own lease.
+	e.SetLease("acme", LeaseParallel, 10)
+	if d := e.Admit(now, req("i1", Inbound)); d.Rejection.Cause != CauseLease || d.Rejection.Lease != LeaseInbound {
+		t.Fatalf("inbound without its lease: %+v", d.Rejection)
+	}
+	e.SetLease("acme", LeaseInbound, 1)
+	if d := e.Admit(now, req("i1", Inbound)); !d.Admitted {
+		t.Fatalf("inbound within its lease: %+v", d.Rejection)
+	}
+	u, _ := e.LeaseUsage("acme")
+	if u.Active != [LeaseCPS]int64{0, 3, 1, 2} || u.Held[LeaseInbound] != 1 || u.Cap[LeaseParallel] != 10 || u.Cap[LeaseOutbound] != -1 {
+		t.Fatalf("LeaseUsage = %+v", u)
+	}
+	if _, ok := e.SetLease("acme", LeaseCPS, 1); ok {
+		t.Fatal("SetLease on the CPS dimension accepted")
+	}
+}
+
+// CPS tokens belong to one UTC second: a token of an earlier second is
+// gone, and a miss says when the next second starts.
+func TestLeaseCPS(t *testing.T) {
+	e := leaseEngine(t, Limits{MaxCallsPerSecond: i64(100), CPSBurst: i64(100)})
+	e.SetLease("acme", LeaseParallel, 100)
+	sec := time.Date(2026, 11, 15, 12, 0, 1, 0, time.UTC)
+	now := sec.Add(300 * time.Millisecond)
+	req := CallRequest{CallID: "c0", Tenant: "acme", Direction: Outbound, Caller: "100", Callee: "200"}
+	d := e.Admit(now, req)
+	if d.Rejection.Cause != CauseLease || d.Rejection.Lease != LeaseCPS || d.Rejection.RetryAfter != 700*time.Millisecond {
+		t.Fatalf("no tokens: %+v, want a CPS lease miss with Retry-After 700ms", d.Rejection)
+	}
+	e.AddCPSTokens("acme", sec.Unix(), 2)
+	for i := range 2 {
+		req.CallID = string(rune('a' + i))
+		if d := e.Admit(now, req); !d.Admitted {
+			t.Fatalf("token %d: %+v", i, d.Rejection)
+		}
+	}
+	req.CallID = "c"
+	if d := e.Admit(now, req); d.Rejection.Lease != LeaseCPS {
+		t.Fatalf("tokens used up: %+v", d.Rejection)
+	}
+	e.AddCPSTokens("acme", sec.Unix()-1, 5) // a late grant for a second gone
+	if d := e.Admit(now, req); d.Rejection.Lease != LeaseCPS {
+		t.Fatalf("a late grant was used: %+v", d.Rejection)
+	}
+	e.AddCPSTokens("acme", sec.Unix(), 1)
+	if d := e.Admit(sec.Add(time.Second), req); d.Rejection.Lease != LeaseCPS {
+		t.Fatalf("a token of the previous second was used: %+v", d.Rejection)
+	}
+	e.AddCPSTokens("acme", sec.Unix()+1, 1)
+	if d := e.Admit(sec.Add(time.Second), req); !d.Admitted {
+		t.Fatalf("the token of this second: %+v", d.Rejection)
+	}
+	req.CallID = "d"
+	req.LeaseFull = req.LeaseFull.With(LeaseCPS)
+	if d := e.Admit(sec.Add(time.Second), req); d.Rejection.Cause != CauseCPS || len(d.Events) == 0 {
+		t.Fatalf("CPS ledger full: %+v, want the CPS cap's rejection with an event", d.Rejection)
+	}
+}
