@@ -100,6 +100,8 @@ type Ledger struct {
 	nodes  map[string]nodeRec // every heartbeat
 	held   map[string]held    // parallel keys this node has a lease in
 	keyMus map[string]*sync.Mutex
+	// checked: when recheck last read a key from the server
+	checked map[string]time.Time
 
 	ready      atomic.Bool
 	validUntil atomic.Int64 // monotonic: nanoseconds since l.mono; 0 = never renewed
@@ -133,7 +135,7 @@ func Start(ctx context.Context, o Options) (*Ledger, error) {
 		o: o, epoch: hex.EncodeToString(b[:]),
 		grace: max(time.Second, o.TTL/2),
 		cache: map[string]cached{}, nodes: map[string]nodeRec{},
-		held: map[string]held{}, keyMus: map[string]*sync.Mutex{},
+		held: map[string]held{}, keyMus: map[string]*sync.Mutex{}, checked: map[string]time.Time{},
 		mono: time.Now(),
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -511,6 +513,36 @@ func (l *Ledger) write(key string, r record, rev uint64) (conflict bool, err err
 	return true, nil
 }
 
+// recheckEvery is how often, at most, a key this node finds full is read
+// from the server instead of trusted from the watched copy, which may lag
+// behind a return another node just wrote.
+const recheckEvery = 20 * time.Millisecond
+
+// recheck reads key from the server when the last read is older than
+// recheckEvery, and reports whether the revision moved past rev. Called
+// with the key's lock held.
+func (l *Ledger) recheck(key string, rev uint64) bool {
+	l.mu.Lock()
+	last := l.checked[key]
+	l.mu.Unlock()
+	if time.Since(last) < recheckEvery {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.o.Timeout)
+	defer cancel()
+	start := time.Now()
+	e, err := l.kv.Get(ctx, key)
+	l.stats.observe(time.Since(start))
+	l.mu.Lock()
+	l.checked[key] = time.Now()
+	l.mu.Unlock()
+	if err != nil {
+		return false
+	}
+	l.apply(e)
+	return e.Revision() > rev
+}
+
 // maxAttempts bounds the compare-and-set retries of one request.
 const maxAttempts = 16
 
@@ -545,6 +577,9 @@ func (l *Ledger) Acquire(tenant string, dim admission.LeaseDim, now time.Time) (
 		reclaimed := l.reclaim(&r, ms)
 		n, use, isFull := size(capv, r.others(l.o.Node), active, l.live(ms), true)
 		if isFull && !reclaimed {
+			if l.recheck(key, rev) {
+				continue // the copy was behind: size again
+			}
 			l.stats.full.Add(1)
 			return true, nil
 		}
