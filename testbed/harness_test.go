@@ -182,6 +182,8 @@ type gatewayConfig struct {
 	// spaces). Empty: the embedded server without a client port
 	// (listen: off), so parallel gateways never share one.
 	NATS string
+	// Extra is top-level YAML appended to the config (node, cluster).
+	Extra string
 }
 
 func natsSection(body string) string {
@@ -299,8 +301,8 @@ api:
     - name: testbed
       scope: admin
       token_env: TOLLGATE_ADMIN_TOKEN
-`, g.addr, tlsListen, gatewayIP, c.ShutdownGrace, billFrom(c.BillFromMedia), carrierIP, g.carrierPort, carrierHop, carrierIP, c.MaxParallelCalls, pbxIP,
-		natsSection(c.NATS), filepath.Join(dir, "data"), strings.TrimPrefix(g.apiURL, "http://"))
+%s`, g.addr, tlsListen, gatewayIP, c.ShutdownGrace, billFrom(c.BillFromMedia), carrierIP, g.carrierPort, carrierHop, carrierIP, c.MaxParallelCalls, pbxIP,
+		natsSection(c.NATS), filepath.Join(dir, "data"), strings.TrimPrefix(g.apiURL, "http://"), c.Extra)
 	cfgPath := filepath.Join(dir, "tollgate.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,104 @@
+package testbed
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/api"
+)
+
+// TestSIPpClusterCap: two gateway processes share tenant demo's cap of 10
+// parallel calls through the ledger in NATS JetStream (gateway A's
+// embedded server, R1; B connects to it). SIPp offers 40 calls to each
+// within 2 s, each answered call held 8 s, so no slot frees while calls
+// are offered: exactly 10 are admitted over both gateways and the other
+// 70 get the cap's own 486. GET /v1/cluster shows both nodes and their
+// leases; /metrics counts the lease acquisitions.
+func TestSIPpClusterCap(t *testing.T) {
+	requireSIPp(t)
+	const capacity, perGateway = 10, 40
+	natsPort := freeTCPPort(t, gatewayIP)
+	cluster := func(node string) string {
+		return fmt.Sprintf("node: %s\ncluster:\n  enabled: true\n  replicas: 1\n  lease_ttl: 2s\n", node)
+	}
+	a := startGateway(t, gatewayConfig{MaxParallelCalls: capacity, ShutdownGrace: 2 * time.Second,
+		NATS: fmt.Sprintf("  listen: %s:%d\n", gatewayIP, natsPort), Extra: cluster("gw-a")})
+	b := startGateway(t, gatewayConfig{MaxParallelCalls: capacity, ShutdownGrace: 2 * time.Second,
+		NATS: fmt.Sprintf("  url: nats://%s:%d\n", gatewayIP, natsPort), Extra: cluster("gw-b")})
+	gws := []*gateway{a, b}
+	for _, g := range gws {
+		g.waitLog(10*time.Second, "cluster ledger started", func() bool { return g.count(message("cluster ledger started")) > 0 })
+		startUAS(t, g)
+	}
+	scenario, err := filepath.Abs("scenarios/uac_cap.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uacs []*sipp
+	for _, g := range gws {
+		uacs = append(uacs, startUAC(t, g, 40*time.Second, "-sf", scenario,
+			"-r", "20", "-rp", "1000", "-m", strconv.Itoa(perGateway), "-l", strconv.Itoa(perGateway), "-d", "8000"))
+	}
+	// While the calls are up: the ledger as each node sees it.
+	client := api.NewClient(a.apiURL, adminToken, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	time.Sleep(3 * time.Second)
+	st, err := client.Cluster(ctx, "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Enabled || st.Node != "gw-a" || len(st.Nodes) != 2 || !st.Nodes[0].Alive || !st.Nodes[1].Alive {
+		t.Errorf("GET /v1/cluster: %+v, want gw-a and gw-b alive", st)
+	}
+	var leased int64
+	for _, e := range st.Entries {
+		if e.Dimension == "max_parallel_calls" {
+			leased = e.Leased
+			if e.Cap != capacity || e.Busy > capacity || e.Leased > capacity {
+				t.Errorf("ledger entry %+v: cap %d", e, capacity)
+			}
+		}
+	}
+	if leased == 0 {
+		t.Errorf("no max_parallel_calls entry with leases: %+v", st.Entries)
+	}
+	for _, u := range uacs {
+		if code := u.wait(50 * time.Second); code != 0 {
+			t.Errorf("sipp uac exit code %d, want 0", code)
+		}
+	}
+	admitted, busy := 0, 0
+	for _, g := range gws {
+		g.waitLog(15*time.Second, "calls ended", func() bool { return g.count(message("call ended")) >= g.count(decision("admit", "")) })
+		admitted += g.count(decision("admit", ""))
+		busy += g.count(func(l logLine) bool { return decision("reject", "parallel_calls")(l) && l.num("code") == 486 })
+	}
+	if admitted != capacity || busy != 2*perGateway-capacity {
+		t.Errorf("over both gateways: %d admitted, %d rejected 486 parallel_calls; want %d and %d",
+			admitted, busy, capacity, 2*perGateway-capacity)
+	}
+	if m := httpGet(t, a.apiURL+"/metrics"); !strings.Contains(m, "tollgate_cluster_leases_valid 1") ||
+		strings.Contains(m, "tollgate_cluster_lease_acquisitions_total 0\n") {
+		t.Errorf("/metrics: %v", strings.Join(grepLines(m, "tollgate_cluster_"), "\n"))
+	}
+	for _, g := range gws {
+		g.noErrors()
+	}
+}
+
+// grepLines is the lines of s that start with prefix.
+func grepLines(s, prefix string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
