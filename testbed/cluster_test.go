@@ -102,3 +102,76 @@ func grepLines(s, prefix string) []string {
 	}
 	return out
 }
+
+// TestClusterFailStatic: gateway B loses NATS (gateway A, whose embedded
+// server holds the ledger, is killed). B keeps admitting within the
+// lease it holds and never beyond: then 503 with Retry-After and the
+// cause cluster_lease. When A is back, B leases again and admits.
+func TestClusterFailStatic(t *testing.T) {
+	requireSIPp(t)
+	const capacity = 10
+	natsPort := freeTCPPort(t, gatewayIP)
+	cluster := func(node string) string {
+		return fmt.Sprintf("node: %s\ncluster:\n  enabled: true\n  replicas: 1\n  lease_ttl: 2s\n", node)
+	}
+	a := startGateway(t, gatewayConfig{MaxParallelCalls: capacity, ShutdownGrace: 2 * time.Second,
+		NATS: fmt.Sprintf("  listen: %s:%d\n", gatewayIP, natsPort), Extra: cluster("gw-a")})
+	b := startGateway(t, gatewayConfig{MaxParallelCalls: capacity, ShutdownGrace: 2 * time.Second,
+		NATS: fmt.Sprintf("  url: nats://%s:%d\n", gatewayIP, natsPort), Extra: cluster("gw-b")})
+	b.waitLog(10*time.Second, "cluster ledger started", func() bool { return b.count(message("cluster ledger started")) > 0 })
+	startUAS(t, b)
+	// A probe's answered call stays up (the probe never ACKs a 2xx).
+	if code := inviteProbe(t, pbxIP, b.addr); code != 200 {
+		t.Fatalf("first call through B: %d", code)
+	}
+	client := api.NewClient(b.apiURL, adminToken, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a.cmd.Process.Kill()
+	<-a.done
+	st, err := client.Cluster(ctx, "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var use int64
+	for _, e := range st.Entries {
+		for _, l := range e.Leases {
+			if e.Dimension == "max_parallel_calls" && l.Node == "gw-b" {
+				use = l.Use
+			}
+		}
+	}
+	if use < 1 || use > capacity {
+		t.Fatalf("gw-b's lease as it last saw it: use %d (%+v)", use, st)
+	}
+	// Within the lease, then 503 Retry-After: never beyond the lease.
+	admitted := 1
+	var code int
+	var msg string
+	for range capacity {
+		if code, msg = inviteProbeMsg(t, pbxIP, b.addr); code != 200 {
+			break
+		}
+		admitted++
+	}
+	t.Logf("NATS gone: B admitted %d calls within its lease of %d, then %d", admitted, use, code)
+	if int64(admitted) > use {
+		t.Errorf("with NATS gone B admitted %d calls, its lease was %d", admitted, use)
+	}
+	if code != 503 || headerValue(msg, "Retry-After") == "" {
+		t.Errorf("past its lease with NATS gone: %d, Retry-After %q; want 503 with Retry-After\n%s", code, headerValue(msg, "Retry-After"), msg)
+	}
+	b.waitLog(5*time.Second, "a reject decision with cause cluster_lease", func() bool { return b.count(decision("reject", "cluster_lease")) > 0 })
+	// A is back (same store, same ports): B renews and leases again.
+	startGateway(t, a.conf)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if code = inviteProbe(t, pbxIP, b.addr); code == 200 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if code != 200 {
+		t.Fatalf("after NATS is back B answers %d, want 200 (below the cap: %d calls up)", code, admitted)
+	}
+}

@@ -705,6 +705,13 @@ func (s *sipp) recvCounts(code int) []int {
 // final response and fails the test if no final response comes in time.
 func inviteProbe(t *testing.T, ip, addr string) int {
 	t.Helper()
+	code, _ := inviteProbeMsg(t, ip, addr)
+	return code
+}
+
+// inviteProbeMsg is inviteProbe, with the final response itself.
+func inviteProbeMsg(t *testing.T, ip, addr string) (int, string) {
+	t.Helper()
 	conn, err := net.ListenPacket("udp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		t.Fatal(err)
@@ -761,10 +768,10 @@ func inviteProbe(t *testing.T, ip, addr string) int {
 				"Content-Length: 0\r\n\r\n"
 			conn.WriteTo([]byte(ack), raddr)
 		}
-		return code
+		return code, msg
 	}
 	t.Fatalf("INVITE probe from %s to %s: no final response in 5s", ip, addr)
-	return 0
+	return 0, ""
 }
 
 // headerValue returns the value of the first header called name in msg.
