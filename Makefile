@@ -37,6 +37,7 @@ bench: build
 	TOLLGATE_CUTOFF_BENCH=1 $(GO) test -count=1 -run TestCutOffError -v ./sip/
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./store/
 	$(GO) test -run '^$$' -bench . -benchtime 5000x ./bus/
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./cluster/
 	TOLLGATE_STORE_SIZE_CALLS=1000000 $(GO) test -count=1 -run TestStoreSizePerCall -v ./store/
 	PERSIST=on ./testbed/bench.sh
 	PERSIST=off ./testbed/bench.sh
