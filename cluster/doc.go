@@ -9,8 +9,7 @@
 // Acquire for more and asks the engine again. Blocks are sized to the free
 // capacity, max(1, free/(2N)), so far from the cap a node writes once per
 // block and near it once per call, which is still exact. Idle capacity
-// goes back at the next maintenance round, at once when another node asks
-// for it.
+// goes back at the next maintenance round (lease_ttl/50, 20-200 ms).
 //
 // Liveness is one heartbeat key per node. A node that cannot renew admits
 // within its leases until lease_ttl after its last heartbeat, then only
