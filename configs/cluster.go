@@ -16,6 +16,9 @@ const (
 	MinLeaseTTL = time.Second
 	// DefaultLedgerBucket is the JetStream KV bucket of the shared ledger.
 	DefaultLedgerBucket = "TOLLGATE_LEDGER"
+	// DefaultConfigBucket is the JetStream KV bucket the configuration is
+	// replicated through.
+	DefaultConfigBucket = "TOLLGATE_CONFIG"
 	// DefaultClusterReplicas is the ledger bucket's replica count (R3:
 	// needs 3 JetStream servers).
 	DefaultClusterReplicas = 3
@@ -40,6 +43,10 @@ type Cluster struct {
 	// Bucket is the JetStream KV bucket of the ledger; default
 	// TOLLGATE_LEDGER.
 	Bucket string `yaml:"bucket" json:"bucket"`
+	// ConfigBucket is the JetStream KV bucket of the replicated
+	// configuration (plans, tenants, tokens, suspensions); default
+	// TOLLGATE_CONFIG.
+	ConfigBucket string `yaml:"config_bucket" json:"config_bucket"`
 	// Replicas is the bucket's replica count: 3 (the default) needs a NATS
 	// cluster of at least 3 JetStream servers and survives the loss of
 	// one; 1 works with a single server, whose loss stops the ledger (the
@@ -59,6 +66,9 @@ func (c *Cluster) applyDefaults(node string) {
 	if c.Bucket == "" {
 		c.Bucket = DefaultLedgerBucket
 	}
+	if c.ConfigBucket == "" {
+		c.ConfigBucket = DefaultConfigBucket
+	}
 	if c.Replicas == 0 {
 		c.Replicas = DefaultClusterReplicas
 	}
@@ -76,6 +86,9 @@ func (c *Cluster) validate(n *NATS) error {
 	}
 	if !bucketRe.MatchString(c.Bucket) {
 		return errf("cluster.bucket", "must be 1..64 letters, digits, '-' or '_', got %q", c.Bucket)
+	}
+	if !bucketRe.MatchString(c.ConfigBucket) || c.ConfigBucket == c.Bucket {
+		return errf("cluster.config_bucket", "must be 1..64 letters, digits, '-' or '_', other than cluster.bucket, got %q", c.ConfigBucket)
 	}
 	if c.Replicas < 1 || c.Replicas > 5 {
 		return errf("cluster.replicas", "must be 1..5, got %d", c.Replicas)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tollgate/tollgate/admission"
 	"github.com/tollgate/tollgate/api"
@@ -49,28 +50,35 @@ func (s *Service) PutPlan(_ context.Context, actor string, p configs.Plan, creat
 	if err := s.checkPlan(np); err != nil {
 		return false, err
 	}
-	rd, err := s.runner.UpsertPlan(now, np.AdmissionPlan())
-	s.effects(rd)
-	if err != nil {
-		return false, fmt.Errorf("control: plan %q: %w", np.Name, err)
-	}
-	s.plans[np.Name] = np
-	s.refresh()
 	action, before := "plan.create", any(nil)
 	if exists {
 		action, before = "plan.update", old
 	}
-	return !exists, s.submit(&store.Batch{
-		PutPlans: []configs.Plan{np.Clone()},
-		Audit:    []api.AuditEntry{audit(now, actor, action, "plans/"+np.Name, "", before, np)},
-	}, now)
+	return !exists, s.setPlan(now, np, audit(now, actor, action, "plans/"+np.Name, "", before, np))
+}
+
+// setPlan upserts a validated plan into the engine, hands the effects to
+// the edge and commits it with its audit entry. Called with mu held.
+func (s *Service) setPlan(now time.Time, np configs.Plan, entry api.AuditEntry) error {
+	rd, err := s.runner.UpsertPlan(now, np.AdmissionPlan())
+	s.effects(rd)
+	if err != nil {
+		return fmt.Errorf("control: plan %q: %w", np.Name, err)
+	}
+	s.plans[np.Name] = np
+	s.refresh()
+	return s.submit(&store.Batch{PutPlans: []configs.Plan{np.Clone()}, Audit: []api.AuditEntry{entry}}, now)
 }
 
 // DeletePlan deletes a plan no tenant is on (ErrConflict otherwise).
 func (s *Service) DeletePlan(_ context.Context, actor, name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now()
+	return s.deletePlan(s.now(), actor, name)
+}
+
+// deletePlan is DeletePlan with mu held.
+func (s *Service) deletePlan(now time.Time, actor, name string) error {
 	old, ok := s.plans[name]
 	if !ok {
 		return notFound("plan", name)

@@ -84,6 +84,15 @@ type Service struct {
 	restoredAt time.Time // the store clock the restored calls were billed up to
 	restoreOut []admission.Ready
 
+	// Configuration replication (SetReplicator; replicate.go), guarded by
+	// mu: applying is set while a change from another node is applied.
+	repl       Replicator
+	replNode   string
+	replWanted bool
+	applying   bool
+	unsynced   map[[2]string]string // kind, name -> actor of a failed publication
+	replStop   chan struct{}
+
 	edgeMu  sync.RWMutex // guards edge, flood and cluster
 	edge    Edge
 	flood   Flood
@@ -373,6 +382,12 @@ func (s *Service) Close() error {
 		return s.closeErr
 	}
 	s.closed = true
+	s.mu.Lock()
+	if s.replStop != nil {
+		close(s.replStop)
+		s.replStop = nil
+	}
+	s.mu.Unlock()
 	s.closeErr = s.commit.Close()
 	return s.closeErr
 }
@@ -416,6 +431,7 @@ func (s *Service) submit(b *store.Batch, now time.Time) error {
 	if err := s.commit.Submit(b); err != nil {
 		return fmt.Errorf("control: commit: %w", err)
 	}
+	s.publish(batchChanges(b)...)
 	return nil
 }
 

@@ -119,7 +119,11 @@ func fillLimits(l, defaults configs.Limits) configs.Limits {
 func (s *Service) DeleteTenant(_ context.Context, actor, name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now()
+	return s.deleteTenant(s.now(), actor, name)
+}
+
+// deleteTenant is DeleteTenant with mu held.
+func (s *Service) deleteTenant(now time.Time, actor, name string) error {
 	old, ok := s.tenants[name]
 	if !ok {
 		return notFound("tenant", name)

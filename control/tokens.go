@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/store"
@@ -85,23 +86,37 @@ func (s *Service) CreateToken(_ context.Context, actor, name string, scope api.S
 	now := s.now()
 	tok := store.Token{Name: name, Scope: scope, Hash: hashToken(secret), Created: now}
 	view := tokenView(tok)
-	if err := s.submit(&store.Batch{
-		PutTokens: []store.Token{tok},
-		Audit:     []api.AuditEntry{audit(now, actor, "token.create", "tokens/"+name, "", nil, view)},
-	}, now); err != nil {
+	if err := s.putToken(now, tok, audit(now, actor, "token.create", "tokens/"+name, "", nil, view)); err != nil {
 		return api.NewToken{}, err
 	}
-	s.tokMu.Lock()
-	s.tokens[name] = tok
-	s.byHash[tok.Hash] = api.Principal{Name: name, Scope: scope}
-	s.tokMu.Unlock()
 	return api.NewToken{TokenView: view, Token: secret}, nil
+}
+
+// putToken commits tok with its audit entry and makes it authenticate.
+// Called with mu held.
+func (s *Service) putToken(now time.Time, tok store.Token, entry api.AuditEntry) error {
+	if err := s.submit(&store.Batch{PutTokens: []store.Token{tok}, Audit: []api.AuditEntry{entry}}, now); err != nil {
+		return err
+	}
+	s.tokMu.Lock()
+	if old, ok := s.tokens[tok.Name]; ok {
+		delete(s.byHash, old.Hash)
+	}
+	s.tokens[tok.Name] = tok
+	s.byHash[tok.Hash] = api.Principal{Name: tok.Name, Scope: tok.Scope}
+	s.tokMu.Unlock()
+	return nil
 }
 
 // DeleteToken deletes a token; it stops authenticating at once.
 func (s *Service) DeleteToken(_ context.Context, actor, name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.deleteToken(s.now(), actor, name)
+}
+
+// deleteToken is DeleteToken with mu held.
+func (s *Service) deleteToken(now time.Time, actor, name string) error {
 	s.tokMu.Lock()
 	tok, ok := s.tokens[name]
 	if ok {
@@ -112,7 +127,6 @@ func (s *Service) DeleteToken(_ context.Context, actor, name string) error {
 	if !ok {
 		return notFound("token", name)
 	}
-	now := s.now()
 	return s.submit(&store.Batch{
 		DeleteTokens: []string{name},
 		Audit:        []api.AuditEntry{audit(now, actor, "token.delete", "tokens/"+name, "", tokenView(tok), nil)},

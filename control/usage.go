@@ -193,6 +193,15 @@ func (s *Service) Resume(_ context.Context, actor, tenant, reason string) (api.T
 func (s *Service) suspension(actor, tenant, reason, action string, op func(time.Time, string, string) (admission.Ready, error)) (api.TenantStatus, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	st, err := s.suspendLocked(actor, tenant, reason, action, op)
+	if err == nil {
+		s.publish(statusChange(tenant, st, actor))
+	}
+	return st, err
+}
+
+// suspendLocked is suspension with mu held, without replication.
+func (s *Service) suspendLocked(actor, tenant, reason, action string, op func(time.Time, string, string) (admission.Ready, error)) (api.TenantStatus, error) {
 	if _, ok := s.tenants[tenant]; !ok {
 		return api.TenantStatus{}, notFound("tenant", tenant)
 	}

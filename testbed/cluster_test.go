@@ -18,7 +18,8 @@ import (
 // within 2 s, each answered call held 8 s, so no slot frees while calls
 // are offered: exactly 10 are admitted over both gateways and the other
 // 70 get the cap's own 486. GET /v1/cluster shows both nodes and their
-// leases; /metrics counts the lease acquisitions.
+// leases; /metrics counts the lease acquisitions. A suspension made on
+// B's API applies on A within 1 s.
 func TestSIPpClusterCap(t *testing.T) {
 	requireSIPp(t)
 	const capacity, perGateway = 10, 40
@@ -82,6 +83,18 @@ func TestSIPpClusterCap(t *testing.T) {
 	if admitted != capacity || busy != 2*perGateway-capacity {
 		t.Errorf("over both gateways: %d admitted, %d rejected 486 parallel_calls; want %d and %d",
 			admitted, busy, capacity, 2*perGateway-capacity)
+	}
+	// A suspension made through B's API applies on A within 1 s: A refuses
+	// the tenant's next call with 403.
+	clientB := api.NewClient(b.apiURL, adminToken, nil)
+	if _, err := clientB.Suspend(ctx, "demo", "cluster test"); err != nil {
+		t.Fatal(err)
+	}
+	if !poll(time.Second, func() bool { v, err := client.Tenant(ctx, "demo"); return err == nil && v.Status.Suspended }) {
+		t.Fatal("the suspension made on B is not on A after 1 s")
+	}
+	if code := inviteProbe(t, pbxIP, a.addr); code != 403 {
+		t.Errorf("A answered the suspended tenant's call %d, want 403", code)
 	}
 	if m := httpGet(t, a.apiURL+"/metrics"); !strings.Contains(m, "tollgate_cluster_leases_valid 1") ||
 		strings.Contains(m, "tollgate_cluster_lease_acquisitions_total 0\n") {

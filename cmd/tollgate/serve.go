@@ -93,6 +93,8 @@ func serveUntil(cfg *configs.Config, logOut io.Writer, stop chan os.Signal) erro
 		return err
 	}
 	svc.SetEdge(gw)
+	// Configuration replication once the edge takes routing changes.
+	defer startReplication(cfg, nb, svc, log)()
 	svc.SetFlood(flood)
 	metrics.SetFloodSource(func() api.FloodStats { return floodStats(flood, conns, time.Now()) })
 	metrics.SetActiveSource(svc.ActiveByTenant)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -14,6 +15,7 @@ import (
 	"github.com/tollgate/tollgate/bus"
 	"github.com/tollgate/tollgate/cluster"
 	"github.com/tollgate/tollgate/configs"
+	"github.com/tollgate/tollgate/control"
 	"github.com/tollgate/tollgate/events"
 	"github.com/tollgate/tollgate/store"
 )
@@ -171,4 +173,55 @@ func startLedger(cfg *configs.Config, b *natsBus, eng cluster.Engine, m *api.Met
 	log.Info().Str("node", cfg.Cluster.Node).Str("bucket", cfg.Cluster.Bucket).Int("replicas", cfg.Cluster.Replicas).
 		Dur("lease_ttl", cfg.Cluster.LeaseTTL).Str("epoch", l.Epoch()).Msg("cluster ledger started")
 	return l, nil
+}
+
+// startReplication replicates the configuration through the cluster's
+// config bucket (cluster.enabled): it starts in the background, retrying
+// while NATS cannot be reached; changes made meanwhile are kept pending
+// and published first. The returned func stops it.
+func startReplication(cfg *configs.Config, b *natsBus, svc *control.Service, log zerolog.Logger) func() {
+	if !cfg.Cluster.Enabled {
+		return func() {}
+	}
+	log = log.With().Str("component", "cluster").Logger()
+	node := cfg.Cluster.Node
+	svc.ExpectReplicator(node)
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	var repl *cluster.Replicator
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for wait := time.Duration(0); ; wait = time.Second {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			sctx, scancel := context.WithTimeout(ctx, ledgerStart)
+			r, err := cluster.StartReplicator(sctx, cluster.ReplicatorOptions{
+				Node: node, Bucket: cfg.Cluster.ConfigBucket, Replicas: cfg.Cluster.Replicas,
+				JS: b.js, Target: svc, Log: log,
+			})
+			scancel()
+			if err != nil {
+				log.Warn().Err(err).Msg("cluster configuration replication not started; retrying (changes here stay pending)")
+				continue
+			}
+			mu.Lock()
+			repl = r
+			mu.Unlock()
+			svc.SetReplicator(r, node)
+			return
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		if repl != nil {
+			repl.Close()
+		}
+	}
 }
