@@ -162,7 +162,14 @@ type UsageView struct {
 	Caps       []CapUsage   `json:"caps"`
 	Users      []UserUsage  `json:"users"`
 	Days       []DayUsage   `json:"days"` // days of the cycle with usage, oldest first
+	// Cluster is the tenant's usage over every gateway of the cluster
+	// (cluster.enabled only): each node's billed seconds, spend and calls
+	// up, and the sums. The caps above are this node's.
+	Cluster *ClusterUsage `json:"cluster,omitempty"`
 }
+
+// ClusterUsage is a tenant's usage over the cluster (package cluster).
+type ClusterUsage = cluster.TenantUsage
 
 // CallView is an active call.
 type CallView struct {

@@ -37,6 +37,11 @@ type Engine interface {
 	LeaseUsage(tenant string) (admission.LeaseUsage, bool)
 	SetLease(tenant string, dim admission.LeaseDim, n int64) (int64, bool)
 	AddCPSTokens(tenant string, sec, k int64) bool
+	// For the cluster-wide usage (usage.go).
+	Tenants() []string
+	Usage(now time.Time, tenant string) admission.Usage
+	Active(tenant string) int64
+	Cycle() (start, end time.Time)
 }
 
 // Options configure a Ledger.
@@ -102,6 +107,10 @@ type Ledger struct {
 	keyMus map[string]*sync.Mutex
 	// checked: when recheck last read a key from the server
 	checked map[string]time.Time
+	// usage: the usage.<tenant>.<node> entries; published: what this
+	// node last wrote per tenant (usage.go)
+	usage     map[string]NodeUsage
+	published map[string]NodeUsage
 
 	ready      atomic.Bool
 	validUntil atomic.Int64 // monotonic: nanoseconds since l.mono; 0 = never renewed
@@ -136,6 +145,7 @@ func Start(ctx context.Context, o Options) (*Ledger, error) {
 		grace: max(time.Second, o.TTL/2),
 		cache: map[string]cached{}, nodes: map[string]nodeRec{},
 		held: map[string]held{}, keyMus: map[string]*sync.Mutex{}, checked: map[string]time.Time{},
+		usage: map[string]NodeUsage{}, published: map[string]NodeUsage{},
 		mono: time.Now(),
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -224,6 +234,10 @@ func (l *Ledger) apply(e jetstream.KeyValueEntry) {
 	key := e.Key()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if strings.HasPrefix(key, usagePrefix) {
+		l.applyUsage(e)
+		return
+	}
 	if name, ok := strings.CutPrefix(key, nodePrefix); ok {
 		if e.Operation() != jetstream.KeyValuePut {
 			delete(l.nodes, name)
@@ -265,10 +279,16 @@ func (l *Ledger) run() {
 	defer beat.Stop()
 	tick := time.NewTicker(l.o.Maintain)
 	defer tick.Stop()
+	usage := time.NewTicker(usageEvery)
+	defer usage.Stop()
 	for {
 		select {
 		case <-l.stop:
 			return
+		case <-usage.C:
+			if l.valid() {
+				l.publishUsage()
+			}
 		case <-beat.C:
 			if err := l.heartbeat(); err != nil {
 				l.stats.errors.Add(1)

@@ -86,3 +86,43 @@ func TestEverySlotEndsUpInUse(t *testing.T) {
 		t.Fatalf("gw2/gw3 got nothing: %d/%d", nodes[1].active(), nodes[2].active())
 	}
 }
+
+// Usage reads are cluster-wide: a node's usage of a tenant includes what
+// every other node billed, published within a second or so.
+func TestClusterWideUsage(t *testing.T) {
+	t.Parallel()
+	_, url := bustest.Start(t, t.TempDir())
+	var nodes []*node
+	for _, name := range []string{"gw1", "gw2"} {
+		_, js := bustest.Connect(t, url)
+		nodes = append(nodes, startNode(t, js, name, limits(10, -1), Options{}))
+	}
+	answer := func(n *node, k int) {
+		for range k {
+			d, id := n.admit(admission.Outbound)
+			if !d.Admitted {
+				t.Fatalf("%s: %v", n.name, d.Rejection)
+			}
+			n.r.Answer(time.Now(), id)
+		}
+	}
+	answer(nodes[0], 2)
+	answer(nodes[1], 1)
+	time.Sleep(1200 * time.Millisecond)
+	nodes[1].endAll()
+	var u TenantUsage
+	waitFor(t, 5*time.Second, func() bool {
+		u = nodes[0].l.Usage("acme")
+		return len(u.Nodes) == 2 && u.Nodes[1].ActiveCalls == 0 && u.Nodes[1].BilledSeconds > 0
+	}, "gw2's usage, its call ended, on gw1")
+	own := nodes[1].r.Usage(time.Now(), "acme")
+	if u.Nodes[0].Node != "gw1" || !u.Nodes[0].Self || u.Nodes[0].ActiveCalls != 2 {
+		t.Fatalf("gw1's own entry: %+v", u.Nodes[0])
+	}
+	if u.Nodes[1].BilledSeconds != own.Seconds.Seconds() {
+		t.Fatalf("gw2 published %v s, its engine has %v", u.Nodes[1].BilledSeconds, own.Seconds)
+	}
+	if u.ActiveCalls != 2 || u.BilledSeconds != u.Nodes[0].BilledSeconds+u.Nodes[1].BilledSeconds {
+		t.Fatalf("sums: %+v", u)
+	}
+}

@@ -15,6 +15,7 @@ import (
 // (cluster.enabled false) GET /v1/cluster shows the cluster disabled.
 type Cluster interface {
 	Status(tenant string) cluster.Status
+	Usage(tenant string) cluster.TenantUsage
 	Release(ctx context.Context, node string) (cluster.Released, error)
 }
 

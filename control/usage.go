@@ -51,6 +51,10 @@ func (s *Service) Usage(_ context.Context, tenant string) (api.UsageView, error)
 		Users:      []api.UserUsage{},
 		Days:       []api.DayUsage{},
 	}
+	if c := s.getCluster(); c != nil {
+		cu := c.Usage(tenant)
+		v.Cluster = &cu
+	}
 
 	parallel := api.CapUsage{Cap: capParallel, Unit: "calls", Used: json.Number(strconv.FormatInt(active, 10))}
 	if l := eff.MaxParallelCalls; l != nil {

@@ -17,7 +17,8 @@
 //	         since 10 s ago for 60 s, 12 dropped)
 //	cluster  node gw-a (this one, renewed now) and gw-b (silent since
 //	         5 min), one ledger entry demo/max_parallel_calls cap 10:
-//	         gw-a holds 4 (use 3, busy 2), gw-b 2 (use 2, busy 2)
+//	         gw-a holds 4 (use 3, busy 2), gw-b 2 (use 2, busy 2); demo's
+//	         usage adds gw-b's: 90 minutes, 0.9 spent, 2 calls up
 //
 // Every change appends an audit entry with the actor. The clock is the Now
 // field (default DefaultNow), so timestamps are reproducible.
@@ -593,6 +594,15 @@ func (b *Backend) Usage(ctx context.Context, name string) (api.UsageView, error)
 			c := capUsage("", "minutes", 0, float64(*r.MaxMonthlyMinutes))
 			u.Users = append(u.Users, api.UserUsage{User: user, Role: r.Name, Minutes: c.Used, Limit: c.Limit, Percent: c.Percent})
 		}
+	}
+	if name == "demo" { // the seeded cluster: gw-a is this node
+		now := b.Now()
+		self := cluster.NodeUsage{Node: "gw-a", CycleStart: u.CycleStart, BilledSeconds: t.seconds,
+			SpendMicros: int64(t.spend), ActiveCalls: 2, Published: now, Self: true}
+		other := cluster.NodeUsage{Node: "gw-b", CycleStart: u.CycleStart, BilledSeconds: 5400,
+			SpendMicros: 900000, ActiveCalls: 2, Published: now.Add(-time.Second)}
+		u.Cluster = &api.ClusterUsage{CycleStart: u.CycleStart, Nodes: []cluster.NodeUsage{self, other},
+			BilledSeconds: self.BilledSeconds + other.BilledSeconds, SpendMicros: self.SpendMicros + other.SpendMicros, ActiveCalls: 4}
 	}
 	return u, nil
 }

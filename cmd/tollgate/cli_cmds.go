@@ -375,14 +375,30 @@ func cmdUsage(c *cli, args []string) error {
 	if err := t.flush(); err != nil {
 		return err
 	}
-	if len(u.Users) == 0 {
+	if len(u.Users) > 0 {
+		fmt.Fprintln(c.stdout)
+		t = c.table("user", "role", "minutes", "limit", "percent")
+		for _, uu := range u.Users {
+			t.row(uu.User, uu.Role, uu.Minutes.String(), fmtNumberLimit(uu.Limit), fmtPercent(uu.Percent))
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+	if u.Cluster == nil {
 		return nil
 	}
+	// The cluster's usage: every node's, and the sum.
 	fmt.Fprintln(c.stdout)
-	t = c.table("user", "role", "minutes", "limit", "percent")
-	for _, uu := range u.Users {
-		t.row(uu.User, uu.Role, uu.Minutes.String(), fmtNumberLimit(uu.Limit), fmtPercent(uu.Percent))
+	t = c.table("node", "calls up", "minutes", "spend", "published")
+	for _, n := range u.Cluster.Nodes {
+		name := n.Node
+		if n.Self {
+			name += " (this)"
+		}
+		t.row(name, fmt.Sprint(n.ActiveCalls), fmtMinutes(n.BilledSeconds), configs.Money(n.SpendMicros).String(), ts(n.Published))
 	}
+	t.row("cluster", fmt.Sprint(u.Cluster.ActiveCalls), fmtMinutes(u.Cluster.BilledSeconds), configs.Money(u.Cluster.SpendMicros).String(), "")
 	return t.flush()
 }
 

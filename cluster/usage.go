@@ -1,0 +1,123 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// NodeUsage is one node's usage of a tenant in a cycle: what it billed,
+// as it last published it (every second while it changes).
+type NodeUsage struct {
+	Node          string    `json:"node"`
+	CycleStart    time.Time `json:"cycle_start"`
+	BilledSeconds float64   `json:"billed_seconds"`
+	SpendMicros   int64     `json:"spend_micros"`
+	ActiveCalls   int64     `json:"active_calls"`
+	Published     time.Time `json:"published"`
+	Self          bool      `json:"self,omitempty"`
+}
+
+// TenantUsage is a tenant's usage over the cluster in the current cycle:
+// every node's, and the sums.
+type TenantUsage struct {
+	CycleStart    time.Time   `json:"cycle_start"`
+	BilledSeconds float64     `json:"billed_seconds"`
+	SpendMicros   int64       `json:"spend_micros"`
+	ActiveCalls   int64       `json:"active_calls"`
+	Nodes         []NodeUsage `json:"nodes"`
+}
+
+// usageEvery is how often a node publishes the usage that changed.
+const usageEvery = time.Second
+
+const usagePrefix = "usage."
+
+func usageKey(tenant, node string) string { return usagePrefix + token(tenant) + "." + node }
+
+// parseUsageKey splits usage.<tenant>.<node>.
+func parseUsageKey(key string) (tenant, node string, ok bool) {
+	rest, ok := strings.CutPrefix(key, usagePrefix)
+	t, n, ok2 := strings.Cut(rest, ".")
+	if !ok || !ok2 {
+		return "", "", false
+	}
+	tenant, ok = untoken(t)
+	return tenant, n, ok
+}
+
+// applyUsage caches a watched usage entry; called with l.mu held.
+func (l *Ledger) applyUsage(e jetstream.KeyValueEntry) {
+	if e.Operation() != jetstream.KeyValuePut {
+		delete(l.usage, e.Key())
+		return
+	}
+	var u NodeUsage
+	if json.Unmarshal(e.Value(), &u) == nil {
+		l.usage[e.Key()] = u
+	}
+}
+
+// publishUsage writes the usage of every tenant whose usage on this node
+// changed since the last round: one KV write per second per tenant with
+// calls here, none for idle tenants.
+func (l *Ledger) publishUsage() {
+	now := l.o.Now()
+	start, _ := l.o.Engine.Cycle()
+	for _, t := range l.o.Engine.Tenants() {
+		u := l.o.Engine.Usage(now, t)
+		nu := NodeUsage{Node: l.o.Node, CycleStart: start.UTC(), BilledSeconds: u.Seconds.Seconds(),
+			SpendMicros: u.Spend, ActiveCalls: l.o.Engine.Active(t)}
+		last, seen := l.published[t]
+		if seen && last.CycleStart.Equal(nu.CycleStart) && last.BilledSeconds == nu.BilledSeconds &&
+			last.SpendMicros == nu.SpendMicros && last.ActiveCalls == nu.ActiveCalls {
+			continue
+		}
+		if !seen && nu.BilledSeconds == 0 && nu.SpendMicros == 0 && nu.ActiveCalls == 0 {
+			continue
+		}
+		nu.Published = now.UTC()
+		b, _ := json.Marshal(nu)
+		ctx, cancel := context.WithTimeout(context.Background(), l.o.Timeout)
+		_, err := l.kv.Put(ctx, usageKey(t, l.o.Node), b)
+		cancel()
+		if err != nil {
+			l.stats.errors.Add(1)
+			return // next round
+		}
+		l.published[t] = nu
+	}
+}
+
+// Usage is tenant's usage over the cluster in this node's current cycle:
+// this node's as its engine has it now, the others' as they last
+// published it (at most a second or so old; a node's usage of an earlier
+// cycle is left out).
+func (l *Ledger) Usage(tenant string) TenantUsage {
+	now := l.o.Now()
+	start, _ := l.o.Engine.Cycle()
+	u := l.o.Engine.Usage(now, tenant)
+	self := NodeUsage{Node: l.o.Node, CycleStart: start.UTC(), BilledSeconds: u.Seconds.Seconds(), SpendMicros: u.Spend,
+		ActiveCalls: l.o.Engine.Active(tenant), Published: now.UTC(), Self: true}
+	out := TenantUsage{CycleStart: start.UTC(), Nodes: []NodeUsage{self}}
+	l.mu.Lock()
+	for key, nu := range l.usage {
+		t, node, ok := parseUsageKey(key)
+		if !ok || t != tenant || node == l.o.Node || !nu.CycleStart.Equal(self.CycleStart) {
+			continue
+		}
+		out.Nodes = append(out.Nodes, nu)
+	}
+	l.mu.Unlock()
+	sort.Slice(out.Nodes, func(i, j int) bool { return out.Nodes[i].Node < out.Nodes[j].Node })
+	for _, nu := range out.Nodes {
+		out.BilledSeconds += nu.BilledSeconds
+		out.SpendMicros += nu.SpendMicros
+		out.ActiveCalls += nu.ActiveCalls
+	}
+	return out
+}
