@@ -99,6 +99,9 @@ func (e *Engine) admit(now time.Time, req CallRequest) Decision {
 		if active >= role.parallel {
 			return e.rejectWith(&d, CauseRoleParallel, role.parallel, active)
 		}
+		if e.userLeaseMiss(&d, t, &req, uid, role.parallel, active) {
+			return d
+		}
 	}
 	var interval time.Duration
 	if ef.cps >= 0 {

@@ -158,6 +158,8 @@ type Rejection struct {
 	RetryAfter time.Duration
 	// Lease is, for CauseLease, the dimension the node holds no lease of.
 	Lease LeaseDim
+	// User is the user whose lease is missing (Lease == LeaseUser).
+	User string
 }
 
 // Error describes the rejection, e.g.

@@ -21,12 +21,15 @@ const (
 	// LeaseCPS: the tenant's max_calls_per_second, as tokens of one UTC
 	// second.
 	LeaseCPS
+	// LeaseUser: one user's max_parallel_calls of its role (the user is
+	// in Rejection.User).
+	LeaseUser
 
 	// NumLeaseDims is one past the last dimension.
 	NumLeaseDims
 )
 
-var leaseNames = [NumLeaseDims]string{"none", fieldMaxParallelCalls, fieldMaxParallelInbound, fieldMaxParallelOutbound, fieldMaxCallsPerSecond}
+var leaseNames = [NumLeaseDims]string{"none", fieldMaxParallelCalls, fieldMaxParallelInbound, fieldMaxParallelOutbound, fieldMaxCallsPerSecond, "role." + fieldMaxParallelCalls}
 
 // String is the dimension's limit name, e.g. "max_parallel_calls".
 func (d LeaseDim) String() string {
@@ -54,6 +57,8 @@ func (d LeaseDim) cause() Cause {
 		return CauseParallelOutbound
 	case LeaseCPS:
 		return CauseCPS
+	case LeaseUser:
+		return CauseRoleParallel
 	default:
 		return CauseParallelCalls
 	}
@@ -61,9 +66,10 @@ func (d LeaseDim) cause() Cause {
 
 // leaseState is what a node holds of a tenant's leased caps.
 type leaseState struct {
-	parallel [LeaseCPS]int64 // by LeaseDim (0 unused): calls the node may have in progress
-	cpsSec   int64           // the Unix second cpsTokens belong to
-	cps      int64           // tokens left for that second
+	parallel [LeaseCPS]int64  // by LeaseDim (0 unused): calls the node may have in progress
+	cpsSec   int64            // the Unix second cpsTokens belong to
+	cps      int64            // tokens left for that second
+	users    map[string]int64 // by user: calls of a role-capped user the node may have in progress
 }
 
 // LeaseUsage is what a node uses and holds of one tenant's leased caps: the
@@ -101,6 +107,16 @@ func (e *Engine) missed(d *Decision, req *CallRequest, dim LeaseDim, capv, activ
 	}
 	r := e.rejects[CauseLease]
 	d.Rejection = Rejection{Cause: CauseLease, Code: r.Code, Reason: r.Reason, Lease: dim, Limit: capv, Usage: active}
+}
+
+// userLeaseMiss checks the lease of a role-capped user.
+func (e *Engine) userLeaseMiss(d *Decision, t *tenantState, req *CallRequest, uid string, capv, active int64) bool {
+	if !e.cluster || capv < 0 || active < t.lease.users[uid] {
+		return false
+	}
+	e.missed(d, req, LeaseUser, capv, active)
+	d.Rejection.User = uid
+	return true
 }
 
 // cpsLeaseMiss checks the cluster's CPS tokens of the current second.
@@ -142,6 +158,49 @@ func (e *Engine) SetLease(tenant string, dim LeaseDim, n int64) (set int64, ok b
 	return n, true
 }
 
+// SetUserLease is SetLease for one role-capped user of tenant: the most
+// calls of that user the node admits before it asks the ledger again,
+// never below the user's calls in progress; 0 with none forgets it.
+func (e *Engine) SetUserLease(tenant, user string, n int64) (set int64, ok bool) {
+	t, ok := e.tenants[tenant]
+	if !ok {
+		return 0, false
+	}
+	var active int64
+	if u := t.users[user]; u != nil {
+		active = u.active
+	}
+	n = max(n, active)
+	if n == 0 {
+		delete(t.lease.users, user)
+		return 0, true
+	}
+	if t.lease.users == nil {
+		t.lease.users = map[string]int64{}
+	}
+	t.lease.users[user] = n
+	return n, true
+}
+
+// UserLeaseUsage is LeaseUsage for one user of tenant: the user's calls in
+// progress, the capacity held for it and its role's max_parallel_calls
+// (-1: no role caps it).
+func (e *Engine) UserLeaseUsage(tenant, user string) (active, held, capv int64, ok bool) {
+	t, ok := e.tenants[tenant]
+	if !ok {
+		return 0, 0, 0, false
+	}
+	role := t.roleOf(user)
+	if u := t.users[user]; u != nil {
+		active, role = u.active, u.roleFor()
+	}
+	capv = -1
+	if role != nil {
+		capv = role.parallel
+	}
+	return active, t.lease.users[user], capv, true
+}
+
 // AddCPSTokens adds k admissions for Unix second sec to what the node
 // holds for tenant; tokens of an earlier second are dropped (they cannot
 // be used any more). It reports false for an unknown tenant.
@@ -169,7 +228,7 @@ func (e *Engine) LeaseUsage(tenant string) (u LeaseUsage, ok bool) {
 	}
 	u.Active = [LeaseCPS]int64{0, t.active, t.activeIn, t.activeOut}
 	u.Held = t.lease.parallel
-	u.Cap = [NumLeaseDims]int64{0, t.eff.parallel, t.eff.parallelIn, t.eff.parallelOut, t.eff.cps}
+	u.Cap = [NumLeaseDims]int64{0, t.eff.parallel, t.eff.parallelIn, t.eff.parallelOut, t.eff.cps, -1}
 	return u, true
 }
 
@@ -180,6 +239,21 @@ func (r *Runner) SetLease(tenant string, dim LeaseDim, n int64) (int64, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.e.SetLease(tenant, dim, n)
+}
+
+// SetUserLease is Engine.SetUserLease under the lock (no Ready, as
+// SetLease).
+func (r *Runner) SetUserLease(tenant, user string, n int64) (int64, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.SetUserLease(tenant, user, n)
+}
+
+// UserLeaseUsage is Engine.UserLeaseUsage under the lock.
+func (r *Runner) UserLeaseUsage(tenant, user string) (active, held, capv int64, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.UserLeaseUsage(tenant, user)
 }
 
 // AddCPSTokens is Engine.AddCPSTokens under the lock (no Ready, as

@@ -117,3 +117,37 @@ func TestLeaseCPS(t *testing.T) {
 		t.Fatalf("CPS ledger full: %+v, want the CPS cap's rejection with an event", d.Rejection)
 	}
 }
+
+// A role-capped user needs a lease of its own; other users do not.
+func TestLeaseUser(t *testing.T) {
+	e := leaseEngine(t, Limits{})
+	now := time.Date(2026, 11, 15, 12, 0, 1, 0, time.UTC)
+	if _, err := e.UpsertTenant(now, Tenant{Name: "acme", Plan: "p", Roles: []Role{{Name: "desk", MaxParallelCalls: i64(2), Users: []string{"100"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	req := CallRequest{CallID: "c1", Tenant: "acme", Direction: Outbound, Caller: "100", Callee: "200"}
+	d := e.Admit(now, req)
+	if d.Rejection.Cause != CauseLease || d.Rejection.Lease != LeaseUser || d.Rejection.User != "100" {
+		t.Fatalf("user 100 without a lease: %+v", d.Rejection)
+	}
+	if d := e.Admit(now, CallRequest{CallID: "x", Tenant: "acme", Direction: Outbound, Caller: "999", Callee: "200"}); !d.Admitted {
+		t.Fatalf("an uncapped user: %+v", d.Rejection)
+	}
+	if n, ok := e.SetUserLease("acme", "100", 1); !ok || n != 1 {
+		t.Fatalf("SetUserLease = %d, %v", n, ok)
+	}
+	if d := e.Admit(now, req); !d.Admitted {
+		t.Fatalf("within the user's lease: %+v", d.Rejection)
+	}
+	req.CallID = "c2"
+	req.LeaseFull = req.LeaseFull.With(LeaseUser)
+	if d := e.Admit(now, req); d.Rejection.Cause != CauseRoleParallel || d.Rejection.Code != 486 {
+		t.Fatalf("user ledger full: %+v, want role_parallel_calls 486", d.Rejection)
+	}
+	if active, held, capv, _ := e.UserLeaseUsage("acme", "100"); active != 1 || held != 1 || capv != 2 {
+		t.Fatalf("UserLeaseUsage = %d, %d, %d", active, held, capv)
+	}
+	if n, _ := e.SetUserLease("acme", "100", 0); n != 1 {
+		t.Fatalf("SetUserLease(0) with a call up = %d, want 1", n)
+	}
+}

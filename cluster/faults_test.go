@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -40,11 +41,12 @@ func crashWith6(t *testing.T, gw1, gw2 *node) lease {
 	return leaseOf(gw1.l, "gw2", admission.LeaseParallel)
 }
 
-// A crashed node that never comes back: its unused reserve returns after
-// lease_ttl, the capacity of its calls in progress only after
-// max_call_duration; never before, so the cap holds if its calls are
+// A crashed node that never comes back: its unused reserve is taken by a
+// node that finds the cap full at once (it was never admitted against);
+// the capacity of its calls in progress returns only after
+// max_call_duration, never before, so the cap holds if its calls are
 // still up.
-func TestCrashedNodeReturnsReserveThenCalls(t *testing.T) {
+func TestCrashedNodeKeepsWhatItMayUse(t *testing.T) {
 	t.Parallel()
 	_, url := bustest.Start(t, t.TempDir())
 	const capv = 20
@@ -54,15 +56,9 @@ func TestCrashedNodeReturnsReserveThenCalls(t *testing.T) {
 	if l2.Use < 6 || l2.N < l2.Use {
 		t.Fatalf("gw2's lease %+v: want use >= 6, held >= use", l2)
 	}
-	// Right after the crash gw1 gets at most what gw2 does not hold.
 	gw1.fill()
-	if a := gw1.active(); a > capv-l2.N {
-		t.Fatalf("gw1 admitted %d right after gw2 crashed holding %d", a, l2.N)
-	}
-	// After lease_ttl + grace the reserve is back, the calls' part is not.
-	waitFor(t, 5*time.Second, func() bool { gw1.fill(); return gw1.active() == capv-l2.Use }, "gw2's reserve back")
-	if since := time.Since(crashed); since < time.Second {
-		t.Fatalf("gw2's reserve returned %v after its crash, before lease_ttl", since)
+	if a := gw1.active(); a != capv-l2.Use {
+		t.Fatalf("right after gw2 crashed holding %+v gw1 admitted %d, want %d: all but what gw2 may use", l2, a, capv-l2.Use)
 	}
 	for time.Since(crashed) < 2500*time.Millisecond { // well inside max_call_duration
 		gw1.fill()
@@ -305,5 +301,74 @@ func TestDirectionCaps(t *testing.T) {
 			t.Fatalf("after 3 s: inbound %d, outbound %d: total %d of 10 in use", gotIn, gotOut, gotIn+gotOut)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A role's per-user cap is a ledger of its own per user: over three
+// nodes a user capped at 3 has exactly 3 calls up, and other users of the
+// tenant are not held back by it.
+func TestRoleCapPerUserOverThreeNodes(t *testing.T) {
+	t.Parallel()
+	_, url := bustest.Start(t, t.TempDir())
+	three := int64(3)
+	var nodes []*node
+	for _, name := range []string{"gw1", "gw2", "gw3"} {
+		_, js := bustest.Connect(t, url)
+		n := startNode(t, js, name, limits(100, -1), Options{})
+		if _, err := n.r.UpsertTenant(time.Now(), admission.Tenant{Name: "acme", Plan: "p",
+			Roles: []admission.Role{{Name: "desk", MaxParallelCalls: &three, Users: []string{"100"}}}}); err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, n)
+	}
+	var mu sync.Mutex
+	got := map[string]int{}
+	var wg sync.WaitGroup
+	for i := range 60 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			caller := "100"
+			if i%2 == 1 {
+				caller = "200" // no role caps it
+			}
+			n := nodes[i%3]
+			n.mu.Lock()
+			n.n++
+			id := fmt.Sprintf("%s-r%d", n.name, n.n)
+			n.mu.Unlock()
+			req := admission.CallRequest{CallID: id, Tenant: "acme", Direction: admission.Outbound, Caller: caller, Callee: "300"}
+			d := n.r.Admit(time.Now(), req)
+			for try := 0; !d.Admitted && d.Rejection.Cause == admission.CauseLease && try < 8; try++ {
+				full, err := n.l.Acquire("acme", d.Rejection.User, d.Rejection.Lease, time.Now())
+				if err != nil {
+					t.Errorf("acquire: %v", err)
+					return
+				}
+				if full {
+					req.LeaseFull = req.LeaseFull.With(d.Rejection.Lease)
+				}
+				d = n.r.Admit(time.Now(), req)
+			}
+			if d.Admitted {
+				mu.Lock()
+				got[caller]++
+				mu.Unlock()
+			} else if caller == "100" && d.Rejection.Cause != admission.CauseRoleParallel {
+				t.Errorf("user 100 rejected with %v, want role_parallel_calls", d.Rejection)
+			}
+		}()
+	}
+	wg.Wait()
+	if got["100"] != 3 || got["200"] != 30 {
+		t.Fatalf("admitted: user 100 %d (cap 3), user 200 %d (no cap, 30 offered)", got["100"], got["200"])
+	}
+	st := nodes[0].l.Status("acme")
+	found := false
+	for _, e := range st.Entries {
+		found = found || e.User == "100" && e.Dimension == "role.max_parallel_calls" && e.Cap == 3 && e.Leased <= 3
+	}
+	if !found {
+		t.Fatalf("no ledger entry for user 100: %+v", st.Entries)
 	}
 }

@@ -86,7 +86,7 @@ func (n *node) admitAt(dir admission.Direction) (d admission.Ready, id string, a
 	now := time.Now()
 	d = n.r.Admit(now, req)
 	for try := 0; !d.Admitted && d.Rejection.Cause == admission.CauseLease && try < 4; try++ {
-		full, err := n.l.Acquire("acme", d.Rejection.Lease, now)
+		full, err := n.l.Acquire("acme", d.Rejection.User, d.Rejection.Lease, now)
 		if err != nil {
 			return d, id, now, err
 		}

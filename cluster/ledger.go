@@ -36,6 +36,8 @@ var (
 type Engine interface {
 	LeaseUsage(tenant string) (admission.LeaseUsage, bool)
 	SetLease(tenant string, dim admission.LeaseDim, n int64) (int64, bool)
+	UserLeaseUsage(tenant, user string) (active, held, capv int64, ok bool)
+	SetUserLease(tenant, user string, n int64) (int64, bool)
 	AddCPSTokens(tenant string, sec, k int64) bool
 	// For the cluster-wide usage (usage.go).
 	Tenants() []string
@@ -91,6 +93,37 @@ type cached struct {
 type held struct {
 	tenant string
 	dim    admission.LeaseDim
+	user   string // LeaseUser only
+}
+
+// key is the ledger key of h.
+func (h held) key() string {
+	if h.dim == admission.LeaseUser {
+		return "r." + token(h.tenant) + "." + token(h.user)
+	}
+	return keyOf(h.tenant, h.dim)
+}
+
+// usageOf is what the engine has of h: its cap (-1: none), the calls in
+// progress and the capacity held.
+func (l *Ledger) usageOf(h held) (capv, active, heldN int64, ok bool) {
+	if h.dim == admission.LeaseUser {
+		active, heldN, capv, ok = l.o.Engine.UserLeaseUsage(h.tenant, h.user)
+		return capv, active, heldN, ok
+	}
+	u, ok := l.o.Engine.LeaseUsage(h.tenant)
+	return u.Cap[h.dim], u.Active[h.dim], u.Held[h.dim], ok
+}
+
+// setLease sets the engine's capacity of h (clamped to its calls in
+// progress) and returns what was set.
+func (l *Ledger) setLease(h held, n int64) int64 {
+	if h.dim == admission.LeaseUser {
+		n, _ = l.o.Engine.SetUserLease(h.tenant, h.user, n)
+		return n
+	}
+	n, _ = l.o.Engine.SetLease(h.tenant, h.dim, n)
+	return n
 }
 
 // Ledger is this node's side of the shared ledger.
@@ -350,10 +383,10 @@ func (l *Ledger) Close() {
 	l.mu.Unlock()
 	n := 0
 	for k, h := range hs {
-		if u, ok := l.o.Engine.LeaseUsage(h.tenant); ok && u.Active[h.dim] > 0 {
+		if _, active, _, ok := l.usageOf(h); ok && active > 0 {
 			continue
 		}
-		l.o.Engine.SetLease(h.tenant, h.dim, 0) // lower first: never above the ledger
+		l.setLease(h, 0) // lower first: never above the ledger
 		if l.dropMine(k, func(lease) bool { return true }) {
 			n++
 		}
@@ -500,6 +533,25 @@ func (l *Ledger) reclaim(r *record, now int64) bool {
 	return changed
 }
 
+// takeReserves lowers every other node's n to its use in r, and reports
+// whether that freed anything. It is safe for live nodes too: a node
+// admits only against use, and moves reserve into use only by a
+// compare-and-set, which fails once this write has changed the key (its
+// engine is lowered before its ledger, and raised after). So a node that
+// finds the cap full takes the others' idle reserve at once instead of
+// waiting for their maintenance round.
+func takeReserves(r *record, me string) bool {
+	took := false
+	for name, ls := range r.Leases {
+		if name != me && ls.N > ls.Use {
+			ls.N = ls.Use
+			r.Leases[name] = ls
+			took = true
+		}
+	}
+	return took
+}
+
 // write compare-and-sets key to r at rev; on a conflict it refreshes the
 // cache from the server and reports conflict.
 func (l *Ledger) write(key string, r record, rev uint64) (conflict bool, err error) {
@@ -572,24 +624,27 @@ const maxAttempts = 16
 // ledger has nothing left for one more call (the cap is reached across
 // the cluster). ErrUnavailable: the ledger cannot be asked, or this
 // node's leases expired.
-func (l *Ledger) Acquire(tenant string, dim admission.LeaseDim, now time.Time) (full bool, err error) {
+func (l *Ledger) Acquire(tenant, user string, dim admission.LeaseDim, now time.Time) (full bool, err error) {
 	if !l.valid() {
 		return false, ErrUnavailable
 	}
 	if dim == admission.LeaseCPS {
 		return l.acquireCPS(tenant, now)
 	}
-	key := keyOf(tenant, dim)
+	h := held{tenant: tenant, dim: dim}
+	if dim == admission.LeaseUser {
+		h.user = user
+	}
+	key := h.key()
 	km := l.keyLock(key)
 	km.Lock()
 	defer km.Unlock()
 	for range maxAttempts {
-		u, ok := l.o.Engine.LeaseUsage(tenant)
+		capv, active, heldN, ok := l.usageOf(h)
 		if !ok {
 			return false, nil
 		}
-		capv, active := u.Cap[dim], u.Active[dim]
-		if capv < 0 || active < u.Held[dim] {
+		if capv < 0 || active < heldN {
 			return false, nil // unlimited, or another request leased meanwhile
 		}
 		r, rev := l.snapshot(key)
@@ -600,8 +655,11 @@ func (l *Ledger) Acquire(tenant string, dim admission.LeaseDim, now time.Time) (
 			if l.recheck(key, rev) {
 				continue // the copy was behind: size again
 			}
-			l.stats.full.Add(1)
-			return true, nil
+			if !takeReserves(&r, l.o.Node) {
+				l.stats.full.Add(1)
+				return true, nil
+			}
+			l.stats.reclaims.Add(1)
 		}
 		mine := r.Leases[l.o.Node]
 		r.Cap = capv
@@ -620,9 +678,9 @@ func (l *Ledger) Acquire(tenant string, dim admission.LeaseDim, now time.Time) (
 			continue
 		}
 		l.mu.Lock()
-		l.held[key] = held{tenant, dim}
+		l.held[key] = h
 		l.mu.Unlock()
-		l.o.Engine.SetLease(tenant, dim, use)
+		l.setLease(h, use)
 		l.stats.acquired.Add(1)
 		return false, nil
 	}
@@ -693,7 +751,7 @@ func (l *Ledger) maintain() {
 			}
 			l.mu.Unlock()
 			for _, h := range hs {
-				l.o.Engine.SetLease(h.tenant, h.dim, 0) // clamped to the calls in progress
+				l.setLease(h, 0) // clamped to the calls in progress
 			}
 		}
 		return
@@ -718,11 +776,10 @@ func (l *Ledger) tend(key string, h held) {
 	km := l.keyLock(key)
 	km.Lock()
 	defer km.Unlock()
-	u, ok := l.o.Engine.LeaseUsage(h.tenant)
+	capv, active, heldN, ok := l.usageOf(h)
 	if !ok {
 		return
 	}
-	capv, active := u.Cap[h.dim], u.Active[h.dim]
 	r, rev := l.snapshot(key)
 	ms := l.o.Now().UnixMilli()
 	mine, has := r.Leases[l.o.Node]
@@ -734,13 +791,13 @@ func (l *Ledger) tend(key string, h held) {
 	n, use, _ := size(capv, r.others(l.o.Node), active, live, false)
 	b := block(capv-r.others(l.o.Node)-active, live, true)
 	shrink := has && mine.N-n >= max(1, (n-active)/4)
-	grow := active+max(1, b/2) > u.Held[h.dim] && use > mine.Use
+	grow := active+max(1, b/2) > heldN && use > mine.Use
 	stale := has && mine.Busy != active && ms-mine.At > time.Second.Milliseconds()
 	if !shrink && !grow && !stale && !reclaimed && mine.Epoch == l.epoch {
 		return
 	}
 	if shrink {
-		use, _ = l.o.Engine.SetLease(h.tenant, h.dim, use) // lower first: never above the ledger
+		use = l.setLease(h, use) // lower first: never above the ledger
 		n = max(n, use)
 	} else if !grow {
 		n, use = max(mine.N, active), max(mine.Use, active)
@@ -756,7 +813,7 @@ func (l *Ledger) tend(key string, h held) {
 		return // the engine is at most what the ledger grants; next round
 	}
 	if grow {
-		l.o.Engine.SetLease(h.tenant, h.dim, use)
+		l.setLease(h, use)
 		l.stats.acquired.Add(1)
 	}
 	if shrink {

@@ -94,6 +94,7 @@ type Lease struct {
 // Entry is one ledger key: a tenant's cap in one dimension.
 type Entry struct {
 	Tenant    string  `json:"tenant"`
+	User      string  `json:"user,omitempty"` // role.max_parallel_calls: the user
 	Dimension string  `json:"dimension"`
 	Cap       int64   `json:"cap"`
 	Second    int64   `json:"second,omitempty"`
@@ -131,11 +132,11 @@ func (l *Ledger) Status(tenant string) Status {
 	}
 	sort.Slice(st.Nodes, func(i, j int) bool { return st.Nodes[i].Name < st.Nodes[j].Name })
 	for key, c := range l.cache {
-		t, dim, ok := parseKey(key)
+		t, user, dim, ok := parseKey(key)
 		if !ok || tenant != "" && t != tenant || len(c.rec.Leases) == 0 && c.rec.Cap == 0 {
 			continue
 		}
-		e := Entry{Tenant: t, Dimension: dim.String(), Cap: c.rec.Cap, Second: c.rec.Sec, Leases: []Lease{}}
+		e := Entry{Tenant: t, User: user, Dimension: dim.String(), Cap: c.rec.Cap, Second: c.rec.Sec, Leases: []Lease{}}
 		for _, name := range c.rec.nodes() {
 			ls := c.rec.Leases[name]
 			e.Leased += ls.N
@@ -146,29 +147,41 @@ func (l *Ledger) Status(tenant string) Status {
 	}
 	sort.Slice(st.Entries, func(i, j int) bool {
 		a, b := st.Entries[i], st.Entries[j]
-		return a.Tenant < b.Tenant || a.Tenant == b.Tenant && a.Dimension < b.Dimension
+		if a.Tenant != b.Tenant {
+			return a.Tenant < b.Tenant
+		}
+		if a.Dimension != b.Dimension {
+			return a.Dimension < b.Dimension
+		}
+		return a.User < b.User
 	})
 	return st
 }
 
-// parseKey is the inverse of keyOf.
-func parseKey(key string) (tenant string, dim admission.LeaseDim, ok bool) {
+// parseKey is the inverse of keyOf and held.key (user: LeaseUser only).
+func parseKey(key string) (tenant, user string, dim admission.LeaseDim, ok bool) {
+	if rest, ok := strings.CutPrefix(key, "r."); ok {
+		t, u, ok := strings.Cut(rest, ".")
+		t, ok1 := untoken(t)
+		u, ok2 := untoken(u)
+		return t, u, admission.LeaseUser, ok && ok1 && ok2
+	}
 	if t, ok := strings.CutPrefix(key, "cps."); ok {
 		t, ok = untoken(t)
-		return t, admission.LeaseCPS, ok
+		return t, "", admission.LeaseCPS, ok
 	}
 	rest, ok := strings.CutPrefix(key, "p.")
 	i := strings.LastIndexByte(rest, '.')
 	if !ok || i < 0 {
-		return "", 0, false
+		return "", "", 0, false
 	}
 	for d := admission.LeaseParallel; d < admission.LeaseCPS; d++ {
 		if dimKeys[d] == rest[i+1:] {
 			t, ok := untoken(rest[:i])
-			return t, d, ok
+			return t, "", d, ok
 		}
 	}
-	return "", 0, false
+	return "", "", 0, false
 }
 
 func untoken(s string) (string, bool) {

@@ -54,7 +54,7 @@ type Leaser interface {
 	// Acquire leases more of tenant's dimension dim; full: the cluster
 	// has nothing left for one more call. An error means the ledger
 	// cannot be asked: the call gets 503 with RetryAfter.
-	Acquire(tenant string, dim admission.LeaseDim, now time.Time) (full bool, err error)
+	Acquire(tenant, user string, dim admission.LeaseDim, now time.Time) (full bool, err error)
 	RetryAfter() time.Duration
 }
 

@@ -21,7 +21,7 @@ func (g *Gateway) admit(now time.Time, req *admission.CallRequest) admission.Rea
 	for try := 0; g.leaser != nil && !dec.Admitted && dec.Rejection.Cause == admission.CauseLease && !req.LeaseFull.Has(dec.Rejection.Lease); try++ {
 		g.apply(dec) // a miss still carries the step's effects
 		dim := dec.Rejection.Lease
-		full, err := g.leaser.Acquire(req.Tenant, dim, now)
+		full, err := g.leaser.Acquire(req.Tenant, dec.Rejection.User, dim, now)
 		if err != nil || try == leaseTries {
 			rej := dec.Rejection
 			rej.RetryAfter = g.leaser.RetryAfter()
