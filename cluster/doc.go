@@ -13,9 +13,10 @@
 //
 // Liveness is one heartbeat key per node. A node that cannot renew admits
 // within its leases until lease_ttl after its last heartbeat, then only
-// answers 503 (fail-static). Another node reclaims a silent node's unused
-// reserve after lease_ttl (plus a grace for clock skew), and what the
-// silent node may be using only after max_call_duration more, or when an
+// answers 503 (fail-static). A node's unused reserve (n - use) may be
+// taken by any node that finds a cap full; what a silent node may be
+// using returns only max_call_duration after its lease_ttl (plus a grace
+// for clock skew), or when an
 // operator releases it (Release). A restarted node settles from its store
 // and releases what its previous life held.
 package cluster

@@ -8,8 +8,9 @@ import "sort"
 //     may have up to Use calls of the dimension in progress.
 //   - N >= Use is what the ledger has set aside for it; N - Use is a
 //     reserve the node does not admit against until a write moves it into
-//     Use, so it is the only part another node may reclaim when the node
-//     falls silent (lease_ttl after its last heartbeat).
+//     Use, so any other node may take it (takeReserves), and it is the
+//     only part of a silent node's lease that returns before
+//     max_call_duration.
 //   - Busy is the node's calls in progress when it wrote (for status and
 //     cluster-wide usage).
 //
