@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -102,6 +103,31 @@ func (n *node) admitAt(dir admission.Direction) (d admission.Ready, id string, a
 		n.mu.Unlock()
 	}
 	return d, id, now, nil
+}
+
+// offer makes k outbound calls at once, spread over nodes, and counts
+// them: admitted, rejected with the parallel cap's own 486, and any
+// other outcome.
+func offer(nodes []*node, k int) (admitted, busy, other int64) {
+	var a, b, o atomic.Int64
+	var wg sync.WaitGroup
+	for i := range k {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, _ := nodes[i%len(nodes)].admit(admission.Outbound)
+			switch {
+			case d.Admitted:
+				a.Add(1)
+			case d.Rejection.Cause == admission.CauseParallelCalls && d.Rejection.Code == 486:
+				b.Add(1)
+			default:
+				o.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return a.Load(), b.Load(), o.Load()
 }
 
 // fill admits outbound calls until one is refused; it returns how many

@@ -1,8 +1,6 @@
 package cluster
 
 import (
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,27 +18,9 @@ func TestExactParallelCapOverThreeNodes(t *testing.T) {
 		_, js := bustest.Connect(t, url)
 		nodes = append(nodes, startNode(t, js, name, limits(50, -1), Options{}))
 	}
-	var admitted, busy, other atomic.Int64
-	var wg sync.WaitGroup
-	for i := range 300 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d, _ := nodes[i%3].admit(admission.Outbound)
-			switch {
-			case d.Admitted:
-				admitted.Add(1)
-			case d.Rejection.Cause == admission.CauseParallelCalls && d.Rejection.Code == 486:
-				busy.Add(1)
-			default:
-				other.Add(1)
-				t.Logf("rejected: %v", d.Rejection)
-			}
-		}()
-	}
-	wg.Wait()
-	if admitted.Load() != 50 || busy.Load() != 250 {
-		t.Fatalf("admitted %d, busy %d, other %d; want 50, 250, 0", admitted.Load(), busy.Load(), other.Load())
+	admitted, busy, other := offer(nodes, 300)
+	if admitted != 50 || busy != 250 {
+		t.Fatalf("admitted %d, busy %d, other %d; want 50, 250, 0", admitted, busy, other)
 	}
 	var sum int64
 	for _, n := range nodes {

@@ -1,8 +1,6 @@
 package cluster
 
 import (
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,26 +23,7 @@ func TestR3ExactAcrossServerLoss(t *testing.T) {
 		_, js := bustest.Connect(t, c.URLs(), reconnect...)
 		nodes = append(nodes, startNode(t, js, name, limits(capv, -1), o))
 	}
-	offer := func(k int) (admitted, busy int64) {
-		var a, b atomic.Int64
-		var wg sync.WaitGroup
-		for i := range k {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				d, _ := nodes[i%3].admit(admission.Outbound)
-				switch {
-				case d.Admitted:
-					a.Add(1)
-				case d.Rejection.Cause == admission.CauseParallelCalls:
-					b.Add(1)
-				}
-			}()
-		}
-		wg.Wait()
-		return a.Load(), b.Load()
-	}
-	if a, _ := offer(30); a != 30 {
+	if a, _, _ := offer(nodes, 30); a != 30 {
 		t.Fatalf("first 30 calls: %d admitted", a)
 	}
 	c.Stop(0)
@@ -54,7 +33,7 @@ func TestR3ExactAcrossServerLoss(t *testing.T) {
 	}, "leases renewed after the loss of a server")
 	// Offer until the cap is reached: never beyond it.
 	for range 20 {
-		offer(60)
+		offer(nodes, 60)
 		sum := nodes[0].active() + nodes[1].active() + nodes[2].active()
 		if sum > capv {
 			t.Fatalf("%d calls over the nodes, cap %d", sum, capv)

@@ -23,14 +23,7 @@ import (
 func TestSIPpClusterCap(t *testing.T) {
 	requireSIPp(t)
 	const capacity, perGateway = 10, 40
-	natsPort := freeTCPPort(t, gatewayIP)
-	cluster := func(node string) string {
-		return fmt.Sprintf("node: %s\ncluster:\n  enabled: true\n  replicas: 1\n  lease_ttl: 2s\n", node)
-	}
-	a := startGateway(t, gatewayConfig{MaxParallelCalls: capacity, ShutdownGrace: 2 * time.Second,
-		NATS: fmt.Sprintf("  listen: %s:%d\n", gatewayIP, natsPort), Extra: cluster("gw-a")})
-	b := startGateway(t, gatewayConfig{MaxParallelCalls: capacity, ShutdownGrace: 2 * time.Second,
-		NATS: fmt.Sprintf("  url: nats://%s:%d\n", gatewayIP, natsPort), Extra: cluster("gw-b")})
+	a, b := startClusterPair(t, capacity)
 	gws := []*gateway{a, b}
 	for _, g := range gws {
 		g.waitLog(10*time.Second, "cluster ledger started", func() bool { return g.count(message("cluster ledger started")) > 0 })
@@ -105,6 +98,22 @@ func TestSIPpClusterCap(t *testing.T) {
 	}
 }
 
+// startClusterPair starts gateways gw-a and gw-b in one cluster (R1
+// ledger, lease_ttl 2 s) with tenant demo's max_parallel_calls at
+// capacity: A runs the embedded NATS on a free port, B connects to it.
+func startClusterPair(t *testing.T, capacity int64) (a, b *gateway) {
+	t.Helper()
+	natsPort := freeTCPPort(t, gatewayIP)
+	cluster := func(node string) string {
+		return fmt.Sprintf("node: %s\ncluster:\n  enabled: true\n  replicas: 1\n  lease_ttl: 2s\n", node)
+	}
+	a = startGateway(t, gatewayConfig{MaxParallelCalls: capacity, ShutdownGrace: 2 * time.Second,
+		NATS: fmt.Sprintf("  listen: %s:%d\n", gatewayIP, natsPort), Extra: cluster("gw-a")})
+	b = startGateway(t, gatewayConfig{MaxParallelCalls: capacity, ShutdownGrace: 2 * time.Second,
+		NATS: fmt.Sprintf("  url: nats://%s:%d\n", gatewayIP, natsPort), Extra: cluster("gw-b")})
+	return a, b
+}
+
 // grepLines is the lines of s that start with prefix.
 func grepLines(s, prefix string) []string {
 	var out []string
@@ -123,14 +132,7 @@ func grepLines(s, prefix string) []string {
 func TestClusterFailStatic(t *testing.T) {
 	requireSIPp(t)
 	const capacity = 10
-	natsPort := freeTCPPort(t, gatewayIP)
-	cluster := func(node string) string {
-		return fmt.Sprintf("node: %s\ncluster:\n  enabled: true\n  replicas: 1\n  lease_ttl: 2s\n", node)
-	}
-	a := startGateway(t, gatewayConfig{MaxParallelCalls: capacity, ShutdownGrace: 2 * time.Second,
-		NATS: fmt.Sprintf("  listen: %s:%d\n", gatewayIP, natsPort), Extra: cluster("gw-a")})
-	b := startGateway(t, gatewayConfig{MaxParallelCalls: capacity, ShutdownGrace: 2 * time.Second,
-		NATS: fmt.Sprintf("  url: nats://%s:%d\n", gatewayIP, natsPort), Extra: cluster("gw-b")})
+	a, b := startClusterPair(t, capacity)
 	b.waitLog(10*time.Second, "cluster ledger started", func() bool { return b.count(message("cluster ledger started")) > 0 })
 	startUAS(t, b)
 	// A probe's answered call stays up (the probe never ACKs a 2xx).
