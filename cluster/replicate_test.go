@@ -153,7 +153,11 @@ func TestConfigReplicates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	within(t, "the token on gw-c", func() bool { _, ok := c.Authenticate(tok.Token); return ok })
+	within(t, "the token on gw-b and gw-c", func() bool {
+		_, ok1 := b.Authenticate(tok.Token)
+		_, ok2 := c.Authenticate(tok.Token)
+		return ok1 && ok2
+	})
 	if err := b.DeleteToken(ctx, "bob", "ops"); err != nil {
 		t.Fatal(err)
 	}
