@@ -356,6 +356,7 @@ func (e *Engine) EndWith(now time.Time, callID string, end End) (Output, bool) {
 		u.active = max(0, u.active-1)
 		u.calls = removeCall(u.calls, c.uidx, func(c *call) *int { return &c.uidx })
 	}
+	e.leaseEnded(t, c)
 	if wasDrawing {
 		e.tripDrawn(c, now, &out)
 	}

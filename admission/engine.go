@@ -354,6 +354,7 @@ func (e *Engine) limitsChanged(ts *tenantState, users bool) (changed bool) {
 	threshold := ts.eff.threshold
 	ts.eff = resolveLimits(&ts.overrides, &ts.plan.limits)
 	changed = ts.eff != old
+	e.leaseLimitsChanged(ts, &old, users)
 	e.limitChanged(&ts.minutes)
 	e.limitChanged(&ts.spend)
 	if !users && ts.eff.threshold == threshold {

@@ -70,6 +70,13 @@ type leaseState struct {
 	cpsSec   int64            // the Unix second cpsTokens belong to
 	cps      int64            // tokens left for that second
 	users    map[string]int64 // by user: calls of a role-capped user the node may have in progress
+	// tight marks a lease that gives no headroom: granted at exactly the
+	// calls in progress (the cap reached, or exceeded after it was
+	// lowered). A tight lease shrinks as its calls end, so a freed slot
+	// goes back through the ledger instead of being reused here while the
+	// cluster may be over the cap. By LeaseDim; tightUsers by user.
+	tight      [LeaseCPS]bool
+	tightUsers map[string]bool
 }
 
 // LeaseUsage is what a node uses and holds of one tenant's leased caps: the
@@ -119,6 +126,42 @@ func (e *Engine) userLeaseMiss(d *Decision, t *tenantState, req *CallRequest, ui
 	return true
 }
 
+// leaseLimitsChanged drops, in cluster mode, what the node holds of a
+// leased cap that changed, down to its calls in progress: leases granted
+// under the old cap could add up to more than the new one. The node
+// leases again under the new cap at its next miss. Roles changed: every
+// user lease goes.
+func (e *Engine) leaseLimitsChanged(ts *tenantState, old *effective, roles bool) {
+	if !e.cluster {
+		return
+	}
+	l := &ts.lease
+	if ts.eff.parallel != old.parallel {
+		l.parallel[LeaseParallel], l.tight[LeaseParallel] = ts.active, true
+	}
+	if ts.eff.parallelIn != old.parallelIn {
+		l.parallel[LeaseInbound], l.tight[LeaseInbound] = ts.activeIn, true
+	}
+	if ts.eff.parallelOut != old.parallelOut {
+		l.parallel[LeaseOutbound], l.tight[LeaseOutbound] = ts.activeOut, true
+	}
+	if ts.eff.cps != old.cps {
+		l.cps = 0
+	}
+	if roles {
+		for uid := range l.users {
+			var active int64
+			if u := ts.users[uid]; u != nil {
+				active = u.active
+			}
+			l.users[uid] = active
+			if l.tightUsers != nil {
+				l.tightUsers[uid] = true
+			}
+		}
+	}
+}
+
 // cpsLeaseMiss checks the cluster's CPS tokens of the current second.
 func (e *Engine) cpsLeaseMiss(d *Decision, t *tenantState, req *CallRequest, now time.Time) bool {
 	if !e.cluster || t.eff.cps < 0 {
@@ -144,41 +187,80 @@ func (e *Engine) takeCPSLease(t *tenantState) {
 // LeaseInbound or LeaseOutbound) the node holds for tenant: the most calls
 // of that kind it admits before it asks the ledger again. It never goes
 // below the calls of that kind in progress, so a lower value cuts nothing
-// and the caller learns what it may give back. It returns the value set;
-// ok is false for an unknown tenant or a dimension that is not a parallel
-// one.
-func (e *Engine) SetLease(tenant string, dim LeaseDim, n int64) (set int64, ok bool) {
+// and the caller learns what it may give back. capv is the cap the ledger
+// granted n under: a raise is applied only while the cap is still capv
+// (a limit change drops the lease, leaseLimitsChanged, and a grant sized
+// for the old cap must not undo that). It returns the value set; ok is
+// false for an unknown tenant or a dimension that is not a parallel one.
+func (e *Engine) SetLease(tenant string, dim LeaseDim, n, capv int64) (set int64, ok bool) {
 	t, ok := e.tenants[tenant]
 	if !ok || dim == LeaseNone || dim >= LeaseCPS {
 		return 0, false
 	}
 	active := [LeaseCPS]int64{0, t.active, t.activeIn, t.activeOut}[dim]
+	cur := t.lease.parallel[dim]
+	if n > cur && capv != [LeaseCPS]int64{0, t.eff.parallel, t.eff.parallelIn, t.eff.parallelOut}[dim] {
+		n = cur
+	}
 	n = max(n, active)
 	t.lease.parallel[dim] = n
+	t.lease.tight[dim] = n == active
 	return n, true
+}
+
+// leaseEnded shrinks the tight leases of an ending call's dimensions to
+// the calls left.
+func (e *Engine) leaseEnded(t *tenantState, c *call) {
+	if !e.cluster {
+		return
+	}
+	l := &t.lease
+	shrink := func(dim LeaseDim, active int64) {
+		if l.tight[dim] && l.parallel[dim] > active {
+			l.parallel[dim] = active
+		}
+	}
+	shrink(LeaseParallel, t.active)
+	if c.dir == Inbound {
+		shrink(LeaseInbound, t.activeIn)
+	} else {
+		shrink(LeaseOutbound, t.activeOut)
+	}
+	if u := c.u; u != nil && l.tightUsers[u.id] {
+		if n, ok := l.users[u.id]; ok && n > u.active {
+			l.users[u.id] = u.active
+		}
+	}
 }
 
 // SetUserLease is SetLease for one role-capped user of tenant: the most
 // calls of that user the node admits before it asks the ledger again,
-// never below the user's calls in progress; 0 with none forgets it.
-func (e *Engine) SetUserLease(tenant, user string, n int64) (set int64, ok bool) {
+// never below the user's calls in progress, raised only while the role's
+// cap is still capv; 0 with none forgets it.
+func (e *Engine) SetUserLease(tenant, user string, n, capv int64) (set int64, ok bool) {
 	t, ok := e.tenants[tenant]
 	if !ok {
 		return 0, false
 	}
-	var active int64
-	if u := t.users[user]; u != nil {
-		active = u.active
+	active, cur, curCap, _ := e.UserLeaseUsage(tenant, user)
+	if n > cur && capv != curCap {
+		n = cur
 	}
 	n = max(n, active)
 	if n == 0 {
 		delete(t.lease.users, user)
+		delete(t.lease.tightUsers, user)
 		return 0, true
 	}
 	if t.lease.users == nil {
-		t.lease.users = map[string]int64{}
+		t.lease.users, t.lease.tightUsers = map[string]int64{}, map[string]bool{}
 	}
 	t.lease.users[user] = n
+	if n == active {
+		t.lease.tightUsers[user] = true
+	} else {
+		delete(t.lease.tightUsers, user)
+	}
 	return n, true
 }
 
@@ -202,12 +284,16 @@ func (e *Engine) UserLeaseUsage(tenant, user string) (active, held, capv int64, 
 }
 
 // AddCPSTokens adds k admissions for Unix second sec to what the node
-// holds for tenant; tokens of an earlier second are dropped (they cannot
-// be used any more). It reports false for an unknown tenant.
-func (e *Engine) AddCPSTokens(tenant string, sec, k int64) bool {
+// holds for tenant, granted under a CPS cap of capv (ignored once the cap
+// is another); tokens of an earlier second are dropped (they cannot be
+// used any more). It reports false for an unknown tenant.
+func (e *Engine) AddCPSTokens(tenant string, sec, k, capv int64) bool {
 	t, ok := e.tenants[tenant]
 	if !ok {
 		return false
+	}
+	if capv != t.eff.cps {
+		return true
 	}
 	if t.lease.cpsSec != sec {
 		if t.lease.cpsSec > sec {
@@ -235,18 +321,18 @@ func (e *Engine) LeaseUsage(tenant string) (u LeaseUsage, ok bool) {
 // SetLease is Engine.SetLease under the lock. A lease changes no counter,
 // deadline or event and is not durable (a restarted node holds nothing),
 // so it has no Ready.
-func (r *Runner) SetLease(tenant string, dim LeaseDim, n int64) (int64, bool) {
+func (r *Runner) SetLease(tenant string, dim LeaseDim, n, capv int64) (int64, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.e.SetLease(tenant, dim, n)
+	return r.e.SetLease(tenant, dim, n, capv)
 }
 
 // SetUserLease is Engine.SetUserLease under the lock (no Ready, as
 // SetLease).
-func (r *Runner) SetUserLease(tenant, user string, n int64) (int64, bool) {
+func (r *Runner) SetUserLease(tenant, user string, n, capv int64) (int64, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.e.SetUserLease(tenant, user, n)
+	return r.e.SetUserLease(tenant, user, n, capv)
 }
 
 // UserLeaseUsage is Engine.UserLeaseUsage under the lock.
@@ -258,10 +344,10 @@ func (r *Runner) UserLeaseUsage(tenant, user string) (active, held, capv int64, 
 
 // AddCPSTokens is Engine.AddCPSTokens under the lock (no Ready, as
 // SetLease).
-func (r *Runner) AddCPSTokens(tenant string, sec, k int64) bool {
+func (r *Runner) AddCPSTokens(tenant string, sec, k, capv int64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.e.AddCPSTokens(tenant, sec, k)
+	return r.e.AddCPSTokens(tenant, sec, k, capv)
 }
 
 // LeaseUsage is Engine.LeaseUsage under the lock.

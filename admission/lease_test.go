@@ -36,7 +36,7 @@ func TestLeaseParallel(t *testing.T) {
 	if len(d.Events) != 0 || e.Active("acme") != 0 {
 		t.Fatalf("a lease miss emitted %d events, active %d", len(d.Events), e.Active("acme"))
 	}
-	if got, ok := e.SetLease("acme", LeaseParallel, 2); !ok || got != 2 {
+	if got, ok := e.SetLease("acme", LeaseParallel, 2, 10); !ok || got != 2 {
 		t.Fatalf("SetLease = %d, %v", got, ok)
 	}
 	for _, id := range []string{"c1", "c2"} {
@@ -48,7 +48,7 @@ func TestLeaseParallel(t *testing.T) {
 		t.Fatalf("past the lease: %+v", d.Rejection)
 	}
 	// Lowering below the calls in progress clamps: nothing is cut.
-	if got, _ := e.SetLease("acme", LeaseParallel, 0); got != 2 {
+	if got, _ := e.SetLease("acme", LeaseParallel, 0, 10); got != 2 {
 		t.Fatalf("SetLease(0) with 2 active = %d, want 2", got)
 	}
 	// The ledger is full: the cap's own rejection (486), with its event.
@@ -59,11 +59,11 @@ func TestLeaseParallel(t *testing.T) {
 		t.Fatalf("ledger full: %+v, %d events; want parallel_calls 486 with an event", d.Rejection, len(d.Events))
 	}
 	// Inbound has its own lease.
-	e.SetLease("acme", LeaseParallel, 10)
+	e.SetLease("acme", LeaseParallel, 10, 10)
 	if d := e.Admit(now, req("i1", Inbound)); d.Rejection.Cause != CauseLease || d.Rejection.Lease != LeaseInbound {
 		t.Fatalf("inbound without its lease: %+v", d.Rejection)
 	}
-	e.SetLease("acme", LeaseInbound, 1)
+	e.SetLease("acme", LeaseInbound, 1, 4)
 	if d := e.Admit(now, req("i1", Inbound)); !d.Admitted {
 		t.Fatalf("inbound within its lease: %+v", d.Rejection)
 	}
@@ -71,7 +71,7 @@ func TestLeaseParallel(t *testing.T) {
 	if u.Active != [LeaseCPS]int64{0, 3, 1, 2} || u.Held[LeaseInbound] != 1 || u.Cap[LeaseParallel] != 10 || u.Cap[LeaseOutbound] != -1 {
 		t.Fatalf("LeaseUsage = %+v", u)
 	}
-	if _, ok := e.SetLease("acme", LeaseCPS, 1); ok {
+	if _, ok := e.SetLease("acme", LeaseCPS, 1, 100); ok {
 		t.Fatal("SetLease on the CPS dimension accepted")
 	}
 }
@@ -80,7 +80,7 @@ func TestLeaseParallel(t *testing.T) {
 // gone, and a miss says when the next second starts.
 func TestLeaseCPS(t *testing.T) {
 	e := leaseEngine(t, Limits{MaxCallsPerSecond: i64(100), CPSBurst: i64(100)})
-	e.SetLease("acme", LeaseParallel, 100)
+	e.SetLease("acme", LeaseParallel, 100, -1)
 	sec := time.Date(2026, 11, 15, 12, 0, 1, 0, time.UTC)
 	now := sec.Add(300 * time.Millisecond)
 	req := CallRequest{CallID: "c0", Tenant: "acme", Direction: Outbound, Caller: "100", Callee: "200"}
@@ -88,7 +88,7 @@ func TestLeaseCPS(t *testing.T) {
 	if d.Rejection.Cause != CauseLease || d.Rejection.Lease != LeaseCPS || d.Rejection.RetryAfter != 700*time.Millisecond {
 		t.Fatalf("no tokens: %+v, want a CPS lease miss with Retry-After 700ms", d.Rejection)
 	}
-	e.AddCPSTokens("acme", sec.Unix(), 2)
+	e.AddCPSTokens("acme", sec.Unix(), 2, 100)
 	for i := range 2 {
 		req.CallID = string(rune('a' + i))
 		if d := e.Admit(now, req); !d.Admitted {
@@ -99,15 +99,15 @@ func TestLeaseCPS(t *testing.T) {
 	if d := e.Admit(now, req); d.Rejection.Lease != LeaseCPS {
 		t.Fatalf("tokens used up: %+v", d.Rejection)
 	}
-	e.AddCPSTokens("acme", sec.Unix()-1, 5) // a late grant for a second gone
+	e.AddCPSTokens("acme", sec.Unix()-1, 5, 100) // a late grant for a second gone
 	if d := e.Admit(now, req); d.Rejection.Lease != LeaseCPS {
 		t.Fatalf("a late grant was used: %+v", d.Rejection)
 	}
-	e.AddCPSTokens("acme", sec.Unix(), 1)
+	e.AddCPSTokens("acme", sec.Unix(), 1, 100)
 	if d := e.Admit(sec.Add(time.Second), req); d.Rejection.Lease != LeaseCPS {
 		t.Fatalf("a token of the previous second was used: %+v", d.Rejection)
 	}
-	e.AddCPSTokens("acme", sec.Unix()+1, 1)
+	e.AddCPSTokens("acme", sec.Unix()+1, 1, 100)
 	if d := e.Admit(sec.Add(time.Second), req); !d.Admitted {
 		t.Fatalf("the token of this second: %+v", d.Rejection)
 	}
@@ -133,7 +133,7 @@ func TestLeaseUser(t *testing.T) {
 	if d := e.Admit(now, CallRequest{CallID: "x", Tenant: "acme", Direction: Outbound, Caller: "999", Callee: "200"}); !d.Admitted {
 		t.Fatalf("an uncapped user: %+v", d.Rejection)
 	}
-	if n, ok := e.SetUserLease("acme", "100", 1); !ok || n != 1 {
+	if n, ok := e.SetUserLease("acme", "100", 1, 2); !ok || n != 1 {
 		t.Fatalf("SetUserLease = %d, %v", n, ok)
 	}
 	if d := e.Admit(now, req); !d.Admitted {
@@ -147,7 +147,45 @@ func TestLeaseUser(t *testing.T) {
 	if active, held, capv, _ := e.UserLeaseUsage("acme", "100"); active != 1 || held != 1 || capv != 2 {
 		t.Fatalf("UserLeaseUsage = %d, %d, %d", active, held, capv)
 	}
-	if n, _ := e.SetUserLease("acme", "100", 0); n != 1 {
+	if n, _ := e.SetUserLease("acme", "100", 0, 2); n != 1 {
 		t.Fatalf("SetUserLease(0) with a call up = %d, want 1", n)
+	}
+}
+
+// A changed cap drops the node's lease to its calls in progress: leases
+// granted under the old cap may add up to more than the new one.
+func TestLeaseDroppedOnLimitChange(t *testing.T) {
+	e := leaseEngine(t, Limits{MaxParallelCalls: i64(20)})
+	now := time.Date(2026, 11, 15, 12, 0, 1, 0, time.UTC)
+	e.SetLease("acme", LeaseParallel, 8, 20)
+	for _, id := range []string{"a", "b"} {
+		if d := e.Admit(now, CallRequest{CallID: id, Tenant: "acme", Direction: Outbound, Caller: "1", Callee: "2"}); !d.Admitted {
+			t.Fatal(d.Rejection)
+		}
+	}
+	if _, err := e.UpsertPlan(now, Plan{Name: "p", Limits: Limits{MaxParallelCalls: i64(10)}}); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := e.LeaseUsage("acme"); u.Held[LeaseParallel] != 2 || u.Cap[LeaseParallel] != 10 {
+		t.Fatalf("after the cap went 20 -> 10: held %d, cap %d; want 2 (the calls up), 10", u.Held[LeaseParallel], u.Cap[LeaseParallel])
+	}
+	if d := e.Admit(now, CallRequest{CallID: "c", Tenant: "acme", Direction: Outbound, Caller: "1", Callee: "2"}); d.Rejection.Cause != CauseLease {
+		t.Fatalf("after the change: %+v, want a lease miss", d.Rejection)
+	}
+	// A grant sized for the old cap, arriving after the change, is not
+	// applied; one for the new cap is.
+	if n, _ := e.SetLease("acme", LeaseParallel, 8, 20); n != 2 {
+		t.Fatalf("a grant under the old cap raised the lease to %d", n)
+	}
+	if n, _ := e.SetLease("acme", LeaseParallel, 4, 10); n != 4 {
+		t.Fatalf("a grant under the new cap: %d, want 4", n)
+	}
+	// An unchanged cap keeps the lease.
+	e.SetLease("acme", LeaseParallel, 6, 10)
+	if _, err := e.UpsertPlan(now, Plan{Name: "p", Limits: Limits{MaxParallelCalls: i64(10)}}); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := e.LeaseUsage("acme"); u.Held[LeaseParallel] != 6 {
+		t.Fatalf("an unchanged cap dropped the lease to %d", u.Held[LeaseParallel])
 	}
 }

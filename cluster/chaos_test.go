@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -11,9 +12,11 @@ import (
 	"github.com/tollgate/tollgate/bus/bustest"
 )
 
-// TestChaos runs random admissions, ends, node crashes and restarts and
-// NATS outages over three nodes, and checks after every step that the
-// calls that may be up never exceed the cap. A crashed node's calls count
+// TestChaos runs random admissions, ends, node crashes and restarts, NATS
+// outages and changes of the cap over three nodes, and checks after every
+// step that the calls that may be up never exceed the cap (after a cap is
+// lowered below the calls up, that nothing is admitted until they are
+// under it: a lower cap is not retroactive). A crashed node's calls count
 // as up until max_call_duration after they started (the process may be
 // gone, or cut off and still relaying them); a live node cuts its calls
 // at max_call_duration, as the edge does. CHAOS_SEED picks the seed
@@ -27,7 +30,7 @@ func TestChaos(t *testing.T) {
 	t.Logf("CHAOS_SEED=%d", seed)
 	rng := rand.New(rand.NewPCG(seed, seed))
 	c := bustest.StartCluster(t, 1)
-	const capv = 15
+	capv := int64(15)
 	maxCall := 2 * time.Second
 	o := Options{TTL: time.Second, MaxCallDuration: maxCall, Timeout: 300 * time.Millisecond}
 	type call struct {
@@ -44,14 +47,18 @@ func TestChaos(t *testing.T) {
 		_, js := bustest.Connect(t, c.URL(0), reconnect...)
 		return startNode(t, js, name, limits(capv, -1), o)
 	}
+	var prevUp int64
+	var trace []string
 	ms := []*member{{n: start("gw1")}, {n: start("gw2")}, {n: start("gw3")}}
 	natsUp := true
-	var admitted, crashes, outages int
+	var admitted, crashes, outages, changes int
 	deadline := time.Now().Add(8 * time.Second)
 	for step := 0; time.Now().Before(deadline); step++ {
 		now := time.Now()
 		m := ms[rng.IntN(len(ms))]
-		switch r := rng.IntN(100); {
+		r := rng.IntN(100)
+		trace = append(trace, fmt.Sprintf("step %d r=%d node=%s cap=%d", step, r, m.n.name, capv))
+		switch {
 		case r < 60 && !m.crashed:
 			if d, id := m.n.admit(admission.Outbound); d.Admitted {
 				m.calls = append(m.calls, call{id, time.Now()})
@@ -68,6 +75,17 @@ func TestChaos(t *testing.T) {
 		case r < 95 && m.crashed && natsUp:
 			// The restart's store restore ends the calls of the earlier life.
 			m.n, m.crashed, m.orphans = start(m.n.name), false, nil
+		case r < 93:
+			// The cap changes on every node (as replication applies it).
+			capv = 8 + rng.Int64N(13)
+			for _, m := range ms {
+				if !m.crashed {
+					if _, err := m.n.r.UpsertPlan(time.Now(), admission.Plan{Name: "p", Limits: limits(capv, -1)}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			changes++
 		case r < 97 && natsUp:
 			c.Stop(0)
 			natsUp = false
@@ -99,16 +117,25 @@ func TestChaos(t *testing.T) {
 			}
 			up += int64(len(m.orphans))
 		}
-		if up > capv {
-			t.Fatalf("step %d: %d calls may be up over the nodes, cap %d (CHAOS_SEED=%d)", step, up, capv, seed)
+		if up > max(capv, prevUp) { // the nodes and the last steps, then the failure
+			for _, m := range ms {
+				u, _ := m.n.r.LeaseUsage("acme")
+				r, _ := m.n.l.snapshot(keyOf("acme", admission.LeaseParallel))
+				t.Logf("%s crashed=%v orphans=%d usage=%+v ledger=%+v", m.n.name, m.crashed, len(m.orphans), u, r)
+			}
+			for _, l := range trace[max(0, len(trace)-15):] {
+				t.Log(l)
+			}
+			t.Fatalf("step %d: %d calls may be up over the nodes, cap %d, %d before the step (CHAOS_SEED=%d)", step, up, capv, prevUp, seed)
 		}
+		prevUp = up
 		time.Sleep(time.Duration(rng.IntN(5)) * time.Millisecond)
 	}
 	if !natsUp {
 		c.Restart(0)
 	}
-	t.Logf("%d admitted, %d crashes, %d NATS outages", admitted, crashes, outages)
-	if admitted < capv {
+	t.Logf("%d admitted, %d crashes, %d NATS outages, %d cap changes", admitted, crashes, outages, changes)
+	if admitted < int(capv) {
 		t.Fatalf("only %d calls admitted in 8 s: the cluster did not recover from the faults", admitted)
 	}
 }

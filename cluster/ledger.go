@@ -35,10 +35,10 @@ var (
 // Engine is what the ledger needs of the admission runner.
 type Engine interface {
 	LeaseUsage(tenant string) (admission.LeaseUsage, bool)
-	SetLease(tenant string, dim admission.LeaseDim, n int64) (int64, bool)
+	SetLease(tenant string, dim admission.LeaseDim, n, capv int64) (int64, bool)
 	UserLeaseUsage(tenant, user string) (active, held, capv int64, ok bool)
-	SetUserLease(tenant, user string, n int64) (int64, bool)
-	AddCPSTokens(tenant string, sec, k int64) bool
+	SetUserLease(tenant, user string, n, capv int64) (int64, bool)
+	AddCPSTokens(tenant string, sec, k, capv int64) bool
 	// For the cluster-wide usage (usage.go).
 	Tenants() []string
 	Usage(now time.Time, tenant string) admission.Usage
@@ -115,14 +115,15 @@ func (l *Ledger) usageOf(h held) (capv, active, heldN int64, ok bool) {
 	return u.Cap[h.dim], u.Active[h.dim], u.Held[h.dim], ok
 }
 
-// setLease sets the engine's capacity of h (clamped to its calls in
-// progress) and returns what was set.
-func (l *Ledger) setLease(h held, n int64) int64 {
+// setLease sets the engine's capacity of h, granted under cap capv
+// (clamped to its calls in progress; a raise is dropped if the cap
+// changed meanwhile), and returns what was set. Lowering passes any capv.
+func (l *Ledger) setLease(h held, n, capv int64) int64 {
 	if h.dim == admission.LeaseUser {
-		n, _ = l.o.Engine.SetUserLease(h.tenant, h.user, n)
+		n, _ = l.o.Engine.SetUserLease(h.tenant, h.user, n, capv)
 		return n
 	}
-	n, _ = l.o.Engine.SetLease(h.tenant, h.dim, n)
+	n, _ = l.o.Engine.SetLease(h.tenant, h.dim, n, capv)
 	return n
 }
 
@@ -386,7 +387,7 @@ func (l *Ledger) Close() {
 		if _, active, _, ok := l.usageOf(h); ok && active > 0 {
 			continue
 		}
-		l.setLease(h, 0) // lower first: never above the ledger
+		l.setLease(h, 0, -1) // lower first: never above the ledger
 		if l.dropMine(k, func(lease) bool { return true }) {
 			n++
 		}
@@ -514,10 +515,14 @@ func (l *Ledger) reclaim(r *record, now int64) bool {
 			continue
 		}
 		hb, ok := l.nodes[name]
+		if !ok {
+			// No heartbeat in this node's copy: released by an operator
+			// (who removed the leases too), or a heartbeat this copy has
+			// not seen yet. The lease's own write time is then the last
+			// sign of life, with this node's lease_ttl and max call.
+			hb = nodeRec{RenewBy: ls.At + l.o.TTL.Milliseconds(), MaxCall: l.o.MaxCallDuration.Milliseconds()}
+		}
 		switch {
-		case !ok:
-			delete(r.Leases, name) // released by an operator
-			changed = true
 		case now > hb.RenewBy+hb.MaxCall+g:
 			delete(r.Leases, name)
 			changed = true
@@ -680,7 +685,7 @@ func (l *Ledger) Acquire(tenant, user string, dim admission.LeaseDim, now time.T
 		l.mu.Lock()
 		l.held[key] = h
 		l.mu.Unlock()
-		l.setLease(h, use)
+		l.setLease(h, use, capv)
 		l.stats.acquired.Add(1)
 		return false, nil
 	}
@@ -726,7 +731,7 @@ func (l *Ledger) acquireCPS(tenant string, now time.Time) (bool, error) {
 		if conflict {
 			continue
 		}
-		l.o.Engine.AddCPSTokens(tenant, sec, k)
+		l.o.Engine.AddCPSTokens(tenant, sec, k, capv)
 		l.stats.acquired.Add(1)
 		return false, nil
 	}
@@ -751,7 +756,7 @@ func (l *Ledger) maintain() {
 			}
 			l.mu.Unlock()
 			for _, h := range hs {
-				l.setLease(h, 0) // clamped to the calls in progress
+				l.setLease(h, 0, -1) // clamped to the calls in progress
 			}
 		}
 		return
@@ -780,6 +785,7 @@ func (l *Ledger) tend(key string, h held) {
 	if !ok {
 		return
 	}
+	granted := capv // the cap the engine's raises are checked against
 	r, rev := l.snapshot(key)
 	ms := l.o.Now().UnixMilli()
 	mine, has := r.Leases[l.o.Node]
@@ -796,9 +802,13 @@ func (l *Ledger) tend(key string, h held) {
 	if !shrink && !grow && !stale && !reclaimed && mine.Epoch == l.epoch {
 		return
 	}
+	var set int64
 	if shrink {
-		use = l.setLease(h, use) // lower first: never above the ledger
-		n = max(n, use)
+		// Lower first, never raise before the write is in: another node
+		// may take this node's reserve (takeReserves) meanwhile, and after
+		// a cap change the engine holds less than the ledger's old grant.
+		set = l.setLease(h, min(use, heldN), granted)
+		use, n = max(use, set), max(n, use, set)
 	} else if !grow {
 		n, use = max(mine.N, active), max(mine.Use, active)
 	}
@@ -813,10 +823,13 @@ func (l *Ledger) tend(key string, h held) {
 		return // the engine is at most what the ledger grants; next round
 	}
 	if grow {
-		l.setLease(h, use)
+		l.setLease(h, use, granted)
 		l.stats.acquired.Add(1)
 	}
 	if shrink {
+		if use > set {
+			l.setLease(h, use, granted)
+		}
 		l.stats.returned.Add(1)
 	}
 	if n == 0 && active == 0 {
@@ -864,7 +877,10 @@ func (l *Ledger) silentIn(r *record, ms int64) bool {
 			continue
 		}
 		hb, ok := l.nodes[name]
-		if !ok || ms > hb.RenewBy+hb.MaxCall+g || ms > hb.RenewBy+g && ls.N > ls.Use {
+		if !ok {
+			hb = nodeRec{RenewBy: ls.At + l.o.TTL.Milliseconds(), MaxCall: l.o.MaxCallDuration.Milliseconds()}
+		}
+		if ms > hb.RenewBy+hb.MaxCall+g || ms > hb.RenewBy+g && ls.N > ls.Use {
 			return true
 		}
 	}
