@@ -6,25 +6,26 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tollgate/tollgate/api"
 )
 
-// TestSIPpClusterCap: two gateway processes share tenant demo's cap of 10
-// parallel calls through the ledger in NATS JetStream (gateway A's
-// embedded server, R1; B connects to it). SIPp offers 40 calls to each
-// within 2 s, each answered call held 8 s, so no slot frees while calls
-// are offered: exactly 10 are admitted over both gateways and the other
-// 70 get the cap's own 486. GET /v1/cluster shows both nodes and their
+// TestSIPpClusterCap: three gateway processes share tenant demo's cap of
+// 50 parallel calls through the ledger in NATS JetStream (gateway A's
+// embedded server, R1; B and C connect to it). SIPp offers 100 calls to
+// each within 2 s, each answered call held 8 s, so no slot frees while
+// calls are offered: exactly 50 are admitted over the gateways and the
+// other 250 get the cap's own 486. GET /v1/cluster shows both nodes and their
 // leases; /metrics counts the lease acquisitions. A suspension made on
 // B's API applies on A within 1 s.
 func TestSIPpClusterCap(t *testing.T) {
 	requireSIPp(t)
-	const capacity, perGateway = 10, 40
-	a, b := startClusterPair(t, capacity)
-	gws := []*gateway{a, b}
+	const capacity, perGateway = 50, 100
+	gws := startCluster(t, capacity, 3)
+	a, b := gws[0], gws[1]
 	for _, g := range gws {
 		g.waitLog(10*time.Second, "cluster ledger started", func() bool { return g.count(message("cluster ledger started")) > 0 })
 		startUAS(t, g)
@@ -36,7 +37,7 @@ func TestSIPpClusterCap(t *testing.T) {
 	var uacs []*sipp
 	for _, g := range gws {
 		uacs = append(uacs, startUAC(t, g, 40*time.Second, "-sf", scenario,
-			"-r", "20", "-rp", "1000", "-m", strconv.Itoa(perGateway), "-l", strconv.Itoa(perGateway), "-d", "8000"))
+			"-r", "50", "-rp", "1000", "-m", strconv.Itoa(perGateway), "-l", strconv.Itoa(perGateway), "-d", "8000"))
 	}
 	// While the calls are up: the ledger as each node sees it.
 	client := api.NewClient(a.apiURL, adminToken, nil)
@@ -47,8 +48,8 @@ func TestSIPpClusterCap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !st.Enabled || st.Node != "gw-a" || len(st.Nodes) != 2 || !st.Nodes[0].Alive || !st.Nodes[1].Alive {
-		t.Errorf("GET /v1/cluster: %+v, want gw-a and gw-b alive", st)
+	if !st.Enabled || st.Node != "gw-a" || len(st.Nodes) != 3 || !st.Nodes[0].Alive || !st.Nodes[1].Alive || !st.Nodes[2].Alive {
+		t.Errorf("GET /v1/cluster: %+v, want gw-a, gw-b and gw-c alive", st)
 	}
 	var leased int64
 	for _, e := range st.Entries {
@@ -73,9 +74,9 @@ func TestSIPpClusterCap(t *testing.T) {
 		admitted += g.count(decision("admit", ""))
 		busy += g.count(func(l logLine) bool { return decision("reject", "parallel_calls")(l) && l.num("code") == 486 })
 	}
-	if admitted != capacity || busy != 2*perGateway-capacity {
-		t.Errorf("over both gateways: %d admitted, %d rejected 486 parallel_calls; want %d and %d",
-			admitted, busy, capacity, 2*perGateway-capacity)
+	if admitted != capacity || busy != 3*perGateway-capacity {
+		t.Errorf("over the gateways: %d admitted, %d rejected 486 parallel_calls; want %d and %d",
+			admitted, busy, capacity, 3*perGateway-capacity)
 	}
 	// A suspension made through B's API applies on A within 1 s: A refuses
 	// the tenant's next call with 403.
@@ -98,20 +99,34 @@ func TestSIPpClusterCap(t *testing.T) {
 	}
 }
 
-// startClusterPair starts gateways gw-a and gw-b in one cluster (R1
-// ledger, lease_ttl 2 s) with tenant demo's max_parallel_calls at
-// capacity: A runs the embedded NATS on a free port, B connects to it.
+// startClusterPair starts gateways gw-a and gw-b in one cluster (see
+// startCluster).
 func startClusterPair(t *testing.T, capacity int64) (a, b *gateway) {
+	t.Helper()
+	gws := startCluster(t, capacity, 2)
+	return gws[0], gws[1]
+}
+
+// startCluster starts n gateways gw-a, gw-b, ... in one cluster (R1
+// ledger, lease_ttl 2 s) with tenant demo's max_parallel_calls at
+// capacity: the first runs the embedded NATS on a free port, the others
+// connect to it.
+func startCluster(t *testing.T, capacity int64, n int) []*gateway {
 	t.Helper()
 	natsPort := freeTCPPort(t, gatewayIP)
 	cluster := func(node string) string {
 		return fmt.Sprintf("node: %s\ncluster:\n  enabled: true\n  replicas: 1\n  lease_ttl: 2s\n", node)
 	}
-	a = startGateway(t, gatewayConfig{MaxParallelCalls: capacity, ShutdownGrace: 2 * time.Second,
-		NATS: fmt.Sprintf("  listen: %s:%d\n", gatewayIP, natsPort), Extra: cluster("gw-a")})
-	b = startGateway(t, gatewayConfig{MaxParallelCalls: capacity, ShutdownGrace: 2 * time.Second,
-		NATS: fmt.Sprintf("  url: nats://%s:%d\n", gatewayIP, natsPort), Extra: cluster("gw-b")})
-	return a, b
+	var gws []*gateway
+	for i := range n {
+		nats := fmt.Sprintf("  url: nats://%s:%d\n", gatewayIP, natsPort)
+		if i == 0 {
+			nats = fmt.Sprintf("  listen: %s:%d\n", gatewayIP, natsPort)
+		}
+		gws = append(gws, startGateway(t, gatewayConfig{MaxParallelCalls: capacity, ShutdownGrace: 2 * time.Second,
+			NATS: nats, Extra: cluster("gw-" + string(rune('a'+i)))}))
+	}
+	return gws
 }
 
 // grepLines is the lines of s that start with prefix.
@@ -188,5 +203,51 @@ func TestClusterFailStatic(t *testing.T) {
 	}
 	if code != 200 {
 		t.Fatalf("after NATS is back B answers %d, want 200 (below the cap: %d calls up)", code, admitted)
+	}
+}
+
+// TestClusterCrashRestart: gateway B is killed (-9) with calls up. Until
+// it is back, A admits only what B's lease leaves (B's calls may still be
+// up); B's restart tears its orphaned calls down, settles them and
+// releases its leases, and A can then fill the whole cap.
+func TestClusterCrashRestart(t *testing.T) {
+	requireSIPp(t)
+	const capacity = 10
+	a, b := startClusterPair(t, capacity)
+	for _, g := range []*gateway{a, b} {
+		g.waitLog(10*time.Second, "cluster ledger started", func() bool { return g.count(message("cluster ledger started")) > 0 })
+		startUAS(t, g)
+	}
+	// Probes' answered calls stay up (a probe never ACKs a 2xx).
+	const onB = 4
+	for range onB {
+		if code := inviteProbe(t, pbxIP, b.addr); code != 200 {
+			t.Fatalf("call through B: %d", code)
+		}
+	}
+	if err := b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-b.done
+	fill := func() int {
+		n := 0
+		for inviteProbe(t, pbxIP, a.addr) == 200 {
+			n++
+		}
+		return n
+	}
+	first := fill()
+	if first+onB > capacity || first < 1 {
+		t.Fatalf("with B dead and %d calls up there, A admitted %d (cap %d)", onB, first, capacity)
+	}
+	// B comes back: its restart releases what its last life held.
+	b2 := startGateway(t, b.conf)
+	b2.waitLog(10*time.Second, "cluster ledger started", func() bool { return b2.count(message("cluster ledger started")) > 0 })
+	var more int
+	if !poll(10*time.Second, func() bool { more += fill(); return first+more == capacity }) {
+		t.Fatalf("after B's restart A has %d calls, want the whole cap %d", first+more, capacity)
+	}
+	if code := inviteProbe(t, pbxIP, b2.addr); code != 486 {
+		t.Errorf("B after the restart, the cap full on A: %d, want 486", code)
 	}
 }
