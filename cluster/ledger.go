@@ -503,30 +503,17 @@ func (l *Ledger) live(now int64) int {
 
 // reclaim gives back, in r, what silent nodes can no longer be using:
 // the reserve (N - Use) lease_ttl + grace after a node's last heartbeat,
-// everything max_call_duration later, and the leases of nodes whose
-// heartbeat an operator removed (Release). It reports whether r changed.
+// everything max_call_duration later. It reports whether r changed.
 func (l *Ledger) reclaim(r *record, now int64) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	changed := false
-	g := l.grace.Milliseconds()
 	for name, ls := range r.Leases {
-		if name == l.o.Node {
-			continue
-		}
-		hb, ok := l.nodes[name]
-		if !ok {
-			// No heartbeat in this node's copy: released by an operator
-			// (who removed the leases too), or a heartbeat this copy has
-			// not seen yet. The lease's own write time is then the last
-			// sign of life, with this node's lease_ttl and max call.
-			hb = nodeRec{RenewBy: ls.At + l.o.TTL.Milliseconds(), MaxCall: l.o.MaxCallDuration.Milliseconds()}
-		}
-		switch {
-		case now > hb.RenewBy+hb.MaxCall+g:
+		switch all, reserve := l.silent(name, ls, now); {
+		case all:
 			delete(r.Leases, name)
 			changed = true
-		case now > hb.RenewBy+g && ls.N > ls.Use:
+		case reserve:
 			ls.N = ls.Use
 			r.Leases[name] = ls
 			changed = true
@@ -536,6 +523,25 @@ func (l *Ledger) reclaim(r *record, now int64) bool {
 		l.stats.reclaims.Add(1)
 	}
 	return changed
+}
+
+// silent tells what of another node's lease ls may be taken back at now
+// (Unix ms): all of it, or its reserve. Called with l.mu held.
+func (l *Ledger) silent(name string, ls lease, now int64) (all, reserve bool) {
+	if name == l.o.Node {
+		return false, false
+	}
+	hb, ok := l.nodes[name]
+	if !ok {
+		// No heartbeat in this node's copy: released by an operator (who
+		// removed the leases too), or a heartbeat this copy has not seen
+		// yet. The lease's own write time is then the last sign of life,
+		// with this node's lease_ttl and max call.
+		hb = nodeRec{RenewBy: ls.At + l.o.TTL.Milliseconds(), MaxCall: l.o.MaxCallDuration.Milliseconds()}
+	}
+	g := l.grace.Milliseconds()
+	all = now > hb.RenewBy+hb.MaxCall+g
+	return all, !all && now > hb.RenewBy+g && ls.N > ls.Use
 }
 
 // takeReserves lowers every other node's n to its use in r, and reports
@@ -871,16 +877,8 @@ func (l *Ledger) sweep() {
 // silentIn reports whether r holds a lease reclaim would change. Called
 // with l.mu held.
 func (l *Ledger) silentIn(r *record, ms int64) bool {
-	g := l.grace.Milliseconds()
 	for name, ls := range r.Leases {
-		if name == l.o.Node {
-			continue
-		}
-		hb, ok := l.nodes[name]
-		if !ok {
-			hb = nodeRec{RenewBy: ls.At + l.o.TTL.Milliseconds(), MaxCall: l.o.MaxCallDuration.Milliseconds()}
-		}
-		if ms > hb.RenewBy+hb.MaxCall+g || ms > hb.RenewBy+g && ls.N > ls.Use {
+		if all, reserve := l.silent(name, ls, ms); all || reserve {
 			return true
 		}
 	}
