@@ -73,6 +73,13 @@ type budget struct {
 
 	acc     accrual // minutes budgets: billed time this cycle
 	settled int64   // spend: cost settled this cycle (ended and cut calls)
+	// others is, in a cluster, what the other nodes used of this tenant
+	// budget this cycle at othersAt, growing by othersRate per unit of
+	// time after it (minutes: their calls billing; SetClusterUsage): this
+	// node's usage counts against the limit minus it.
+	others     int64
+	othersRate int64
+	othersAt   time.Time
 
 	thrSent, capSent bool // usage.threshold / usage.cap_reached sent this cycle
 }
@@ -215,14 +222,22 @@ func (e *Engine) drawing(b *budget) bool {
 // exhausted reports the INVITE-time check: a limit is set and usage >= it.
 func (e *Engine) exhausted(b *budget, now time.Time) bool {
 	l := b.limit()
-	return l >= 0 && e.atLeast(b, now, b.amount(l))
+	return l >= 0 && e.atLeast(b, now, b.amount(l)-b.othersNow(now))
+}
+
+// othersNow is the other nodes' usage of b at t (0 outside a cluster).
+func (b *budget) othersNow(t time.Time) int64 {
+	if b.othersRate == 0 || !t.After(b.othersAt) {
+		return b.others
+	}
+	return b.others + b.othersRate*int64(t.Sub(b.othersAt))
 }
 
 // over reports a budget that is already past its exhaustion point (a cap
 // lowered below usage, or a soft cap exceeded).
 func (e *Engine) over(b *budget, now time.Time) bool {
 	l := b.limit()
-	return l >= 0 && e.atLeast(b, now, b.exhaustAmount(b.amount(l)))
+	return l >= 0 && e.atLeast(b, now, b.exhaustAmount(b.amount(l))-b.othersNow(now))
 }
 
 // reach returns the smallest instant t in [now, cycle end) at which the
@@ -236,10 +251,10 @@ func (e *Engine) reach(b *budget, now time.Time, x int64) (t time.Time, exact, o
 		if u >= x {
 			return now, true, true
 		}
-		if b.acc.k == 0 {
+		if b.acc.k+b.othersRate == 0 {
 			return time.Time{}, false, false
 		}
-		k := b.acc.k
+		k := b.acc.k + b.othersRate // the target moves as the other nodes bill
 		t := now.Add(time.Duration((x - u + k - 1) / k))
 		return t, true, t.Before(e.cycleEnd)
 	}
@@ -293,10 +308,11 @@ func (e *Engine) recompute(b *budget, now time.Time) {
 	b.limitChanged = false
 	if l := b.limit(); l >= 0 {
 		a := b.amount(l)
+		o := b.othersNow(now)
 		if !b.thrSent && l > 0 {
-			b.thrDue, b.thrExact, b.hasThr = e.reach(b, now, b.thresholdAmount(a))
+			b.thrDue, b.thrExact, b.hasThr = e.reach(b, now, b.thresholdAmount(a)-o)
 		}
-		x := b.exhaustAmount(a)
+		x := b.exhaustAmount(a) - o
 		switch over := e.atLeast(b, now, x); {
 		case !over:
 			b.pending = false
@@ -349,7 +365,7 @@ func (e *Engine) emitThreshold(b *budget, x time.Time, used int64, out *Output) 
 	e.markBudget(b)
 	out.Events = append(out.Events, Event{
 		Type: EventThreshold, Tenant: b.t.name, User: b.user(), Cap: b.capName(),
-		Value: b.eventUnits(used), Limit: b.eventUnits(b.amount(b.limit())), At: x,
+		Value: b.eventUnits(used + b.othersNow(x)), Limit: b.eventUnits(b.amount(b.limit())), At: x,
 	})
 }
 
@@ -363,6 +379,7 @@ func (e *Engine) trip(b *budget, x time.Time, out *Output) {
 	if hard {
 		used = e.usageBefore(b, x)
 	}
+	used += b.othersNow(x) // the cluster's usage, in the events
 	if !b.thrSent && b.limit() > 0 {
 		e.emitThreshold(b, x, used, out)
 	}

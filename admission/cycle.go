@@ -78,6 +78,7 @@ func (e *Engine) rollover(out *Output) {
 		t.minutes.acc.advance(b)
 		t.minutes.acc.used = 0
 		t.minutes.thrSent, t.minutes.capSent, t.minutes.pending = false, false, false
+		t.minutes.others, t.minutes.othersRate, t.spend.others = 0, 0, 0 // the other nodes' usage of the new cycle comes from the ledger
 		for _, c := range t.calls {
 			switch {
 			case c.drawing:

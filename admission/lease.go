@@ -283,6 +283,32 @@ func (e *Engine) UserLeaseUsage(tenant, user string) (active, held, capv int64, 
 	return active, t.lease.users[user], capv, true
 }
 
+// SetClusterUsage sets, in a cluster, what the other nodes used of
+// tenant's minutes and spend budgets in the current cycle at now, and how
+// many of their calls bill minutes now (billing: the minutes used grow
+// by that many seconds per second after now): this node's
+// usage then counts against each limit minus it, so the budgets run out
+// over the cluster, not per node. A rise moves this node's threshold and
+// exhaustion instants earlier (calls drawing on a budget it exhausts are
+// cut at once, the output says so); it is not a limit change (nothing is
+// left pending). Outside cluster mode it does nothing.
+func (e *Engine) SetClusterUsage(now time.Time, tenant string, minutes time.Duration, billing, spend int64) (Output, error) {
+	return e.onTenant(now, tenant, func(ts *tenantState, now time.Time, out *Output) error {
+		if !e.cluster {
+			return nil
+		}
+		if m := &ts.minutes; m.othersNow(now) != int64(minutes) || m.othersRate != billing {
+			m.others, m.othersRate, m.othersAt = int64(minutes), billing, now
+			e.markDirty(m)
+		}
+		if ts.spend.others != spend {
+			ts.spend.others = spend
+			e.markDirty(&ts.spend)
+		}
+		return nil
+	})
+}
+
 // AddCPSTokens adds k admissions for Unix second sec to what the node
 // holds for tenant, granted under a CPS cap of capv (ignored once the cap
 // is another); tokens of an earlier second are dropped (they cannot be
@@ -340,6 +366,27 @@ func (r *Runner) UserLeaseUsage(tenant, user string) (active, held, capv int64, 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.e.UserLeaseUsage(tenant, user)
+}
+
+// Billing is the tenant's calls billing minutes now (answered, not cut,
+// not emergency calls).
+func (e *Engine) Billing(tenant string) int64 {
+	if t, ok := e.tenants[tenant]; ok {
+		return t.minutes.acc.k
+	}
+	return 0
+}
+
+// Billing is Engine.Billing under the lock.
+func (r *Runner) Billing(tenant string) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.Billing(tenant)
+}
+
+// SetClusterUsage is Engine.SetClusterUsage.
+func (r *Runner) SetClusterUsage(now time.Time, tenant string, minutes time.Duration, billing, spend int64) (Ready, error) {
+	return r.do(func() (Output, error) { return r.e.SetClusterUsage(now, tenant, minutes, billing, spend) })
 }
 
 // AddCPSTokens is Engine.AddCPSTokens under the lock (no Ready, as

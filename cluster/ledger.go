@@ -39,7 +39,9 @@ type Engine interface {
 	UserLeaseUsage(tenant, user string) (active, held, capv int64, ok bool)
 	SetUserLease(tenant, user string, n, capv int64) (int64, bool)
 	AddCPSTokens(tenant string, sec, k, capv int64) bool
-	// For the cluster-wide usage (usage.go).
+	// For the cluster-wide usage and budgets (usage.go).
+	SetClusterUsage(now time.Time, tenant string, minutes time.Duration, billing, spend int64) (admission.Ready, error)
+	Billing(tenant string) int64
 	Tenants() []string
 	Usage(now time.Time, tenant string) admission.Usage
 	Active(tenant string) int64
@@ -72,6 +74,10 @@ type Options struct {
 	Timeout time.Duration
 	// Log is the component logger.
 	Log zerolog.Logger
+	// OnReady carries out the engine effects of the other nodes' usage
+	// (cuts of calls that exhausted a shared budget, the next deadline):
+	// the edge's Effects. Nil drops them (tests that read the engine).
+	OnReady func(admission.Ready)
 }
 
 // nodeRec is a node's heartbeat, key node.<name>.
@@ -145,6 +151,10 @@ type Ledger struct {
 	// node last wrote per tenant (usage.go)
 	usage     map[string]NodeUsage
 	published map[string]NodeUsage
+	// usageDirty: tenants whose other nodes' usage changed since it was
+	// last given to the engine (usage.go)
+	usageDirty map[string]bool
+	onReady    atomic.Pointer[func(admission.Ready)]
 
 	ready      atomic.Bool
 	validUntil atomic.Int64 // monotonic: nanoseconds since l.mono; 0 = never renewed
@@ -179,9 +189,12 @@ func Start(ctx context.Context, o Options) (*Ledger, error) {
 		grace: max(time.Second, o.TTL/2),
 		cache: map[string]cached{}, nodes: map[string]nodeRec{},
 		held: map[string]held{}, keyMus: map[string]*sync.Mutex{}, checked: map[string]time.Time{},
-		usage: map[string]NodeUsage{}, published: map[string]NodeUsage{},
+		usage: map[string]NodeUsage{}, published: map[string]NodeUsage{}, usageDirty: map[string]bool{},
 		mono: time.Now(),
 		stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	if o.OnReady != nil {
+		l.SetOnReady(o.OnReady)
 	}
 	err := l.open(ctx)
 	if err != nil && !unreachable(err) {
@@ -780,6 +793,7 @@ func (l *Ledger) maintain() {
 		l.tend(k, h)
 	}
 	l.sweep()
+	l.applyClusterUsage()
 }
 
 // tend is the maintenance of one held key.

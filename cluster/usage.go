@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tollgate/tollgate/admission"
 )
 
 // NodeUsage is one node's usage of a tenant in a cycle: what it billed,
@@ -16,10 +18,15 @@ type NodeUsage struct {
 	Node          string    `json:"node"`
 	CycleStart    time.Time `json:"cycle_start"`
 	BilledSeconds float64   `json:"billed_seconds"`
+	BilledNanos   int64     `json:"billed_ns"` // the same, exact
 	SpendMicros   int64     `json:"spend_micros"`
 	ActiveCalls   int64     `json:"active_calls"`
-	Published     time.Time `json:"published"`
-	Self          bool      `json:"self,omitempty"`
+	// BillingCalls are the calls billing minutes at Published: the
+	// others extrapolate this node's minutes by them until it publishes
+	// again.
+	BillingCalls int64     `json:"billing_calls"`
+	Published    time.Time `json:"published"`
+	Self         bool      `json:"self,omitempty"`
 }
 
 // TenantUsage is a tenant's usage over the cluster in the current cycle:
@@ -52,6 +59,11 @@ func parseUsageKey(key string) (tenant, node string, ok bool) {
 
 // applyUsage caches a watched usage entry; called with l.mu held.
 func (l *Ledger) applyUsage(e jetstream.KeyValueEntry) {
+	t, node, ok := parseUsageKey(e.Key())
+	if !ok || node == l.o.Node {
+		return
+	}
+	l.usageDirty[t] = true
 	if e.Operation() != jetstream.KeyValuePut {
 		delete(l.usage, e.Key())
 		return
@@ -59,6 +71,50 @@ func (l *Ledger) applyUsage(e jetstream.KeyValueEntry) {
 	var u NodeUsage
 	if json.Unmarshal(e.Value(), &u) == nil {
 		l.usage[e.Key()] = u
+	}
+}
+
+// SetOnReady sets Options.OnReady (the edge, created after the ledger).
+func (l *Ledger) SetOnReady(f func(admission.Ready)) { l.onReady.Store(&f) }
+
+// applyClusterUsage gives the engine, for every tenant whose other nodes
+// published new usage, their sum in this node's cycle
+// (Engine.SetClusterUsage): the minutes and spend budgets then run out
+// over the cluster. Its effects go to OnReady.
+func (l *Ledger) applyClusterUsage() {
+	l.mu.Lock()
+	if len(l.usageDirty) == 0 {
+		l.mu.Unlock()
+		return
+	}
+	start, _ := l.o.Engine.Cycle()
+	type sum struct {
+		billed  time.Duration
+		billing int64
+		spend   int64
+	}
+	now := l.o.Now()
+	sums := make(map[string]sum, len(l.usageDirty))
+	for t := range l.usageDirty {
+		sums[t] = sum{}
+	}
+	clear(l.usageDirty)
+	for key, nu := range l.usage {
+		t, _, ok := parseUsageKey(key)
+		if s, dirty := sums[t]; ok && dirty && nu.CycleStart.Equal(start.UTC()) {
+			// Extrapolated to now by the calls it was billing.
+			s.billed += time.Duration(nu.BilledNanos) + time.Duration(nu.BillingCalls)*max(0, now.Sub(nu.Published))
+			s.billing += nu.BillingCalls
+			s.spend += nu.SpendMicros
+			sums[t] = s
+		}
+	}
+	l.mu.Unlock()
+	for t, s := range sums {
+		rd, err := l.o.Engine.SetClusterUsage(now, t, s.billed, s.billing, s.spend)
+		if f := l.onReady.Load(); err == nil && f != nil {
+			(*f)(rd)
+		}
 	}
 }
 
@@ -70,11 +126,11 @@ func (l *Ledger) publishUsage() {
 	start, _ := l.o.Engine.Cycle()
 	for _, t := range l.o.Engine.Tenants() {
 		u := l.o.Engine.Usage(now, t)
-		nu := NodeUsage{Node: l.o.Node, CycleStart: start.UTC(), BilledSeconds: u.Seconds.Seconds(),
-			SpendMicros: u.Spend, ActiveCalls: l.o.Engine.Active(t)}
+		nu := NodeUsage{Node: l.o.Node, CycleStart: start.UTC(), BilledSeconds: u.Seconds.Seconds(), BilledNanos: int64(u.Seconds),
+			SpendMicros: u.Spend, ActiveCalls: l.o.Engine.Active(t), BillingCalls: l.o.Engine.Billing(t)}
 		last, seen := l.published[t]
 		if seen && last.CycleStart.Equal(nu.CycleStart) && last.BilledSeconds == nu.BilledSeconds &&
-			last.SpendMicros == nu.SpendMicros && last.ActiveCalls == nu.ActiveCalls {
+			last.SpendMicros == nu.SpendMicros && last.ActiveCalls == nu.ActiveCalls && last.BillingCalls == nu.BillingCalls {
 			continue
 		}
 		if !seen && nu.BilledSeconds == 0 && nu.SpendMicros == 0 && nu.ActiveCalls == 0 {

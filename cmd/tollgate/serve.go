@@ -93,6 +93,9 @@ func serveUntil(cfg *configs.Config, logOut io.Writer, stop chan os.Signal) erro
 		return err
 	}
 	svc.SetEdge(gw)
+	if ledger != nil {
+		ledger.SetOnReady(gw.Effects) // cuts of calls that exhausted a budget shared by the cluster
+	}
 	// Configuration replication once the edge takes routing changes.
 	defer startReplication(cfg, nb, svc, log)()
 	svc.SetFlood(flood)

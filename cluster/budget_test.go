@@ -1,0 +1,100 @@
+package cluster
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/admission"
+	"github.com/tollgate/tollgate/bus/bustest"
+)
+
+// A minutes budget shared by calls on three nodes runs out once, over the
+// cluster: every node cuts its calls at about the instant the sum of
+// their billed time reaches the cap (not when each node's own time would,
+// three times later), and the bill over the nodes is about the cap.
+func TestSharedMinutesBudget(t *testing.T) {
+	t.Parallel()
+	_, url := bustest.Start(t, t.TempDir())
+	one, yes := int64(1), true // max_monthly_minutes 1 (60 s), hard
+	lim := admission.Limits{MaxMonthlyMinutes: &one, AutoSuspend: &yes}
+	var mu sync.Mutex
+	cutAt := map[string]time.Time{}
+	collect := func(rd admission.Ready) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range rd.Cuts {
+			if _, ok := cutAt[c.CallID]; !ok {
+				cutAt[c.CallID] = time.Now()
+			}
+		}
+	}
+	var nodes []*node
+	for _, name := range []string{"gw1", "gw2", "gw3"} {
+		_, js := bustest.Connect(t, url)
+		nodes = append(nodes, startNode(t, js, name, lim, Options{OnReady: collect}))
+	}
+	// The edges' timers: every node's runner ticks every 10 ms.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(10 * time.Millisecond):
+					collect(n.r.Tick(time.Now()))
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	// Two calls answered on each node: 6 s of billing per second, so the
+	// 60 s run out 10 s after the answers (30 s if each node counted alone).
+	t0 := time.Now()
+	for _, n := range nodes {
+		for range 2 {
+			d, id := n.admit(admission.Outbound)
+			if !d.Admitted {
+				t.Fatalf("%s: %v", n.name, d.Rejection)
+			}
+			collect(n.r.Answer(t0, id))
+		}
+	}
+	exact := t0.Add(10 * time.Second)
+	waitFor(t, 25*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(cutAt) == 6 }, "the six calls cut")
+	mu.Lock()
+	for id, at := range cutAt {
+		if d := at.Sub(exact); d < -500*time.Millisecond || d > time.Second {
+			t.Errorf("call %s cut %v from the exact instant", id, d)
+		}
+	}
+	mu.Unlock()
+	var billed time.Duration
+	for _, n := range nodes {
+		billed += n.r.Usage(time.Now(), "acme").Seconds
+	}
+	// Each node cuts against the others' usage as last published (every
+	// second), extrapolated by the calls they were billing: with those
+	// steady the instant is exact and the bill the cap, up to the
+	// nanoseconds each node rounds its instant up by (the clock is shared
+	// here; across machines add their skew times the others' calls).
+	if billed > 60*time.Second+time.Microsecond || billed < 59*time.Second {
+		t.Fatalf("billed %v over the nodes, cap 60 s", billed)
+	}
+	t.Logf("billed %v over the nodes (cap 60 s); cuts %v after t0", billed, func() []time.Duration {
+		var ds []time.Duration
+		for _, at := range cutAt {
+			ds = append(ds, at.Sub(t0).Round(time.Millisecond))
+		}
+		return ds
+	}())
+	for _, n := range nodes {
+		if ok, _, _ := n.r.SuspendState("acme"); !ok {
+			t.Errorf("%s: tenant not suspended after its hard minutes cap ran out", n.name)
+		}
+	}
+}
