@@ -98,3 +98,50 @@ func TestSharedMinutesBudget(t *testing.T) {
 		}
 	}
 }
+
+// The calls of a node that goes silent are counted only while it could
+// still be billing them as far as the others know (until its heartbeat is
+// stale): a crashed node does not exhaust the shared budget for ever.
+func TestSilentNodeUsageStopsGrowing(t *testing.T) {
+	t.Parallel()
+	_, url := bustest.Start(t, t.TempDir())
+	one, yes := int64(1), true
+	lim := admission.Limits{MaxMonthlyMinutes: &one, AutoSuspend: &yes}
+	var nodes []*node
+	for _, name := range []string{"gw1", "gw2"} {
+		_, js := bustest.Connect(t, url)
+		nodes = append(nodes, startNode(t, js, name, lim, Options{TTL: time.Second}))
+	}
+	gw1, gw2 := nodes[0], nodes[1]
+	for range 2 {
+		_, id := gw2.admit(admission.Outbound)
+		gw2.r.Answer(time.Now(), id)
+	}
+	waitFor(t, 5*time.Second, func() bool {
+		u := gw1.l.Usage("acme")
+		return len(u.Nodes) == 2 && u.Nodes[1].BillingCalls == 2
+	}, "gw2's billing calls on gw1")
+	gw2.l.halt() // crashed with two calls billing
+	crashed := time.Now()
+	// gw1 counts gw2's calls until gw2's heartbeat is stale (lease_ttl 1 s
+	// plus the 1 s grace after its last one), then no more: well below the
+	// 60 s cap after 8 s.
+	time.Sleep(8 * time.Second)
+	d, id := gw1.admit(admission.Outbound)
+	if !d.Admitted {
+		t.Fatalf("gw1 refused a call %v after gw2 crashed: %v", time.Since(crashed), d.Rejection)
+	}
+	rd := gw1.r.Answer(time.Now(), id)
+	if len(rd.Cuts) > 0 {
+		t.Fatalf("gw1's call cut at once: %+v", rd.Cuts)
+	}
+	rd = gw1.r.Tick(time.Now())
+	// The next deadline is the alert threshold (80 %: 48 s over the
+	// cluster). gw2 billed at most 2 calls x (about 1.5 s before the crash
+	// + 2.25 s until it was silent), under 8 s: the threshold is more than
+	// 38 s away (counting gw2's calls on for the 8 s would put it under
+	// 31 s).
+	if left := time.Until(rd.Deadline); rd.Deadline.IsZero() || left < 38*time.Second {
+		t.Fatalf("gw1's next deadline in %v: gw2's usage kept growing after it went silent", left)
+	}
+}

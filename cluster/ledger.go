@@ -154,7 +154,10 @@ type Ledger struct {
 	// usageDirty: tenants whose other nodes' usage changed since it was
 	// last given to the engine (usage.go)
 	usageDirty map[string]bool
-	onReady    atomic.Pointer[func(admission.Ready)]
+	// extrapolated: tenants whose other nodes' minutes the engine
+	// extrapolates (re-applied every round, for a node going silent)
+	extrapolated map[string]bool
+	onReady      atomic.Pointer[func(admission.Ready)]
 
 	ready      atomic.Bool
 	validUntil atomic.Int64 // monotonic: nanoseconds since l.mono; 0 = never renewed
@@ -189,7 +192,7 @@ func Start(ctx context.Context, o Options) (*Ledger, error) {
 		grace: max(time.Second, o.TTL/2),
 		cache: map[string]cached{}, nodes: map[string]nodeRec{},
 		held: map[string]held{}, keyMus: map[string]*sync.Mutex{}, checked: map[string]time.Time{},
-		usage: map[string]NodeUsage{}, published: map[string]NodeUsage{}, usageDirty: map[string]bool{},
+		usage: map[string]NodeUsage{}, published: map[string]NodeUsage{}, usageDirty: map[string]bool{}, extrapolated: map[string]bool{},
 		mono: time.Now(),
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}

@@ -83,6 +83,9 @@ func (l *Ledger) SetOnReady(f func(admission.Ready)) { l.onReady.Store(&f) }
 // over the cluster. Its effects go to OnReady.
 func (l *Ledger) applyClusterUsage() {
 	l.mu.Lock()
+	for t := range l.extrapolated { // their rate changes when a node goes silent
+		l.usageDirty[t] = true
+	}
 	if len(l.usageDirty) == 0 {
 		l.mu.Unlock()
 		return
@@ -99,14 +102,32 @@ func (l *Ledger) applyClusterUsage() {
 		sums[t] = sum{}
 	}
 	clear(l.usageDirty)
+	ms := now.UnixMilli()
 	for key, nu := range l.usage {
-		t, _, ok := parseUsageKey(key)
+		t, node, ok := parseUsageKey(key)
 		if s, dirty := sums[t]; ok && dirty && nu.CycleStart.Equal(start.UTC()) {
-			// Extrapolated to now by the calls it was billing.
-			s.billed += time.Duration(nu.BilledNanos) + time.Duration(nu.BillingCalls)*max(0, now.Sub(nu.Published))
-			s.billing += nu.BillingCalls
+			// Extrapolated by the calls it was billing, while it is alive:
+			// a silent node (crashed, or cut off) is counted as it last
+			// published, up to when others consider it silent.
+			until, billing := now, nu.BillingCalls
+			if hb, known := l.nodes[node]; !known || ms > hb.RenewBy+l.grace.Milliseconds() {
+				end := nu.Published
+				if known {
+					end = time.UnixMilli(hb.RenewBy + l.grace.Milliseconds())
+				}
+				until, billing = end, 0
+			}
+			s.billed += time.Duration(nu.BilledNanos) + time.Duration(nu.BillingCalls)*max(0, until.Sub(nu.Published))
+			s.billing += billing
 			s.spend += nu.SpendMicros
 			sums[t] = s
+		}
+	}
+	for t, s := range sums {
+		if s.billing > 0 {
+			l.extrapolated[t] = true
+		} else {
+			delete(l.extrapolated, t)
 		}
 	}
 	l.mu.Unlock()
