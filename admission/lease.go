@@ -368,17 +368,19 @@ func (r *Runner) UserLeaseUsage(tenant, user string) (active, held, capv int64, 
 	return r.e.UserLeaseUsage(tenant, user)
 }
 
-// Billing is the tenant's calls billing minutes now (answered, not cut,
-// not emergency calls).
-func (e *Engine) Billing(tenant string) int64 {
+// Billing is how fast the tenant's usage grows now: its calls billing
+// minutes (answered, not cut, not emergency calls), and a bound on its
+// spend per second (Σ over the rated calls of one increment's charge per
+// increment length, rounded up).
+func (e *Engine) Billing(tenant string) (calls, spendPerSecond int64) {
 	if t, ok := e.tenants[tenant]; ok {
-		return t.minutes.acc.k
+		return t.minutes.acc.k, t.meter.rate
 	}
-	return 0
+	return 0, 0
 }
 
 // Billing is Engine.Billing under the lock.
-func (r *Runner) Billing(tenant string) int64 {
+func (r *Runner) Billing(tenant string) (calls, spendPerSecond int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.e.Billing(tenant)

@@ -145,3 +145,80 @@ func TestSilentNodeUsageStopsGrowing(t *testing.T) {
 		t.Fatalf("gw1's next deadline in %v: gw2's usage kept growing after it went silent", left)
 	}
 }
+
+// A spend budget runs out over the cluster too. The others' spend is
+// extrapolated from their last publication by a bound on their spend per
+// second (re-applied every maintenance round), so a node may cut a little
+// early, never late: within a second of the exact instant, and the bill
+// never over the cap.
+func TestSharedSpendBudget(t *testing.T) {
+	t.Parallel()
+	_, url := bustest.Start(t, t.TempDir())
+	spendCap, yes := int64(30_000), true // micro-units
+	lim := admission.Limits{MonthlySpendLimit: &spendCap, AutoSuspend: &yes}
+	rate := admission.Rate{PerMinute: 60_000, Initial: 1, Subsequent: 1} // 1,000 a second, per-second increments
+	var mu sync.Mutex
+	cutAt := map[string]time.Time{}
+	collect := func(rd admission.Ready) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range rd.Cuts {
+			if _, ok := cutAt[c.CallID]; !ok {
+				cutAt[c.CallID] = time.Now()
+			}
+		}
+	}
+	var nodes []*node
+	for _, name := range []string{"gw1", "gw2", "gw3"} {
+		_, js := bustest.Connect(t, url)
+		n := startNode(t, js, name, lim, Options{OnReady: collect})
+		if _, err := n.r.UpsertPlan(time.Now(), admission.Plan{Name: "p", Limits: lim, Rates: []admission.Rate{rate}}); err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, n)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(10 * time.Millisecond):
+					collect(n.r.Tick(time.Now()))
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	// One call answered on each node: 3,000 a second; 30,000 run out 10 s
+	// after the answers (30 s if each node counted alone).
+	t0 := time.Now()
+	for _, n := range nodes {
+		d, id := n.admit(admission.Outbound)
+		if !d.Admitted {
+			t.Fatalf("%s: %v", n.name, d.Rejection)
+		}
+		collect(n.r.Answer(t0, id))
+	}
+	exact := t0.Add(10 * time.Second)
+	waitFor(t, 25*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(cutAt) == 3 }, "the three calls cut")
+	mu.Lock()
+	for id, at := range cutAt {
+		if d := at.Sub(exact); d < -time.Second || d > 1500*time.Millisecond {
+			t.Errorf("call %s cut %v from the exact instant", id, d)
+		}
+	}
+	mu.Unlock()
+	var spent int64
+	for _, n := range nodes {
+		spent += n.r.Usage(time.Now(), "acme").Spend
+	}
+	if spent > spendCap || spent < spendCap-3_000 {
+		t.Fatalf("spent %d over the nodes, cap %d", spent, spendCap)
+	}
+	t.Logf("spent %d over the nodes (cap %d)", spent, spendCap)
+}

@@ -41,7 +41,7 @@ type Engine interface {
 	AddCPSTokens(tenant string, sec, k, capv int64) bool
 	// For the cluster-wide usage and budgets (usage.go).
 	SetClusterUsage(now time.Time, tenant string, minutes time.Duration, billing, spend int64) (admission.Ready, error)
-	Billing(tenant string) int64
+	Billing(tenant string) (calls, spendPerSecond int64)
 	Tenants() []string
 	Usage(now time.Time, tenant string) admission.Usage
 	Active(tenant string) int64

@@ -24,9 +24,12 @@ type NodeUsage struct {
 	// BillingCalls are the calls billing minutes at Published: the
 	// others extrapolate this node's minutes by them until it publishes
 	// again.
-	BillingCalls int64     `json:"billing_calls"`
-	Published    time.Time `json:"published"`
-	Self         bool      `json:"self,omitempty"`
+	BillingCalls int64 `json:"billing_calls"`
+	// SpendRate bounds this node's spend per second at Published: the
+	// others extrapolate its spend by it until it publishes again.
+	SpendRate int64     `json:"spend_rate_micros"`
+	Published time.Time `json:"published"`
+	Self      bool      `json:"self,omitempty"`
 }
 
 // TenantUsage is a tenant's usage over the cluster in the current cycle:
@@ -92,9 +95,10 @@ func (l *Ledger) applyClusterUsage() {
 	}
 	start, _ := l.o.Engine.Cycle()
 	type sum struct {
-		billed  time.Duration
-		billing int64
-		spend   int64
+		billed    time.Duration
+		billing   int64
+		spend     int64
+		spendRate int64
 	}
 	now := l.o.Now()
 	sums := make(map[string]sum, len(l.usageDirty))
@@ -109,22 +113,26 @@ func (l *Ledger) applyClusterUsage() {
 			// Extrapolated by the calls it was billing, while it is alive:
 			// a silent node (crashed, or cut off) is counted as it last
 			// published, up to when others consider it silent.
-			until, billing := now, nu.BillingCalls
+			until, billing, spendRate := now, nu.BillingCalls, nu.SpendRate
 			if hb, known := l.nodes[node]; !known || ms > hb.RenewBy+l.grace.Milliseconds() {
 				end := nu.Published
 				if known {
 					end = time.UnixMilli(hb.RenewBy + l.grace.Milliseconds())
 				}
-				until, billing = end, 0
+				until, billing, spendRate = end, 0, 0
 			}
-			s.billed += time.Duration(nu.BilledNanos) + time.Duration(nu.BillingCalls)*max(0, until.Sub(nu.Published))
+			since := max(0, until.Sub(nu.Published))
+			s.billed += time.Duration(nu.BilledNanos) + time.Duration(nu.BillingCalls)*since
 			s.billing += billing
-			s.spend += nu.SpendMicros
+			// Spend: an upper bound (the engine is given it as a fixed
+			// amount, re-applied every maintenance round).
+			s.spend += nu.SpendMicros + nu.SpendRate*int64(since)/int64(time.Second)
+			s.spendRate += spendRate
 			sums[t] = s
 		}
 	}
 	for t, s := range sums {
-		if s.billing > 0 {
+		if s.billing > 0 || s.spendRate > 0 {
 			l.extrapolated[t] = true
 		} else {
 			delete(l.extrapolated, t)
@@ -148,10 +156,11 @@ func (l *Ledger) publishUsage() {
 	for _, t := range l.o.Engine.Tenants() {
 		u := l.o.Engine.Usage(now, t)
 		nu := NodeUsage{Node: l.o.Node, CycleStart: start.UTC(), BilledSeconds: u.Seconds.Seconds(), BilledNanos: int64(u.Seconds),
-			SpendMicros: u.Spend, ActiveCalls: l.o.Engine.Active(t), BillingCalls: l.o.Engine.Billing(t)}
+			SpendMicros: u.Spend, ActiveCalls: l.o.Engine.Active(t)}
+		nu.BillingCalls, nu.SpendRate = l.o.Engine.Billing(t)
 		last, seen := l.published[t]
 		if seen && last.CycleStart.Equal(nu.CycleStart) && last.BilledSeconds == nu.BilledSeconds &&
-			last.SpendMicros == nu.SpendMicros && last.ActiveCalls == nu.ActiveCalls && last.BillingCalls == nu.BillingCalls {
+			last.SpendMicros == nu.SpendMicros && last.ActiveCalls == nu.ActiveCalls && last.BillingCalls == nu.BillingCalls && last.SpendRate == nu.SpendRate {
 			continue
 		}
 		if !seen && nu.BilledSeconds == 0 && nu.SpendMicros == 0 && nu.ActiveCalls == 0 {
