@@ -111,6 +111,7 @@ func (e *Engine) rollover(out *Output) {
 			u.settled = 0
 			e.markUser(u)
 			u.minutes.thrSent, u.minutes.capSent, u.minutes.pending = false, false, false
+			u.minutes.others, u.minutes.othersRate = 0, 0
 			e.markDirty(&u.minutes)
 		}
 		e.markDirty(&t.minutes)

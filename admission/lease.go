@@ -368,6 +368,57 @@ func (r *Runner) UserLeaseUsage(tenant, user string) (active, held, capv int64, 
 	return r.e.UserLeaseUsage(tenant, user)
 }
 
+// UserMinutes is one role-capped user's minutes on this node this cycle.
+type UserMinutes struct {
+	User    string
+	Billed  time.Duration
+	Billing int64 // its calls billing now
+}
+
+// UsersMinutes lists the tenant's users whose role caps their minutes,
+// with what they billed here this cycle (for the cluster's usage).
+func (e *Engine) UsersMinutes(now time.Time, tenant string) []UserMinutes {
+	t, ok := e.tenants[tenant]
+	if !ok || !e.started {
+		return nil
+	}
+	now = now.Round(0)
+	if now.Before(e.now) {
+		now = e.now
+	}
+	var out []UserMinutes
+	for id, u := range t.users {
+		if r := u.roleFor(); r == nil || r.minutes < 0 {
+			continue
+		}
+		out = append(out, UserMinutes{User: id, Billed: u.minutes.acc.value(now), Billing: u.minutes.acc.k})
+	}
+	return out
+}
+
+// SetClusterUserUsage is SetClusterUsage for one user's role minutes: what
+// the other nodes billed of them this cycle at now, and how many of the
+// user's calls bill there now. A user its role does not cap is ignored.
+func (e *Engine) SetClusterUserUsage(now time.Time, tenant, user string, minutes time.Duration, billing int64) (Output, error) {
+	return e.onTenant(now, tenant, func(ts *tenantState, now time.Time, out *Output) error {
+		if !e.cluster {
+			return nil
+		}
+		u := ts.users[user]
+		if u == nil {
+			if r := ts.roleOf(user); r == nil || r.minutes < 0 {
+				return nil
+			}
+			u = e.newUser(now, ts, user) // tracked: its budget counts the others
+		}
+		if m := &u.minutes; m.othersNow(now) != int64(minutes) || m.othersRate != billing {
+			m.others, m.othersRate, m.othersAt = int64(minutes), billing, now
+			e.markDirty(m)
+		}
+		return nil
+	})
+}
+
 // Billing is how fast the tenant's usage grows now: its calls billing
 // minutes (answered, not cut, not emergency calls), and a bound on its
 // spend per second (Σ over the rated calls of one increment's charge per
@@ -384,6 +435,18 @@ func (r *Runner) Billing(tenant string) (calls, spendPerSecond int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.e.Billing(tenant)
+}
+
+// UsersMinutes is Engine.UsersMinutes under the lock.
+func (r *Runner) UsersMinutes(now time.Time, tenant string) []UserMinutes {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.UsersMinutes(now, tenant)
+}
+
+// SetClusterUserUsage is Engine.SetClusterUserUsage.
+func (r *Runner) SetClusterUserUsage(now time.Time, tenant, user string, minutes time.Duration, billing int64) (Ready, error) {
+	return r.do(func() (Output, error) { return r.e.SetClusterUserUsage(now, tenant, user, minutes, billing) })
 }
 
 // SetClusterUsage is Engine.SetClusterUsage.

@@ -222,3 +222,96 @@ func TestSharedSpendBudget(t *testing.T) {
 	}
 	t.Logf("spent %d over the nodes (cap %d)", spent, spendCap)
 }
+
+// A role's per-user minutes run out over the cluster: the user's calls on
+// every node are cut at the instant the sum of its billed time reaches
+// the role's cap; another user of the tenant is not touched.
+func TestSharedRoleMinutes(t *testing.T) {
+	t.Parallel()
+	_, url := bustest.Start(t, t.TempDir())
+	one := int64(1)
+	var mu sync.Mutex
+	cutAt := map[string]time.Time{}
+	collect := func(rd admission.Ready) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range rd.Cuts {
+			if _, ok := cutAt[c.CallID]; !ok {
+				cutAt[c.CallID] = time.Now()
+			}
+		}
+	}
+	var nodes []*node
+	for _, name := range []string{"gw1", "gw2"} {
+		_, js := bustest.Connect(t, url)
+		n := startNode(t, js, name, admission.Limits{}, Options{OnReady: collect})
+		if _, err := n.r.UpsertTenant(time.Now(), admission.Tenant{Name: "acme", Plan: "p",
+			Roles: []admission.Role{{Name: "desk", MaxMonthlyMinutes: &one, Users: []string{"100"}}}}); err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, n)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(10 * time.Millisecond):
+					collect(n.r.Tick(time.Now()))
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	// User 100: three calls on each node, 6 s a second: its 60 s run out
+	// 10 s after the answers. User 200 (no role) has one call on gw1.
+	t0 := time.Now()
+	call := func(n *node, caller string) string {
+		n.mu.Lock()
+		n.n++
+		id := n.name + "-u" + caller + "-" + string(rune('a'+n.n))
+		n.mu.Unlock()
+		d := n.r.Admit(t0, admission.CallRequest{CallID: id, Tenant: "acme", Direction: admission.Outbound, Caller: caller, Callee: "300"})
+		if !d.Admitted {
+			t.Fatalf("%s %s: %v", n.name, caller, d.Rejection)
+		}
+		collect(n.r.Answer(t0, id))
+		return id
+	}
+	for _, n := range nodes {
+		for range 3 {
+			call(n, "100")
+		}
+	}
+	other := call(nodes[0], "200")
+	exact := t0.Add(10 * time.Second)
+	waitFor(t, 25*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(cutAt) >= 6 }, "user 100's six calls cut")
+	time.Sleep(100 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if _, cut := cutAt[other]; cut || len(cutAt) != 6 {
+		t.Fatalf("cuts %v: want user 100's six calls only", cutAt)
+	}
+	for id, at := range cutAt {
+		if d := at.Sub(exact); d < -500*time.Millisecond || d > time.Second {
+			t.Errorf("call %s cut %v from the exact instant", id, d)
+		}
+	}
+	var billed time.Duration
+	for _, n := range nodes {
+		for _, um := range n.r.UsersMinutes(time.Now(), "acme") {
+			if um.User == "100" {
+				billed += um.Billed
+			}
+		}
+	}
+	if billed > 60*time.Second+time.Microsecond || billed < 59*time.Second {
+		t.Fatalf("user 100 billed %v over the nodes, role cap 60 s", billed)
+	}
+	t.Logf("user 100 billed %v over the nodes (role cap 60 s)", billed)
+}

@@ -41,6 +41,8 @@ type Engine interface {
 	AddCPSTokens(tenant string, sec, k, capv int64) bool
 	// For the cluster-wide usage and budgets (usage.go).
 	SetClusterUsage(now time.Time, tenant string, minutes time.Duration, billing, spend int64) (admission.Ready, error)
+	SetClusterUserUsage(now time.Time, tenant, user string, minutes time.Duration, billing int64) (admission.Ready, error)
+	UsersMinutes(now time.Time, tenant string) []admission.UserMinutes
 	Billing(tenant string) (calls, spendPerSecond int64)
 	Tenants() []string
 	Usage(now time.Time, tenant string) admission.Usage
@@ -153,10 +155,10 @@ type Ledger struct {
 	published map[string]NodeUsage
 	// usageDirty: tenants whose other nodes' usage changed since it was
 	// last given to the engine (usage.go)
-	usageDirty map[string]bool
+	usageDirty map[subject]bool
 	// extrapolated: tenants whose other nodes' minutes the engine
 	// extrapolates (re-applied every round, for a node going silent)
-	extrapolated map[string]bool
+	extrapolated map[subject]bool
 	onReady      atomic.Pointer[func(admission.Ready)]
 
 	ready      atomic.Bool
@@ -192,7 +194,7 @@ func Start(ctx context.Context, o Options) (*Ledger, error) {
 		grace: max(time.Second, o.TTL/2),
 		cache: map[string]cached{}, nodes: map[string]nodeRec{},
 		held: map[string]held{}, keyMus: map[string]*sync.Mutex{}, checked: map[string]time.Time{},
-		usage: map[string]NodeUsage{}, published: map[string]NodeUsage{}, usageDirty: map[string]bool{}, extrapolated: map[string]bool{},
+		usage: map[string]NodeUsage{}, published: map[string]NodeUsage{}, usageDirty: map[subject]bool{}, extrapolated: map[subject]bool{},
 		mono: time.Now(),
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -284,7 +286,7 @@ func (l *Ledger) apply(e jetstream.KeyValueEntry) {
 	key := e.Key()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if strings.HasPrefix(key, usagePrefix) {
+	if strings.HasPrefix(key, usagePrefix) || strings.HasPrefix(key, userUsagePrefix) {
 		l.applyUsage(e)
 		return
 	}

@@ -16,6 +16,7 @@ import (
 // as it last published it (every second while it changes).
 type NodeUsage struct {
 	Node          string    `json:"node"`
+	User          string    `json:"user,omitempty"` // a role-capped user's minutes (uusage keys)
 	CycleStart    time.Time `json:"cycle_start"`
 	BilledSeconds float64   `json:"billed_seconds"`
 	BilledNanos   int64     `json:"billed_ns"` // the same, exact
@@ -45,28 +46,47 @@ type TenantUsage struct {
 // usageEvery is how often a node publishes the usage that changed.
 const usageEvery = time.Second
 
-const usagePrefix = "usage."
+// Usage keys: usage.<tenant>.<node> for a tenant's budgets, and
+// uusage.<tenant>.<user>.<node> for a role-capped user's minutes.
+const (
+	usagePrefix     = "usage."
+	userUsagePrefix = "uusage."
+)
 
 func usageKey(tenant, node string) string { return usagePrefix + token(tenant) + "." + node }
 
-// parseUsageKey splits usage.<tenant>.<node>.
-func parseUsageKey(key string) (tenant, node string, ok bool) {
+func userUsageKey(tenant, user, node string) string {
+	return userUsagePrefix + token(tenant) + "." + token(user) + "." + node
+}
+
+// subject names what a usage entry meters: a tenant, or one of its users.
+type subject struct{ tenant, user string }
+
+// parseUsageKey splits a usage key (user "" for a tenant's).
+func parseUsageKey(key string) (s subject, node string, ok bool) {
+	if rest, isUser := strings.CutPrefix(key, userUsagePrefix); isUser {
+		t, rest, ok1 := strings.Cut(rest, ".")
+		u, n, ok2 := strings.Cut(rest, ".")
+		t, ok3 := untoken(t)
+		u, ok4 := untoken(u)
+		return subject{t, u}, n, ok1 && ok2 && ok3 && ok4
+	}
 	rest, ok := strings.CutPrefix(key, usagePrefix)
 	t, n, ok2 := strings.Cut(rest, ".")
 	if !ok || !ok2 {
-		return "", "", false
+		return subject{}, "", false
 	}
-	tenant, ok = untoken(t)
-	return tenant, n, ok
+	s.tenant, ok = untoken(t)
+	return s, n, ok
 }
 
 // applyUsage caches a watched usage entry; called with l.mu held.
 func (l *Ledger) applyUsage(e jetstream.KeyValueEntry) {
-	t, node, ok := parseUsageKey(e.Key())
+	s, node, ok := parseUsageKey(e.Key())
 	if !ok || node == l.o.Node {
 		return
 	}
-	l.usageDirty[t] = true
+	l.usageDirty[s] = true
 	if e.Operation() != jetstream.KeyValuePut {
 		delete(l.usage, e.Key())
 		return
@@ -101,7 +121,7 @@ func (l *Ledger) applyClusterUsage() {
 		spendRate int64
 	}
 	now := l.o.Now()
-	sums := make(map[string]sum, len(l.usageDirty))
+	sums := make(map[subject]sum, len(l.usageDirty))
 	for t := range l.usageDirty {
 		sums[t] = sum{}
 	}
@@ -140,7 +160,13 @@ func (l *Ledger) applyClusterUsage() {
 	}
 	l.mu.Unlock()
 	for t, s := range sums {
-		rd, err := l.o.Engine.SetClusterUsage(now, t, s.billed, s.billing, s.spend)
+		var rd admission.Ready
+		var err error
+		if t.user == "" {
+			rd, err = l.o.Engine.SetClusterUsage(now, t.tenant, s.billed, s.billing, s.spend)
+		} else {
+			rd, err = l.o.Engine.SetClusterUserUsage(now, t.tenant, t.user, s.billed, s.billing)
+		}
 		if f := l.onReady.Load(); err == nil && f != nil {
 			(*f)(rd)
 		}
@@ -166,17 +192,40 @@ func (l *Ledger) publishUsage() {
 		if !seen && nu.BilledSeconds == 0 && nu.SpendMicros == 0 && nu.ActiveCalls == 0 {
 			continue
 		}
-		nu.Published = now.UTC()
-		b, _ := json.Marshal(nu)
-		ctx, cancel := context.WithTimeout(context.Background(), l.o.Timeout)
-		_, err := l.kv.Put(ctx, usageKey(t, l.o.Node), b)
-		cancel()
-		if err != nil {
-			l.stats.errors.Add(1)
+		if !l.put(usageKey(t, l.o.Node), t, nu, now) {
 			return // next round
 		}
-		l.published[t] = nu
 	}
+	for _, t := range l.o.Engine.Tenants() {
+		for _, um := range l.o.Engine.UsersMinutes(now, t) {
+			key := userUsageKey(t, um.User, l.o.Node)
+			nu := NodeUsage{Node: l.o.Node, User: um.User, CycleStart: start.UTC(), BilledSeconds: um.Billed.Seconds(),
+				BilledNanos: int64(um.Billed), BillingCalls: um.Billing}
+			if last, seen := l.published[key]; seen && last.CycleStart.Equal(nu.CycleStart) &&
+				last.BilledNanos == nu.BilledNanos && last.BillingCalls == nu.BillingCalls || !seen && nu.BilledNanos == 0 && nu.BillingCalls == 0 {
+				continue
+			}
+			if !l.put(key, key, nu, now) {
+				return
+			}
+		}
+	}
+}
+
+// put writes one usage entry published at now and remembers it under
+// memo; false if the write failed.
+func (l *Ledger) put(key, memo string, nu NodeUsage, now time.Time) bool {
+	nu.Published = now.UTC()
+	b, _ := json.Marshal(nu)
+	ctx, cancel := context.WithTimeout(context.Background(), l.o.Timeout)
+	_, err := l.kv.Put(ctx, key, b)
+	cancel()
+	if err != nil {
+		l.stats.errors.Add(1)
+		return false
+	}
+	l.published[memo] = nu
+	return true
 }
 
 // Usage is tenant's usage over the cluster in this node's current cycle:
@@ -192,8 +241,8 @@ func (l *Ledger) Usage(tenant string) TenantUsage {
 	out := TenantUsage{CycleStart: start.UTC(), Nodes: []NodeUsage{self}}
 	l.mu.Lock()
 	for key, nu := range l.usage {
-		t, node, ok := parseUsageKey(key)
-		if !ok || t != tenant || node == l.o.Node || !nu.CycleStart.Equal(self.CycleStart) {
+		s, node, ok := parseUsageKey(key)
+		if !ok || s != (subject{tenant: tenant}) || node == l.o.Node || !nu.CycleStart.Equal(self.CycleStart) {
 			continue
 		}
 		out.Nodes = append(out.Nodes, nu)
