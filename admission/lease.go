@@ -293,10 +293,12 @@ func (e *Engine) UserLeaseUsage(tenant, user string) (active, held, capv int64, 
 // cut at once, the output says so); it is not a limit change (nothing is
 // left pending). Outside cluster mode it does nothing.
 func (e *Engine) SetClusterUsage(now time.Time, tenant string, minutes time.Duration, billing, spend int64) (Output, error) {
+	given := now.Round(0)
 	return e.onTenant(now, tenant, func(ts *tenantState, now time.Time, out *Output) error {
 		if !e.cluster {
 			return nil
 		}
+		minutes := othersAt(minutes, billing, given, now)
 		if m := &ts.minutes; m.othersNow(now) != int64(minutes) || m.othersRate != billing {
 			m.others, m.othersRate, m.othersAt = int64(minutes), billing, now
 			e.markDirty(m)
@@ -368,6 +370,15 @@ func (r *Runner) UserLeaseUsage(tenant, user string) (active, held, capv int64, 
 	return r.e.UserLeaseUsage(tenant, user)
 }
 
+// othersAt moves the other nodes' minutes, given for instant given, to
+// the engine's instant now (later when the engine's clock is ahead).
+func othersAt(minutes time.Duration, billing int64, given, now time.Time) time.Duration {
+	if now.After(given) {
+		minutes += time.Duration(billing) * now.Sub(given)
+	}
+	return minutes
+}
+
 // UserMinutes is one role-capped user's minutes on this node this cycle.
 type UserMinutes struct {
 	User    string
@@ -400,10 +411,12 @@ func (e *Engine) UsersMinutes(now time.Time, tenant string) []UserMinutes {
 // the other nodes billed of them this cycle at now, and how many of the
 // user's calls bill there now. A user its role does not cap is ignored.
 func (e *Engine) SetClusterUserUsage(now time.Time, tenant, user string, minutes time.Duration, billing int64) (Output, error) {
+	given := now.Round(0)
 	return e.onTenant(now, tenant, func(ts *tenantState, now time.Time, out *Output) error {
 		if !e.cluster {
 			return nil
 		}
+		minutes := othersAt(minutes, billing, given, now)
 		u := ts.users[user]
 		if u == nil {
 			if r := ts.roleOf(user); r == nil || r.minutes < 0 {
