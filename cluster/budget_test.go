@@ -18,40 +18,14 @@ func TestSharedMinutesBudget(t *testing.T) {
 	_, url := bustest.Start(t, t.TempDir())
 	one, yes := int64(1), true // max_monthly_minutes 1 (60 s), hard
 	lim := admission.Limits{MaxMonthlyMinutes: &one, AutoSuspend: &yes}
-	var mu sync.Mutex
-	cutAt := map[string]time.Time{}
-	collect := func(rd admission.Ready) {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range rd.Cuts {
-			if _, ok := cutAt[c.CallID]; !ok {
-				cutAt[c.CallID] = time.Now()
-			}
-		}
-	}
+	cuts := newCuts()
+	collect := cuts.collect
 	var nodes []*node
 	for _, name := range []string{"gw1", "gw2", "gw3"} {
 		_, js := bustest.Connect(t, url)
 		nodes = append(nodes, startNode(t, js, name, lim, Options{OnReady: collect}))
 	}
-	// The edges' timers: every node's runner ticks every 10 ms.
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for _, n := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(10 * time.Millisecond):
-					collect(n.r.Tick(time.Now()))
-				}
-			}
-		}()
-	}
-	defer func() { close(stop); wg.Wait() }()
+	tickAll(t, nodes, cuts) // the edges' timers
 	// Two calls answered on each node: 6 s of billing per second, so the
 	// 60 s run out 10 s after the answers (30 s if each node counted alone).
 	t0 := time.Now()
@@ -65,14 +39,13 @@ func TestSharedMinutesBudget(t *testing.T) {
 		}
 	}
 	exact := t0.Add(10 * time.Second)
-	waitFor(t, 25*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(cutAt) == 6 }, "the six calls cut")
-	mu.Lock()
+	waitFor(t, 25*time.Second, func() bool { return cuts.len() == 6 }, "the six calls cut")
+	cutAt := cuts.snapshot()
 	for id, at := range cutAt {
 		if d := at.Sub(exact); d < -500*time.Millisecond || d > time.Second {
 			t.Errorf("call %s cut %v from the exact instant", id, d)
 		}
 	}
-	mu.Unlock()
 	var billed time.Duration
 	for _, n := range nodes {
 		billed += n.r.Usage(time.Now(), "acme").Seconds
@@ -157,17 +130,8 @@ func TestSharedSpendBudget(t *testing.T) {
 	spendCap, yes := int64(30_000), true // micro-units
 	lim := admission.Limits{MonthlySpendLimit: &spendCap, AutoSuspend: &yes}
 	rate := admission.Rate{PerMinute: 60_000, Initial: 1, Subsequent: 1} // 1,000 a second, per-second increments
-	var mu sync.Mutex
-	cutAt := map[string]time.Time{}
-	collect := func(rd admission.Ready) {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range rd.Cuts {
-			if _, ok := cutAt[c.CallID]; !ok {
-				cutAt[c.CallID] = time.Now()
-			}
-		}
-	}
+	cuts := newCuts()
+	collect := cuts.collect
 	var nodes []*node
 	for _, name := range []string{"gw1", "gw2", "gw3"} {
 		_, js := bustest.Connect(t, url)
@@ -177,23 +141,7 @@ func TestSharedSpendBudget(t *testing.T) {
 		}
 		nodes = append(nodes, n)
 	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for _, n := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(10 * time.Millisecond):
-					collect(n.r.Tick(time.Now()))
-				}
-			}
-		}()
-	}
-	defer func() { close(stop); wg.Wait() }()
+	tickAll(t, nodes, cuts)
 	// One call answered on each node: 3,000 a second; 30,000 run out 10 s
 	// after the answers (30 s if each node counted alone).
 	t0 := time.Now()
@@ -205,14 +153,12 @@ func TestSharedSpendBudget(t *testing.T) {
 		collect(n.r.Answer(t0, id))
 	}
 	exact := t0.Add(10 * time.Second)
-	waitFor(t, 25*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(cutAt) == 3 }, "the three calls cut")
-	mu.Lock()
-	for id, at := range cutAt {
+	waitFor(t, 25*time.Second, func() bool { return cuts.len() == 3 }, "the three calls cut")
+	for id, at := range cuts.snapshot() {
 		if d := at.Sub(exact); d < -time.Second || d > 1500*time.Millisecond {
 			t.Errorf("call %s cut %v from the exact instant", id, d)
 		}
 	}
-	mu.Unlock()
 	var spent int64
 	for _, n := range nodes {
 		spent += n.r.Usage(time.Now(), "acme").Spend
@@ -230,17 +176,8 @@ func TestSharedRoleMinutes(t *testing.T) {
 	t.Parallel()
 	_, url := bustest.Start(t, t.TempDir())
 	one := int64(1)
-	var mu sync.Mutex
-	cutAt := map[string]time.Time{}
-	collect := func(rd admission.Ready) {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range rd.Cuts {
-			if _, ok := cutAt[c.CallID]; !ok {
-				cutAt[c.CallID] = time.Now()
-			}
-		}
-	}
+	cuts := newCuts()
+	collect := cuts.collect
 	var nodes []*node
 	for _, name := range []string{"gw1", "gw2"} {
 		_, js := bustest.Connect(t, url)
@@ -251,23 +188,7 @@ func TestSharedRoleMinutes(t *testing.T) {
 		}
 		nodes = append(nodes, n)
 	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for _, n := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(10 * time.Millisecond):
-					collect(n.r.Tick(time.Now()))
-				}
-			}
-		}()
-	}
-	defer func() { close(stop); wg.Wait() }()
+	tickAll(t, nodes, cuts)
 	// User 100: three calls on each node, 6 s a second: its 60 s run out
 	// 10 s after the answers. User 200 (no role) has one call on gw1.
 	t0 := time.Now()
@@ -290,10 +211,9 @@ func TestSharedRoleMinutes(t *testing.T) {
 	}
 	other := call(nodes[0], "200")
 	exact := t0.Add(10 * time.Second)
-	waitFor(t, 25*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(cutAt) >= 6 }, "user 100's six calls cut")
+	waitFor(t, 25*time.Second, func() bool { return cuts.len() >= 6 }, "user 100's six calls cut")
 	time.Sleep(100 * time.Millisecond)
-	mu.Lock()
-	defer mu.Unlock()
+	cutAt := cuts.snapshot()
 	if _, cut := cutAt[other]; cut || len(cutAt) != 6 {
 		t.Fatalf("cuts %v: want user 100's six calls only", cutAt)
 	}
@@ -314,4 +234,60 @@ func TestSharedRoleMinutes(t *testing.T) {
 		t.Fatalf("user 100 billed %v over the nodes, role cap 60 s", billed)
 	}
 	t.Logf("user 100 billed %v over the nodes (role cap 60 s)", billed)
+}
+
+// cuts records when each call was first cut, from the engines' outputs.
+type cuts struct {
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+func newCuts() *cuts { return &cuts{at: map[string]time.Time{}} }
+
+func (c *cuts) collect(rd admission.Ready) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, cut := range rd.Cuts {
+		if _, ok := c.at[cut.CallID]; !ok {
+			c.at[cut.CallID] = time.Now()
+		}
+	}
+}
+
+func (c *cuts) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.at)
+}
+
+func (c *cuts) snapshot() map[string]time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]time.Time, len(c.at))
+	for k, v := range c.at {
+		out[k] = v
+	}
+	return out
+}
+
+// tickAll runs every node's timer, as the edge does (Tick every 10 ms),
+// feeding c, until the test ends.
+func tickAll(t *testing.T, nodes []*node, c *cuts) {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(10 * time.Millisecond):
+					c.collect(n.r.Tick(time.Now()))
+				}
+			}
+		}()
+	}
+	t.Cleanup(func() { close(stop); wg.Wait() })
 }
