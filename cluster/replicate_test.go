@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"testing"
 	"time"
@@ -255,4 +256,56 @@ func TestConfigCatchUp(t *testing.T) {
 		t.Fatalf("gw-c's own pending change was undone: max_parallel_calls %d, want 4", got)
 	}
 	within(t, "gw-c's change on gw-a and gw-b", func() bool { return parallel(t, a.svc, "demo") == 4 && parallel(t, b.svc, "demo") == 4 })
+}
+
+// The control service over a real ledger: GET /v1/cluster's status, and a
+// release refused for a live node (409) and an unknown one (404), then
+// granted and audited for a node that went silent.
+func TestControlClusterRelease(t *testing.T) {
+	t.Parallel()
+	_, url := bustest.Start(t, t.TempDir())
+	ctx := context.Background()
+	var gws []*gateway
+	var ledgers []*cluster.Ledger
+	for _, name := range []string{"gw-a", "gw-b"} {
+		_, js := bustest.Connect(t, url)
+		g := startGateway(t, js, name)
+		l, err := cluster.Start(ctx, cluster.Options{Node: name, TTL: time.Second, MaxCallDuration: time.Hour,
+			Bucket: "LEDGER", Replicas: 1, JS: js, Engine: g.svc.Runner(), Log: zerolog.Nop()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.svc.SetCluster(l)
+		gws, ledgers = append(gws, g), append(ledgers, l)
+	}
+	a := gws[0].svc
+	within(t, "both nodes in gw-a's status", func() bool {
+		st, err := a.Cluster(ctx, "")
+		return err == nil && st.Enabled && len(st.Nodes) == 2
+	})
+	if _, err := a.ReleaseNode(ctx, "alice", "gw-b"); !errors.Is(err, api.ErrConflict) {
+		t.Fatalf("release of live gw-b: %v, want ErrConflict", err)
+	}
+	if _, err := a.ReleaseNode(ctx, "alice", "gw-z"); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("release of an unknown node: %v, want ErrNotFound", err)
+	}
+	ledgers[1].Close() // gw-b stops renewing
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := a.ReleaseNode(ctx, "alice", "gw-b")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gw-b still not releasable: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	entries, err := a.Audit(ctx, api.AuditQuery{})
+	if err != nil || len(entries) == 0 || entries[0].Action != "cluster.release" || entries[0].Actor != "alice" || entries[0].Resource != "cluster/nodes/gw-b" {
+		t.Fatalf("audit after the release: %+v, %v", entries, err)
+	}
+	for _, l := range ledgers {
+		l.Close()
+	}
 }
