@@ -293,6 +293,7 @@ func (l *Ledger) apply(e jetstream.KeyValueEntry) {
 	if name, ok := strings.CutPrefix(key, nodePrefix); ok {
 		if e.Operation() != jetstream.KeyValuePut {
 			delete(l.nodes, name)
+			l.usageOfNodeChanged(name) // released: counted as last published
 			return
 		}
 		var n nodeRec

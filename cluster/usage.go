@@ -97,6 +97,27 @@ func (l *Ledger) applyUsage(e jetstream.KeyValueEntry) {
 	}
 }
 
+// usageOfNodeChanged marks every subject node published usage of for
+// the next application. Called with l.mu held.
+func (l *Ledger) usageOfNodeChanged(node string) {
+	for key := range l.usage {
+		if s, n, ok := parseUsageKey(key); ok && n == node {
+			l.usageDirty[s] = true
+		}
+	}
+}
+
+// leaseUse is the parallel lease use node holds for s (the tenant's
+// max_parallel_calls, or the user's role cap): the most calls it may have
+// up. Called with l.mu held.
+func (l *Ledger) leaseUse(s subject, node string) int64 {
+	h := held{tenant: s.tenant, dim: admission.LeaseParallel}
+	if s.user != "" {
+		h = held{tenant: s.tenant, dim: admission.LeaseUser, user: s.user}
+	}
+	return l.cache[h.key()].rec.Leases[node].Use
+}
+
 // SetOnReady sets Options.OnReady (the edge, created after the ledger).
 func (l *Ledger) SetOnReady(f func(admission.Ready)) { l.onReady.Store(&f) }
 
@@ -130,19 +151,31 @@ func (l *Ledger) applyClusterUsage() {
 	for key, nu := range l.usage {
 		t, node, ok := parseUsageKey(key)
 		if s, dirty := sums[t]; ok && dirty && nu.CycleStart.Equal(start.UTC()) {
-			// Extrapolated by the calls it was billing, while it is alive:
-			// a silent node (crashed, or cut off) is counted as it last
-			// published, up to when others consider it silent.
-			until, billing, spendRate := now, nu.BillingCalls, nu.SpendRate
-			if hb, known := l.nodes[node]; !known || ms > hb.RenewBy+l.grace.Milliseconds() {
-				end := nu.Published
-				if known {
-					end = time.UnixMilli(hb.RenewBy + l.grace.Milliseconds())
+			// Extrapolated by the calls it was billing. A silent node
+			// (crashed, cut off, NATS away) is counted as still billing
+			// every call its lease let it admit until those calls must
+			// have ended (renew_by + its max_call_duration + grace), as
+			// its parallel capacity stays reserved: a cut-off node never
+			// takes the cluster over a budget. Its restart publishes what
+			// it really billed; an operator's release (no heartbeat)
+			// counts it as it last published.
+			until, calls, spendRate := now, nu.BillingCalls, nu.SpendRate
+			hb, known := l.nodes[node]
+			switch g := l.grace.Milliseconds(); {
+			case !known:
+				until, calls, spendRate = nu.Published, 0, 0
+			case ms > hb.RenewBy+g:
+				calls = max(calls, l.leaseUse(t, node))
+				if end := time.UnixMilli(hb.RenewBy + hb.MaxCall + g); end.Before(now) {
+					until = end
 				}
-				until, billing, spendRate = end, 0, 0
 			}
 			since := max(0, until.Sub(nu.Published))
-			s.billed += time.Duration(nu.BilledNanos) + time.Duration(nu.BillingCalls)*since
+			billing := calls
+			if until.Before(now) {
+				billing, spendRate = 0, 0 // no more: its calls have ended
+			}
+			s.billed += time.Duration(nu.BilledNanos) + time.Duration(calls)*since
 			s.billing += billing
 			// Spend: an upper bound (the engine is given it as a fixed
 			// amount, re-applied every maintenance round).
