@@ -34,11 +34,7 @@ func BenchmarkAdmitEnd(b *testing.B) {
 		{
 			b.Run(fmt.Sprintf("cluster-2-nodes/util-%d%%", pct), func(b *testing.B) {
 				_, url := bustest.Start(b, b.TempDir())
-				var nodes []*node
-				for _, name := range []string{"gw1", "gw2"} {
-					_, js := bustest.Connect(b, url)
-					nodes = append(nodes, startNode(b, js, name, limits(capv, -1), Options{TTL: 10 * time.Second}))
-				}
+				nodes := startNodes(b, url, 2, limits(capv, -1), Options{TTL: 10 * time.Second})
 				before := nodes[0].l.Stats().RTTCount + nodes[1].l.Stats().RTTCount
 				calls := benchAdmitEnd(b, nodes, capv*pct/100/2)
 				after := nodes[0].l.Stats().RTTCount + nodes[1].l.Stats().RTTCount
@@ -99,11 +95,7 @@ func BenchmarkIdleReturn(b *testing.B) {
 	for _, k := range []int{1, 10} {
 		b.Run(fmt.Sprintf("slots-%d", k), func(b *testing.B) {
 			_, url := bustest.Start(b, b.TempDir())
-			var nodes []*node
-			for _, name := range []string{"gw1", "gw2"} {
-				_, js := bustest.Connect(b, url)
-				nodes = append(nodes, startNode(b, js, name, limits(100, -1), Options{TTL: 10 * time.Second}))
-			}
+			nodes := startNodes(b, url, 2, limits(100, -1), Options{TTL: 10 * time.Second})
 			gw1, gw2 := nodes[0], nodes[1]
 			for gw1.active()+gw2.active() < 100 {
 				gw1.admit(admission.Outbound)

@@ -21,23 +21,13 @@ func TestSharedMinutesBudget(t *testing.T) {
 	lim := admission.Limits{MaxMonthlyMinutes: &one, AutoSuspend: &yes}
 	cuts := newCuts()
 	collect := cuts.collect
-	var nodes []*node
-	for _, name := range []string{"gw1", "gw2", "gw3"} {
-		_, js := bustest.Connect(t, url)
-		nodes = append(nodes, startNode(t, js, name, lim, Options{OnReady: collect}))
-	}
+	nodes := startNodes(t, url, 3, lim, Options{OnReady: collect})
 	tickAll(t, nodes, cuts) // the edges' timers
 	// Two calls answered on each node: 6 s of billing per second, so the
 	// 60 s run out 10 s after the answers (30 s if each node counted alone).
 	t0 := time.Now()
 	for _, n := range nodes {
-		for range 2 {
-			d, id := n.admit(admission.Outbound)
-			if !d.Admitted {
-				t.Fatalf("%s: %v", n.name, d.Rejection)
-			}
-			collect(n.r.Answer(t0, id))
-		}
+		n.answered(t, 2, t0, collect)
 	}
 	exact := t0.Add(10 * time.Second)
 	waitFor(t, 25*time.Second, func() bool { return cuts.len() == 6 }, "the six calls cut")
@@ -83,17 +73,10 @@ func TestSilentNodeUsage(t *testing.T) {
 	_, url := bustest.Start(t, t.TempDir())
 	one, yes := int64(1), true
 	lim := admission.Limits{MaxMonthlyMinutes: &one, AutoSuspend: &yes}
-	var nodes []*node
-	for _, name := range []string{"gw1", "gw2"} {
-		_, js := bustest.Connect(t, url)
-		nodes = append(nodes, startNode(t, js, name, lim, Options{TTL: time.Second, MaxCallDuration: 3 * time.Second}))
-	}
+	nodes := startNodes(t, url, 2, lim, Options{TTL: time.Second, MaxCallDuration: 3 * time.Second})
 	gw1, gw2 := nodes[0], nodes[1]
 	answered := time.Now()
-	for range 2 {
-		_, id := gw2.admit(admission.Outbound)
-		gw2.r.Answer(answered, id)
-	}
+	gw2.answered(t, 2, answered, nil)
 	waitFor(t, 5*time.Second, func() bool {
 		u := gw1.l.Usage("acme")
 		return len(u.Nodes) == 2 && u.Nodes[1].BillingCalls == 2
@@ -136,25 +119,18 @@ func TestSharedSpendBudget(t *testing.T) {
 	rate := admission.Rate{PerMinute: 60_000, Initial: 1, Subsequent: 1} // 1,000 a second, per-second increments
 	cuts := newCuts()
 	collect := cuts.collect
-	var nodes []*node
-	for _, name := range []string{"gw1", "gw2", "gw3"} {
-		_, js := bustest.Connect(t, url)
-		n := startNode(t, js, name, lim, Options{OnReady: collect})
+	nodes := startNodes(t, url, 3, lim, Options{OnReady: collect})
+	for _, n := range nodes {
 		if _, err := n.r.UpsertPlan(time.Now(), admission.Plan{Name: "p", Limits: lim, Rates: []admission.Rate{rate}}); err != nil {
 			t.Fatal(err)
 		}
-		nodes = append(nodes, n)
 	}
 	tickAll(t, nodes, cuts)
 	// One call answered on each node: 3,000 a second; 30,000 run out 10 s
 	// after the answers (30 s if each node counted alone).
 	t0 := time.Now()
 	for _, n := range nodes {
-		d, id := n.admit(admission.Outbound)
-		if !d.Admitted {
-			t.Fatalf("%s: %v", n.name, d.Rejection)
-		}
-		collect(n.r.Answer(t0, id))
+		n.answered(t, 1, t0, collect)
 	}
 	exact := t0.Add(10 * time.Second)
 	waitFor(t, 25*time.Second, func() bool { return cuts.len() == 3 }, "the three calls cut")
@@ -182,15 +158,12 @@ func TestSharedRoleMinutes(t *testing.T) {
 	one := int64(1)
 	cuts := newCuts()
 	collect := cuts.collect
-	var nodes []*node
-	for _, name := range []string{"gw1", "gw2"} {
-		_, js := bustest.Connect(t, url)
-		n := startNode(t, js, name, admission.Limits{}, Options{OnReady: collect})
+	nodes := startNodes(t, url, 2, admission.Limits{}, Options{OnReady: collect})
+	for _, n := range nodes {
 		if _, err := n.r.UpsertTenant(time.Now(), admission.Tenant{Name: "acme", Plan: "p",
 			Roles: []admission.Role{{Name: "desk", MaxMonthlyMinutes: &one, Users: []string{"100"}}}}); err != nil {
 			t.Fatal(err)
 		}
-		nodes = append(nodes, n)
 	}
 	tickAll(t, nodes, cuts)
 	// User 100: three calls on each node, 6 s a second: its 60 s run out

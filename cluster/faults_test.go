@@ -228,11 +228,7 @@ func TestCPSPerSecondOverThreeNodes(t *testing.T) {
 	t.Parallel()
 	_, url := bustest.Start(t, t.TempDir())
 	const rate = 10
-	var nodes []*node
-	for _, name := range []string{"gw1", "gw2", "gw3"} {
-		_, js := bustest.Connect(t, url)
-		nodes = append(nodes, startNode(t, js, name, limits(-1, rate), Options{}))
-	}
+	nodes := startNodes(t, url, 3, limits(-1, rate), Options{})
 	var mu sync.Mutex
 	perSec := map[int64]int{}
 	stop := time.Now().Add(2500 * time.Millisecond)
@@ -274,11 +270,7 @@ func TestDirectionCaps(t *testing.T) {
 	in, out := int64(5), int64(7)
 	lim := limits(10, -1)
 	lim.MaxParallelInbound, lim.MaxParallelOutbound = &in, &out
-	var nodes []*node
-	for _, name := range []string{"gw1", "gw2"} {
-		_, js := bustest.Connect(t, url)
-		nodes = append(nodes, startNode(t, js, name, lim, Options{}))
-	}
+	nodes := startNodes(t, url, 2, lim, Options{})
 	// Both directions offered to both nodes for up to 3 s: the caps hold
 	// at every moment, and in the end every slot of the total is used.
 	deadline := time.Now().Add(3 * time.Second)
@@ -311,15 +303,12 @@ func TestRoleCapPerUserOverThreeNodes(t *testing.T) {
 	t.Parallel()
 	_, url := bustest.Start(t, t.TempDir())
 	three := int64(3)
-	var nodes []*node
-	for _, name := range []string{"gw1", "gw2", "gw3"} {
-		_, js := bustest.Connect(t, url)
-		n := startNode(t, js, name, limits(100, -1), Options{})
+	nodes := startNodes(t, url, 3, limits(100, -1), Options{})
+	for _, n := range nodes {
 		if _, err := n.r.UpsertTenant(time.Now(), admission.Tenant{Name: "acme", Plan: "p",
 			Roles: []admission.Role{{Name: "desk", MaxParallelCalls: &three, Users: []string{"100"}}}}); err != nil {
 			t.Fatal(err)
 		}
-		nodes = append(nodes, n)
 	}
 	var mu sync.Mutex
 	got := map[string]int{}

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tollgate/tollgate/admission"
+	"github.com/tollgate/tollgate/bus/bustest"
 )
 
 // node is one gateway of a test cluster: an engine in cluster mode and
@@ -68,6 +69,18 @@ func startNode(t testing.TB, js jetstream.JetStream, name string, lim admission.
 	t.Cleanup(l.Close)
 	waitFor(t, 10*time.Second, func() bool { return l.valid() }, name+" ledger ready")
 	return &node{name: name, r: r, l: l}
+}
+
+// startNodes starts k nodes gw1..gwk, each with its own connection to
+// the NATS at url (see startNode).
+func startNodes(t testing.TB, url string, k int, lim admission.Limits, o Options) []*node {
+	t.Helper()
+	var nodes []*node
+	for i := range k {
+		_, js := bustest.Connect(t, url)
+		nodes = append(nodes, startNode(t, js, fmt.Sprintf("gw%d", i+1), lim, o))
+	}
+	return nodes
 }
 
 // admit is the edge's lease-then-admit loop (sip/lease.go) for tests.
@@ -128,6 +141,22 @@ func offer(nodes []*node, k int) (admitted, busy, other int64) {
 	}
 	wg.Wait()
 	return a.Load(), b.Load(), o.Load()
+}
+
+// answered admits k outbound calls and answers them at at, handing the
+// answers' effects to out (nil: dropped); it fails the test if one is
+// refused.
+func (n *node) answered(t testing.TB, k int, at time.Time, out func(admission.Ready)) {
+	t.Helper()
+	for range k {
+		d, id := n.admit(admission.Outbound)
+		if !d.Admitted {
+			t.Fatalf("%s: %v", n.name, d.Rejection)
+		}
+		if rd := n.r.Answer(at, id); out != nil {
+			out(rd)
+		}
+	}
 }
 
 // fill admits outbound calls until one is refused; it returns how many

@@ -13,11 +13,7 @@ import (
 func TestExactParallelCapOverThreeNodes(t *testing.T) {
 	t.Parallel()
 	_, url := bustest.Start(t, t.TempDir())
-	var nodes []*node
-	for _, name := range []string{"gw1", "gw2", "gw3"} {
-		_, js := bustest.Connect(t, url)
-		nodes = append(nodes, startNode(t, js, name, limits(50, -1), Options{}))
-	}
+	nodes := startNodes(t, url, 3, limits(50, -1), Options{})
 	admitted, busy, other := offer(nodes, 300)
 	if admitted != 50 || busy != 250 {
 		t.Fatalf("admitted %d, busy %d, other %d; want 50, 250, 0", admitted, busy, other)
@@ -36,11 +32,7 @@ func TestExactParallelCapOverThreeNodes(t *testing.T) {
 func TestEverySlotEndsUpInUse(t *testing.T) {
 	t.Parallel()
 	_, url := bustest.Start(t, t.TempDir())
-	var nodes []*node
-	for _, name := range []string{"gw1", "gw2", "gw3"} {
-		_, js := bustest.Connect(t, url)
-		nodes = append(nodes, startNode(t, js, name, limits(30, -1), Options{}))
-	}
+	nodes := startNodes(t, url, 3, limits(30, -1), Options{})
 	// gw1 grabs a lot first, alone.
 	for range 12 {
 		if d, _ := nodes[0].admit(admission.Outbound); !d.Admitted {
@@ -72,22 +64,9 @@ func TestEverySlotEndsUpInUse(t *testing.T) {
 func TestClusterWideUsage(t *testing.T) {
 	t.Parallel()
 	_, url := bustest.Start(t, t.TempDir())
-	var nodes []*node
-	for _, name := range []string{"gw1", "gw2"} {
-		_, js := bustest.Connect(t, url)
-		nodes = append(nodes, startNode(t, js, name, limits(10, -1), Options{}))
-	}
-	answer := func(n *node, k int) {
-		for range k {
-			d, id := n.admit(admission.Outbound)
-			if !d.Admitted {
-				t.Fatalf("%s: %v", n.name, d.Rejection)
-			}
-			n.r.Answer(time.Now(), id)
-		}
-	}
-	answer(nodes[0], 2)
-	answer(nodes[1], 1)
+	nodes := startNodes(t, url, 2, limits(10, -1), Options{})
+	nodes[0].answered(t, 2, time.Now(), nil)
+	nodes[1].answered(t, 1, time.Now(), nil)
 	time.Sleep(1200 * time.Millisecond)
 	nodes[1].endAll()
 	var u TenantUsage

@@ -83,21 +83,29 @@ func (s *Service) Pending() []cluster.Change {
 	return cs
 }
 
+// replicating reports whether a change made now is to be published (or
+// kept pending): in cluster mode, unless it came from another node.
+// Called with mu held.
+func (s *Service) replicating() bool {
+	return (s.repl != nil || s.replWanted) && !s.applying
+}
+
 // publish writes cs to the replicator, unless there is none or the
 // change being made came from another node (ApplyChange). Called with mu
 // held: an operator's change waits for its one round trip (bounded by
 // replicateTimeout), never an INVITE. A failure is logged and the objects
 // are published again by resync.
 func (s *Service) publish(cs ...cluster.Change) {
-	if s.applying || len(cs) == 0 {
+	if !s.replicating() || len(cs) == 0 {
 		return
 	}
-	if s.repl == nil {
-		if s.replWanted {
-			for _, c := range cs {
-				s.unsynced[[2]string{c.Kind, c.Name}] = c.Actor
-			}
+	pending := func() {
+		for _, c := range cs {
+			s.unsynced[[2]string{c.Kind, c.Name}] = c.Actor
 		}
+	}
+	if s.repl == nil { // expected, not started yet
+		pending()
 		return
 	}
 	now := s.now()
@@ -107,9 +115,7 @@ func (s *Service) publish(cs ...cluster.Change) {
 	ctx, cancel := context.WithTimeout(context.Background(), replicateTimeout)
 	defer cancel()
 	if err := s.repl.Publish(ctx, cs); err != nil {
-		for _, c := range cs {
-			s.unsynced[[2]string{c.Kind, c.Name}] = c.Actor
-		}
+		pending()
 		s.log.Warn().Err(err).Int("objects", len(cs)).
 			Msg("cluster: change applied here, not yet replicated to the other gateways; retrying")
 	}

@@ -431,7 +431,9 @@ func (s *Service) submit(b *store.Batch, now time.Time) error {
 	if err := s.commit.Submit(b); err != nil {
 		return fmt.Errorf("control: commit: %w", err)
 	}
-	s.publish(batchChanges(b)...)
+	if s.replicating() {
+		s.publish(batchChanges(b)...)
+	}
 	return nil
 }
 
