@@ -13,8 +13,8 @@ func TestRoundTrip(t *testing.T) {
 			t.Fatalf("%s = %v, want %v", k, got[k], v)
 		}
 	}
-	// Replies may hold lists and nested dictionaries (rtpengine sends them);
-	// this is a literal, no rtpengine is needed.
+	// Replies may hold lists and nested dictionaries (NG replies do); this
+	// is a literal: the test talks to no media daemon.
 	if m, err := Decode([]byte("d6:result2:ok4:listl1:ai1ee4:dictd1:k1:vee")); err != nil || m["result"] != "ok" {
 		t.Fatalf("nested: %v %v", m, err)
 	}
