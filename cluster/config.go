@@ -85,9 +85,9 @@ func StartReplicator(ctx context.Context, o ReplicatorOptions) (*Replicator, err
 		return nil, fmt.Errorf("config bucket %s: %w", o.Bucket, err)
 	}
 	r0 := &Replicator{o: o, kv: kv}
-	pending := o.Target.Pending()
-	for i := range pending {
-		pending[i].Origin, pending[i].At = o.Node, time.Now().UTC()
+	pending, err := r0.fresh(ctx, o.Target.Pending())
+	if err != nil {
+		return nil, err
 	}
 	if err := r0.Publish(ctx, pending); err != nil {
 		return nil, err
@@ -141,6 +141,35 @@ initialValues:
 		Msg("cluster configuration in line with the bucket")
 	go r.run()
 	return r, nil
+}
+
+// fresh is the pending changes that are newer than the bucket's state
+// of their object: last writer wins, by the instant of the change (the
+// nodes' clocks). A pending change older than the bucket's is dropped
+// here; the bucket's is then applied, which clears its mark.
+func (r *Replicator) fresh(ctx context.Context, pending []Change) ([]Change, error) {
+	var out []Change
+	for _, c := range pending {
+		c.Origin = r.o.Node
+		if c.At.IsZero() {
+			c.At = time.Now().UTC()
+		}
+		e, err := r.kv.Get(ctx, changeKey(c.Kind, c.Name))
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case err != nil:
+			return nil, fmt.Errorf("config bucket %s: %w", r.o.Bucket, err)
+		default:
+			if cur, ok := r.decode(e); ok && cur.At.After(c.At) {
+				r.o.Log.Warn().Str("kind", c.Kind).Str("name", c.Name).Str("by", cur.Origin).
+					Time("theirs", cur.At).Time("ours", c.At).
+					Msg("cluster configuration: a change made here while away is older than the cluster's; the cluster's wins")
+				continue
+			}
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 func changeKey(kind, name string) string { return kind + "." + token(name) }

@@ -309,3 +309,111 @@ func TestControlClusterRelease(t *testing.T) {
 		l.Close()
 	}
 }
+
+// A change made while NATS is away outlives a restart of its node: the
+// mark is in the node's store, and the change reaches the others when
+// the replicator starts after the restart. A pending change older than
+// the cluster's newer state of the object loses to it (last writer wins),
+// and either way no mark is left behind.
+func TestPendingSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	_, url := bustest.Start(t, t.TempDir())
+	_, js := bustest.Connect(t, url)
+	a := startGateway(t, js, "gw-a")
+	ctx := context.Background()
+	dir := t.TempDir()
+	// open is gw-c's process: its Badger store and control service,
+	// with NATS not reached (ExpectReplicator only).
+	open := func() (*store.Badger, *control.Service) {
+		t.Helper()
+		st, err := store.Open(dir, store.Options{Logger: zerolog.Nop()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, _ := configs.Parse("repl.yaml", []byte(replConfig))
+		svc, err := control.Open(cfg, st, control.Options{Logger: zerolog.Nop(), Env: func(string) string { return "root-token-0123456789abcdef" }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc.ExpectReplicator("gw-c")
+		return st, svc
+	}
+	closeNode := func(st *store.Badger, svc *control.Service) {
+		if err := svc.Close(); err != nil {
+			t.Error(err)
+		}
+		if err := st.Close(); err != nil {
+			t.Error(err)
+		}
+	}
+	connect := func(svc *control.Service) *cluster.Replicator {
+		t.Helper()
+		_, js := bustest.Connect(t, url)
+		r, err := cluster.StartReplicator(ctx, cluster.ReplicatorOptions{Node: "gw-c", Bucket: "CFG", Replicas: 1, JS: js, Target: svc, Log: zerolog.Nop()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc.SetReplicator(r, "gw-c")
+		return r
+	}
+	marks := func(st *store.Badger) int {
+		t.Helper()
+		s, err := st.Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(s.Unreplicated)
+	}
+
+	// 1. Changed while away, restarted before NATS is back.
+	st, svc := open()
+	if _, err := svc.PatchLimits(ctx, "carol", "demo", maxParallel("3")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Suspend(ctx, "carol", "demo", "fraud"); err != nil {
+		t.Fatal(err)
+	}
+	closeNode(st, svc)
+	st, svc = open()
+	if n := marks(st); n != 2 {
+		t.Fatalf("%d replication marks after the restart, want 2 (tenant and status)", n)
+	}
+	r := connect(svc)
+	within(t, "gw-c's change made before its restart on gw-a", func() bool {
+		v, _ := a.svc.GetTenant(ctx, "demo")
+		return parallel(t, a.svc, "demo") == 3 && v.Status.Suspended
+	})
+	if n := marks(st); n != 0 {
+		t.Errorf("%d replication marks left once replicated", n)
+	}
+	r.Close()
+	closeNode(st, svc)
+
+	// 2. Changed while away; the cluster changes the same object later.
+	st, svc = open()
+	if _, err := svc.PatchLimits(ctx, "carol", "demo", maxParallel("5")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	if _, err := a.svc.PatchLimits(ctx, "alice", "demo", maxParallel("6")); err != nil {
+		t.Fatal(err)
+	}
+	closeNode(st, svc)
+	st, svc = open()
+	r = connect(svc)
+	defer func() { r.Close(); closeNode(st, svc) }()
+	if got := parallel(t, svc, "demo"); got != 6 {
+		t.Errorf("gw-c has max_parallel_calls %d after rejoining, want the cluster's newer 6", got)
+	}
+	time.Sleep(2 * resyncEvery)
+	if got := parallel(t, a.svc, "demo"); got != 6 {
+		t.Errorf("gw-c's older change overwrote the cluster's: gw-a has %d, want 6", got)
+	}
+	if n := marks(st); n != 0 {
+		t.Errorf("%d replication marks left after the cluster's newer change", n)
+	}
+}
+
+// resyncEvery is the control service's retry period of failed
+// publications.
+const resyncEvery = time.Second

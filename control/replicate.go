@@ -46,12 +46,14 @@ type replicatedStatus struct {
 // mode, NATS not reached yet): until SetReplicator, changes are applied
 // here and kept as pending, for the replicator to publish first when it
 // starts (Pending), so the bucket's older state does not undo them.
+// Pending changes are marked in the store with the change itself, so a
+// restart before NATS is back keeps them pending.
 func (s *Service) ExpectReplicator(node string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.replNode, s.replWanted = node, true
 	if s.unsynced == nil {
-		s.unsynced = map[[2]string]string{}
+		s.unsynced = map[[2]string]store.Unreplicated{}
 	}
 }
 
@@ -61,7 +63,7 @@ func (s *Service) SetReplicator(r Replicator, node string) {
 	s.mu.Lock()
 	s.repl, s.replNode = r, node
 	if s.unsynced == nil {
-		s.unsynced = map[[2]string]string{}
+		s.unsynced = map[[2]string]store.Unreplicated{}
 	}
 	s.replStop = make(chan struct{})
 	stop := s.replStop
@@ -70,15 +72,22 @@ func (s *Service) SetReplicator(r Replicator, node string) {
 }
 
 // Pending is the current state of the objects changed here and not yet
-// published (implements cluster.ConfigTarget). They stay pending: the
-// resync after SetReplicator publishes them once more, which the other
-// nodes find unchanged.
+// published, each at the instant of its change (implements
+// cluster.ConfigTarget). They stay pending until a publication succeeds
+// or a newer change from another node is applied (ApplyChange).
 func (s *Service) Pending() []cluster.Change {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.pendingChanges()
+}
+
+// pendingChanges is Pending with mu held.
+func (s *Service) pendingChanges() []cluster.Change {
 	var cs []cluster.Change
-	for k, actor := range s.unsynced {
-		cs = append(cs, s.current(k[0], k[1], actor))
+	for k, m := range s.unsynced {
+		c := s.current(k[0], k[1], m.Actor)
+		c.Origin, c.At = s.replNode, m.At
+		cs = append(cs, c)
 	}
 	return cs
 }
@@ -90,34 +99,57 @@ func (s *Service) replicating() bool {
 	return (s.repl != nil || s.replWanted) && !s.applying
 }
 
-// publish writes cs to the replicator, unless there is none or the
-// change being made came from another node (ApplyChange). Called with mu
-// held: an operator's change waits for its one round trip (bounded by
-// replicateTimeout), never an INVITE. A failure is logged and the objects
-// are published again by resync.
-func (s *Service) publish(cs ...cluster.Change) {
+// publish marks cs (changes made at) as pending and writes them to the
+// replicator; once it has them, the marks are removed (replicated). It
+// does nothing unless replicating. Called with mu held: an operator's
+// change waits for its one round trip (bounded by replicateTimeout),
+// never an INVITE. A failure is logged and the objects are published
+// again by resync.
+func (s *Service) publish(at time.Time, cs ...cluster.Change) {
 	if !s.replicating() || len(cs) == 0 {
 		return
 	}
-	pending := func() {
-		for _, c := range cs {
-			s.unsynced[[2]string{c.Kind, c.Name}] = c.Actor
-		}
+	for i, c := range cs {
+		cs[i].Origin, cs[i].At = s.replNode, at
+		s.unsynced[[2]string{c.Kind, c.Name}] = store.Unreplicated{Kind: c.Kind, Name: c.Name, Actor: c.Actor, At: at}
 	}
+	s.send(cs)
+}
+
+// send writes cs (Origin and At set) to the replicator, if started, and
+// on success removes their marks. Called with mu held.
+func (s *Service) send(cs []cluster.Change) bool {
 	if s.repl == nil { // expected, not started yet
-		pending()
-		return
-	}
-	now := s.now()
-	for i := range cs {
-		cs[i].Origin, cs[i].At = s.replNode, now
+		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), replicateTimeout)
 	defer cancel()
 	if err := s.repl.Publish(ctx, cs); err != nil {
-		pending()
 		s.log.Warn().Err(err).Int("objects", len(cs)).
 			Msg("cluster: change applied here, not yet replicated to the other gateways; retrying")
+		return false
+	}
+	for _, c := range cs {
+		s.unmark(c.Kind, c.Name, c.At)
+	}
+	return true
+}
+
+// unmark removes the pending mark of an object if it is not newer than
+// at: the change it marks is in the bucket, or a newer one from another
+// node was applied here. Called with mu held.
+func (s *Service) unmark(kind, name string, at time.Time) {
+	k := [2]string{kind, name}
+	m, ok := s.unsynced[k]
+	if !ok || m.At.After(at) {
+		return
+	}
+	delete(s.unsynced, k)
+	m.Done = true
+	if err := s.commit.Submit(&store.Batch{Unreplicated: []store.Unreplicated{m}}); err != nil {
+		// Left in the store: published once more after a restart, as
+		// the object's state then, unless the bucket has a newer one.
+		s.log.Warn().Err(err).Str("kind", kind).Str("name", name).Msg("cluster: replication mark not removed")
 	}
 }
 
@@ -133,16 +165,8 @@ func (s *Service) resync(stop chan struct{}) {
 		case <-t.C:
 		}
 		s.mu.Lock()
-		if len(s.unsynced) > 0 {
-			var cs []cluster.Change
-			for k, actor := range s.unsynced {
-				cs = append(cs, s.current(k[0], k[1], actor))
-			}
-			clear(s.unsynced)
-			s.publish(cs...)
-			if len(s.unsynced) == 0 {
-				s.log.Info().Int("objects", len(cs)).Msg("cluster: pending changes replicated")
-			}
+		if cs := s.pendingChanges(); len(cs) > 0 && s.send(cs) {
+			s.log.Info().Int("objects", len(cs)).Msg("cluster: pending changes replicated")
 		}
 		s.mu.Unlock()
 	}
@@ -260,6 +284,12 @@ func (s *Service) Snapshot() []cluster.Change {
 func (s *Service) ApplyChange(c cluster.Change) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if m, ok := s.unsynced[[2]string{c.Kind, c.Name}]; ok {
+		if m.At.After(c.At) {
+			return nil // changed here since: the local change is published and wins
+		}
+		s.unmark(c.Kind, c.Name, c.At)
+	}
 	if cur := s.current(c.Kind, c.Name, ""); cur.Deleted == c.Deleted && bytes.Equal(cur.Value, c.Value) {
 		return nil
 	}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/tollgate/tollgate/admission"
 	"github.com/tollgate/tollgate/api"
+	"github.com/tollgate/tollgate/cluster"
 	"github.com/tollgate/tollgate/configs"
 	"github.com/tollgate/tollgate/store"
 )
@@ -90,7 +91,7 @@ type Service struct {
 	replNode   string
 	replWanted bool
 	applying   bool
-	unsynced   map[[2]string]string // kind, name -> actor of a failed publication
+	unsynced   map[[2]string]store.Unreplicated // kind, name: changed here, not yet published (also in the store)
 	replStop   chan struct{}
 
 	edgeMu  sync.RWMutex // guards edge, flood and cluster
@@ -162,6 +163,12 @@ func Open(cfg *configs.Config, st store.Store, opts Options) (*Service, error) {
 	}
 	for _, t := range state.Tenants {
 		s.tenants[t.Name] = t.Clone()
+	}
+	if len(state.Unreplicated) > 0 {
+		s.unsynced = map[[2]string]store.Unreplicated{}
+		for _, u := range state.Unreplicated {
+			s.unsynced[[2]string{u.Kind, u.Name}] = u
+		}
 	}
 	for _, t := range state.Tokens {
 		s.tokens[t.Name] = t
@@ -424,16 +431,25 @@ func (s *Service) Audit(_ context.Context, q api.AuditQuery) ([]api.AuditEntry, 
 }
 
 // submit commits b (stamped with now) and waits until it is durable.
-func (s *Service) submit(b *store.Batch, now time.Time) error {
+// In cluster mode the replicated objects b writes, and extra (changes
+// that are not objects of the store: an operator's suspension), are
+// then published; b carries their marks (store.Unreplicated), so they
+// are published even after a restart until one publication succeeds.
+func (s *Service) submit(b *store.Batch, now time.Time, extra ...cluster.Change) error {
 	if b.At.IsZero() {
 		b.At = now
+	}
+	var cs []cluster.Change
+	if s.replicating() {
+		cs = append(batchChanges(b), extra...)
+		for _, c := range cs {
+			b.Unreplicated = append(b.Unreplicated, store.Unreplicated{Kind: c.Kind, Name: c.Name, Actor: c.Actor, At: now})
+		}
 	}
 	if err := s.commit.Submit(b); err != nil {
 		return fmt.Errorf("control: commit: %w", err)
 	}
-	if s.replicating() {
-		s.publish(batchChanges(b)...)
-	}
+	s.publish(now, cs...)
 	return nil
 }
 

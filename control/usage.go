@@ -197,14 +197,11 @@ func (s *Service) Resume(_ context.Context, actor, tenant, reason string) (api.T
 func (s *Service) suspension(actor, tenant, reason, action string, op func(time.Time, string, string) (admission.Ready, error)) (api.TenantStatus, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st, err := s.suspendLocked(actor, tenant, reason, action, op)
-	if err == nil {
-		s.publish(statusChange(tenant, st, actor))
-	}
-	return st, err
+	return s.suspendLocked(actor, tenant, reason, action, op)
 }
 
-// suspendLocked is suspension with mu held, without replication.
+// suspendLocked is suspension with mu held; the new status is
+// replicated unless it came from another node.
 func (s *Service) suspendLocked(actor, tenant, reason, action string, op func(time.Time, string, string) (admission.Ready, error)) (api.TenantStatus, error) {
 	if _, ok := s.tenants[tenant]; !ok {
 		return api.TenantStatus{}, notFound("tenant", tenant)
@@ -222,7 +219,7 @@ func (s *Service) suspendLocked(actor, tenant, reason, action string, op func(ti
 	after := s.status(tenant)
 	entry := audit(now, actor, action, "tenants/"+tenant, tenant, before, after)
 	entry.Reason = reason
-	if err := s.submit(&store.Batch{Audit: []api.AuditEntry{entry}}, now); err != nil {
+	if err := s.submit(&store.Batch{Audit: []api.AuditEntry{entry}}, now, statusChange(tenant, after, actor)); err != nil {
 		return after, err
 	}
 	return after, nil

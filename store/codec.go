@@ -26,6 +26,7 @@ const (
 	pfxOutbox  = "o/" // o/<seq u64 BE>                 eventRec JSON (TTL)
 	pfxAudit   = "l/" // l/<ts u64 BE><seq u64 BE>      api.AuditEntry JSON (TTL)
 	pfxAuditT  = "L/" // L/<tenant>\x00<ts><seq>        primary audit key (TTL)
+	pfxUnrepl  = "r/" // r/<kind>\x00<name>             Unreplicated JSON
 
 	keyClock    = "m/clock"    // UnixNano u64 BE of the last non-zero Batch.At
 	keySeeded   = "m/seeded"   // "1" once seeded
@@ -400,6 +401,7 @@ func cloneBatch(b *Batch) (*Batch, error) {
 		Users:         append([]admission.UserRecord(nil), b.Users...),
 		Days:          append([]DayDelta(nil), b.Days...),
 		Events:        append([]admission.Event(nil), b.Events...),
+		Unreplicated:  append([]Unreplicated(nil), b.Unreplicated...),
 		Seeded:        b.Seeded,
 	}
 	for _, p := range b.PutPlans {

@@ -189,6 +189,22 @@ func applyBatch(tx kvTxn, b *Batch, ttl ttls, now time.Time, enc EventEncoder) e
 			return err
 		}
 	}
+	for _, u := range b.Unreplicated {
+		k := pairKey(pfxUnrepl, u.Kind, u.Name)
+		if u.Done {
+			if err := tx.del(k); err != nil {
+				return err
+			}
+			continue
+		}
+		v, err := json.Marshal(u)
+		if err != nil {
+			return err
+		}
+		if err := tx.set(k, v, 0); err != nil {
+			return err
+		}
+	}
 	if b.Seeded {
 		if err := tx.set([]byte(keySeeded), []byte("1"), 0); err != nil {
 			return err
@@ -398,6 +414,12 @@ func loadState(r kvReader) (*State, error) {
 		{pfxCall, "call", func(v []byte) error {
 			c, err := decodeCall(v)
 			st.Calls = append(st.Calls, c)
+			return err
+		}},
+		{pfxUnrepl, "replication mark", func(v []byte) error {
+			var u Unreplicated
+			err := json.Unmarshal(v, &u)
+			st.Unreplicated = append(st.Unreplicated, u)
 			return err
 		}},
 	}

@@ -25,6 +25,7 @@ type pending struct {
 	days       map[dayKeyT]*DayDelta
 	events     []admission.Event
 	audit      []api.AuditEntry
+	unrepl     map[[2]string]Unreplicated // kind, name: the last mark
 	seeded     bool
 	n          int // items added (a size hint for Stats)
 }
@@ -47,6 +48,7 @@ func newPending() *pending {
 		callPuts:   map[string]admission.CallRecord{},
 		callDels:   map[string]bool{},
 		days:       map[dayKeyT]*DayDelta{},
+		unrepl:     map[[2]string]Unreplicated{},
 	}
 }
 
@@ -162,6 +164,9 @@ func (p *pending) addBatch(b *Batch) {
 	}
 	p.events = append(p.events, b.Events...)
 	p.audit = append(p.audit, b.Audit...)
+	for _, u := range b.Unreplicated {
+		p.unrepl[[2]string{u.Kind, u.Name}] = u
+	}
 	p.seeded = p.seeded || b.Seeded
 }
 
@@ -208,6 +213,13 @@ func (p *pending) seal(at time.Time) *Batch {
 		x, y := b.Days[i], b.Days[j]
 		return x.Tenant < y.Tenant || x.Tenant == y.Tenant && x.Day.Before(y.Day)
 	})
+	for _, u := range p.unrepl {
+		b.Unreplicated = append(b.Unreplicated, u)
+	}
+	sort.Slice(b.Unreplicated, func(i, j int) bool {
+		x, y := b.Unreplicated[i], b.Unreplicated[j]
+		return x.Kind < y.Kind || x.Kind == y.Kind && x.Name < y.Name
+	})
 	return b
 }
 
@@ -228,7 +240,7 @@ func sortedKeys[V any](m map[string]V) []string {
 func batchLen(b *Batch) int {
 	return len(b.DeletePlans) + len(b.DeleteTenants) + len(b.DeleteTokens) + len(b.DeleteCalls) +
 		len(b.PutPlans) + len(b.PutTenants) + len(b.PutTokens) + len(b.Counters) + len(b.Users) +
-		len(b.PutCalls) + len(b.Days) + len(b.Events) + len(b.Audit)
+		len(b.PutCalls) + len(b.Days) + len(b.Events) + len(b.Audit) + len(b.Unreplicated)
 }
 
 // splitBatch cuts b, in Apply's order, into a first part of n items
@@ -249,6 +261,7 @@ func splitBatch(b *Batch, n int) (first, rest *Batch) {
 	first.Days, rest.Days = cutSlice(b.Days, &n)
 	first.Events, rest.Events = cutSlice(b.Events, &n)
 	first.Audit, rest.Audit = cutSlice(b.Audit, &n)
+	first.Unreplicated, rest.Unreplicated = cutSlice(b.Unreplicated, &n)
 	return first, rest
 }
 

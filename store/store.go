@@ -85,6 +85,11 @@ type Batch struct {
 	Days        []DayDelta
 	Events      []admission.Event // appended to the outbox
 	Audit       []api.AuditEntry  // ID assigned by the store when empty
+	// Unreplicated marks configuration objects changed here and not yet
+	// replicated to the other gateways of a cluster (a mark with Done
+	// set is deleted). It is written in the batch of the change itself,
+	// so a restart before NATS is back still publishes the change.
+	Unreplicated []Unreplicated
 
 	// Seeded marks the store as seeded from the config file.
 	Seeded bool
@@ -94,7 +99,7 @@ type Batch struct {
 func (b *Batch) Empty() bool {
 	return len(b.PutPlans)+len(b.DeletePlans)+len(b.PutTenants)+len(b.DeleteTenants)+
 		len(b.PutTokens)+len(b.DeleteTokens)+len(b.Counters)+len(b.Users)+len(b.PutCalls)+
-		len(b.DeleteCalls)+len(b.Days)+len(b.Events)+len(b.Audit) == 0 && !b.Seeded
+		len(b.DeleteCalls)+len(b.Days)+len(b.Events)+len(b.Audit)+len(b.Unreplicated) == 0 && !b.Seeded
 }
 
 // State is everything a starting gateway loads.
@@ -107,6 +112,20 @@ type State struct {
 	Counters []admission.TenantRecord
 	Users    []admission.UserRecord
 	Calls    []admission.CallRecord
+	// Unreplicated are the marks of configuration changes not yet
+	// replicated (sorted by kind, then name).
+	Unreplicated []Unreplicated
+}
+
+// Unreplicated is the mark of one configuration object (Kind and Name,
+// the cluster's replication kinds) changed here by Actor at At and not
+// yet replicated to the other gateways. Done deletes the mark.
+type Unreplicated struct {
+	Kind  string    `json:"kind"`
+	Name  string    `json:"name"`
+	Actor string    `json:"actor,omitempty"`
+	At    time.Time `json:"at"`
+	Done  bool      `json:"-"`
 }
 
 // Store is the narrow storage interface.

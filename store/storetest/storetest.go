@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AuditQuery", testAuditQuery},
 		{"AuditLimit", testAuditLimit},
 		{"SeededAndClock", testSeededAndClock},
+		{"Unreplicated", testUnreplicated},
 		{"LoadSorted", testLoadSorted},
 		{"DeepCopy", testDeepCopy},
 		{"RoundTrip", testRoundTrip},
@@ -712,6 +713,32 @@ func testSeededAndClock(t *testing.T, s store.Store) {
 	// The clock is the last At, even when earlier.
 	apply(t, s, &store.Batch{At: T0})
 	eq(t, "clock set back", load(t, s).Clock, T0)
+}
+
+// testUnreplicated: replication marks are kept by kind and name (the
+// last one wins), deleted by Done, survive the deletion of their object,
+// and load sorted.
+func testUnreplicated(t *testing.T, s store.Store) {
+	mark := func(kind, name, actor string, at time.Time) store.Unreplicated {
+		return store.Unreplicated{Kind: kind, Name: name, Actor: actor, At: at}
+	}
+	apply(t, s, &store.Batch{
+		PutTenants:   []configs.Tenant{FullTenant("acme", "gold")},
+		Unreplicated: []store.Unreplicated{mark("tenant", "acme", "ops", T0), mark("plan", "gold", "ops", T0)},
+	})
+	apply(t, s, &store.Batch{Unreplicated: []store.Unreplicated{
+		mark("tenant", "acme", "root", T0.Add(time.Second)), mark("status", "acme", "root", T0),
+	}})
+	apply(t, s, &store.Batch{DeleteTenants: []string{"acme"}})
+	got := load(t, s).Unreplicated
+	want := []store.Unreplicated{
+		mark("plan", "gold", "ops", T0), mark("status", "acme", "root", T0), mark("tenant", "acme", "root", T0.Add(time.Second)),
+	}
+	eq(t, "marks", got, want)
+	done := mark("plan", "gold", "", time.Time{})
+	done.Done = true
+	apply(t, s, &store.Batch{Unreplicated: []store.Unreplicated{done}})
+	eq(t, "marks after done", load(t, s).Unreplicated, want[1:])
 }
 
 func testLoadSorted(t *testing.T, s store.Store) {
