@@ -365,7 +365,7 @@ func (e *Engine) emitThreshold(b *budget, x time.Time, used int64, out *Output) 
 	e.markBudget(b)
 	out.Events = append(out.Events, Event{
 		Type: EventThreshold, Tenant: b.t.name, User: b.user(), Cap: b.capName(),
-		Value: b.eventUnits(used + b.othersNow(x)), Limit: b.eventUnits(b.amount(b.limit())), At: x,
+		Value: b.eventUnits(used + b.othersNow(x)), Limit: b.eventUnits(b.amount(b.limit())), At: x, Shared: true,
 	})
 }
 
@@ -383,12 +383,13 @@ func (e *Engine) trip(b *budget, x time.Time, out *Output) {
 	if !b.thrSent && b.limit() > 0 {
 		e.emitThreshold(b, x, used, out)
 	}
-	if !b.capSent {
+	first := !b.capSent // the cycle's first trip: its suspension is a shared fact too
+	if first {
 		b.capSent = true
 		e.markBudget(b)
 		out.Events = append(out.Events, Event{
 			Type: EventCapReached, Tenant: b.t.name, User: b.user(), Cap: b.capName(),
-			Value: b.eventUnits(used), Limit: b.eventUnits(b.amount(b.limit())), At: x,
+			Value: b.eventUnits(used), Limit: b.eventUnits(b.amount(b.limit())), At: x, Shared: true,
 		})
 	}
 	if hard {
@@ -401,6 +402,7 @@ func (e *Engine) trip(b *budget, x time.Time, out *Output) {
 			if len(out.Events) > n {
 				if ev := &out.Events[n]; ev.Type == EventSuspended && ev.Cap == b.capName() {
 					ev.Value, ev.Limit = b.eventUnits(used), b.eventUnits(b.amount(b.limit()))
+					ev.Shared = first
 				}
 			}
 		}

@@ -133,6 +133,13 @@ type Event struct {
 	// Limits are, for limits.changed, the tenant's new effective limits
 	// (destinations not included).
 	Limits *Limits
+	// Shared marks an event every node of a cluster derives from the
+	// shared usage, once per cap per cycle: usage.threshold,
+	// usage.cap_reached, the automatic tenant.suspended that comes with a
+	// cap_reached, cycle.rollover and the tenant.resumed of a rollover.
+	// events.FactID names such an event by what it reports, so that the
+	// cluster publishes it once.
+	Shared bool
 }
 
 // CallInfo is what a call.* event says about its call.

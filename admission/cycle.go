@@ -72,7 +72,7 @@ func (e *Engine) processDue(now time.Time, out *Output) {
 // visits every tenant: once a month, never per call.
 func (e *Engine) rollover(out *Output) {
 	b := e.cycleEnd
-	out.Events = append(out.Events, Event{Type: EventRollover, At: b})
+	out.Events = append(out.Events, Event{Type: EventRollover, At: b, Shared: true})
 	last := b.Add(-time.Nanosecond)
 	for _, t := range e.order {
 		t.minutes.acc.advance(b)
@@ -118,6 +118,7 @@ func (e *Engine) rollover(out *Output) {
 		e.markDirty(&t.spend)
 		if e.resumeOnRollover && t.suspended && (t.suspendCap == CapMinutes || t.suspendCap == CapSpend) {
 			e.resume(t, b, "cycle rollover", out)
+			out.Events[len(out.Events)-1].Shared = true
 		}
 	}
 	e.cycleStart = b

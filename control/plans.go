@@ -60,7 +60,7 @@ func (s *Service) PutPlan(_ context.Context, actor string, p configs.Plan, creat
 // setPlan upserts a validated plan into the engine, hands the effects to
 // the edge and commits it with its audit entry. Called with mu held.
 func (s *Service) setPlan(now time.Time, np configs.Plan, entry api.AuditEntry) error {
-	rd, err := s.runner.UpsertPlan(now, np.AdmissionPlan())
+	rd, err := s.changes().UpsertPlan(now, np.AdmissionPlan())
 	s.effects(rd)
 	if err != nil {
 		return fmt.Errorf("control: plan %q: %w", np.Name, err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tollgate/tollgate/admission"
 	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/cluster"
 	"github.com/tollgate/tollgate/configs"
@@ -276,6 +277,23 @@ func (s *Service) Snapshot() []cluster.Change {
 	return cs
 }
 
+// changer is the engine steps a configuration change takes: the runner's
+// own, or its Replica's for a change another node made.
+type changer interface {
+	UpsertPlan(time.Time, admission.Plan) (admission.Ready, error)
+	UpsertTenant(time.Time, admission.Tenant) (admission.Ready, error)
+}
+
+// changes is the runner for a change made here, its Replica for one
+// being applied from another node (which reported it). Called with mu
+// held.
+func (s *Service) changes() changer {
+	if s.applying {
+		return s.runner.Replica()
+	}
+	return s.runner
+}
+
 // ApplyChange makes this node's state of one object what another node
 // published (implements cluster.ConfigTarget); nothing happens when it
 // already is. The change is audited here too, by actor "<actor>@<node>".
@@ -362,10 +380,10 @@ func (s *Service) ApplyChange(c cluster.Change) error {
 		local := s.status(c.Name)
 		switch {
 		case st.Suspended && !local.Suspended:
-			_, err := s.suspendLocked(actor, c.Name, st.Reason, "tenant.suspend", s.runner.Suspend)
+			_, err := s.suspendLocked(actor, c.Name, st.Reason, "tenant.suspend", s.runner.Replica().Suspend)
 			return err
 		case !st.Suspended && local.Suspended && !c.Initial && !c.Deleted:
-			_, err := s.suspendLocked(actor, c.Name, "resumed on "+c.Origin, "tenant.resume", s.runner.Resume)
+			_, err := s.suspendLocked(actor, c.Name, "resumed on "+c.Origin, "tenant.resume", s.runner.Replica().Resume)
 			return err
 		}
 		return nil

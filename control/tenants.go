@@ -73,7 +73,7 @@ func (s *Service) PutTenant(_ context.Context, actor string, t configs.Tenant, c
 // setTenant upserts a validated tenant into the engine, hands the effects
 // to the edge and commits it with its audit entry. Called with mu held.
 func (s *Service) setTenant(now time.Time, t configs.Tenant, entry api.AuditEntry) error {
-	rd, err := s.runner.UpsertTenant(now, t.AdmissionTenant())
+	rd, err := s.changes().UpsertTenant(now, t.AdmissionTenant())
 	s.effects(rd)
 	if err != nil {
 		return fmt.Errorf("control: tenant %q: %w", t.Name, err)

@@ -1,6 +1,8 @@
 package events
 
 import (
+	"encoding/json"
+
 	"github.com/tollgate/tollgate/admission"
 	"github.com/tollgate/tollgate/store"
 )
@@ -51,4 +53,54 @@ func Wire(node string) store.EventEncoder {
 		w := FromEngine(node, id, e)
 		return w.Marshal()
 	}
+}
+
+// FactID names what a Shared engine event reports (admission.Event.Shared:
+// usage.threshold, usage.cap_reached, the automatic tenant.suspended that
+// comes with one, cycle.rollover and a rollover's tenant.resumed):
+// "<type>/<tenant>/<user>/<cap>/<cycle YYYY-MM>". Every gateway of a
+// cluster derives the same fact from the shared usage, at about the same
+// instant, and names it the same. "" for every other event.
+func FactID(e admission.Event) string {
+	if !e.Shared {
+		return ""
+	}
+	return e.Type + "/" + e.Tenant + "/" + e.User + "/" + e.Cap + "/" + e.At.UTC().Format("2006-01")
+}
+
+// ClusterEncode is Encode for a gateway of a cluster: a Shared event is
+// published with its FactID as Nats-Msg-Id, so that JetStream stores the
+// first node's copy of a fact and acknowledges the others' as duplicates
+// (within the stream's dedup window). Every other event keeps its own id.
+func ClusterEncode(node string) func(store.OutboxEntry) (Message, error) {
+	return func(e store.OutboxEntry) (Message, error) {
+		m, err := Encode(node, e)
+		if err != nil || !factType(e.Event.Type) {
+			return m, err
+		}
+		fact := FactID(e.Event)
+		if e.Data != nil { // the stored form: Event holds only Type, Tenant and At
+			var w struct {
+				Fact string `json:"fact"`
+			}
+			if err := json.Unmarshal(e.Data, &w); err != nil {
+				return Message{}, err
+			}
+			fact = w.Fact
+		}
+		if fact != "" {
+			m.ID = fact
+		}
+		return m, nil
+	}
+}
+
+// factType reports the event types that can be Shared.
+func factType(typ string) bool {
+	switch typ {
+	case admission.EventThreshold, admission.EventCapReached, admission.EventSuspended,
+		admission.EventResumed, admission.EventRollover:
+		return true
+	}
+	return false
 }

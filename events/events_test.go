@@ -211,3 +211,46 @@ func TestWireIsEncode(t *testing.T) {
 		}
 	}
 }
+
+// In a cluster, the events every node derives from the shared usage go
+// out under their fact: two nodes' copies of one fact share a
+// Nats-Msg-Id, whether the store kept the event whole or in its
+// published form; every other event keeps its own id.
+func TestClusterEncodeFacts(t *testing.T) {
+	facts := 0
+	for i, ev := range engineEvents(t) {
+		var ids [2]string
+		for n, node := range []string{"gw-1", "gw-2"} {
+			id := fmt.Sprintf("%016x-%d", n+1, i+1)
+			e := store.OutboxEntry{Seq: uint64(i + 1), ID: id, Event: ev}
+			if n == 1 { // the stored form
+				data, err := events.Wire(node)(id, ev)
+				if err != nil {
+					t.Fatal(err)
+				}
+				e.Event, e.Data = admission.Event{Type: ev.Type, Tenant: ev.Tenant, At: ev.At}, data
+			}
+			m, err := events.ClusterEncode(node)(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids[n] = m.ID
+			if w, _ := events.Decode(m.Data); w.Fact != events.FactID(ev) {
+				t.Errorf("%s: fact %q, want %q", ev.Type, w.Fact, events.FactID(ev))
+			}
+		}
+		if ev.Shared {
+			facts++
+			if ids[0] != ids[1] || ids[0] != events.FactID(ev) || ids[0] == "" {
+				t.Errorf("%s: Nats-Msg-Ids %q, want both %q", ev.Type, ids, events.FactID(ev))
+			}
+		} else if ids[0] == ids[1] {
+			t.Errorf("%s (not shared): both nodes publish it as %q", ev.Type, ids[0])
+		}
+	}
+	// threshold, cap_reached and the automatic suspension of the minutes
+	// cap, and cycle.rollover (the manual suspension is not lifted then)
+	if facts != 4 {
+		t.Errorf("%d shared events, want 4", facts)
+	}
+}

@@ -60,6 +60,11 @@ type Event struct {
 	// CycleStart is, for cycle.rollover, the first instant of the new
 	// monthly cycle.
 	CycleStart *time.Time `json:"cycle_start,omitempty"`
+	// Fact names what the event reports, for the events every gateway of
+	// a cluster derives from the shared usage (FactID): the same on every
+	// node, so a subscriber can tell one fact from its copies, and the
+	// cluster publishes it once (its Nats-Msg-Id).
+	Fact string `json:"fact,omitempty"`
 }
 
 // Call is what a call.* event says about its call.
@@ -150,7 +155,8 @@ type Limits struct {
 // FromEngine is the wire form of an engine event with its id, produced by
 // node.
 func FromEngine(node, id string, e admission.Event) Event {
-	w := Event{Schema: Version, ID: id, Type: e.Type, Time: utc(e.At), Tenant: e.Tenant, Node: node, User: e.User, Reason: e.Reason}
+	w := Event{Schema: Version, ID: id, Type: e.Type, Time: utc(e.At), Tenant: e.Tenant, Node: node, User: e.User, Reason: e.Reason,
+		Fact: FactID(e)}
 	if c := e.Call; c != nil {
 		w.Call = fromCall(e.CallID, e.Type, c)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/api"
+	"github.com/tollgate/tollgate/events/eventstest"
 )
 
 // TestSIPpClusterCap: three gateway processes share tenant demo's cap of
@@ -24,7 +25,7 @@ import (
 func TestSIPpClusterCap(t *testing.T) {
 	requireSIPp(t)
 	const capacity, perGateway = 50, 100
-	gws := startCluster(t, capacity, 3)
+	gws, natsURL := startCluster(t, capacity, 3)
 	a, b := gws[0], gws[1]
 	for _, g := range gws {
 		g.waitLog(10*time.Second, "cluster ledger started", func() bool { return g.count(message("cluster ledger started")) > 0 })
@@ -90,6 +91,7 @@ func TestSIPpClusterCap(t *testing.T) {
 	if code := inviteProbe(t, pbxIP, a.addr); code != 403 {
 		t.Errorf("A answered the suspended tenant's call %d, want 403", code)
 	}
+	oneEventPerFact(t, gws, natsURL)
 	if m := httpGet(t, a.apiURL+"/metrics"); !strings.Contains(m, "tollgate_cluster_leases_valid 1") ||
 		strings.Contains(m, "tollgate_cluster_lease_acquisitions_total 0\n") {
 		t.Errorf("/metrics: %v", strings.Join(grepLines(m, "tollgate_cluster_"), "\n"))
@@ -103,15 +105,15 @@ func TestSIPpClusterCap(t *testing.T) {
 // startCluster).
 func startClusterPair(t *testing.T, capacity int64) (a, b *gateway) {
 	t.Helper()
-	gws := startCluster(t, capacity, 2)
+	gws, _ := startCluster(t, capacity, 2)
 	return gws[0], gws[1]
 }
 
 // startCluster starts n gateways gw-a, gw-b, ... in one cluster (R1
 // ledger, lease_ttl 2 s) with tenant demo's max_parallel_calls at
 // capacity: the first runs the embedded NATS on a free port, the others
-// connect to it.
-func startCluster(t *testing.T, capacity int64, n int) []*gateway {
+// connect to it. It returns the gateways and the NATS URL.
+func startCluster(t *testing.T, capacity int64, n int) ([]*gateway, string) {
 	t.Helper()
 	natsPort := freeTCPPort(t, gatewayIP)
 	cluster := func(node string) string {
@@ -126,7 +128,92 @@ func startCluster(t *testing.T, capacity int64, n int) []*gateway {
 		gws = append(gws, startGateway(t, gatewayConfig{MaxParallelCalls: capacity, ShutdownGrace: 2 * time.Second,
 			NATS: nats, Extra: cluster("gw-" + string(rune('a'+i)))}))
 	}
-	return gws
+	return gws, fmt.Sprintf("nats://%s:%d", gatewayIP, natsPort)
+}
+
+// oneEventPerFact: what an operator changes through one gateway is
+// reported once, by that gateway, and a cap every gateway reaches over
+// the shared usage is reported once for the cluster. The tenant demo is
+// suspended through B (as the caller has done); then B resumes it and
+// lowers its minutes cap below what the calls used, so every gateway
+// trips it. The stream then holds one tenant.suspended and one
+// tenant.resumed of the operator's, one limits.changed, one
+// usage.threshold, one usage.cap_reached and one automatic
+// tenant.suspended, each with its fact.
+func oneEventPerFact(t *testing.T, gws []*gateway, natsURL string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b := api.NewClient(gws[1].apiURL, adminToken, nil)
+	if _, err := b.Resume(ctx, "demo", "cluster test over"); err != nil {
+		t.Fatal(err)
+	}
+	suspended := func(g *gateway) bool {
+		v, err := api.NewClient(g.apiURL, adminToken, nil).Tenant(ctx, "demo")
+		return err == nil && v.Status.Suspended
+	}
+	for _, g := range gws {
+		if !poll(time.Second, func() bool { return !suspended(g) }) {
+			t.Fatalf("%s: the resumption made on B is not applied after 1 s", g.apiURL)
+		}
+	}
+	if _, err := b.PatchLimits(ctx, "demo", map[string]any{"max_monthly_minutes": 1, "auto_suspend": true}); err != nil {
+		t.Fatal(err)
+	}
+	// A lowered cap is not retroactive: each gateway trips it at the
+	// tenant's next call there.
+	for _, g := range gws {
+		if !poll(time.Second, func() bool {
+			lv, err := api.NewClient(g.apiURL, adminToken, nil).Limits(ctx, "demo")
+			return err == nil && lv.Effective.MaxMonthlyMinutes != nil && *lv.Effective.MaxMonthlyMinutes == 1
+		}) {
+			t.Fatalf("%s: the limit change made on B is not applied after 1 s", g.apiURL)
+		}
+		if code := inviteProbe(t, pbxIP, g.addr); code != 403 {
+			t.Errorf("%s answered a call past the tenant's minutes cap %d, want 403", g.apiURL, code)
+		}
+		if !suspended(g) {
+			t.Fatalf("%s: demo not suspended by its minutes cap", g.apiURL)
+		}
+	}
+	for _, g := range gws {
+		waitOutboxEmpty(t, g, 10*time.Second)
+	}
+	type key struct{ typ, reason string }
+	got := map[key]int{}
+	for _, m := range readStream(t, natsURL) {
+		ev := m.ev
+		if ev.Tenant != "demo" || strings.HasPrefix(ev.Type, "call.") {
+			continue
+		}
+		if err := eventstest.Validate(m.data); err != nil {
+			t.Errorf("%v: %s", err, m.data)
+		}
+		k := key{ev.Type, ev.Reason}
+		got[k]++
+		wantFact := ev.Type != "limits.changed" && ev.Reason != "cluster test" && ev.Reason != "cluster test over"
+		if (ev.Fact != "") != wantFact || wantFact && m.msgID != ev.Fact || !wantFact && m.msgID != ev.ID {
+			t.Errorf("%s (%s) from %s: fact %q, Nats-Msg-Id %q", ev.Type, ev.Reason, ev.Node, ev.Fact, m.msgID)
+		}
+	}
+	want := map[key]int{
+		{"tenant.suspended", "cluster test"}:                1,
+		{"tenant.resumed", "cluster test over"}:             1,
+		{"limits.changed", ""}:                              1,
+		{"usage.threshold", ""}:                             1,
+		{"usage.cap_reached", ""}:                           1,
+		{"tenant.suspended", "max_monthly_minutes reached"}: 1,
+	}
+	for k, n := range want {
+		if got[k] != n {
+			t.Errorf("%d %s (%q) events in the stream, want %d", got[k], k.typ, k.reason, n)
+		}
+	}
+	for k, n := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("%d unexpected %s (%q) events", n, k.typ, k.reason)
+		}
+	}
 }
 
 // grepLines is the lines of s that start with prefix.

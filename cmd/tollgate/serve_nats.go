@@ -89,9 +89,13 @@ func startBus(cfg *configs.Config, st store.Store, m *api.Metrics, log zerolog.L
 			Msg("NATS unreachable at start; events wait in the outbox and are published once it is up")
 	}
 	node := cfg.Node
+	encode := func(e store.OutboxEntry) (events.Message, error) { return events.Encode(node, e) }
+	if cfg.Cluster.Enabled {
+		encode = events.ClusterEncode(node) // a fact the nodes share is published once
+	}
 	b.pub, err = bus.StartPublisher(bus.PublisherOptions{
 		Conn: nc, Outbox: st, Config: cfg.NATS.Publisher, Prepare: ensure,
-		Encode:   func(e store.OutboxEntry) (events.Message, error) { return events.Encode(node, e) },
+		Encode:   encode,
 		OnPubAck: m.PubAckLatency, Logger: b.log,
 	})
 	if err != nil {
