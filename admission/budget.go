@@ -129,6 +129,12 @@ func (b *budget) hard() bool {
 	return b.kind == kindUserMinutes || b.t.eff.autoSuspend
 }
 
+// bounded reports a tenant budget counting a silent node's usage at its
+// bound (tenantState.bounded): its exhaustion is not certain.
+func (b *budget) bounded() bool {
+	return b.kind != kindUserMinutes && b.t.bounded
+}
+
 func (b *budget) capName() string {
 	switch b.kind {
 	case kindMinutes:
@@ -309,19 +315,24 @@ func (e *Engine) recompute(b *budget, now time.Time) {
 	if l := b.limit(); l >= 0 {
 		a := b.amount(l)
 		o := b.othersNow(now)
-		if !b.thrSent && l > 0 {
+		// A bounded budget reports nothing (trip), so it has no threshold
+		// deadline and, soft, no exhaustion deadline either: they come
+		// when the others' usage is known again (SetClusterUsage marks it
+		// dirty).
+		report := !b.bounded()
+		if !b.thrSent && l > 0 && report {
 			b.thrDue, b.thrExact, b.hasThr = e.reach(b, now, b.thresholdAmount(a)-o)
 		}
 		x := b.exhaustAmount(a) - o
 		switch over := e.atLeast(b, now, x); {
 		case !over:
 			b.pending = false
-			if b.hard() || !b.capSent {
+			if b.hard() || !b.capSent && report {
 				b.exhDue, b.exhExact, b.hasExh = e.reach(b, now, x)
 			}
 		case changed || b.pending:
 			b.pending = true
-		case (b.hard() || !b.capSent) && e.drawing(b):
+		case (b.hard() || !b.capSent && report) && e.drawing(b):
 			b.exhDue, b.exhExact, b.hasExh = now, true, true
 		}
 	} else {
@@ -375,6 +386,19 @@ func (e *Engine) emitThreshold(b *budget, x time.Time, used int64, out *Output) 
 // tenant. Soft budgets only report.
 func (e *Engine) trip(b *budget, x time.Time, out *Output) {
 	hard := b.hard()
+	if b.bounded() {
+		// It may not have run out (a silent node counted at its bound):
+		// the calls are cut, as they cannot be shown to be paid for, and
+		// new ones refused, but nothing is reported and the tenant is not
+		// suspended. Once the others' usage is known again, a budget still
+		// out trips in full at its next call.
+		if hard {
+			used := e.usageBefore(b, x) + b.othersNow(x)
+			e.cutDrawing(b, x, b.eventUnits(used), b.eventUnits(b.amount(b.limit())), out)
+		}
+		e.markDirty(b)
+		return
+	}
 	used := e.usage(b, x)
 	if hard {
 		used = e.usageBefore(b, x)

@@ -54,6 +54,12 @@ type tenantState struct {
 	minutes budget     // max_monthly_minutes
 	spend   budget     // monthly_spend_limit
 	meter   spendMeter // the running spend of the drawing calls
+	// bounded: cluster mode, the others' usage given to minutes and
+	// spend is an upper bound for a node that went silent, not what it
+	// published (SetClusterUsage). A budget that runs out then cuts its
+	// calls and refuses new ones, but reports nothing and does not
+	// suspend: it may not really have run out.
+	bounded bool
 	emerg   accrual    // billed time of emergency calls this cycle
 
 	suspended     bool

@@ -291,12 +291,20 @@ func (e *Engine) UserLeaseUsage(tenant, user string) (active, held, capv int64, 
 // over the cluster, not per node. A rise moves this node's threshold and
 // exhaustion instants earlier (calls drawing on a budget it exhausts are
 // cut at once, the output says so); it is not a limit change (nothing is
-// left pending). Outside cluster mode it does nothing.
-func (e *Engine) SetClusterUsage(now time.Time, tenant string, minutes time.Duration, billing, spend int64) (Output, error) {
+// left pending). bounded says the figures count a silent node at its
+// bound (what it may have used, not what it published): a budget that
+// runs out then cuts and refuses but neither reports nor suspends
+// (tenantState.bounded). Outside cluster mode it does nothing.
+func (e *Engine) SetClusterUsage(now time.Time, tenant string, minutes time.Duration, billing, spend int64, bounded bool) (Output, error) {
 	given := now.Round(0)
 	return e.onTenant(now, tenant, func(ts *tenantState, now time.Time, out *Output) error {
 		if !e.cluster {
 			return nil
+		}
+		if ts.bounded != bounded {
+			ts.bounded = bounded
+			e.markDirty(&ts.minutes)
+			e.markDirty(&ts.spend)
 		}
 		minutes := othersAt(minutes, billing, given, now)
 		if m := &ts.minutes; m.othersNow(now) != int64(minutes) || m.othersRate != billing {
@@ -443,6 +451,34 @@ func (e *Engine) Billing(tenant string) (calls, spendPerSecond int64) {
 	return 0, 0
 }
 
+// SpendBound bounds what one call of the tenant can spend, at the
+// dearest row of its plan's rates: start is charged when it is answered
+// (connect fee and initial increment), perSecond after that (one
+// increment's charge per increment length, rounded up, as the spend
+// meter's own bound). The cluster counts a silent node's calls at it:
+// what a node cut off from the others may spend. 0, 0 for an unknown
+// tenant or a plan without rates.
+func (e *Engine) SpendBound(tenant string) (perSecond, start int64) {
+	t, ok := e.tenants[tenant]
+	if !ok {
+		return 0, 0
+	}
+	for _, r := range t.plan.rates.m {
+		start = max(start, chargeOf(r, r.Initial))
+		if r.PerMinute > 0 {
+			perSecond = max(perSecond, (incrementBound(r)+r.Subsequent-1)/r.Subsequent)
+		}
+	}
+	return perSecond, start
+}
+
+// SpendBound is Engine.SpendBound under the lock.
+func (r *Runner) SpendBound(tenant string) (perSecond, start int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.SpendBound(tenant)
+}
+
 // Billing is Engine.Billing under the lock.
 func (r *Runner) Billing(tenant string) (calls, spendPerSecond int64) {
 	r.mu.Lock()
@@ -463,8 +499,8 @@ func (r *Runner) SetClusterUserUsage(now time.Time, tenant, user string, minutes
 }
 
 // SetClusterUsage is Engine.SetClusterUsage.
-func (r *Runner) SetClusterUsage(now time.Time, tenant string, minutes time.Duration, billing, spend int64) (Ready, error) {
-	return r.do(func() (Output, error) { return r.e.SetClusterUsage(now, tenant, minutes, billing, spend) })
+func (r *Runner) SetClusterUsage(now time.Time, tenant string, minutes time.Duration, billing, spend int64, bounded bool) (Ready, error) {
+	return r.do(func() (Output, error) { return r.e.SetClusterUsage(now, tenant, minutes, billing, spend, bounded) })
 }
 
 // AddCPSTokens is Engine.AddCPSTokens under the lock (no Ready, as

@@ -40,10 +40,11 @@ type Engine interface {
 	SetUserLease(tenant, user string, n, capv int64) (int64, bool)
 	AddCPSTokens(tenant string, sec, k, capv int64) bool
 	// For the cluster-wide usage and budgets (usage.go).
-	SetClusterUsage(now time.Time, tenant string, minutes time.Duration, billing, spend int64) (admission.Ready, error)
+	SetClusterUsage(now time.Time, tenant string, minutes time.Duration, billing, spend int64, bounded bool) (admission.Ready, error)
 	SetClusterUserUsage(now time.Time, tenant, user string, minutes time.Duration, billing int64) (admission.Ready, error)
 	UsersMinutes(now time.Time, tenant string) []admission.UserMinutes
 	Billing(tenant string) (calls, spendPerSecond int64)
+	SpendBound(tenant string) (perSecond, start int64)
 	Tenants() []string
 	Usage(now time.Time, tenant string) admission.Usage
 	Active(tenant string) int64

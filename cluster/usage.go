@@ -140,6 +140,7 @@ func (l *Ledger) applyClusterUsage() {
 		billing   int64
 		spend     int64
 		spendRate int64
+		bounded   bool // a silent node counted at its bound
 	}
 	now := l.o.Now()
 	sums := make(map[subject]sum, len(l.usageDirty))
@@ -148,6 +149,15 @@ func (l *Ledger) applyClusterUsage() {
 	}
 	clear(l.usageDirty)
 	ms := now.UnixMilli()
+	spendBounds := map[string][2]int64{}
+	bounds := func(tenant string) (perSecond, start int64) {
+		b, ok := spendBounds[tenant]
+		if !ok {
+			b[0], b[1] = l.o.Engine.SpendBound(tenant)
+			spendBounds[tenant] = b
+		}
+		return b[0], b[1]
+	}
 	for key, nu := range l.usage {
 		t, node, ok := parseUsageKey(key)
 		if s, dirty := sums[t]; ok && dirty && nu.CycleStart.Equal(start.UTC()) {
@@ -159,33 +169,46 @@ func (l *Ledger) applyClusterUsage() {
 			// takes the cluster over a budget. Its restart publishes what
 			// it really billed; an operator's release (no heartbeat)
 			// counts it as it last published.
-			until, calls, spendRate := now, nu.BillingCalls, nu.SpendRate
+			//
+			// Its spend likewise: every call its lease let it admit
+			// counted at the dearest rate of the plan, and as if each
+			// had just been answered (the connect fee and initial
+			// increment once), unless its last published rate is more.
+			until, calls, spendRate, started := now, nu.BillingCalls, nu.SpendRate, int64(0)
 			hb, known := l.nodes[node]
 			switch g := l.grace.Milliseconds(); {
 			case !known:
 				until, calls, spendRate = nu.Published, 0, 0
 			case ms > hb.RenewBy+g:
 				calls = max(calls, l.leaseUse(t, node))
+				if t.user == "" {
+					perSecond, start := bounds(t.tenant)
+					spendRate, started = max(spendRate, calls*perSecond), calls*start
+				}
 				if end := time.UnixMilli(hb.RenewBy + hb.MaxCall + g); end.Before(now) {
 					until = end
 				}
 			}
 			since := max(0, until.Sub(nu.Published))
-			billing := calls
-			if until.Before(now) {
-				billing, spendRate = 0, 0 // no more: its calls have ended
-			}
 			s.billed += time.Duration(nu.BilledNanos) + time.Duration(calls)*since
-			s.billing += billing
 			// Spend: an upper bound (the engine is given it as a fixed
 			// amount, re-applied every maintenance round).
-			s.spend += nu.SpendMicros + nu.SpendRate*int64(since)/int64(time.Second)
-			s.spendRate += spendRate
+			s.spend += nu.SpendMicros + started + spendRate*int64(since)/int64(time.Second)
+			if !until.Before(now) { // else no more: its calls have ended
+				s.billing += calls
+				s.spendRate += spendRate
+				// While a silent node is counted at its bound, a budget
+				// that runs out may not really have: it cuts and refuses
+				// but does not report or suspend (Engine.SetClusterUsage).
+				// Once the node's calls must have ended, the bound is
+				// final and counts as known.
+				s.bounded = s.bounded || ms > hb.RenewBy+l.grace.Milliseconds()
+			}
 			sums[t] = s
 		}
 	}
 	for t, s := range sums {
-		if s.billing > 0 || s.spendRate > 0 {
+		if s.billing > 0 || s.spendRate > 0 || s.bounded {
 			l.extrapolated[t] = true
 		} else {
 			delete(l.extrapolated, t)
@@ -196,7 +219,7 @@ func (l *Ledger) applyClusterUsage() {
 		var rd admission.Ready
 		var err error
 		if t.user == "" {
-			rd, err = l.o.Engine.SetClusterUsage(now, t.tenant, s.billed, s.billing, s.spend)
+			rd, err = l.o.Engine.SetClusterUsage(now, t.tenant, s.billed, s.billing, s.spend, s.bounded)
 		} else {
 			rd, err = l.o.Engine.SetClusterUserUsage(now, t.tenant, t.user, s.billed, s.billing)
 		}
@@ -269,8 +292,9 @@ func (l *Ledger) Usage(tenant string) TenantUsage {
 	now := l.o.Now()
 	start, _ := l.o.Engine.Cycle()
 	u := l.o.Engine.Usage(now, tenant)
-	self := NodeUsage{Node: l.o.Node, CycleStart: start.UTC(), BilledSeconds: u.Seconds.Seconds(), SpendMicros: u.Spend,
-		ActiveCalls: l.o.Engine.Active(tenant), Published: now.UTC(), Self: true}
+	self := NodeUsage{Node: l.o.Node, CycleStart: start.UTC(), BilledSeconds: u.Seconds.Seconds(), BilledNanos: int64(u.Seconds),
+		SpendMicros: u.Spend, ActiveCalls: l.o.Engine.Active(tenant), Published: now.UTC(), Self: true}
+	self.BillingCalls, self.SpendRate = l.o.Engine.Billing(tenant)
 	out := TenantUsage{CycleStart: start.UTC(), Nodes: []NodeUsage{self}}
 	l.mu.Lock()
 	for key, nu := range l.usage {

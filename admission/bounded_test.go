@@ -1,0 +1,67 @@
+package admission_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/admission"
+)
+
+// In a cluster, while the others' usage counts a silent node at its
+// bound, a budget that runs out cuts its calls and refuses new ones, but
+// it may not really have run out: it reports nothing and does not
+// suspend. Once the usage is known again, a budget with time left admits,
+// and one really out trips in full (cap_reached, suspension).
+func TestBoundedClusterUsage(t *testing.T) {
+	e := admission.NewEngine(admission.Settings{Cluster: true})
+	yes := true
+	mustPlan(t, e, admission.Plan{Name: "p", Limits: admission.Limits{MaxMonthlyMinutes: lim(1), AutoSuspend: &yes}})
+	if _, err := e.UpsertTenant(t0, admission.Tenant{Name: "a", Plan: "p"}); err != nil {
+		t.Fatal(err)
+	}
+	count := func(o admission.Output, typ string) int {
+		n := 0
+		for _, ev := range o.Events {
+			if ev.Type == typ {
+				n++
+			}
+		}
+		return n
+	}
+	if !e.Admit(t0, out("c1", "a", "100", "4930")).Admitted {
+		t.Fatal("c1 rejected")
+	}
+	e.Answer(t0, "c1")
+	// A silent node may have used 59 s: c1 has drawn 1 s by t0+1s.
+	o, err := e.SetClusterUsage(t0.Add(time.Second), "a", 59*time.Second, 0, 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.Cuts) != 1 || count(o, admission.EventCapReached)+count(o, admission.EventSuspended)+count(o, admission.EventThreshold) != 0 {
+		t.Fatalf("bounded exhaustion: cuts %+v, events %+v; want c1 cut and nothing reported", o.Cuts, o.Events)
+	}
+	if s, _ := e.Suspended("a"); s {
+		t.Fatal("suspended on a bound")
+	}
+	e.End(t0.Add(time.Second), "c1")
+	if d := e.Admit(t0.Add(2*time.Second), out("c2", "a", "100", "4930")); d.Admitted || d.Rejection.Cause != admission.CauseMinutes ||
+		count(d.Output, admission.EventCapReached) != 0 {
+		t.Fatalf("bounded: c2 %+v, want refused for minutes with nothing reported", d)
+	}
+	// Known again: the silent node had used 30 s. 29 s are left.
+	if _, err := e.SetClusterUsage(t0.Add(3*time.Second), "a", 30*time.Second, 0, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	if !e.Admit(t0.Add(3*time.Second), out("c3", "a", "100", "4930")).Admitted {
+		t.Fatal("c3 rejected with budget left")
+	}
+	e.Answer(t0.Add(3*time.Second), "c3")
+	// c3 runs the budget out for real 29 s later: cut, reported, suspended.
+	o = e.Tick(t0.Add(40 * time.Second))
+	if len(o.Cuts) != 1 || count(o, admission.EventCapReached) != 1 || count(o, admission.EventSuspended) != 1 {
+		t.Fatalf("known exhaustion: cuts %+v, events %+v", o.Cuts, o.Events)
+	}
+	if s, _ := e.Suspended("a"); !s {
+		t.Fatal("not suspended once the budget really ran out")
+	}
+}
