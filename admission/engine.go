@@ -60,7 +60,7 @@ type tenantState struct {
 	// calls and refuses new ones, but reports nothing and does not
 	// suspend: it may not really have run out.
 	bounded bool
-	emerg   accrual    // billed time of emergency calls this cycle
+	emerg   accrual // billed time of emergency calls this cycle
 
 	suspended     bool
 	suspendReason string
