@@ -50,7 +50,7 @@ func (s *Service) Cluster(_ context.Context, tenant string) (api.ClusterStatus, 
 func (s *Service) ReleaseNode(ctx context.Context, actor, node string) (api.ClusterReleased, error) {
 	c := s.getCluster()
 	if c == nil {
-		return api.ClusterReleased{}, fmt.Errorf("control: cluster.enabled is false: no node %q: %w", node, api.ErrNotFound)
+		return api.ClusterReleased{}, opErr(api.ErrNotFound, "no node %q: cluster.enabled is false", node)
 	}
 	// The ledger writes go to NATS: not under s.mu.
 	out, err := c.Release(ctx, node)

@@ -34,7 +34,7 @@ func (s *Service) Usage(_ context.Context, tenant string) (api.UsageView, error)
 	now := s.now()
 	eff, err := s.runner.EffectiveLimits(tenant)
 	if err != nil {
-		return api.UsageView{}, fmt.Errorf("control: %v: %w", err, api.ErrNotFound)
+		return api.UsageView{}, notFound("tenant", tenant)
 	}
 	u := s.runner.Usage(now, tenant)
 	active := s.runner.Active(tenant)
@@ -212,7 +212,7 @@ func (s *Service) suspendLocked(actor, tenant, reason, action string, op func(ti
 	s.effects(rd)
 	if err != nil {
 		if errors.Is(err, admission.ErrUnknownTenant) {
-			return api.TenantStatus{}, fmt.Errorf("control: %v: %w", err, api.ErrNotFound)
+			return api.TenantStatus{}, notFound("tenant", tenant)
 		}
 		return api.TenantStatus{}, fmt.Errorf("control: %s %q: %w", action, tenant, err)
 	}
