@@ -150,13 +150,30 @@ func Open(cfg *configs.Config, st store.Store, opts Options) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control: load store: %w", err)
 	}
+	// The file's tokens are resolved on every start: a token_env token
+	// follows the environment, not the secret of the first start.
+	cfgTokens, err := ConfigTokens(cfg, env, s.now())
+	if err != nil {
+		return nil, err
+	}
 	if !state.Seeded {
-		if err := seed(cfg, st, env, s.now()); err != nil {
+		if err := seed(cfg, st, cfgTokens, s.now()); err != nil {
 			return nil, err
 		}
 		if state, err = st.Load(); err != nil {
 			return nil, fmt.Errorf("control: load store: %w", err)
 		}
+	} else {
+		logDrift(cfg, state, s.log)
+		b, toks := syncTokens(cfg, state.Tokens, cfgTokens, s.now(), s.log)
+		if b != nil {
+			// No At: the store clock (what restored calls are billed up
+			// to) stays that of the last stop.
+			if err := st.Apply(b); err != nil {
+				return nil, fmt.Errorf("control: update tokens from the config file: %w", err)
+			}
+		}
+		state.Tokens = toks
 	}
 	for _, p := range state.Plans {
 		s.plans[p.Name] = p.Clone()
@@ -227,11 +244,11 @@ func Open(cfg *configs.Config, st store.Store, opts Options) (*Service, error) {
 	return s, nil
 }
 
-// seed writes the config file's plans, tenants and tokens into an empty
-// store, with one audit entry per object.
-func seed(cfg *configs.Config, st store.Store, env func(string) string, now time.Time) error {
+// seed writes the config file's plans, tenants and tokens (resolved by
+// ConfigTokens) into an empty store, with one audit entry per object.
+func seed(cfg *configs.Config, st store.Store, tokens []store.Token, now time.Time) error {
 	plans, tenants := normalise(cfg.Plans, cfg.Tenants)
-	b := &store.Batch{At: now, PutPlans: plans, PutTenants: tenants, Seeded: true}
+	b := &store.Batch{At: now, PutPlans: plans, PutTenants: tenants, PutTokens: tokens, Seeded: true}
 	for _, p := range plans {
 		b.Audit = append(b.Audit, api.AuditEntry{At: now, Actor: "config", Action: "seed",
 			Resource: "plans/" + p.Name, After: mustJSON(p)})
@@ -240,27 +257,9 @@ func seed(cfg *configs.Config, st store.Store, env func(string) string, now time
 		b.Audit = append(b.Audit, api.AuditEntry{At: now, Actor: "config", Action: "seed",
 			Resource: "tenants/" + t.Name, Tenant: t.Name, After: mustJSON(t)})
 	}
-	for i, t := range cfg.API.Tokens {
-		var hash string
-		switch {
-		case t.TokenEnv != "":
-			secret := env(t.TokenEnv)
-			if secret == "" {
-				return fmt.Errorf("control: api.tokens[%d].token_env: environment variable %s is not set", i, t.TokenEnv)
-			}
-			if len(secret) < MinTokenLen {
-				return fmt.Errorf("control: api.tokens[%d].token_env: the secret in %s must be at least %d characters, got %d", i, t.TokenEnv, MinTokenLen, len(secret))
-			}
-			hash = hashToken(secret)
-		case t.TokenSHA256 != "":
-			hash = normaliseHash(t.TokenSHA256)
-		default:
-			return fmt.Errorf("control: api.tokens[%d]: exactly one of token_env and token_sha256 is required", i)
-		}
-		tok := store.Token{Name: t.Name, Scope: api.Scope(t.Scope), Hash: hash, Created: now}
-		b.PutTokens = append(b.PutTokens, tok)
+	for _, tok := range tokens {
 		b.Audit = append(b.Audit, api.AuditEntry{At: now, Actor: "config", Action: "seed",
-			Resource: "tokens/" + t.Name, After: mustJSON(tokenView(tok))})
+			Resource: "tokens/" + tok.Name, After: mustJSON(tokenView(tok))})
 	}
 	if err := st.Apply(b); err != nil {
 		return fmt.Errorf("control: seed store: %w", err)
