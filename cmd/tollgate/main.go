@@ -33,8 +33,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	if isCLICommand(args[0]) {
-		return runCLI(args, stdout, stderr, os.Getenv)
+	if hoisted := hoistGlobalFlags(args); isCLICommand(hoisted[0]) {
+		return runCLI(hoisted, stdout, stderr, os.Getenv)
 	}
 	switch args[0] {
 	case "serve", "check":
