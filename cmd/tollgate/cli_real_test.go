@@ -159,3 +159,25 @@ func TestCLIBlockedAgainstRealService(t *testing.T) {
 		t.Fatalf("audit:\n%s", r.stdout)
 	}
 }
+
+// Messages of the real service read as the operator needs them: no
+// package prefix, nothing repeated.
+func TestCLIMessagesAgainstRealService(t *testing.T) {
+	srv, _ := realAPI(t)
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"tenants", "get", "nope"}, exitNotFound, "tollgate: tenant \"nope\" not found\n"},
+		{[]string{"limits", "nope"}, exitNotFound, "tollgate: tenant \"nope\" not found\n"},
+		{[]string{"plans", "get", "nope"}, exitNotFound, "tollgate: plan \"nope\" not found\n"},
+		{[]string{"tokens", "delete", "nope"}, exitNotFound, "tollgate: token \"nope\" not found\n"},
+		{[]string{"tokens", "create", "root", "--scope", "read"}, exitInvalid, "tollgate: conflict: token \"root\" already exists\n"},
+	} {
+		r := cliRun(t, srv.URL, realToken, tc.args...)
+		if r.code != tc.code || r.stderr != tc.want {
+			t.Errorf("tollgate %s: exit %d, stderr %q; want %d, %q", strings.Join(tc.args, " "), r.code, r.stderr, tc.code, tc.want)
+		}
+	}
+}
