@@ -22,8 +22,6 @@ Usage:
   tollgate version
 `
 
-var version = "dev"
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -59,7 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	case "version":
-		fmt.Fprintln(stdout, "tollgate", version)
+		fmt.Fprintln(stdout, "tollgate", buildVersion())
 		return 0
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage+cliUsage)

@@ -137,7 +137,7 @@ func serveUntil(cfg *configs.Config, logOut io.Writer, stop chan os.Signal) erro
 		}()
 		log.Info().Str("listen", ln.Addr().String()).Msg("admin API listening")
 	}
-	log.Info().Str("version", version).Int("tenants", len(svc.Config().Tenants)).Str("data_dir", cfg.Store.DataDir).Msg("tollgate started")
+	log.Info().Str("version", buildVersion()).Int("tenants", len(svc.Config().Tenants)).Str("data_dir", cfg.Store.DataDir).Msg("tollgate started")
 	return waitAndStop(cfg, log, gw, httpSrv, stop)
 }
 
