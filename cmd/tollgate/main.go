@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tollgate/tollgate/configs"
+	"github.com/tollgate/tollgate/control"
 )
 
 const usage = `tollgate — SIP-edge call admission gateway
@@ -45,6 +46,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		cfg, err := configs.Load(*path)
 		if err != nil {
 			fmt.Fprintln(stderr, "tollgate:", err)
+			return 1
+		}
+		// The tokens' secrets come from the environment: a variable unset
+		// or too short stops serve, so check fails on it too.
+		if _, err := control.ConfigTokens(cfg, os.Getenv, time.Now()); err != nil {
+			fmt.Fprintf(stderr, "tollgate: %s: %s\n", *path, err)
 			return 1
 		}
 		if args[0] == "check" {
