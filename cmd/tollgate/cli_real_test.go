@@ -31,6 +31,7 @@ func realAPI(t *testing.T) (*httptest.Server, *control.Service) {
 	cfg, err := configs.Parse("real.yaml", []byte(`
 sip: {listen: [{transport: udp, address: 127.0.0.1:5060}]}
 carriers: [{name: carrier, address: 127.0.0.2:5060}]
+destination_classes: {international: ["00", "+"], premium: ["1900", "+1900"]}
 plans:
   - name: standard
     limits: {max_parallel_calls: 10, max_monthly_minutes: 1000}
@@ -179,5 +180,22 @@ func TestCLIMessagesAgainstRealService(t *testing.T) {
 		if r.code != tc.code || r.stderr != tc.want {
 			t.Errorf("tollgate %s: exit %d, stderr %q; want %d, %q", strings.Join(tc.args, " "), r.code, r.stderr, tc.code, tc.want)
 		}
+	}
+}
+
+// apply -f takes the config file itself, as the start's hint says: its
+// plans and tenants are applied, the other sections named as not applied.
+func TestCLIApplyConfigFile(t *testing.T) {
+	srv, _ := realAPI(t)
+	r := cliRun(t, srv.URL, realToken, "apply", "-f", "../../configs/tollgate.yaml", "--dry-run")
+	if r.code != exitOK {
+		t.Fatalf("apply -f configs/tollgate.yaml: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "update plan standard") || !strings.Contains(r.stdout, "update tenant demo") ||
+		!strings.Contains(r.stdout, "(dry run)") {
+		t.Errorf("stdout:\n%s", r.stdout)
+	}
+	if !strings.Contains(r.stderr, "not applied") || !strings.Contains(r.stderr, "carriers") || !strings.Contains(r.stderr, "sip") {
+		t.Errorf("stderr %q does not name the sections not applied", r.stderr)
 	}
 }
