@@ -30,7 +30,8 @@ Admin commands (talk to a running gateway's admin API):
                                             clears one, unlimited is -1, money
                                             as a decimal (monthly_spend_limit=250.5),
                                             classes as destinations.CLASS=true|false
-  tollgate limits reset TENANT              remove every override
+  tollgate limits reset TENANT              reset to defaults: the overrides become
+                                            the gateway's tenant_defaults
   tollgate roles TENANT                     per-user caps of a tenant
   tollgate usage TENANT                     caps, per-day and per-user usage this month
   tollgate calls [--tenant T]               active calls
@@ -110,7 +111,11 @@ var cliCommands = map[string]cliCommand{
 KEY is a limit (max_parallel_calls, max_parallel_inbound, max_parallel_outbound,
 max_calls_per_second, cps_burst, max_monthly_minutes, monthly_spend_limit,
 alert_threshold_pct, auto_suspend) or destinations.CLASS. VALUE null or inherit
-clears the override (the plan's value applies again), unlimited means -1.`, cmdLimits},
+clears the override (the plan's value applies again), unlimited means -1.
+
+reset is "Reset to Defaults": the tenant's overrides are replaced by the
+gateway's tenant_defaults (config file); a limit tenant_defaults leaves unset
+inherits the plan. With no tenant_defaults it removes every override.`, cmdLimits},
 	"roles":   {`tollgate roles TENANT`, cmdRoles},
 	"usage":   {`tollgate usage TENANT`, cmdUsage},
 	"calls":   {`tollgate calls [--tenant T] | calls hangup ID`, cmdCalls},

@@ -36,6 +36,7 @@ plans:
   - name: standard
     limits: {max_parallel_calls: 10, max_monthly_minutes: 1000}
     rates: [{prefix: "", per_minute: 0.01}]
+tenant_defaults: {max_parallel_calls: 5}
 tenants:
   - name: demo
     plan: standard
@@ -197,5 +198,32 @@ func TestCLIApplyConfigFile(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr, "not applied") || !strings.Contains(r.stderr, "carriers") || !strings.Contains(r.stderr, "sip") {
 		t.Errorf("stderr %q does not name the sections not applied", r.stderr)
+	}
+}
+
+// limits reset is "Reset to Defaults": the overrides become
+// tenant_defaults, as its help says.
+func TestCLILimitsResetAgainstRealService(t *testing.T) {
+	srv, _ := realAPI(t)
+	if r := cliRun(t, srv.URL, realToken, "limits", "set", "demo", "max_parallel_calls=7", "max_monthly_minutes=20"); r.code != exitOK {
+		t.Fatalf("limits set: exit %d, %s", r.code, r.stderr)
+	}
+	r := cliRun(t, srv.URL, realToken, "limits", "reset", "demo", "-o", "json")
+	if r.code != exitOK {
+		t.Fatalf("limits reset: exit %d, %s", r.code, r.stderr)
+	}
+	var lv api.LimitsView
+	if err := json.Unmarshal([]byte(r.stdout), &lv); err != nil {
+		t.Fatal(err)
+	}
+	if v := lv.Overrides.MaxParallelCalls; v == nil || *v != 5 {
+		t.Errorf("max_parallel_calls override after reset = %v, want 5 (tenant_defaults)", v)
+	}
+	if v := lv.Overrides.MaxMonthlyMinutes; v != nil {
+		t.Errorf("max_monthly_minutes override after reset = %d, want none (inherit)", *v)
+	}
+	h := cliRun(t, srv.URL, realToken, "limits", "-h")
+	if !strings.Contains(h.stdout, "tenant_defaults") {
+		t.Errorf("limits -h does not say reset applies tenant_defaults:\n%s", h.stdout)
 	}
 }
