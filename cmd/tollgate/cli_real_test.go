@@ -227,3 +227,33 @@ func TestCLILimitsResetAgainstRealService(t *testing.T) {
 		t.Errorf("limits -h does not say reset applies tenant_defaults:\n%s", h.stdout)
 	}
 }
+
+// The usage table shows a call's minutes the same in the caps (the API's
+// figure) and the per-day rows (the CLI's): 40 s is 0.666 in both (the
+// per-day rows rounded it to 0.667).
+func TestCLIUsageMinutesAgree(t *testing.T) {
+	srv, svc := realAPI(t)
+	rn := svc.Runner()
+	if d := rn.Admit(realNow, admission.CallRequest{CallID: "m1", Tenant: "demo", Direction: admission.Outbound, Caller: "100", Callee: "4930"}).Decision; !d.Admitted {
+		t.Fatalf("call rejected: %v", d.Rejection)
+	}
+	rn.AnswerWith(realNow, "m1", nil)
+	rn.End(realNow.Add(40*time.Second), "m1")
+	r := cliRun(t, srv.URL, realToken, "usage", "demo")
+	if r.code != exitOK {
+		t.Fatalf("usage: exit %d, %s", r.code, r.stderr)
+	}
+	var capRow, dayRow []string
+	for _, line := range strings.Split(r.stdout, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) > 0 && f[0] == "max_monthly_minutes":
+			capRow = f
+		case len(f) > 0 && f[0] == realNow.Format("2006-01-02"):
+			dayRow = f
+		}
+	}
+	if len(capRow) < 2 || len(dayRow) < 3 || capRow[1] != "0.666" || dayRow[2] != "0.666" {
+		t.Fatalf("minutes: cap row %q, day row %q; want 0.666 in both\n%s", capRow, dayRow, r.stdout)
+	}
+}
