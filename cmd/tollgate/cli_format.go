@@ -192,6 +192,10 @@ func fmtMinutes(seconds float64) string {
 	return api.FormatMinutes(time.Duration(math.Round(seconds * float64(time.Second))))
 }
 
+// fmtSeconds formats a duration in seconds with one decimal (a call's
+// billed seconds: 1.9, not 1.8943819849999999).
+func fmtSeconds(seconds float64) string { return strconv.FormatFloat(seconds, 'f', 1, 64) }
+
 func fmtFloat(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 
 var jsonNumberRe = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$`)

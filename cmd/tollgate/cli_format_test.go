@@ -26,3 +26,11 @@ func TestMinutesOneRule(t *testing.T) {
 		}
 	}
 }
+
+func TestFmtSeconds(t *testing.T) {
+	for v, want := range map[float64]string{1.8943819849999999: "1.9", 120: "120.0", 0: "0.0", 0.04: "0.0"} {
+		if got := fmtSeconds(v); got != want {
+			t.Errorf("fmtSeconds(%v) = %q, want %q", v, got, want)
+		}
+	}
+}
