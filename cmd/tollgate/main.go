@@ -76,11 +76,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func newLogger(cfg configs.Log, w io.Writer) zerolog.Logger {
 	if cfg.Format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+		// Colour only on a terminal: redirected to a file or a pipe, the
+		// escape codes would end up in the log.
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: !colorTerminal(w)}
 	}
 	level, err := zerolog.ParseLevel(cfg.Level)
 	if err != nil {
 		level = zerolog.InfoLevel
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+// colorTerminal reports whether w is a terminal that may get colours: a
+// character device, and NO_COLOR (no-color.org) unset.
+func colorTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok || os.Getenv("NO_COLOR") != "" {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
