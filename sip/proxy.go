@@ -956,7 +956,7 @@ func (g *Gateway) endCall(d *Dialog, cause string) bool {
 		if billedEnd.IsZero() {
 			billedEnd = now
 		}
-		e = e.Dur("billed", max(billedEnd.Sub(a), 0))
+		e = e.Dur("billed", max(billedEnd.Sub(a), 0).Round(time.Millisecond)) // "1.006s"
 	}
 	if m := end.Media; m != nil {
 		caller, callee := &m.Caller, &m.Callee

@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tollgate/tollgate/configs"
 )
@@ -31,5 +33,25 @@ func TestConsoleLogNoColorOffTerminal(t *testing.T) {
 		if !strings.Contains(out, "tenant=demo") {
 			t.Errorf("%s: %q", name, out)
 		}
+	}
+}
+
+// Durations carry their unit, in both formats.
+func TestLogDurationsHaveUnits(t *testing.T) {
+	var buf bytes.Buffer
+	jlog := newLogger(configs.Log{Format: "json", Level: "info"}, &buf)
+	jlog.Info().Dur("grace", 30*time.Second).Dur("billed", 1006*time.Millisecond).Msg("x")
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatal(err)
+	}
+	if line["grace"] != "30s" || line["billed"] != "1.006s" {
+		t.Errorf("json: grace=%v billed=%v, want 30s and 1.006s", line["grace"], line["billed"])
+	}
+	buf.Reset()
+	clog := newLogger(configs.Log{Format: "console", Level: "info"}, &buf)
+	clog.Info().Dur("grace", 30*time.Second).Msg("shutting down")
+	if !strings.Contains(buf.String(), "grace=30s") {
+		t.Errorf("console: %q, want grace=30s", buf.String())
 	}
 }

@@ -87,6 +87,12 @@ func newLogger(cfg configs.Log, w io.Writer) zerolog.Logger {
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
 }
 
+func init() {
+	// Durations in the log carry their unit: grace=30s, billed=1.006s,
+	// not grace=30000 (zerolog's default: a float of milliseconds).
+	zerolog.DurationFieldFormat = zerolog.DurationFormatString
+}
+
 // colorTerminal reports whether w is a terminal that may get colours: a
 // character device, and NO_COLOR (no-color.org) unset.
 func colorTerminal(w io.Writer) bool {
