@@ -224,7 +224,7 @@ func (g *Gateway) Start() (err error) {
 		case "UDP":
 			pc, err := net.ListenPacket("udp", l.Address)
 			if err != nil {
-				return fmt.Errorf("sip: listen udp %s: %w", l.Address, err)
+				return &ListenError{Field: "sip.listen", Transport: "udp", Address: l.Address, Err: err}
 			}
 			opened = append(opened, pc)
 			a := pc.LocalAddr().(*net.UDPAddr)
@@ -238,7 +238,7 @@ func (g *Gateway) Start() (err error) {
 		case "TCP":
 			ln, err := net.Listen("tcp", l.Address)
 			if err != nil {
-				return fmt.Errorf("sip: listen tcp %s: %w", l.Address, err)
+				return &ListenError{Field: "sip.listen", Transport: "tcp", Address: l.Address, Err: err}
 			}
 			opened = append(opened, ln)
 			a := ln.Addr().(*net.TCPAddr)

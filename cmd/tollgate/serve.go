@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -124,7 +123,7 @@ func serveUntil(cfg *configs.Config, logOut io.Writer, stop chan os.Signal) erro
 	if cfg.API.Listen != "off" {
 		ln, err := net.Listen("tcp", cfg.API.Listen)
 		if err != nil {
-			return fmt.Errorf("api: %w", err)
+			return &sip.ListenError{Field: "api.listen", Transport: "tcp", Address: cfg.API.Listen, Err: err}
 		}
 		httpSrv = &http.Server{
 			Handler:           api.NewServer(svc, metrics, api.ServerOptions{Logger: log.With().Str("component", "api").Logger()}),
