@@ -416,4 +416,3 @@ func (g *Gateway) isSelf(u *sip.Uri) bool {
 	}
 	return g.selfPorts[port]
 }
-
