@@ -3,7 +3,6 @@ package control
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/cluster"
@@ -56,11 +55,11 @@ func (s *Service) ReleaseNode(ctx context.Context, actor, node string) (api.Clus
 	out, err := c.Release(ctx, node)
 	switch {
 	case errors.Is(err, cluster.ErrAlive):
-		return out, fmt.Errorf("%w: %w", api.ErrConflict, err)
+		return out, rephrase(api.ErrConflict, err)
 	case errors.Is(err, cluster.ErrUnknownNode):
-		return out, fmt.Errorf("%w: %w", api.ErrNotFound, err)
+		return out, rephrase(api.ErrNotFound, err)
 	case errors.Is(err, cluster.ErrUnavailable):
-		return out, fmt.Errorf("%w: %w", api.ErrNotReady, err)
+		return out, rephrase(api.ErrNotReady, err)
 	case err != nil:
 		return out, err
 	}

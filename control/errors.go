@@ -2,6 +2,7 @@ package control
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/tollgate/tollgate/api"
 )
@@ -12,12 +13,29 @@ import (
 // and it matches its API sentinel (api.ErrNotFound, api.ErrConflict) with
 // errors.Is, so the API answers the right status.
 type opError struct {
-	msg  string
-	kind error
+	msg   string
+	kind  error
+	cause error // optional: the error it rephrases, still matched by errors.Is
 }
 
 func (e *opError) Error() string { return e.msg }
-func (e *opError) Unwrap() error { return e.kind }
+func (e *opError) Unwrap() []error {
+	if e.cause != nil {
+		return []error{e.kind, e.cause}
+	}
+	return []error{e.kind}
+}
+
+// rephrase is an opError of kind for cause, whose message loses the
+// package prefix cause carries (`cluster: unknown node "gw-z"` reads
+// `unknown node "gw-z"`).
+func rephrase(kind, cause error) error {
+	msg := cause.Error()
+	if i := strings.Index(msg, ": "); i > 0 && !strings.ContainsAny(msg[:i], " \"") {
+		msg = msg[i+2:]
+	}
+	return &opError{msg: msg, kind: kind, cause: cause}
+}
 
 // opErr builds an opError of kind.
 func opErr(kind error, format string, args ...any) error {

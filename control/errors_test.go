@@ -2,10 +2,12 @@ package control_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/configs"
+	"github.com/tollgate/tollgate/control"
 )
 
 // Errors an operator reads carry no package prefix and do not repeat
@@ -21,3 +23,13 @@ func TestErrorMessages(t *testing.T) {
 		t.Fatalf("PutTenant(acme) = %v, want tenant \"acme\" already exists (ErrConflict)", err)
 	}
 }
+
+func TestRephrase(t *testing.T) {
+	cause := fmt.Errorf("%w %q", errUnknownNodeForTest, "gw-z")
+	err := control.Rephrase(api.ErrNotFound, cause)
+	if err.Error() != `unknown node "gw-z"` || !errors.Is(err, api.ErrNotFound) || !errors.Is(err, errUnknownNodeForTest) {
+		t.Fatalf("rephrase = %q (not found %v, cause %v)", err, errors.Is(err, api.ErrNotFound), errors.Is(err, errUnknownNodeForTest))
+	}
+}
+
+var errUnknownNodeForTest = errors.New("cluster: unknown node")

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -402,10 +403,11 @@ func (s *Service) Close() error {
 func (s *Service) Ready() error {
 	e := s.getEdge()
 	if e == nil {
-		return fmt.Errorf("control: sip gateway not started: %w", api.ErrNotReady)
+		return opErr(api.ErrNotReady, "the SIP gateway is not started")
 	}
 	if err := e.Ready(); err != nil {
-		return fmt.Errorf("control: %v: %w", err, api.ErrNotReady)
+		// "sip: draining" reads "the SIP gateway is draining".
+		return &opError{msg: "the SIP gateway is " + strings.TrimPrefix(err.Error(), "sip: "), kind: api.ErrNotReady, cause: err}
 	}
 	return nil
 }
