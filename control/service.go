@@ -195,7 +195,7 @@ func Open(cfg *configs.Config, st store.Store, opts Options) (*Service, error) {
 
 	eff := s.build(s.sortedPlans(), s.sortedTenants())
 	if err := eff.Validate(); err != nil {
-		return nil, fmt.Errorf("control: stored plans and tenants do not fit the config: %w", err)
+		return nil, fmt.Errorf("the stored plans and tenants do not fit the config file (change the file, or the store with the admin API): %w", err)
 	}
 	s.eff = eff
 
