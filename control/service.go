@@ -195,7 +195,7 @@ func Open(cfg *configs.Config, st store.Store, opts Options) (*Service, error) {
 
 	eff := s.build(s.sortedPlans(), s.sortedTenants())
 	if err := eff.Validate(); err != nil {
-		return nil, fmt.Errorf("the stored plans and tenants do not fit the config file (change the file, or the store with the admin API): %w", err)
+		return nil, fmt.Errorf("the stored plans and tenants do not fit the config file (put back what they use in the file, or move store.data_dir away to seed again from the file): %w", err)
 	}
 	s.eff = eff
 
