@@ -47,7 +47,8 @@ func ConfigTokens(cfg *configs.Config, env func(string) string, now time.Time) (
 // missing and takes the file's scope and secret (token_env: the
 // environment's, read at this start) if they changed. Tokens created
 // through the API are left alone. It returns the batch to write (nil:
-// nothing changed) and the store's tokens afterwards.
+// nothing changed) and the store's tokens afterwards; with
+// cluster.enabled the batch marks each token as not yet replicated.
 func syncTokens(cfg *configs.Config, stored []store.Token, want []store.Token, now time.Time, log zerolog.Logger) (*store.Batch, []store.Token) {
 	byName := make(map[string]int, len(stored))
 	out := append([]store.Token(nil), stored...)
@@ -88,6 +89,16 @@ func syncTokens(cfg *configs.Config, stored []store.Token, want []store.Token, n
 	}
 	if len(b.PutTokens) == 0 {
 		return nil, out
+	}
+	if cfg.Cluster.Enabled {
+		// In a cluster the config bucket is the source of truth and a
+		// start applies it: without a pending mark, its older token would
+		// undo this one. Marked, the token is published first and wins
+		// (last writer per object), as an operator's change made while
+		// NATS was away.
+		for _, t := range b.PutTokens {
+			b.Unreplicated = append(b.Unreplicated, store.Unreplicated{Kind: kindToken, Name: t.Name, Actor: "config", At: now})
+		}
 	}
 	return &b, out
 }
@@ -143,4 +154,21 @@ func logDrift(cfg *configs.Config, state *store.State, log zerolog.Logger) {
 		log.Warn().Int("objects", n).
 			Msg("the config file's plans and tenants seed the store on the first start only; to put the file's in effect run `tollgate apply -f CONFIG_FILE` (--dry-run shows the diff), or for a demo wipe store.data_dir (make reset-demo)")
 	}
+}
+
+// mergeMarks adds the marks add to marks, replacing one of the same kind
+// and name.
+func mergeMarks(marks, add []store.Unreplicated) []store.Unreplicated {
+	for _, a := range add {
+		replaced := false
+		for i, m := range marks {
+			if m.Kind == a.Kind && m.Name == a.Name {
+				marks[i], replaced = a, true
+			}
+		}
+		if !replaced {
+			marks = append(marks, a)
+		}
+	}
+	return marks
 }

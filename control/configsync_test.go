@@ -132,3 +132,29 @@ func TestStartLogsConfigDrift(t *testing.T) {
 		t.Fatalf("store's plan changed by the file: %d", *p.Limits.MaxParallelCalls)
 	}
 }
+
+// In a cluster the config bucket is applied at start; a token the
+// environment changed is kept pending, so it is published first and the
+// bucket's older state does not undo it.
+func TestTokenEnvChangeIsPendingInACluster(t *testing.T) {
+	st := store.NewMem()
+	cfg := testConfig(t)
+	cfg.Cluster.Enabled, cfg.Cluster.Replicas = true, 1
+	open := func(secret string) *control.Service {
+		t.Helper()
+		svc, err := control.Open(cfg, st, control.Options{Now: newClock(t0).Now, Logger: zerolog.Nop(),
+			Env: func(string) string { return secret }})
+		mustNil(t, err)
+		return svc
+	}
+	mustNil(t, open("first-secret-0123456789").Close())
+	svc := open("second-secret-0123456789")
+	defer svc.Close()
+	var names []string
+	for _, c := range svc.Pending() {
+		names = append(names, c.Kind+"."+c.Name)
+	}
+	if len(names) != 1 || names[0] != "token.ops" {
+		t.Fatalf("pending after the token changed = %q, want [token.ops]", names)
+	}
+}

@@ -173,6 +173,7 @@ func Open(cfg *configs.Config, st store.Store, opts Options) (*Service, error) {
 			if err := st.Apply(b); err != nil {
 				return nil, fmt.Errorf("control: update tokens from the config file: %w", err)
 			}
+			state.Unreplicated = mergeMarks(state.Unreplicated, b.Unreplicated)
 		}
 		state.Tokens = toks
 	}
