@@ -1,17 +1,44 @@
 GO ?= go
 BIN := bin/tollgate
 CONFIG ?= configs/tollgate.yaml
+# Where `make install` puts tollgate: $(GOBIN) if set, else $(PREFIX)/bin.
+PREFIX ?= /usr/local
+GOBIN ?= $(shell $(GO) env GOBIN)
+INSTALL_DIR := $(if $(GOBIN),$(GOBIN),$(PREFIX)/bin)
+# `tollgate version` reads the VCS revision Go stamps into the binary; where
+# Go cannot (a git worktree, GOFLAGS=-buildvcs=false) this names the commit.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+LDFLAGS := $(if $(VERSION),-X main.version=$(VERSION))
+# The demo's data directory (store.data_dir of configs/tollgate.yaml).
+DEMO_DATA ?= data
 
-.PHONY: build run test test-short bench fuzz vet fmt clean
+.PHONY: build install run reset-demo test test-short bench fuzz vet fmt clean
 
 build:
-	$(GO) build -o $(BIN) ./cmd/tollgate
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tollgate
+
+# Copies bin/tollgate to $(GOBIN) or $(PREFIX)/bin (default /usr/local/bin),
+# so `tollgate` is on PATH: make install PREFIX=$$HOME/.local
+install: build
+	install -d $(INSTALL_DIR)
+	install -m 0755 $(BIN) $(INSTALL_DIR)/tollgate
+	@echo "installed $(INSTALL_DIR)/tollgate"
 
 # The demo admin token; set TOLLGATE_ADMIN_TOKEN yourself outside a demo.
 export TOLLGATE_ADMIN_TOKEN ?= demo-admin-token-change-me
 
 run: build
 	./$(BIN) serve -c $(CONFIG)
+
+# The config file's plans, tenants and tokens seed the store on the first
+# start only; afterwards the store wins. This wipes the demo's store (and
+# its embedded NATS data, under it) so that the next `make run` seeds
+# again from $(CONFIG). Stop the gateway first. Everything the demo
+# recorded (usage, audit log, events) is lost.
+reset-demo:
+	@case "$(DEMO_DATA)" in ""|/|.|..) echo "refusing to remove DEMO_DATA=$(DEMO_DATA)"; exit 1;; esac
+	rm -rf -- "$(DEMO_DATA)"
+	@echo "removed $(DEMO_DATA)/: the next make run seeds the store from $(CONFIG)"
 
 # Every test: unit, in-process SIP integration, SIPp end to end (testbed/).
 # Each package prints its result as it finishes; a heartbeat line every

@@ -85,6 +85,7 @@ type Metrics struct {
 	teardowns        *prometheus.CounterVec
 	refused          *prometheus.CounterVec
 	dropped          *prometheus.CounterVec
+	stackErrors      prometheus.Counter
 	commitLatency    prometheus.Histogram
 	pubAckLatency    prometheus.Histogram
 
@@ -166,6 +167,10 @@ func NewMetrics(reg *prometheus.Registry, maxTenantSeries int) *Metrics {
 			Name: "tollgate_sip_dropped_total",
 			Help: "SIP messages dropped without an answer, by reason.",
 		}, []string{"reason"}),
+		stackErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tollgate_sip_stack_errors_total",
+			Help: "Errors the SIP stack (sipgo) reported, each logged or, beyond one line per second, suppressed.",
+		}),
 		commitLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "tollgate_store_commit_seconds",
 			Help:    "Duration of a store group commit.",
@@ -190,7 +195,7 @@ func NewMetrics(reg *prometheus.Registry, maxTenantSeries int) *Metrics {
 		return float64(f())
 	})
 	reg.MustRegister(
-		m.admitted, m.rejected, m.admissionLatency, m.teardowns, m.refused, m.dropped, m.commitLatency, outbox,
+		m.admitted, m.rejected, m.admissionLatency, m.teardowns, m.refused, m.dropped, m.stackErrors, m.commitLatency, outbox,
 		m.pubAckLatency,
 		&activeCollector{m: m, max: maxTenantSeries},
 		floodCollector{m: m},
@@ -261,6 +266,15 @@ func (m *Metrics) Dropped(reason string) {
 		return
 	}
 	m.dropped.WithLabelValues(reason).Inc()
+}
+
+// StackError counts an error the SIP stack (sipgo) reported
+// (sip.StackErrorObserver).
+func (m *Metrics) StackError() {
+	if m == nil {
+		return
+	}
+	m.stackErrors.Inc()
 }
 
 // CommitLatency observes the duration of one store group commit.

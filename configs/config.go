@@ -295,8 +295,9 @@ type API struct {
 	// Listen is the TCP address of the admin API, /metrics and the health
 	// endpoints. Default 127.0.0.1:8080; "off" disables it.
 	Listen string `yaml:"listen" json:"listen"`
-	// Tokens are bearer tokens seeded into the store on first start (more
-	// are created through the API).
+	// Tokens are bearer tokens of the file: they follow it on every start
+	// (created when missing, scope and secret updated; more are created
+	// through the API, and those are the store's alone).
 	Tokens []APIToken `yaml:"tokens" json:"tokens"`
 	// MaxTenantSeries bounds the per-tenant active-calls series in
 	// /metrics: the busiest N tenants get their own series, the rest are
@@ -311,7 +312,7 @@ type APIToken struct {
 	// Scope is admin | settings | billing | read.
 	Scope string `yaml:"scope" json:"scope"`
 	// TokenEnv names the environment variable holding the secret (read
-	// at first start, at least 16 characters).
+	// at every start, at least 16 characters).
 	TokenEnv string `yaml:"token_env" json:"token_env"`
 	// TokenSHA256 is the hex SHA-256 of the secret. Exactly one of
 	// token_env and token_sha256.

@@ -13,7 +13,10 @@ import (
 )
 
 // Apply creates or updates the plans and tenants of doc (objects not in it
-// are left alone). Every object is normalised as loading a config file
+// are left alone). A tenant it creates has the limits the document leaves
+// unset pre-filled from tenant_defaults, as PutTenant with create does;
+// applying the same document again leaves that tenant unchanged (a
+// pre-filled override is cleared with a limits patch, not by apply). Every object is normalised as loading a config file
 // would (defaults filled) and compared with the stored one. The whole
 // resulting config is validated first (errors name paths in doc, e.g.
 // "tenants[0].sources[0]"); then, unless dryRun, every change is made and
@@ -22,7 +25,17 @@ func (s *Service) Apply(_ context.Context, actor string, doc api.ApplyDoc, dryRu
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	plans, tenants := normalise(doc.Plans, doc.Tenants)
+	// A tenant the document creates is pre-filled from tenant_defaults, as
+	// POST /v1/tenants does; an existing one is taken as written.
+	docTenants := make([]configs.Tenant, len(doc.Tenants))
+	for i, t := range doc.Tenants {
+		if _, ok := s.tenants[t.Name]; !ok {
+			t = t.Clone()
+			t.Limits = fillLimits(t.Limits, s.base.TenantDefaults)
+		}
+		docTenants[i] = t
+	}
+	plans, tenants := normalise(doc.Plans, docTenants)
 
 	// Candidate: stored objects the document does not name, then the
 	// document's objects in its order (so its indices map back).
@@ -74,6 +87,11 @@ func (s *Service) Apply(_ context.Context, actor string, doc api.ApplyDoc, dryRu
 	}
 	for _, t := range tenants {
 		old, exists := s.tenants[t.Name]
+		if exists && asCreated(old, t, s.base.TenantDefaults) {
+			// Applying the document that created the tenant again is a
+			// no-op, not a change that clears the tenant_defaults.
+			t = old
+		}
 		ch, before := compare("tenant", t.Name, old, exists, t)
 		res.Changes = append(res.Changes, ch)
 		if ch.Op == "unchanged" {
@@ -200,4 +218,16 @@ func compare[T any](kind, name string, old T, exists bool, next T) (ch api.Apply
 		ch.Op = "unchanged"
 	}
 	return ch, old
+}
+
+// asCreated reports whether the stored tenant old is t as a creation
+// makes it: the limits t leaves unset pre-filled from tenant_defaults
+// (and not t itself: then it is simply unchanged).
+func asCreated(old, t configs.Tenant, defaults configs.Limits) bool {
+	if len(diff(old, t)) == 0 {
+		return false
+	}
+	filled := t.Clone()
+	filled.Limits = fillLimits(filled.Limits, defaults)
+	return len(diff(old, normaliseTenant(filled))) == 0
 }

@@ -79,8 +79,8 @@ func TestApply(t *testing.T) {
 		t.Fatalf("acme = %+v", v.Tenant)
 	}
 	l, _ := f.svc.GetLimits(ctx, "delta")
-	if *l.Effective.MaxParallelCalls != 100 || l.Overrides.MaxParallelCalls != nil {
-		t.Fatalf("delta limits = %+v / %+v (apply does not pre-fill tenant_defaults)", l.Overrides, l.Effective)
+	if *l.Effective.MaxParallelCalls != 5 || l.Overrides.MaxParallelCalls == nil || *l.Overrides.MaxParallelCalls != 5 {
+		t.Fatalf("delta limits = %+v / %+v (a tenant apply creates is pre-filled from tenant_defaults)", l.Overrides, l.Effective)
 	}
 	if f.edge.nRouting() != 1 {
 		t.Fatalf("SetRouting called %d times, want 1", f.edge.nRouting())

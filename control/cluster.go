@@ -3,7 +3,6 @@ package control
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/cluster"
@@ -50,17 +49,17 @@ func (s *Service) Cluster(_ context.Context, tenant string) (api.ClusterStatus, 
 func (s *Service) ReleaseNode(ctx context.Context, actor, node string) (api.ClusterReleased, error) {
 	c := s.getCluster()
 	if c == nil {
-		return api.ClusterReleased{}, fmt.Errorf("control: cluster.enabled is false: no node %q: %w", node, api.ErrNotFound)
+		return api.ClusterReleased{}, opErr(api.ErrNotFound, "no node %q: cluster.enabled is false", node)
 	}
 	// The ledger writes go to NATS: not under s.mu.
 	out, err := c.Release(ctx, node)
 	switch {
 	case errors.Is(err, cluster.ErrAlive):
-		return out, fmt.Errorf("%w: %w", api.ErrConflict, err)
+		return out, rephrase(api.ErrConflict, err)
 	case errors.Is(err, cluster.ErrUnknownNode):
-		return out, fmt.Errorf("%w: %w", api.ErrNotFound, err)
+		return out, rephrase(api.ErrNotFound, err)
 	case errors.Is(err, cluster.ErrUnavailable):
-		return out, fmt.Errorf("%w: %w", api.ErrNotReady, err)
+		return out, rephrase(api.ErrNotReady, err)
 	case err != nil:
 		return out, err
 	}

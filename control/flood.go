@@ -2,7 +2,6 @@ package control
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"time"
 
@@ -64,14 +63,14 @@ func (s *Service) Unblock(_ context.Context, actor string, ip netip.Addr) error 
 	ip = ip.Unmap()
 	f := s.getFlood()
 	if f == nil {
-		return fmt.Errorf("control: source %s is not blocked: %w", ip, api.ErrNotFound)
+		return opErr(api.ErrNotFound, "source %s is not blocked", ip)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
 	e, ok := f.Unblock(ip, now)
 	if !ok {
-		return fmt.Errorf("control: source %s is not blocked: %w", ip, api.ErrNotFound)
+		return opErr(api.ErrNotFound, "source %s is not blocked", ip)
 	}
 	s.log.Info().Str("ip", ip.String()).Str("actor", actor).Time("was_blocked_until", e.Until).Msg("source unblocked")
 	entry := audit(now, actor, "source.unblock", "blocked/"+ip.String(), "", blockedView(e), nil)

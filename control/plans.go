@@ -44,7 +44,7 @@ func (s *Service) PutPlan(_ context.Context, actor string, p configs.Plan, creat
 	now := s.now()
 	old, exists := s.plans[p.Name]
 	if create && exists {
-		return false, fmt.Errorf("control: plan %q exists: %w", p.Name, api.ErrConflict)
+		return false, existsErr("plan", p.Name)
 	}
 	np := normalisePlan(p)
 	if err := s.checkPlan(np); err != nil {
@@ -85,7 +85,7 @@ func (s *Service) deletePlan(now time.Time, actor, name string) error {
 	}
 	for _, t := range s.sortedTenants() {
 		if t.Plan == name {
-			return fmt.Errorf("control: plan %q is the plan of tenant %q: %w", name, t.Name, api.ErrConflict)
+			return opErr(api.ErrConflict, "plan %q is the plan of tenant %q", name, t.Name)
 		}
 	}
 	rd, err := s.runner.DeletePlan(now, name)
@@ -93,9 +93,9 @@ func (s *Service) deletePlan(now time.Time, actor, name string) error {
 	if err != nil {
 		switch {
 		case errors.Is(err, admission.ErrPlanInUse):
-			return fmt.Errorf("control: %v: %w", err, api.ErrConflict)
+			return opErr(api.ErrConflict, "plan %q is in use", name)
 		case errors.Is(err, admission.ErrUnknownPlan):
-			return fmt.Errorf("control: %v: %w", err, api.ErrNotFound)
+			return notFound("plan", name)
 		}
 		return fmt.Errorf("control: delete plan %q: %w", name, err)
 	}
@@ -111,8 +111,4 @@ func (s *Service) deletePlan(now time.Time, actor, name string) error {
 // with mu held.
 func (s *Service) refresh() {
 	s.eff = s.build(s.sortedPlans(), s.sortedTenants())
-}
-
-func notFound(kind, name string) error {
-	return fmt.Errorf("control: %s %q: %w", kind, name, api.ErrNotFound)
 }

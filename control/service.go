@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -150,13 +151,31 @@ func Open(cfg *configs.Config, st store.Store, opts Options) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control: load store: %w", err)
 	}
+	// The file's tokens are resolved on every start: a token_env token
+	// follows the environment, not the secret of the first start.
+	cfgTokens, err := ConfigTokens(cfg, env, s.now())
+	if err != nil {
+		return nil, err
+	}
 	if !state.Seeded {
-		if err := seed(cfg, st, env, s.now()); err != nil {
+		if err := seed(cfg, st, cfgTokens, s.now()); err != nil {
 			return nil, err
 		}
 		if state, err = st.Load(); err != nil {
 			return nil, fmt.Errorf("control: load store: %w", err)
 		}
+	} else {
+		logDrift(cfg, state, s.log)
+		b, toks := syncTokens(cfg, state.Tokens, cfgTokens, s.now(), s.log)
+		if b != nil {
+			// No At: the store clock (what restored calls are billed up
+			// to) stays that of the last stop.
+			if err := st.Apply(b); err != nil {
+				return nil, fmt.Errorf("control: update tokens from the config file: %w", err)
+			}
+			state.Unreplicated = mergeMarks(state.Unreplicated, b.Unreplicated)
+		}
+		state.Tokens = toks
 	}
 	for _, p := range state.Plans {
 		s.plans[p.Name] = p.Clone()
@@ -177,7 +196,7 @@ func Open(cfg *configs.Config, st store.Store, opts Options) (*Service, error) {
 
 	eff := s.build(s.sortedPlans(), s.sortedTenants())
 	if err := eff.Validate(); err != nil {
-		return nil, fmt.Errorf("control: stored plans and tenants do not fit the config: %w", err)
+		return nil, fmt.Errorf("the stored plans and tenants do not fit the config file (put back what they use in the file, or move store.data_dir away to seed again from the file): %w", err)
 	}
 	s.eff = eff
 
@@ -227,11 +246,11 @@ func Open(cfg *configs.Config, st store.Store, opts Options) (*Service, error) {
 	return s, nil
 }
 
-// seed writes the config file's plans, tenants and tokens into an empty
-// store, with one audit entry per object.
-func seed(cfg *configs.Config, st store.Store, env func(string) string, now time.Time) error {
+// seed writes the config file's plans, tenants and tokens (resolved by
+// ConfigTokens) into an empty store, with one audit entry per object.
+func seed(cfg *configs.Config, st store.Store, tokens []store.Token, now time.Time) error {
 	plans, tenants := normalise(cfg.Plans, cfg.Tenants)
-	b := &store.Batch{At: now, PutPlans: plans, PutTenants: tenants, Seeded: true}
+	b := &store.Batch{At: now, PutPlans: plans, PutTenants: tenants, PutTokens: tokens, Seeded: true}
 	for _, p := range plans {
 		b.Audit = append(b.Audit, api.AuditEntry{At: now, Actor: "config", Action: "seed",
 			Resource: "plans/" + p.Name, After: mustJSON(p)})
@@ -240,27 +259,9 @@ func seed(cfg *configs.Config, st store.Store, env func(string) string, now time
 		b.Audit = append(b.Audit, api.AuditEntry{At: now, Actor: "config", Action: "seed",
 			Resource: "tenants/" + t.Name, Tenant: t.Name, After: mustJSON(t)})
 	}
-	for i, t := range cfg.API.Tokens {
-		var hash string
-		switch {
-		case t.TokenEnv != "":
-			secret := env(t.TokenEnv)
-			if secret == "" {
-				return fmt.Errorf("control: api.tokens[%d].token_env: environment variable %s is not set", i, t.TokenEnv)
-			}
-			if len(secret) < MinTokenLen {
-				return fmt.Errorf("control: api.tokens[%d].token_env: the secret in %s must be at least %d characters, got %d", i, t.TokenEnv, MinTokenLen, len(secret))
-			}
-			hash = hashToken(secret)
-		case t.TokenSHA256 != "":
-			hash = normaliseHash(t.TokenSHA256)
-		default:
-			return fmt.Errorf("control: api.tokens[%d]: exactly one of token_env and token_sha256 is required", i)
-		}
-		tok := store.Token{Name: t.Name, Scope: api.Scope(t.Scope), Hash: hash, Created: now}
-		b.PutTokens = append(b.PutTokens, tok)
+	for _, tok := range tokens {
 		b.Audit = append(b.Audit, api.AuditEntry{At: now, Actor: "config", Action: "seed",
-			Resource: "tokens/" + t.Name, After: mustJSON(tokenView(tok))})
+			Resource: "tokens/" + tok.Name, After: mustJSON(tokenView(tok))})
 	}
 	if err := st.Apply(b); err != nil {
 		return fmt.Errorf("control: seed store: %w", err)
@@ -403,10 +404,11 @@ func (s *Service) Close() error {
 func (s *Service) Ready() error {
 	e := s.getEdge()
 	if e == nil {
-		return fmt.Errorf("control: sip gateway not started: %w", api.ErrNotReady)
+		return opErr(api.ErrNotReady, "the SIP gateway is not started")
 	}
 	if err := e.Ready(); err != nil {
-		return fmt.Errorf("control: %v: %w", err, api.ErrNotReady)
+		// "sip: draining" reads "the SIP gateway is draining".
+		return &opError{msg: "the SIP gateway is " + strings.TrimPrefix(err.Error(), "sip: "), kind: api.ErrNotReady, cause: err}
 	}
 	return nil
 }

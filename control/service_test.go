@@ -107,7 +107,7 @@ func TestSeedTokenErrors(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := control.Open(testConfig(t), store.NewMem(), control.Options{Now: newClock(t0).Now, Logger: zerolog.Nop(), Env: tc.env})
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "control: ") {
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.HasPrefix(err.Error(), "control: ") {
 				t.Fatalf("Open error = %v, want one naming %s", err, tc.want)
 			}
 		})

@@ -47,7 +47,7 @@ func (s *Service) PutTenant(_ context.Context, actor string, t configs.Tenant, c
 	now := s.now()
 	old, exists := s.tenants[t.Name]
 	if create && exists {
-		return false, fmt.Errorf("control: tenant %q exists: %w", t.Name, api.ErrConflict)
+		return false, existsErr("tenant", t.Name)
 	}
 	nt := t.Clone()
 	if create {
@@ -133,9 +133,9 @@ func (s *Service) deleteTenant(now time.Time, actor, name string) error {
 	if err != nil {
 		switch {
 		case errors.Is(err, admission.ErrTenantBusy):
-			return fmt.Errorf("control: %v: %w", err, api.ErrConflict)
+			return opErr(api.ErrConflict, "tenant %q has active calls", name)
 		case errors.Is(err, admission.ErrUnknownTenant):
-			return fmt.Errorf("control: %v: %w", err, api.ErrNotFound)
+			return notFound("tenant", name)
 		}
 		return fmt.Errorf("control: delete tenant %q: %w", name, err)
 	}
@@ -165,7 +165,7 @@ func (s *Service) limitsView(tenant string) (api.LimitsView, error) {
 	}
 	eff, err := s.runner.EffectiveLimits(tenant)
 	if err != nil {
-		return api.LimitsView{}, fmt.Errorf("control: %v: %w", err, api.ErrNotFound)
+		return api.LimitsView{}, notFound("tenant", tenant)
 	}
 	return api.LimitsView{Tenant: tenant, Plan: t.Plan, Overrides: t.Limits.Clone(), Effective: configs.LimitsFromEngine(eff)}, nil
 }

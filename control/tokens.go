@@ -76,7 +76,7 @@ func (s *Service) CreateToken(_ context.Context, actor, name string, scope api.S
 	_, exists := s.tokens[name]
 	s.tokMu.RUnlock()
 	if exists {
-		return api.NewToken{}, fmt.Errorf("control: token %q exists: %w", name, api.ErrConflict)
+		return api.NewToken{}, existsErr("token", name)
 	}
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {

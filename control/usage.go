@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/tollgate/tollgate/admission"
@@ -34,7 +33,7 @@ func (s *Service) Usage(_ context.Context, tenant string) (api.UsageView, error)
 	now := s.now()
 	eff, err := s.runner.EffectiveLimits(tenant)
 	if err != nil {
-		return api.UsageView{}, fmt.Errorf("control: %v: %w", err, api.ErrNotFound)
+		return api.UsageView{}, notFound("tenant", tenant)
 	}
 	u := s.runner.Usage(now, tenant)
 	active := s.runner.Active(tenant)
@@ -61,7 +60,7 @@ func (s *Service) Usage(_ context.Context, tenant string) (api.UsageView, error)
 		parallel.Limit = number(strconv.FormatInt(*l, 10))
 		parallel.Percent = percent(float64(active), float64(*l))
 	}
-	minutes := api.CapUsage{Cap: capMinutes, Unit: "minutes", Used: json.Number(formatMinutes(u.Seconds))}
+	minutes := api.CapUsage{Cap: capMinutes, Unit: "minutes", Used: json.Number(api.FormatMinutes(u.Seconds))}
 	if l := eff.MaxMonthlyMinutes; l != nil {
 		minutes.Limit = number(strconv.FormatInt(*l, 10))
 		minutes.Percent = percent(float64(u.Seconds), float64(time.Duration(*l)*time.Minute))
@@ -74,7 +73,7 @@ func (s *Service) Usage(_ context.Context, tenant string) (api.UsageView, error)
 	v.Caps = append(v.Caps, parallel, minutes, spend)
 
 	for _, r := range s.runner.RoleUsages(now, tenant) {
-		uu := api.UserUsage{User: r.User, Role: r.Role, Minutes: json.Number(formatMinutes(r.Seconds))}
+		uu := api.UserUsage{User: r.User, Role: r.Role, Minutes: json.Number(api.FormatMinutes(r.Seconds))}
 		if r.Limit >= 0 {
 			uu.Limit = number(strconv.FormatInt(r.Limit, 10))
 			uu.Percent = percent(float64(r.Seconds), float64(time.Duration(r.Limit)*time.Minute))
@@ -122,20 +121,6 @@ func percent(used, limit float64) *float64 {
 		p = used / limit * 100
 	}
 	return &p
-}
-
-// formatMinutes writes d in minutes with up to 3 decimals (truncated):
-// 90s is "1.5", 20s is "0.333".
-func formatMinutes(d time.Duration) string {
-	if d < 0 {
-		d = 0
-	}
-	milli := int64(d / (time.Minute / 1000)) // thousandths of a minute
-	s := strconv.FormatInt(milli/1000, 10)
-	if f := milli % 1000; f != 0 {
-		s += "." + strings.TrimRight(fmt.Sprintf("%03d", f), "0")
-	}
-	return s
 }
 
 // --- calls ---
@@ -212,7 +197,7 @@ func (s *Service) suspendLocked(actor, tenant, reason, action string, op func(ti
 	s.effects(rd)
 	if err != nil {
 		if errors.Is(err, admission.ErrUnknownTenant) {
-			return api.TenantStatus{}, fmt.Errorf("control: %v: %w", err, api.ErrNotFound)
+			return api.TenantStatus{}, notFound("tenant", tenant)
 		}
 		return api.TenantStatus{}, fmt.Errorf("control: %s %q: %w", action, tenant, err)
 	}

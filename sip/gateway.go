@@ -160,8 +160,9 @@ func New(cfg *configs.Config, adm *admission.Runner, opts Options) (*Gateway, er
 		}
 	}
 	g.classifier.Store(NewClassifier(cfg))
-	// sipgo logs through slog; keep only its errors, in our log stream.
-	slogger := slog.New(slog.NewJSONHandler(&zerologWriter{log: g.log, limit: logLimiter{interval: time.Second}}, &slog.HandlerOptions{Level: slog.LevelError}))
+	// sipgo logs through slog; keep only its errors, in our log stream,
+	// rate-limited and counted (sipgolog.go).
+	slogger := slog.New(newSipgoHandler(g.log, opts.Metrics))
 	// sipgo's default logger is process-wide: the first gateway sets it.
 	setSipgoLogger.Do(func() { sip.SetDefaultLogger(slogger) })
 	ua, err := sipgo.NewUA(
@@ -204,28 +205,6 @@ func New(cfg *configs.Config, adm *admission.Runner, opts Options) (*Gateway, er
 
 var setSipgoLogger sync.Once
 
-// zerologWriter adapts sipgo's slog output to the gateway's zerolog logger,
-// at most one line per second (with the count suppressed since): whatever
-// a peer makes sipgo complain about cannot flood the log.
-type zerologWriter struct {
-	log   zerolog.Logger
-	limit logLimiter
-}
-
-func (w *zerologWriter) Write(p []byte) (int, error) {
-	if w.limit.allow(time.Now()) {
-		w.log.Error().Str("source", "sipgo").Uint64("suppressed", w.limit.suppressed.Swap(0)).RawJSON("sipgo", trimNewline(p)).Send()
-	}
-	return len(p), nil
-}
-
-func trimNewline(p []byte) []byte {
-	for len(p) > 0 && (p[len(p)-1] == '\n' || p[len(p)-1] == '\r') {
-		p = p[:len(p)-1]
-	}
-	return p
-}
-
 // Start binds every configured listener and serves them in the background.
 // Listen ports of 0 pick free ports (see Addr).
 func (g *Gateway) Start() (err error) {
@@ -245,7 +224,7 @@ func (g *Gateway) Start() (err error) {
 		case "UDP":
 			pc, err := net.ListenPacket("udp", l.Address)
 			if err != nil {
-				return fmt.Errorf("sip: listen udp %s: %w", l.Address, err)
+				return &ListenError{Field: "sip.listen", Transport: "udp", Address: l.Address, Err: err}
 			}
 			opened = append(opened, pc)
 			a := pc.LocalAddr().(*net.UDPAddr)
@@ -259,7 +238,7 @@ func (g *Gateway) Start() (err error) {
 		case "TCP":
 			ln, err := net.Listen("tcp", l.Address)
 			if err != nil {
-				return fmt.Errorf("sip: listen tcp %s: %w", l.Address, err)
+				return &ListenError{Field: "sip.listen", Transport: "tcp", Address: l.Address, Err: err}
 			}
 			opened = append(opened, ln)
 			a := ln.Addr().(*net.TCPAddr)
@@ -437,5 +416,3 @@ func (g *Gateway) isSelf(u *sip.Uri) bool {
 	}
 	return g.selfPorts[port]
 }
-
-var _ io.Writer = (*zerologWriter)(nil)

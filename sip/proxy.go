@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"errors"
+	"math"
 	"net"
 	"net/netip"
 	"strconv"
@@ -956,16 +957,20 @@ func (g *Gateway) endCall(d *Dialog, cause string) bool {
 		if billedEnd.IsZero() {
 			billedEnd = now
 		}
-		e = e.Dur("billed", max(billedEnd.Sub(a), 0))
+		e = e.Dur("billed", max(billedEnd.Sub(a), 0).Round(time.Millisecond)) // "1.006s"
 	}
 	if m := end.Media; m != nil {
 		caller, callee := &m.Caller, &m.Callee
 		e = e.Uint64("caller_rtp_packets", caller.Packets).Uint64("caller_rtp_bytes", caller.Bytes).Int64("caller_rtp_lost", caller.Lost).
-			Float64("caller_jitter_ms", caller.JitterMs).Uint64("caller_rtp_dropped", caller.Dropped).
+			Float64("caller_jitter_ms", round2(caller.JitterMs)).Uint64("caller_rtp_dropped", caller.Dropped).
 			Uint64("callee_rtp_packets", callee.Packets).Uint64("callee_rtp_bytes", callee.Bytes).Int64("callee_rtp_lost", callee.Lost).
-			Float64("callee_jitter_ms", callee.JitterMs).Uint64("callee_rtp_dropped", callee.Dropped)
+			Float64("callee_jitter_ms", round2(callee.JitterMs)).Uint64("callee_rtp_dropped", callee.Dropped)
 	}
 	e.Msg("call ended")
 	g.apply(out)
 	return true
 }
+
+// round2 rounds a logged figure to 2 decimals (jitter 10.5 ms, not
+// 10.49902954098131).
+func round2(v float64) float64 { return math.Round(v*100) / 100 }

@@ -246,7 +246,7 @@ func (g *Gateway) listenTLS(l configs.Listen) (*listener, error) {
 	e.hops.Store(hops)
 	raw, err := net.Listen("tcp", l.Address)
 	if err != nil {
-		return nil, fmt.Errorf("sip: listen tls %s: %w", l.Address, err)
+		return nil, &ListenError{Field: "sip.listen", Transport: "tls", Address: l.Address, Err: err}
 	}
 	a := raw.Addr().(*net.TCPAddr)
 	if !a.IP.IsUnspecified() {

@@ -209,6 +209,20 @@ func (l logLine) num(k string) float64 {
 	return f
 }
 
+// dur reads a duration field: the gateway logs durations as strings with
+// their unit ("8.123s"); a number is read as milliseconds (zerolog's
+// default, for a log written before durations carried units).
+func (l logLine) dur(k string) time.Duration {
+	switch v := l[k].(type) {
+	case string:
+		d, _ := time.ParseDuration(v)
+		return d
+	case float64:
+		return time.Duration(v * float64(time.Millisecond))
+	}
+	return 0
+}
+
 // gateway is a running tollgate process whose stderr is collected.
 type gateway struct {
 	t           *testing.T

@@ -37,7 +37,7 @@ func TestSIPpRTPThroughTheRelay(t *testing.T) {
 	gw.waitLog(10*time.Second, `"call ended" line`, func() bool { return gw.count(message("call ended")) >= 1 })
 	l, _ := gw.find(message("call ended"))
 	caller, callee := l.num("caller_rtp_packets"), l.num("callee_rtp_packets")
-	t.Logf("billed %v ms; relayed: caller %v packets (%v bytes, %v lost, jitter %.2f ms), echo %v packets (%v lost, jitter %.2f ms)",
+	t.Logf("billed %v; relayed: caller %v packets (%v bytes, %v lost, jitter %.2f ms), echo %v packets (%v lost, jitter %.2f ms)",
 		l["billed"], caller, l["caller_rtp_bytes"], l["caller_rtp_lost"], l.num("caller_jitter_ms"), callee, l["callee_rtp_lost"], l.num("callee_jitter_ms"))
 	// g711a.pcap holds 236 packets (30 ms of A-law each), and
 	// dtmf_2833_1.pcap 10 (an RFC 2833 digit, its end packet sent three
@@ -59,7 +59,7 @@ func TestSIPpRTPThroughTheRelay(t *testing.T) {
 	// Billed to the last RTP packet: the DTMF digit 8 s after the ACK
 	// (uac_rtp.xml pauses 8 s after starting the recording), not the BYE
 	// a second later.
-	if billed := time.Duration(l.num("billed") * float64(time.Millisecond)); billed < 7900*time.Millisecond || billed > 8600*time.Millisecond {
+	if billed := l.dur("billed"); billed < 7900*time.Millisecond || billed > 8600*time.Millisecond {
 		t.Errorf("billed %v, want about 8.1 s: the last RTP packet, not the BYE at 9 s", billed)
 	}
 	m := metricValues(httpGet(t, gw.apiURL+"/metrics"))

@@ -30,7 +30,8 @@ Admin commands (talk to a running gateway's admin API):
                                             clears one, unlimited is -1, money
                                             as a decimal (monthly_spend_limit=250.5),
                                             classes as destinations.CLASS=true|false
-  tollgate limits reset TENANT              remove every override
+  tollgate limits reset TENANT              reset to defaults: the overrides become
+                                            the gateway's tenant_defaults
   tollgate roles TENANT                     per-user caps of a tenant
   tollgate usage TENANT                     caps, per-day and per-user usage this month
   tollgate calls [--tenant T]               active calls
@@ -54,7 +55,7 @@ Admin commands (talk to a running gateway's admin API):
                                             the usage events on NATS, one line each
                                             (flags: tollgate events -h)
 
-Flags of every admin command (before or after the arguments):
+Flags of every admin command (before the command, or before or after its arguments):
   --api URL        admin API base URL (env TOLLGATE_API, default ` + defaultAPI + `)
   --token TOKEN    bearer token (env TOLLGATE_TOKEN; prefer the env var)
   -o table|json    output: aligned tables (default) or the API's JSON, indented
@@ -110,7 +111,11 @@ var cliCommands = map[string]cliCommand{
 KEY is a limit (max_parallel_calls, max_parallel_inbound, max_parallel_outbound,
 max_calls_per_second, cps_burst, max_monthly_minutes, monthly_spend_limit,
 alert_threshold_pct, auto_suspend) or destinations.CLASS. VALUE null or inherit
-clears the override (the plan's value applies again), unlimited means -1.`, cmdLimits},
+clears the override (the plan's value applies again), unlimited means -1.
+
+reset is "Reset to Defaults": the tenant's overrides are replaced by the
+gateway's tenant_defaults (config file); a limit tenant_defaults leaves unset
+inherits the plan. With no tenant_defaults it removes every override.`, cmdLimits},
 	"roles":   {`tollgate roles TENANT`, cmdRoles},
 	"usage":   {`tollgate usage TENANT`, cmdUsage},
 	"calls":   {`tollgate calls [--tenant T] | calls hangup ID`, cmdCalls},
@@ -179,12 +184,50 @@ type hintError struct {
 func (e *hintError) Error() string { return e.err.Error() + " " + e.hint }
 func (e *hintError) Unwrap() error { return e.err }
 
+// globalFlags are the flags every admin command takes, by name (without
+// dashes), and whether they take a value.
+var globalFlags = map[string]bool{"api": true, "token": true, "o": true}
+
+// hoistGlobalFlags moves the global flags given before the command
+// (`tollgate --token T -o json tenants`) to just after it, where the
+// command's flag parsing takes them. Anything else before the command is
+// left in place (and reported as an unknown command).
+func hoistGlobalFlags(args []string) []string {
+	var flags []string
+	i := 0
+	for i < len(args) {
+		a := args[i]
+		if len(a) < 2 || a[0] != '-' || a == "--" {
+			break
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !globalFlags[name] || strings.HasPrefix(a, "---") {
+			break
+		}
+		flags = append(flags, a)
+		i++
+		if !hasValue && i < len(args) {
+			flags = append(flags, args[i])
+			i++
+		}
+	}
+	if len(flags) == 0 || i >= len(args) {
+		return args
+	}
+	out := make([]string, 0, len(args))
+	out = append(out, args[i])
+	out = append(out, flags...)
+	return append(out, args[i+1:]...)
+}
+
 // runCLI runs the admin command args[0] with its arguments and returns the
-// exit code. env reads the environment (os.Getenv).
+// exit code; the global flags may come before the command. env reads the
+// environment (os.Getenv).
 func runCLI(args []string, stdout, stderr io.Writer, env func(string) string) int {
 	if env == nil {
 		env = func(string) string { return "" }
 	}
+	args = hoistGlobalFlags(args)
 	if len(args) == 0 {
 		fmt.Fprint(stderr, strings.TrimPrefix(cliUsage, "\n"))
 		return exitUsage

@@ -4,6 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/configs"
@@ -28,9 +32,13 @@ func cmdApply(c *cli, args []string) error {
 	if err != nil {
 		return &usageError{msg: err.Error(), quiet: true}
 	}
-	doc, lines, err := decodeApplyDoc(*file, data)
+	doc, lines, ignored, err := decodeApplyDoc(*file, data)
 	if err != nil {
 		return err
+	}
+	if len(ignored) > 0 {
+		fmt.Fprintf(c.stderr, "tollgate: %s: applying plans and tenants only; not applied (they take effect from the config file at start): %s\n",
+			*file, strings.Join(ignored, ", "))
 	}
 	res, err := c.client.Apply(c.ctx, doc, *dryRun)
 	if err != nil {
@@ -65,17 +73,35 @@ func cmdApply(c *cli, args []string) error {
 // decoder: unknown fields and bad values are errors naming the field path
 // and the line. The returned document places the API's field errors in
 // the file.
-func decodeApplyDoc(name string, data []byte) (api.ApplyDoc, *configs.Document, error) {
-	var doc api.ApplyDoc
-	lines, err := configs.DecodeDocument(name, data, &doc)
+//
+// The file may be the config file itself (the hint of a start whose file
+// and store differ): it is decoded in the whole config's shape, and only
+// its plans and tenants are applied; the other sections are named on
+// stderr as not applied.
+func decodeApplyDoc(name string, data []byte) (api.ApplyDoc, *configs.Document, []string, error) {
+	var (
+		doc api.ApplyDoc
+		cfg configs.Config
+	)
+	lines, err := configs.DecodeDocument(name, data, &cfg)
+	doc.Plans, doc.Tenants = cfg.Plans, cfg.Tenants
 	if errors.Is(err, configs.ErrEmptyDocument) {
-		return doc, nil, &invalidError{name + ": empty file: want plans: and/or tenants:"}
+		return doc, nil, nil, &invalidError{name + ": empty file: want plans: and/or tenants:"}
 	}
 	if err != nil {
-		return doc, nil, &invalidError{err.Error()}
+		return doc, nil, nil, &invalidError{err.Error()}
 	}
 	if len(doc.Plans) == 0 && len(doc.Tenants) == 0 {
-		return doc, nil, &invalidError{name + ": nothing to apply: want plans: and/or tenants:"}
+		return doc, nil, nil, &invalidError{name + ": nothing to apply: want plans: and/or tenants:"}
 	}
-	return doc, lines, nil
+	var top map[string]yaml.Node
+	_ = yaml.Unmarshal(data, &top) // decoded strictly above
+	var ignored []string
+	for k := range top {
+		if k != "plans" && k != "tenants" {
+			ignored = append(ignored, k)
+		}
+	}
+	sort.Strings(ignored)
+	return doc, lines, ignored, nil
 }

@@ -435,7 +435,7 @@ func cmdCalls(c *cli, args []string) error {
 	})
 	t := c.table("id", "tenant", "direction", "caller", "callee", "state", "started", "seconds")
 	for _, cv := range calls {
-		t.row(cv.ID, cv.Tenant, cv.Direction, cv.Caller, cv.Callee, cv.State, ts(cv.Started), fmtFloat(cv.Seconds))
+		t.row(cv.ID, cv.Tenant, cv.Direction, cv.Caller, cv.Callee, cv.State, ts(cv.Started), fmtSeconds(cv.Seconds))
 	}
 	return t.flush()
 }

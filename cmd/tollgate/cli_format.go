@@ -3,11 +3,13 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/configs"
@@ -182,11 +184,17 @@ func fmtPercent(v *float64) string {
 	return strconv.FormatFloat(*v, 'f', 1, 64) + "%"
 }
 
-// fmtMinutes formats seconds as minutes with at most 3 decimals.
+// fmtMinutes formats seconds as minutes by the API's rule
+// (api.FormatMinutes: at most 3 decimals, truncated), so a minutes column
+// the CLI computes (per day, per node) agrees with the minutes the API
+// formats (caps, users).
 func fmtMinutes(seconds float64) string {
-	s := strconv.FormatFloat(seconds/60, 'f', 3, 64)
-	return strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	return api.FormatMinutes(time.Duration(math.Round(seconds * float64(time.Second))))
 }
+
+// fmtSeconds formats a duration in seconds with one decimal (a call's
+// billed seconds: 1.9, not 1.8943819849999999).
+func fmtSeconds(seconds float64) string { return strconv.FormatFloat(seconds, 'f', 1, 64) }
 
 func fmtFloat(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 

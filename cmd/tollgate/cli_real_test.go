@@ -31,10 +31,12 @@ func realAPI(t *testing.T) (*httptest.Server, *control.Service) {
 	cfg, err := configs.Parse("real.yaml", []byte(`
 sip: {listen: [{transport: udp, address: 127.0.0.1:5060}]}
 carriers: [{name: carrier, address: 127.0.0.2:5060}]
+destination_classes: {international: ["00", "+"], premium: ["1900", "+1900"]}
 plans:
   - name: standard
     limits: {max_parallel_calls: 10, max_monthly_minutes: 1000}
     rates: [{prefix: "", per_minute: 0.01}]
+tenant_defaults: {max_parallel_calls: 5}
 tenants:
   - name: demo
     plan: standard
@@ -157,5 +159,101 @@ func TestCLIBlockedAgainstRealService(t *testing.T) {
 	}
 	if r := run("audit"); !strings.Contains(r.stdout, "root") || !strings.Contains(r.stdout, "source.unblock") || !strings.Contains(r.stdout, "blocked/203.0.113.7") {
 		t.Fatalf("audit:\n%s", r.stdout)
+	}
+}
+
+// Messages of the real service read as the operator needs them: no
+// package prefix, nothing repeated.
+func TestCLIMessagesAgainstRealService(t *testing.T) {
+	srv, _ := realAPI(t)
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"tenants", "get", "nope"}, exitNotFound, "tollgate: tenant \"nope\" not found\n"},
+		{[]string{"limits", "nope"}, exitNotFound, "tollgate: tenant \"nope\" not found\n"},
+		{[]string{"plans", "get", "nope"}, exitNotFound, "tollgate: plan \"nope\" not found\n"},
+		{[]string{"tokens", "delete", "nope"}, exitNotFound, "tollgate: token \"nope\" not found\n"},
+		{[]string{"tokens", "create", "root", "--scope", "read"}, exitInvalid, "tollgate: conflict: token \"root\" already exists\n"},
+	} {
+		r := cliRun(t, srv.URL, realToken, tc.args...)
+		if r.code != tc.code || r.stderr != tc.want {
+			t.Errorf("tollgate %s: exit %d, stderr %q; want %d, %q", strings.Join(tc.args, " "), r.code, r.stderr, tc.code, tc.want)
+		}
+	}
+}
+
+// apply -f takes the config file itself, as the start's hint says: its
+// plans and tenants are applied, the other sections named as not applied.
+func TestCLIApplyConfigFile(t *testing.T) {
+	srv, _ := realAPI(t)
+	r := cliRun(t, srv.URL, realToken, "apply", "-f", "../../configs/tollgate.yaml", "--dry-run")
+	if r.code != exitOK {
+		t.Fatalf("apply -f configs/tollgate.yaml: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "update plan standard") || !strings.Contains(r.stdout, "update tenant demo") ||
+		!strings.Contains(r.stdout, "(dry run)") {
+		t.Errorf("stdout:\n%s", r.stdout)
+	}
+	if !strings.Contains(r.stderr, "not applied") || !strings.Contains(r.stderr, "carriers") || !strings.Contains(r.stderr, "sip") {
+		t.Errorf("stderr %q does not name the sections not applied", r.stderr)
+	}
+}
+
+// limits reset is "Reset to Defaults": the overrides become
+// tenant_defaults, as its help says.
+func TestCLILimitsResetAgainstRealService(t *testing.T) {
+	srv, _ := realAPI(t)
+	if r := cliRun(t, srv.URL, realToken, "limits", "set", "demo", "max_parallel_calls=7", "max_monthly_minutes=20"); r.code != exitOK {
+		t.Fatalf("limits set: exit %d, %s", r.code, r.stderr)
+	}
+	r := cliRun(t, srv.URL, realToken, "limits", "reset", "demo", "-o", "json")
+	if r.code != exitOK {
+		t.Fatalf("limits reset: exit %d, %s", r.code, r.stderr)
+	}
+	var lv api.LimitsView
+	if err := json.Unmarshal([]byte(r.stdout), &lv); err != nil {
+		t.Fatal(err)
+	}
+	if v := lv.Overrides.MaxParallelCalls; v == nil || *v != 5 {
+		t.Errorf("max_parallel_calls override after reset = %v, want 5 (tenant_defaults)", v)
+	}
+	if v := lv.Overrides.MaxMonthlyMinutes; v != nil {
+		t.Errorf("max_monthly_minutes override after reset = %d, want none (inherit)", *v)
+	}
+	h := cliRun(t, srv.URL, realToken, "limits", "-h")
+	if !strings.Contains(h.stdout, "tenant_defaults") {
+		t.Errorf("limits -h does not say reset applies tenant_defaults:\n%s", h.stdout)
+	}
+}
+
+// The usage table shows a call's minutes the same in the caps (the API's
+// figure) and the per-day rows (the CLI's): 40 s is 0.666 in both (the
+// per-day rows rounded it to 0.667).
+func TestCLIUsageMinutesAgree(t *testing.T) {
+	srv, svc := realAPI(t)
+	rn := svc.Runner()
+	if d := rn.Admit(realNow, admission.CallRequest{CallID: "m1", Tenant: "demo", Direction: admission.Outbound, Caller: "100", Callee: "4930"}).Decision; !d.Admitted {
+		t.Fatalf("call rejected: %v", d.Rejection)
+	}
+	rn.AnswerWith(realNow, "m1", nil)
+	rn.End(realNow.Add(40*time.Second), "m1")
+	r := cliRun(t, srv.URL, realToken, "usage", "demo")
+	if r.code != exitOK {
+		t.Fatalf("usage: exit %d, %s", r.code, r.stderr)
+	}
+	var capRow, dayRow []string
+	for _, line := range strings.Split(r.stdout, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) > 0 && f[0] == "max_monthly_minutes":
+			capRow = f
+		case len(f) > 0 && f[0] == realNow.Format("2006-01-02"):
+			dayRow = f
+		}
+	}
+	if len(capRow) < 2 || len(dayRow) < 3 || capRow[1] != "0.666" || dayRow[2] != "0.666" {
+		t.Fatalf("minutes: cap row %q, day row %q; want 0.666 in both\n%s", capRow, dayRow, r.stdout)
 	}
 }

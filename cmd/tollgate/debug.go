@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tollgate/tollgate/configs"
+	"github.com/tollgate/tollgate/sip"
 )
 
 // startDebug serves the net/http/pprof handlers under /debug/pprof/ on
@@ -20,7 +21,7 @@ import (
 func startDebug(addr string, log zerolog.Logger) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("debug.listen: %w", err)
+		return nil, &sip.ListenError{Field: "debug.listen", Transport: "tcp", Address: addr, Err: err}
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index) // also heap, goroutine, allocs, block, mutex, threadcreate

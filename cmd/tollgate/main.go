@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tollgate/tollgate/configs"
+	"github.com/tollgate/tollgate/control"
 )
 
 const usage = `tollgate — SIP-edge call admission gateway
@@ -22,8 +23,6 @@ Usage:
   tollgate version
 `
 
-var version = "dev"
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -33,8 +32,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	if isCLICommand(args[0]) {
-		return runCLI(args, stdout, stderr, os.Getenv)
+	if hoisted := hoistGlobalFlags(args); isCLICommand(hoisted[0]) {
+		return runCLI(hoisted, stdout, stderr, os.Getenv)
 	}
 	switch args[0] {
 	case "serve", "check":
@@ -49,6 +48,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "tollgate:", err)
 			return 1
 		}
+		// The tokens' secrets come from the environment: a variable unset
+		// or too short stops serve, so check fails on it too.
+		if _, err := control.ConfigTokens(cfg, os.Getenv, time.Now()); err != nil {
+			fmt.Fprintf(stderr, "tollgate: %s: %s\n", *path, err)
+			return 1
+		}
 		if args[0] == "check" {
 			fmt.Fprintf(stdout, "%s: ok (%d carriers, %d plans, %d tenants)\n", *path, len(cfg.Carriers), len(cfg.Plans), len(cfg.Tenants))
 			return 0
@@ -59,7 +64,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	case "version":
-		fmt.Fprintln(stdout, "tollgate", version)
+		fmt.Fprintln(stdout, "tollgate", buildVersion())
 		return 0
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage+cliUsage)
@@ -71,11 +76,30 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func newLogger(cfg configs.Log, w io.Writer) zerolog.Logger {
 	if cfg.Format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+		// Colour only on a terminal: redirected to a file or a pipe, the
+		// escape codes would end up in the log.
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: !colorTerminal(w)}
 	}
 	level, err := zerolog.ParseLevel(cfg.Level)
 	if err != nil {
 		level = zerolog.InfoLevel
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+func init() {
+	// Durations in the log carry their unit: grace=30s, billed=1.006s,
+	// not grace=30000 (zerolog's default: a float of milliseconds).
+	zerolog.DurationFieldFormat = zerolog.DurationFormatString
+}
+
+// colorTerminal reports whether w is a terminal that may get colours: a
+// character device, and NO_COLOR (no-color.org) unset.
+func colorTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok || os.Getenv("NO_COLOR") != "" {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -124,7 +123,7 @@ func serveUntil(cfg *configs.Config, logOut io.Writer, stop chan os.Signal) erro
 	if cfg.API.Listen != "off" {
 		ln, err := net.Listen("tcp", cfg.API.Listen)
 		if err != nil {
-			return fmt.Errorf("api: %w", err)
+			return &sip.ListenError{Field: "api.listen", Transport: "tcp", Address: cfg.API.Listen, Err: err}
 		}
 		httpSrv = &http.Server{
 			Handler:           api.NewServer(svc, metrics, api.ServerOptions{Logger: log.With().Str("component", "api").Logger()}),
@@ -137,7 +136,7 @@ func serveUntil(cfg *configs.Config, logOut io.Writer, stop chan os.Signal) erro
 		}()
 		log.Info().Str("listen", ln.Addr().String()).Msg("admin API listening")
 	}
-	log.Info().Str("version", version).Int("tenants", len(svc.Config().Tenants)).Str("data_dir", cfg.Store.DataDir).Msg("tollgate started")
+	log.Info().Str("version", buildVersion()).Int("tenants", len(svc.Config().Tenants)).Str("data_dir", cfg.Store.DataDir).Msg("tollgate started")
 	return waitAndStop(cfg, log, gw, httpSrv, stop)
 }
 

@@ -276,3 +276,32 @@ func TestFloodStats(t *testing.T) {
 		t.Fatalf("after the block: %+v", got)
 	}
 }
+
+// A port in use is said once, naming the config field: not
+// `sip: listen udp A: listen udp A: bind: address already in use`.
+func TestServeListenErrorMessage(t *testing.T) {
+	busy, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	addr := busy.LocalAddr().String()
+	cfg, err := configs.Parse("serve.yaml", []byte(fmt.Sprintf(`
+sip:
+  listen: [{transport: udp, address: "%s"}]
+carriers: [{name: carrier, address: 127.0.0.2:5060}]
+plans: [{name: p}]
+tenants: [{name: demo, plan: p, carrier: carrier, sources: [127.0.0.10/32]}]
+store: {data_dir: ":memory:"}
+api: {listen: "off"}
+nats: {enabled: false}
+`, addr)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = serveUntil(cfg, io.Discard, make(chan os.Signal))
+	want := "sip.listen (udp " + addr + "): address already in use"
+	if err == nil || err.Error() != want {
+		t.Fatalf("serve = %v, want %q", err, want)
+	}
+}
