@@ -49,6 +49,16 @@ type Principal struct {
 	Scope Scope  `json:"scope"`
 }
 
+// WhoAmI is the authenticated token: its name, its scope and every scope
+// it satisfies (admin: all four; settings: settings and read; billing:
+// billing and read; read: read), so that a client can tell which
+// operations it may call.
+type WhoAmI struct {
+	Name   string  `json:"name"`
+	Scope  Scope   `json:"scope"`
+	Grants []Scope `json:"grants"`
+}
+
 // Errors a Backend returns (wrapped with detail); the handlers map them to
 // HTTP statuses.
 var (
@@ -132,6 +142,12 @@ type CapUsage struct {
 	Used    json.Number  `json:"used"`
 	Limit   *json.Number `json:"limit"`
 	Percent *float64     `json:"percent"`
+	// ExhaustsAt is the instant the budget runs out at the current burn
+	// rate (the calls drawing on it now keep going), as the admission
+	// engine computes it for its cut-off timer: minutes and spend caps
+	// only; null when unlimited, when nothing draws on it or when it does
+	// not run out this cycle. At or before now: already exhausted.
+	ExhaustsAt *time.Time `json:"exhausts_at,omitempty"`
 }
 
 // DayUsage is the usage of one UTC day: calls settled that day (a call
