@@ -575,6 +575,32 @@ func TestUsageView(t *testing.T) {
 	if u.Status.ActiveCalls != 1 {
 		t.Fatalf("status = %+v", u.Status)
 	}
+	// Nothing draws (c3 rings): no budget runs out.
+	if caps["max_monthly_minutes"].ExhaustsAt != nil || caps["monthly_spend_limit"].ExhaustsAt != nil {
+		t.Fatalf("exhausts_at with no call drawing: %+v", u.Caps)
+	}
+	// One answered call: 998 minutes left, and 8.00 of spend at 1.00 a
+	// minute billed per second (the first increment charged at the answer).
+	f.call("c4", "acme", "200", "300", true)
+	now := f.clock.Now()
+	u, err = f.svc.Usage(ctx, "acme")
+	mustNil(t, err)
+	for _, c := range u.Caps {
+		switch c.Cap {
+		case "max_monthly_minutes":
+			if c.ExhaustsAt == nil || !c.ExhaustsAt.Equal(now.Add(998*time.Minute)) {
+				t.Fatalf("minutes exhausts_at %v, want %v", c.ExhaustsAt, now.Add(998*time.Minute))
+			}
+		case "monthly_spend_limit":
+			if c.ExhaustsAt == nil || c.ExhaustsAt.Before(now.Add(8*time.Minute-time.Second)) || c.ExhaustsAt.After(now.Add(8*time.Minute+time.Second)) {
+				t.Fatalf("spend exhausts_at %v, want about %v", c.ExhaustsAt, now.Add(8*time.Minute))
+			}
+		case "max_parallel_calls":
+			if c.ExhaustsAt != nil {
+				t.Fatalf("parallel exhausts_at %v", c.ExhaustsAt)
+			}
+		}
+	}
 	// Unlimited caps have no limit nor percent.
 	u, err = f.svc.Usage(ctx, "beta")
 	mustNil(t, err)

@@ -71,6 +71,14 @@ func (s *Service) Usage(_ context.Context, tenant string) (api.UsageView, error)
 		spend.Limit = number(configs.Money(*l).String())
 		spend.Percent = percent(float64(u.Spend), float64(*l))
 	}
+	if at, mOK, sAt, sOK := s.runner.Exhaustion(now, tenant); mOK || sOK {
+		if mOK && minutes.Limit != nil {
+			minutes.ExhaustsAt = utcPtr(at)
+		}
+		if sOK && spend.Limit != nil {
+			spend.ExhaustsAt = utcPtr(sAt)
+		}
+	}
 	v.Caps = append(v.Caps, parallel, minutes, spend)
 
 	for _, r := range s.runner.RoleUsages(now, tenant) {
@@ -108,6 +116,11 @@ func cycleOf(t time.Time) (start, end time.Time) {
 	t = t.UTC()
 	start = time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
 	return start, start.AddDate(0, 1, 0)
+}
+
+func utcPtr(t time.Time) *time.Time {
+	t = t.UTC()
+	return &t
 }
 
 func number(s string) *json.Number {
