@@ -102,7 +102,11 @@ type TenantStatus struct {
 	Suspended     bool   `json:"suspended"`
 	SuspendReason string `json:"suspend_reason,omitempty"`
 	SuspendCap    string `json:"suspend_cap,omitempty"` // cap of an automatic suspension
-	ActiveCalls   int64  `json:"active_calls"`
+	// SuspendedSince is when the suspension began, as the audit log
+	// records it (absent when the log no longer holds it, and in the
+	// audit entries themselves).
+	SuspendedSince *time.Time `json:"suspended_since,omitempty"`
+	ActiveCalls    int64      `json:"active_calls"`
 }
 
 // TenantView is a tenant as stored (the config shape) plus its status.

@@ -455,10 +455,14 @@ func TestSuspendCutsCallsAndAudits(t *testing.T) {
 	f.call("c1", "acme", "100", "200", true)
 	f.call("c2", "acme", "101", "201", false)
 	f.call("c3", "beta", "100", "200", true)
+	suspendedAt := f.clock.Now()
 	st, err := f.svc.Suspend(ctx, "alice", "acme", "unpaid invoice")
 	mustNil(t, err)
 	if !st.Suspended || st.SuspendReason != "unpaid invoice" || st.SuspendCap != "" {
 		t.Fatalf("status = %+v", st)
+	}
+	if st.SuspendedSince == nil || !st.SuspendedSince.Equal(suspendedAt) {
+		t.Fatalf("suspended since %v, want %v", st.SuspendedSince, suspendedAt)
 	}
 	cuts := f.edge.cuts()
 	slices.Sort(cuts)
@@ -468,13 +472,17 @@ func TestSuspendCutsCallsAndAudits(t *testing.T) {
 	if d := f.call("c4", "acme", "100", "200", false); d.Admitted || d.Rejection.Cause != admission.CauseSuspended {
 		t.Fatalf("call of a suspended tenant: %+v", d)
 	}
+	f.clock.Advance(time.Minute)
 	v, _ := f.svc.GetTenant(ctx, "acme")
-	if !v.Status.Suspended {
-		t.Fatal("GetTenant status not suspended")
+	if !v.Status.Suspended || v.Status.SuspendedSince == nil || !v.Status.SuspendedSince.Equal(suspendedAt) {
+		t.Fatalf("GetTenant status %+v, want suspended since %v", v.Status, suspendedAt)
+	}
+	if v, _ := f.svc.GetTenant(ctx, "beta"); v.Status.SuspendedSince != nil {
+		t.Fatalf("beta: %+v", v.Status)
 	}
 	st, err = f.svc.Resume(ctx, "bob", "acme", "paid")
 	mustNil(t, err)
-	if st.Suspended {
+	if st.Suspended || st.SuspendedSince != nil {
 		t.Fatalf("status after resume = %+v", st)
 	}
 	_, err = f.svc.Suspend(ctx, "alice", "nope", "x")

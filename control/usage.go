@@ -46,7 +46,7 @@ func (s *Service) Usage(_ context.Context, tenant string) (api.UsageView, error)
 		Tenant:     tenant,
 		CycleStart: start,
 		CycleEnd:   end,
-		Status:     s.status(tenant),
+		Status:     s.viewStatus(tenant),
 		Caps:       []api.CapUsage{},
 		Users:      []api.UserUsage{},
 		Days:       []api.DayUsage{},
@@ -234,6 +234,9 @@ func (s *Service) suspendLocked(actor, tenant, reason, action string, op func(ti
 	entry.Reason = reason
 	if err := s.submit(&store.Batch{Audit: []api.AuditEntry{entry}}, now, statusChange(tenant, after, actor)); err != nil {
 		return after, err
+	}
+	if after.Suspended {
+		return s.viewStatus(tenant), nil
 	}
 	return after, nil
 }
