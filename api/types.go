@@ -179,9 +179,12 @@ type UsageView struct {
 	CycleStart time.Time    `json:"cycle_start"`
 	CycleEnd   time.Time    `json:"cycle_end"`
 	Status     TenantStatus `json:"status"`
-	Caps       []CapUsage   `json:"caps"`
-	Users      []UserUsage  `json:"users"`
-	Days       []DayUsage   `json:"days"` // days of the cycle with usage, oldest first
+	// AlertThresholdPct is the effective alert_threshold_pct: the
+	// percentage of a cap at which usage.threshold is emitted.
+	AlertThresholdPct int64       `json:"alert_threshold_pct"`
+	Caps              []CapUsage  `json:"caps"`
+	Users             []UserUsage `json:"users"`
+	Days              []DayUsage  `json:"days"` // days of the cycle with usage, oldest first
 	// Cluster is the tenant's usage over every gateway of the cluster
 	// (cluster.enabled only): each node's billed seconds, spend and calls
 	// up, and the sums. The caps above are this node's.

@@ -580,8 +580,8 @@ func TestUsageView(t *testing.T) {
 	if len(u.Days) != 1 || u.Days[0].Date != "2026-03-10" || u.Days[0].Calls != 2 || u.Days[0].Seconds != 120 || u.Days[0].Spend != configs.MustMoney("2") {
 		t.Fatalf("days = %+v", u.Days)
 	}
-	if u.Status.ActiveCalls != 1 {
-		t.Fatalf("status = %+v", u.Status)
+	if u.Status.ActiveCalls != 1 || u.AlertThresholdPct != 80 {
+		t.Fatalf("status = %+v, alert threshold %d", u.Status, u.AlertThresholdPct)
 	}
 	// Nothing draws (c3 rings): no budget runs out.
 	if caps["max_monthly_minutes"].ExhaustsAt != nil || caps["monthly_spend_limit"].ExhaustsAt != nil {

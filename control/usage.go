@@ -51,6 +51,10 @@ func (s *Service) Usage(_ context.Context, tenant string) (api.UsageView, error)
 		Users:      []api.UserUsage{},
 		Days:       []api.DayUsage{},
 	}
+	v.AlertThresholdPct = admission.DefaultAlertThresholdPct
+	if eff.AlertThresholdPct != nil {
+		v.AlertThresholdPct = *eff.AlertThresholdPct
+	}
 	if c := s.getCluster(); c != nil {
 		cu := c.Usage(tenant)
 		v.Cluster = &cu
