@@ -218,8 +218,7 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 	uac := startUAC(t, gw, 30*time.Second, "-sn", "uac", "-m", "1", "-d", "3000")
 	b.wait("1 parallel call in the table", usedOf("max_parallel_calls")+` === "1"`, 10*time.Second)
-	b.wait("the parallel bar at 10 %", `document.querySelector('#tenants tr[data-tenant="demo"] .bar[data-cap="max_parallel_calls"]').dataset.percent === "10.000"`, 5*time.Second)
-	b.shot("tenants")
+	b.wait("the parallel bar at 10 %", `document.querySelector('#tenants tr[data-tenant="demo"] .bar[data-cap="max_parallel_calls"]').dataset.percent === "10.000" && document.querySelector('#tenants tr[data-tenant="demo"] .bar[data-cap="max_parallel_calls"]').dataset.level === "ok"`, 5*time.Second)
 	if code := uac.wait(20 * time.Second); code != 0 {
 		t.Fatalf("sipp uac exit code %d", code)
 	}
@@ -240,11 +239,20 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Fatalf("INVITE with max_parallel_calls 0 set in the console: %d, want 486", code)
 	}
 	gw.waitLog(5*time.Second, "a parallel_calls rejection", func() bool { return gw.count(decision("reject", "parallel_calls")) == 1 })
-	b.do("set parallel calls to 2", chromedp.SetValue(chromedp.CSS(`#limits-form input[name="max_parallel_calls"]`), "2"), chromedp.Click(chromedp.CSS(`#save-limits`)))
-	b.wait("the new override", `document.querySelector('#limits-form td.effective[data-field="max_parallel_calls"]').textContent === '2'`, 10*time.Second)
+	// Parallel calls 2, and a minutes cap of 1 with the alert at 5 %:
+	// the minutes used so far are past the alert.
+	b.do("set parallel calls to 2, minutes to 1, alert at 5 %",
+		chromedp.SetValue(chromedp.CSS(`#limits-form input[name="max_parallel_calls"]`), "2"),
+		chromedp.SetValue(chromedp.CSS(`#limits-form input[name="max_monthly_minutes"]`), "1"),
+		chromedp.SetValue(chromedp.CSS(`#limits-form input[name="alert_threshold_pct"]`), "5"),
+		chromedp.Click(chromedp.CSS(`#save-limits`)))
+	b.wait("the new overrides", `document.querySelector('#limits-form td.effective[data-field="max_parallel_calls"]').textContent === '2' && document.querySelector('#limits-form td.effective[data-field="max_monthly_minutes"]').textContent === '1'`, 10*time.Second)
+	b.wait("the minutes bar at the alert colour", `document.querySelector('#tenant-usage .bar[data-cap="max_monthly_minutes"]').dataset.level === 'warn'`, 10*time.Second)
 	// Two calls at once: both admitted; a third at the same time: 486.
 	uac = startUAC(t, gw, 30*time.Second, "-sn", "uac", "-m", "2", "-l", "2", "-r", "10", "-d", "4000")
 	b.wait("2 of 2 parallel calls, at the cap", `document.querySelector('#tenant-usage .bar[data-cap="max_parallel_calls"]').dataset.level === 'cap'`, 10*time.Second)
+	// Two calls draw on the minute left: it runs out in under 30 s.
+	b.wait("the minutes projection", `(() => { const p = document.querySelector('#tenant-usage .projection[data-cap="max_monthly_minutes"]'); const left = new Date(p.dataset.exhaustsAt).getTime() - Date.now(); return p.textContent.startsWith('runs out at ') && left > 0 && left <= 30000; })()`, 10*time.Second)
 	b.shot("tenant")
 	if code := inviteProbe(t, pbxIP, gw.addr); code != 486 {
 		t.Fatalf("third INVITE with max_parallel_calls 2: %d, want 486", code)
@@ -317,6 +325,27 @@ func TestConsoleBrowser(t *testing.T) {
 	b.wait("the e2e plan", `document.querySelector('#plans tr[data-plan="e2e"]') && document.querySelector('#plans tr[data-plan="e2e"]').children[1].textContent === '10'`, 10*time.Second)
 	b.shot("plans")
 
+	// ---- 1,000 tenants: paging and search.
+	doc := map[string]any{"plans": []any{}}
+	var tenants []map[string]any
+	for i := range 1000 {
+		tenants = append(tenants, map[string]any{
+			"name": fmt.Sprintf("t%04d", i), "plan": "e2e", "carrier": "carrier",
+			"sources": []string{fmt.Sprintf("10.%d.%d.1/32", i/256, i%256)},
+		})
+	}
+	doc["tenants"] = tenants
+	apiCall(t, gw, adminToken, "POST", "/v1/apply", doc, 200, nil)
+	b.do("the tenants", chromedp.Navigate(gw.apiURL+"/#/tenants"))
+	b.wait("1001 tenants", `document.getElementById('tenant-count').textContent === '1001 of 1001 tenants' && document.getElementById('page-pos').textContent === 'page 1 of 41'`, 15*time.Second)
+	b.do("next page", chromedp.Click(chromedp.CSS(`#next-page`)))
+	b.wait("page 2", `document.getElementById('page-pos').textContent === 'page 2 of 41' && document.querySelector('#tenants tbody tr').dataset.tenant === 't0024'`, 10*time.Second)
+	b.do("back to page 1", chromedp.Click(chromedp.CSS(`#prev-page`)))
+	b.wait("page 1 with its usage", `document.getElementById('page-pos').textContent === 'page 1 of 41' && document.querySelectorAll('#tenants tbody tr .bar[data-cap="max_monthly_minutes"]').length === 25`, 10*time.Second)
+	b.shot("tenants")
+	b.do("search", chromedp.SendKeys(chromedp.CSS(`#tenant-search`), "t0999"))
+	b.wait("one match", `document.getElementById('tenant-count').textContent === '1 of 1001 tenants' && document.querySelectorAll('#tenants tbody tr').length === 1 && document.querySelector('#tenants tbody tr').dataset.tenant === 't0999' && document.querySelector('#tenants tbody tr .bar') !== null`, 10*time.Second)
+
 	// ---- a read token: every write control disabled, the audit log
 	// refused (it needs billing).
 	var tok struct {
@@ -336,24 +365,6 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 	b.do("open the audit log", chromedp.Navigate(gw.apiURL+"/#/audit"))
 	b.wait("the refusal", `document.getElementById('audit-denied') !== null`, 10*time.Second)
-
-	// ---- 1,000 tenants: paging and search.
-	doc := map[string]any{"plans": []any{}}
-	var tenants []map[string]any
-	for i := range 1000 {
-		tenants = append(tenants, map[string]any{
-			"name": fmt.Sprintf("t%04d", i), "plan": "e2e", "carrier": "carrier",
-			"sources": []string{fmt.Sprintf("10.%d.%d.1/32", i/256, i%256)},
-		})
-	}
-	doc["tenants"] = tenants
-	apiCall(t, gw, adminToken, "POST", "/v1/apply", doc, 200, nil)
-	b.do("the tenants", chromedp.Navigate(gw.apiURL+"/#/tenants"))
-	b.wait("1001 tenants", `document.getElementById('tenant-count').textContent === '1001 of 1001 tenants' && document.getElementById('page-pos').textContent === 'page 1 of 41'`, 15*time.Second)
-	b.do("next page", chromedp.Click(chromedp.CSS(`#next-page`)))
-	b.wait("page 2", `document.getElementById('page-pos').textContent === 'page 2 of 41' && document.querySelector('#tenants tbody tr').dataset.tenant === 't0024'`, 10*time.Second)
-	b.do("search", chromedp.SendKeys(chromedp.CSS(`#tenant-search`), "t0999"))
-	b.wait("one match", `document.getElementById('tenant-count').textContent === '1 of 1001 tenants' && document.querySelectorAll('#tenants tbody tr').length === 1 && document.querySelector('#tenants tbody tr').dataset.tenant === 't0999' && document.querySelector('#tenants tbody tr .bar') !== null`, 10*time.Second)
 
 	gw.noErrors()
 	t.Logf("console browser test: %s", time.Since(start).Round(time.Millisecond))

@@ -517,7 +517,8 @@ function dayChart(u) {
   const byDate = new Map(u.days.map((d) => [d.date, d]));
   const days = [];
   for (let d = new Date(start); d < end; d.setUTCDate(d.getUTCDate() + 1)) days.push(d.toISOString().slice(0, 10));
-  const max = Math.max(1, ...u.days.map((d) => d.seconds / 60));
+  const busiest = Math.max(0, ...u.days.map((d) => d.seconds / 60));
+  const max = busiest > 0 ? busiest : 1;
   const W = 14;
   const H = 120;
   const svg = s('svg', { viewBox: `0 0 ${days.length * W} ${H + 16}`, class: 'days', role: 'img', 'aria-label': 'minutes per day' });
@@ -532,7 +533,7 @@ function dayChart(u) {
     if (dom === 1 || dom % 5 === 0) svg.append(s('text', { x: i * W + W / 2, y: H + 12, class: 'tick' }, String(dom)));
   });
   const total = u.days.reduce((a, d) => a + d.seconds / 60, 0);
-  return h('div', {}, svg, h('p', { class: 'muted' }, `${u.days.length} days with usage, ${fmtNum(total)} min settled (calls count on the day they end), busiest day ${fmtNum(max === 1 && !u.days.length ? 0 : max)} min`));
+  return h('div', {}, svg, h('p', { class: 'muted' }, `${u.days.length} days with usage, ${fmtNum(total)} min settled (calls count on the day they end), busiest day ${fmtNum(busiest)} min`));
 }
 
 // ---- plans
