@@ -95,14 +95,15 @@ type outboxEvents struct {
 
 	mu   sync.Mutex
 	subs map[chan api.Event]struct{}
-	stop chan struct{}
-	done chan struct{}
+	stop  chan struct{}
+	done  chan struct{}
+	ready chan struct{} // closed once the tail is found
 }
 
 // startOutboxEvents finds the outbox's tail and starts polling it.
 func startOutboxEvents(st store.Store, node string, log zerolog.Logger) *outboxEvents {
 	o := &outboxEvents{st: st, node: node, every: 250 * time.Millisecond, log: log,
-		subs: map[chan api.Event]struct{}{}, stop: make(chan struct{}), done: make(chan struct{})}
+		subs: map[chan api.Event]struct{}{}, stop: make(chan struct{}), done: make(chan struct{}), ready: make(chan struct{})}
 	go o.run()
 	return o
 }
@@ -160,6 +161,7 @@ func (o *outboxEvents) run() {
 	if err != nil {
 		o.log.Warn().Err(err).Msg("events feed: cannot read the outbox")
 	}
+	close(o.ready)
 	tick := time.NewTicker(o.every)
 	defer tick.Stop()
 	for {
