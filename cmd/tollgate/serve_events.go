@@ -93,8 +93,8 @@ type outboxEvents struct {
 	every time.Duration
 	log   zerolog.Logger
 
-	mu   sync.Mutex
-	subs map[chan api.Event]struct{}
+	mu    sync.Mutex
+	subs  map[chan api.Event]struct{}
 	stop  chan struct{}
 	done  chan struct{}
 	ready chan struct{} // closed once the tail is found
