@@ -338,6 +338,7 @@ func TestConsoleBrowser(t *testing.T) {
 	apiCall(t, gw, adminToken, "POST", "/v1/apply", doc, 200, nil)
 	b.do("the tenants", chromedp.Navigate(gw.apiURL+"/#/tenants"))
 	b.wait("1001 tenants", `document.getElementById('tenant-count').textContent === '1001 of 1001 tenants' && document.getElementById('page-pos').textContent === 'page 1 of 41'`, 15*time.Second)
+	b.wait("the usage of page 1", `document.querySelectorAll('#tenants tbody tr .bar[data-cap="max_monthly_minutes"]').length === 25`, 10*time.Second)
 	b.do("next page", chromedp.Click(chromedp.CSS(`#next-page`)))
 	b.wait("page 2", `document.getElementById('page-pos').textContent === 'page 2 of 41' && document.querySelector('#tenants tbody tr').dataset.tenant === 't0024'`, 10*time.Second)
 	b.do("back to page 1", chromedp.Click(chromedp.CSS(`#prev-page`)))

@@ -256,7 +256,9 @@ function tenantsPage() {
     const u = usage.get(t.name);
     const caps = {};
     if (u) for (const c of u.caps) caps[c.cap] = c;
-    const cell = (name) => h('td', { class: 'usage' }, caps[name] ? bar(caps[name], u.alert_threshold_pct) : '…');
+    // Until the usage is in, a placeholder of the bar's size (no layout shift).
+    const cell = (name) => h('td', { class: 'usage' }, caps[name] ? bar(caps[name], u.alert_threshold_pct)
+      : h('div', { class: 'bar loading' }, h('span', { class: 'track' }), h('span', { class: 'label' }, 'loading…')));
     return h('tr', { dataset: { tenant: t.name } },
       h('td', {}, h('a', { href: '#/tenants/' + enc(t.name), class: 'tenant-link' }, t.name)),
       h('td', {}, t.plan),
