@@ -263,6 +263,18 @@ func TestConsoleBrowser(t *testing.T) {
 	b.do("reset to the defaults", chromedp.Click(chromedp.CSS(`#reset-limits`)))
 	b.wait("the plan's value again", `document.querySelector('#limits-form td.effective[data-field="max_parallel_calls"]').textContent === '10' && document.querySelector('#limits-form td.source[data-field="max_parallel_calls"]').dataset.source === 'plan' && document.querySelector('#limits-form input[name="max_parallel_calls"]').value === ''`, 10*time.Second)
 
+	// ---- roles: a bad one names the field, a good one is listed.
+	b.do("open the roles editor", chromedp.Click(chromedp.CSS(`.tenant-page details summary`)))
+	b.do("a bad role", chromedp.SetValue(chromedp.CSS(`#roles-json`), `[{"name": "reception", "max_parallel_calls": "two"}]`), chromedp.Click(chromedp.CSS(`#save-roles`)))
+	b.wait("the role's field error", `document.getElementById('roles-error').textContent.includes('[0].max_parallel_calls')`, 10*time.Second)
+	b.do("a role", chromedp.SetValue(chromedp.CSS(`#roles-json`), `[{"name": "reception", "max_parallel_calls": 1, "users": ["100"]}]`), chromedp.Click(chromedp.CSS(`#save-roles`)))
+	b.wait("the role listed", `document.querySelector('#roles tr[data-role="reception"]').children[1].textContent === '1' && document.getElementById('roles-error').hidden`, 10*time.Second)
+	var roles []map[string]any
+	apiCall(t, gw, adminToken, "GET", "/v1/tenants/demo/roles", nil, 200, &roles)
+	if len(roles) != 1 || roles[0]["name"] != "reception" {
+		t.Fatalf("roles through the API after the console's save: %v", roles)
+	}
+
 	// ---- suspend and resume.
 	b.do("suspend without a reason", chromedp.Click(chromedp.CSS(`#suspend`)))
 	b.wait("the reason required", `document.getElementById('suspend-error').textContent.startsWith('reason: ')`, 10*time.Second)
