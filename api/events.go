@@ -42,6 +42,12 @@ func eventsHandler(s *server) http.Handler {
 			}
 		}
 		tenant := q.Get("tenant")
+		if tenant != "" {
+			if _, err := s.b.GetTenant(r.Context(), tenant); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+		}
 		if s.events == nil {
 			s.writeError(w, r, &statusError{status: http.StatusServiceUnavailable, code: "not_ready", msg: "this server has no event source"})
 			return

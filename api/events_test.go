@@ -96,6 +96,12 @@ func TestEventsStream(t *testing.T) {
 		t.Errorf("unknown parameter: %d %+v", resp.StatusCode, eb)
 	}
 
+	resp = get("/v1/events?tenant=nope", apitest.ReadToken)
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Errorf("unknown tenant: %d", resp.StatusCode)
+	}
+
 	resp = get("/v1/events?tenant=demo", apitest.ReadToken)
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {

@@ -126,7 +126,7 @@ var routes = []route{
 	{method: "GET", path: "/v1/events", scope: ScopeRead, id: "streamEvents", tag: "events",
 		summary:      "Server-sent events (text/event-stream): every usage event published from now on, one `event: <type>` with `id:` and `data: <the event JSON as published>` each; a comment line every 15 s keeps the connection open. Fed by the NATS JetStream events stream (nats.enabled) or by the store's outbox otherwise; 503 when the server has no event source.",
 		query:        []queryParam{{name: "tenant", schema: map[string]any{"type": "string"}, desc: "only this tenant's events"}},
-		responseType: "text/event-stream", statuses: []int{200, 400, 503}, raw: eventsHandler},
+		responseType: "text/event-stream", statuses: []int{200, 400, 404, 503}, raw: eventsHandler},
 
 	// ---- plans ----
 	{method: "GET", path: "/v1/plans", scope: ScopeRead, id: "listPlans", tag: "plans", summary: "List the plans.",

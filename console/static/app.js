@@ -402,7 +402,7 @@ function tenantPage(name) {
       const v = r.input.value.trim();
       if (v === '') patch[field] = null;
       else if (r.kind === 'bool') patch[field] = v === 'true';
-      else if (r.kind === 'money') patch[field] = /^-?\d+(\.\d+)?$/.test(v) ? v : v;
+      else if (r.kind === 'money') patch[field] = v; // a string: exact, never through a float
       else patch[field] = /^-?\d+$/.test(v) ? Number(v) : v; // not a number: the API names the field
     }
     try {
