@@ -60,7 +60,7 @@ func startBrowser(t *testing.T, exe string) *browser {
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 4*time.Minute) // the test takes ~20 s; a loaded CI machine is slower
 	t.Cleanup(func() {
 		cancelTimeout()
 		cancelCtx()
