@@ -187,8 +187,8 @@ func js(s string) string {
 // up, a read-only token's disabled controls, and paging and search over
 // 1,000 tenants.
 func TestConsoleBrowser(t *testing.T) {
-	requireSIPp(t)
 	exe := requireBrowser(t)
+	requireSIPp(t)
 	start := time.Now()
 	gw := startGateway(t, gatewayConfig{MaxParallelCalls: 10, ShutdownGrace: time.Second})
 	startUAS(t, gw)
