@@ -34,6 +34,24 @@ func (e *Engine) Exhaustion(now time.Time, tenant string) (minutes time.Time, mi
 	return
 }
 
+// userExhaustion is Exhaustion for a user's role minutes budget.
+func (e *Engine) userExhaustion(u *userState, now time.Time) (time.Time, bool) {
+	b := &u.minutes
+	l := b.limit()
+	if l < 0 || !e.started {
+		return time.Time{}, false
+	}
+	now = now.Round(0)
+	if now.Before(e.now) {
+		now = e.now
+	}
+	if !now.Before(e.cycleEnd) {
+		return time.Time{}, false
+	}
+	at, _, ok := e.reach(b, now, b.exhaustAmount(b.amount(l))-b.othersNow(now))
+	return at, ok
+}
+
 // spendExhaustion finds the first instant in [now, cycle end) at which the
 // tenant's spend (plus the other nodes') reaches x, by bisection over the
 // step function spendScan, which visits the calls and changes nothing.

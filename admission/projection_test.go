@@ -47,3 +47,31 @@ func TestExhaustionMinutes(t *testing.T) {
 	}
 	t.Fatal("no cut")
 }
+
+// TestExhaustionRoleMinutes: a user on a role with 3 minutes who has one
+// call drawing runs out 3 minutes after its answer; a user with nothing
+// drawing has no projection.
+func TestExhaustionRoleMinutes(t *testing.T) {
+	e := admission.NewEngine(admission.Settings{})
+	three := int64(3)
+	mustPlan(t, e, admission.Plan{Name: "p"})
+	mustTenant(t, e, admission.Tenant{Name: "t", Plan: "p", Roles: []admission.Role{{Name: "agents", MaxMonthlyMinutes: &three, Users: []string{"100", "101"}}}})
+	for _, c := range []struct{ id, user string }{{"a", "100"}, {"b", "101"}} {
+		if d := e.Admit(t0, out(c.id, "t", c.user, "+1555")); !d.Admitted {
+			t.Fatalf("rejected: %v", d.Rejection)
+		}
+		e.Answer(t0, c.id)
+	}
+	now := t0.Add(time.Minute)
+	e.EndWith(now, "b", admission.End{})
+	got := map[string]admission.RoleUsage{}
+	for _, r := range e.RoleUsages(now.Add(30*time.Second), "t") {
+		got[r.User] = r
+	}
+	if r := got["100"]; !r.Exhausts || !r.ExhaustsAt.Equal(t0.Add(3*time.Minute)) {
+		t.Errorf("user 100: %+v, want exhausted at %v", r, t0.Add(3*time.Minute))
+	}
+	if r, ok := got["101"]; !ok || r.Exhausts {
+		t.Errorf("user 101 (nothing drawing): %+v", r)
+	}
+}

@@ -171,6 +171,9 @@ type UserUsage struct {
 	Minutes json.Number  `json:"minutes"`
 	Limit   *json.Number `json:"limit"`
 	Percent *float64     `json:"percent"`
+	// ExhaustsAt is when the user's minutes run out at the current burn
+	// rate (as CapUsage.ExhaustsAt); null when nothing draws on them.
+	ExhaustsAt *time.Time `json:"exhausts_at,omitempty"`
 }
 
 // UsageView is a tenant's usage in the current cycle (calendar month UTC).

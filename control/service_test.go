@@ -609,6 +609,16 @@ func TestUsageView(t *testing.T) {
 			}
 		}
 	}
+	if len(u.Users) != 1 || u.Users[0].ExhaustsAt != nil {
+		t.Fatalf("users with nothing drawing: %+v", u.Users)
+	}
+	// User 100 (role agents, 2 minutes, 1.5 used) calls: 30 s left.
+	f.call("c5", "acme", "100", "300", true)
+	u, err = f.svc.Usage(ctx, "acme")
+	mustNil(t, err)
+	if len(u.Users) != 1 || u.Users[0].ExhaustsAt == nil || !u.Users[0].ExhaustsAt.Equal(now.Add(30*time.Second)) {
+		t.Fatalf("user exhausts_at: %+v, want %v", u.Users, now.Add(30*time.Second))
+	}
 	// Unlimited caps have no limit nor percent.
 	u, err = f.svc.Usage(ctx, "beta")
 	mustNil(t, err)

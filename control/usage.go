@@ -90,6 +90,9 @@ func (s *Service) Usage(_ context.Context, tenant string) (api.UsageView, error)
 		if r.Limit >= 0 {
 			uu.Limit = number(strconv.FormatInt(r.Limit, 10))
 			uu.Percent = percent(float64(r.Seconds), float64(time.Duration(r.Limit)*time.Minute))
+			if r.Exhausts {
+				uu.ExhaustsAt = utcPtr(r.ExhaustsAt)
+			}
 		}
 		v.Users = append(v.Users, uu)
 	}

@@ -481,21 +481,17 @@ function tenantPage(name) {
     const now = Date.now();
     usageBox.replaceChildren(h('p', { class: 'muted' }, `cycle ${fmtTime(u.cycle_start)} – ${fmtTime(u.cycle_end)} · alert at ${u.alert_threshold_pct} % · ${u.status.active_calls} active calls`),
       ...u.caps.map((c) => {
-        let proj = '';
-        if (c.cap !== 'max_parallel_calls') {
-          if (c.limit === null) proj = 'unlimited';
-          else if (!c.exhausts_at) proj = 'does not run out this cycle at the current burn rate';
-          else if (new Date(c.exhausts_at).getTime() <= now) proj = 'exhausted';
-          else proj = `runs out at ${fmtTime(c.exhausts_at)} at the current burn rate`;
-        }
+        const proj = c.cap === 'max_parallel_calls' ? '' : projection(c.limit, c.exhausts_at, now);
         return h('div', { class: 'cap-row', dataset: { cap: c.cap } },
           h('span', { class: 'cap-name' }, CAP_LABEL[c.cap] || c.cap), bar(c, u.alert_threshold_pct),
           h('span', { class: 'projection', dataset: { cap: c.cap, exhaustsAt: c.exhausts_at || '' } }, proj));
       }));
     chart.replaceChildren(dayChart(u));
     users.replaceChildren(u.users.length
-      ? h('table', { class: 'grid' }, h('thead', {}, h('tr', {}, ['User', 'Role', 'Minutes'].map((t) => h('th', {}, t)))),
-        h('tbody', {}, u.users.map((x) => h('tr', {}, h('td', {}, x.user), h('td', {}, x.role), h('td', { class: 'usage' }, bar({ cap: 'user_minutes', unit: 'minutes', used: x.minutes, limit: x.limit, percent: x.percent }, u.alert_threshold_pct))))))
+      ? h('table', { class: 'grid' }, h('thead', {}, h('tr', {}, ['User', 'Role', 'Minutes', 'Runs out'].map((t) => h('th', {}, t)))),
+        h('tbody', {}, u.users.map((x) => h('tr', { dataset: { user: x.user } }, h('td', {}, x.user), h('td', {}, x.role),
+          h('td', { class: 'usage' }, bar({ cap: 'user_minutes', unit: 'minutes', used: x.minutes, limit: x.limit, percent: x.percent }, u.alert_threshold_pct)),
+          h('td', { class: 'projection', dataset: { exhaustsAt: x.exhausts_at || '' } }, projection(x.limit, x.exhausts_at, now))))))
       : h('p', { class: 'muted' }, 'none'));
   };
   const refresh = async () => {
@@ -510,6 +506,14 @@ function tenantPage(name) {
   // operator types.
   Promise.all([loadLimits(true), api('GET', `${path}/roles`).then((r) => showRoles(r, true))]).catch((e) => flash(e.message));
   return page;
+}
+
+// projection says when a budget runs out at the current burn rate.
+function projection(limit, exhaustsAt, now) {
+  if (limit === null || limit === undefined) return 'unlimited';
+  if (!exhaustsAt) return 'does not run out this cycle at the current burn rate';
+  if (new Date(exhaustsAt).getTime() <= now) return 'exhausted';
+  return `runs out at ${fmtTime(exhaustsAt)} at the current burn rate`;
 }
 
 // dayChart draws the minutes of each day of the cycle as SVG bars.
