@@ -379,6 +379,21 @@ func TestConsoleBrowser(t *testing.T) {
 	b.do("open the audit log", chromedp.Navigate(gw.apiURL+"/#/audit"))
 	b.wait("the refusal", `document.getElementById('audit-denied') !== null`, 10*time.Second)
 
+	// ---- a settings token: limits and roles yes, suspend and hang up no.
+	apiCall(t, gw, adminToken, "POST", "/v1/tokens", map[string]string{"name": "tuner", "scope": "settings"}, 201, &tok)
+	b.do("log out", chromedp.Click(chromedp.CSS(`#logout`)))
+	b.wait("the login form", `document.querySelector('input[name="token"]') !== null`, 10*time.Second)
+	b.do("log in as settings", chromedp.SetValue(chromedp.CSS(`input[name="token"]`), tok.Token), chromedp.Click(chromedp.CSS(`#login-form button`)))
+	b.wait("signed in", `document.getElementById('who').dataset.scope === 'settings'`, 10*time.Second)
+	b.do("open the tenant", chromedp.Navigate(gw.apiURL+"/#/tenants/demo"))
+	b.wait("the tenant page", `document.getElementById('save-limits') !== null`, 10*time.Second)
+	for sel, disabled := range map[string]bool{"#suspend": true, "#resume": true, "#save-limits": false, "#reset-limits": false, "#save-roles": false,
+		`#limits-form input[name="max_parallel_calls"]`: false} {
+		if got := evalJS[bool](b, `document.querySelector(`+js(sel)+`).disabled`); got != disabled {
+			t.Errorf("settings token: %s disabled = %v, want %v", sel, got, disabled)
+		}
+	}
+
 	gw.noErrors()
 	t.Logf("console browser test: %s", time.Since(start).Round(time.Millisecond))
 }
