@@ -344,7 +344,9 @@ func (e *Engine) RoleUsages(now time.Time, tenant string) []RoleUsage {
 			continue
 		}
 		if used := e.UserUsage(now, tenant, id); used > 0 {
-			out = append(out, RoleUsage{User: id, Role: r.name, Seconds: used, Limit: r.minutes})
+			ru := RoleUsage{User: id, Role: r.name, Seconds: used, Limit: r.minutes}
+			ru.ExhaustsAt, ru.Exhausts = e.userExhaustion(u, now)
+			out = append(out, ru)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].User < out[j].User })

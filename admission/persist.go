@@ -123,4 +123,9 @@ type RoleUsage struct {
 	Role    string
 	Seconds time.Duration // billed this cycle, running calls included
 	Limit   int64         // the role's max_monthly_minutes (minutes); -1 unlimited
+	// ExhaustsAt is when the user's minutes run out if the user's calls
+	// drawing on them now go on (Exhausts false: nothing draws, or not
+	// this cycle); at or before now when already exhausted.
+	ExhaustsAt time.Time
+	Exhausts   bool
 }

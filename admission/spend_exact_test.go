@@ -94,6 +94,10 @@ func TestSpendCutExact(t *testing.T) {
 					t.Fatalf("cut at answer: %+v", o.Cuts)
 				}
 			}
+			// The projection (GET usage's exhausts_at) is the same instant.
+			if _, _, sp, ok := e.Exhaustion(last, "t"); !ok || !sp.Equal(want) {
+				t.Fatalf("Exhaustion: spend runs out at %v (ok %v), want %v", sp, ok, want)
+			}
 			for ticks := 0; ; ticks++ {
 				d, _ := e.NextDeadline()
 				if ticks > 100 || d.After(want) {

@@ -118,6 +118,16 @@ var routes = []route{
 	{method: "GET", path: "/v1/openapi.json", id: "openapi", tag: "health", summary: "This OpenAPI 3.1 document.",
 		responseType: "application/json", statuses: []int{200}, handle: handleOpenAPI},
 
+	// ---- the token itself ----
+	{method: "GET", path: "/v1/whoami", scope: ScopeRead, id: "whoami", tag: "tokens", summary: "The token of the request: its name, scope and the scopes it satisfies.",
+		response: routeType[WhoAmI](), statuses: []int{200}, handle: handleWhoAmI},
+
+	// ---- events ----
+	{method: "GET", path: "/v1/events", scope: ScopeRead, id: "streamEvents", tag: "events",
+		summary:      "Server-sent events (text/event-stream): every usage event published from now on, one `event: <type>` with `id:` and `data: <the event JSON as published>` each; a comment line every 15 s keeps the connection open. Fed by the NATS JetStream events stream (nats.enabled) or by the store's outbox otherwise; 503 when the server has no event source.",
+		query:        []queryParam{{name: "tenant", schema: map[string]any{"type": "string"}, desc: "only this tenant's events"}},
+		responseType: "text/event-stream", statuses: []int{200, 400, 404, 503}, raw: eventsHandler},
+
 	// ---- plans ----
 	{method: "GET", path: "/v1/plans", scope: ScopeRead, id: "listPlans", tag: "plans", summary: "List the plans.",
 		response: routeType[[]configs.Plan](), statuses: []int{200}, handle: handleListPlans},
@@ -232,6 +242,18 @@ func handleReadyz(s *server, w http.ResponseWriter, r *http.Request, _ Principal
 
 func handleOpenAPI(s *server, w http.ResponseWriter, r *http.Request, _ Principal) (int, any, error) {
 	return http.StatusOK, json.RawMessage(s.doc), nil
+}
+
+// ---- whoami ----
+
+func handleWhoAmI(s *server, w http.ResponseWriter, r *http.Request, p Principal) (int, any, error) {
+	var grants []Scope
+	for _, sc := range []Scope{ScopeAdmin, ScopeSettings, ScopeBilling, ScopeRead} {
+		if scopeAllows(p.Scope, sc) {
+			grants = append(grants, sc)
+		}
+	}
+	return http.StatusOK, WhoAmI{Name: p.Name, Scope: p.Scope, Grants: emptyIfNil(grants)}, nil
 }
 
 // ---- plans ----

@@ -29,15 +29,24 @@ type ServerOptions struct {
 	// Logger receives internal errors (level error) and one line per
 	// request (level debug). The zero Logger discards everything.
 	Logger zerolog.Logger
+	// Events feeds GET /v1/events (server-sent events); nil: that route
+	// answers 503.
+	Events EventSource
+	// Console, when set, serves the web console: GET / and everything
+	// under /console/ (its assets). It is outside the route table and the
+	// OpenAPI document: a static client of the API, with no access of its
+	// own.
+	Console http.Handler
 }
 
 // server serves the admin API.
 type server struct {
-	b   Backend
-	m   *Metrics
-	log zerolog.Logger
-	mux *http.ServeMux
-	doc []byte // the OpenAPI document
+	b      Backend
+	m      *Metrics
+	log    zerolog.Logger
+	events EventSource
+	mux    *http.ServeMux
+	doc    []byte // the OpenAPI document
 	// patterns are every pattern registered on mux, in order.
 	patterns []string
 }
@@ -49,7 +58,7 @@ type server struct {
 // registry); when m has no active-calls source yet, NewServer sets it to
 // b.ActiveByTenant.
 func NewServer(b Backend, m *Metrics, opts ServerOptions) http.Handler {
-	s := &server{b: b, m: m, log: opts.Logger, mux: http.NewServeMux(), doc: openAPIDocument()}
+	s := &server{b: b, m: m, log: opts.Logger, events: opts.Events, mux: http.NewServeMux(), doc: openAPIDocument()}
 	if m != nil && !m.hasActiveSource() {
 		m.SetActiveSource(b.ActiveByTenant)
 	}
@@ -71,6 +80,11 @@ func NewServer(b Backend, m *Metrics, opts ServerOptions) http.Handler {
 			allow = append(allow, http.MethodHead)
 		}
 		s.handle(p, s.methodNotAllowed(strings.Join(allow, ", ")))
+	}
+	if opts.Console != nil {
+		// Not s.handle: these patterns are not API operations.
+		s.mux.Handle("GET /{$}", opts.Console)
+		s.mux.Handle("GET /console/", opts.Console)
 	}
 	s.handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &statusError{status: http.StatusNotFound, code: "not_found", msg: fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)})

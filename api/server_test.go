@@ -125,6 +125,10 @@ var ctx = context.Background()
 // routeCases cover every authenticated route of the table, by
 // "METHOD pattern".
 var routeCases = map[string]routeCase{
+	"GET /v1/whoami": {target: "/v1/whoami", want: 200},
+	// The test server has no event source: past the scope check, 503
+	// (TestEventsStream streams from one).
+	"GET /v1/events":       {target: "/v1/events?tenant=demo", want: 503},
 	"GET /v1/plans":        {target: "/v1/plans", want: 200},
 	"POST /v1/plans":       {target: "/v1/plans", body: `{"name":"gold","limits":{"max_parallel_calls":5}}`, want: 201},
 	"GET /v1/plans/{name}": {target: "/v1/plans/standard", want: 200},
@@ -171,6 +175,7 @@ var routeCases = map[string]routeCase{
 // the scopes allowed, 403 to the others and 401 without a valid token.
 func TestRouteScopes(t *testing.T) {
 	expected := map[string]api.Scope{
+		"GET /v1/whoami": api.ScopeRead, "GET /v1/events": api.ScopeRead,
 		"GET /v1/plans": api.ScopeRead, "POST /v1/plans": api.ScopeSettings,
 		"GET /v1/plans/{name}": api.ScopeRead, "PUT /v1/plans/{name}": api.ScopeSettings, "DELETE /v1/plans/{name}": api.ScopeSettings,
 		"GET /v1/tenants": api.ScopeRead, "POST /v1/tenants": api.ScopeAdmin,

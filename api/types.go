@@ -49,6 +49,16 @@ type Principal struct {
 	Scope Scope  `json:"scope"`
 }
 
+// WhoAmI is the authenticated token: its name, its scope and every scope
+// it satisfies (admin: all four; settings: settings and read; billing:
+// billing and read; read: read), so that a client can tell which
+// operations it may call.
+type WhoAmI struct {
+	Name   string  `json:"name"`
+	Scope  Scope   `json:"scope"`
+	Grants []Scope `json:"grants"`
+}
+
 // Errors a Backend returns (wrapped with detail); the handlers map them to
 // HTTP statuses.
 var (
@@ -92,7 +102,11 @@ type TenantStatus struct {
 	Suspended     bool   `json:"suspended"`
 	SuspendReason string `json:"suspend_reason,omitempty"`
 	SuspendCap    string `json:"suspend_cap,omitempty"` // cap of an automatic suspension
-	ActiveCalls   int64  `json:"active_calls"`
+	// SuspendedSince is when the suspension began, as the audit log
+	// records it (absent when the log no longer holds it, and in the
+	// audit entries themselves).
+	SuspendedSince *time.Time `json:"suspended_since,omitempty"`
+	ActiveCalls    int64      `json:"active_calls"`
 }
 
 // TenantView is a tenant as stored (the config shape) plus its status.
@@ -132,6 +146,12 @@ type CapUsage struct {
 	Used    json.Number  `json:"used"`
 	Limit   *json.Number `json:"limit"`
 	Percent *float64     `json:"percent"`
+	// ExhaustsAt is the instant the budget runs out at the current burn
+	// rate (the calls drawing on it now keep going), as the admission
+	// engine computes it for its cut-off timer: minutes and spend caps
+	// only; null when unlimited, when nothing draws on it or when it does
+	// not run out this cycle. At or before now: already exhausted.
+	ExhaustsAt *time.Time `json:"exhausts_at,omitempty"`
 }
 
 // DayUsage is the usage of one UTC day: calls settled that day (a call
@@ -151,6 +171,9 @@ type UserUsage struct {
 	Minutes json.Number  `json:"minutes"`
 	Limit   *json.Number `json:"limit"`
 	Percent *float64     `json:"percent"`
+	// ExhaustsAt is when the user's minutes run out at the current burn
+	// rate (as CapUsage.ExhaustsAt); null when nothing draws on them.
+	ExhaustsAt *time.Time `json:"exhausts_at,omitempty"`
 }
 
 // UsageView is a tenant's usage in the current cycle (calendar month UTC).
@@ -159,9 +182,12 @@ type UsageView struct {
 	CycleStart time.Time    `json:"cycle_start"`
 	CycleEnd   time.Time    `json:"cycle_end"`
 	Status     TenantStatus `json:"status"`
-	Caps       []CapUsage   `json:"caps"`
-	Users      []UserUsage  `json:"users"`
-	Days       []DayUsage   `json:"days"` // days of the cycle with usage, oldest first
+	// AlertThresholdPct is the effective alert_threshold_pct: the
+	// percentage of a cap at which usage.threshold is emitted.
+	AlertThresholdPct int64       `json:"alert_threshold_pct"`
+	Caps              []CapUsage  `json:"caps"`
+	Users             []UserUsage `json:"users"`
+	Days              []DayUsage  `json:"days"` // days of the cycle with usage, oldest first
 	// Cluster is the tenant's usage over every gateway of the cluster
 	// (cluster.enabled only): each node's billed seconds, spend and calls
 	// up, and the sums. The caps above are this node's.

@@ -481,6 +481,35 @@ func (s *Service) status(tenant string) api.TenantStatus {
 	return api.TenantStatus{Suspended: susp, SuspendReason: reason, SuspendCap: capName, ActiveCalls: s.runner.Active(tenant)}
 }
 
+// sinceScan is how many of a tenant's newest audit entries viewStatus
+// reads to find when its suspension began.
+const sinceScan = 100
+
+// viewStatus is status with SuspendedSince, read from the audit log: the
+// newest tenant.suspend entry of the tenant (manual, automatic or
+// replicated). For the API's views, not for audit entries.
+func (s *Service) viewStatus(tenant string) api.TenantStatus {
+	st := s.status(tenant)
+	if !st.Suspended {
+		return st
+	}
+	entries, err := s.st.Audit(api.AuditQuery{Tenant: tenant, Limit: sinceScan})
+	if err != nil {
+		return st
+	}
+	for _, e := range entries {
+		if e.Action == "tenant.suspend" {
+			at := e.At.UTC()
+			st.SuspendedSince = &at
+			break
+		}
+		if e.Action == "tenant.resume" {
+			break
+		}
+	}
+	return st
+}
+
 // journal is the runner's Journal: every step goes to the committer;
 // automatic suspensions also get an audit entry.
 type journal struct{ s *Service }

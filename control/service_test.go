@@ -455,10 +455,14 @@ func TestSuspendCutsCallsAndAudits(t *testing.T) {
 	f.call("c1", "acme", "100", "200", true)
 	f.call("c2", "acme", "101", "201", false)
 	f.call("c3", "beta", "100", "200", true)
+	suspendedAt := f.clock.Now()
 	st, err := f.svc.Suspend(ctx, "alice", "acme", "unpaid invoice")
 	mustNil(t, err)
 	if !st.Suspended || st.SuspendReason != "unpaid invoice" || st.SuspendCap != "" {
 		t.Fatalf("status = %+v", st)
+	}
+	if st.SuspendedSince == nil || !st.SuspendedSince.Equal(suspendedAt) {
+		t.Fatalf("suspended since %v, want %v", st.SuspendedSince, suspendedAt)
 	}
 	cuts := f.edge.cuts()
 	slices.Sort(cuts)
@@ -468,13 +472,17 @@ func TestSuspendCutsCallsAndAudits(t *testing.T) {
 	if d := f.call("c4", "acme", "100", "200", false); d.Admitted || d.Rejection.Cause != admission.CauseSuspended {
 		t.Fatalf("call of a suspended tenant: %+v", d)
 	}
+	f.clock.Advance(time.Minute)
 	v, _ := f.svc.GetTenant(ctx, "acme")
-	if !v.Status.Suspended {
-		t.Fatal("GetTenant status not suspended")
+	if !v.Status.Suspended || v.Status.SuspendedSince == nil || !v.Status.SuspendedSince.Equal(suspendedAt) {
+		t.Fatalf("GetTenant status %+v, want suspended since %v", v.Status, suspendedAt)
+	}
+	if v, _ := f.svc.GetTenant(ctx, "beta"); v.Status.SuspendedSince != nil {
+		t.Fatalf("beta: %+v", v.Status)
 	}
 	st, err = f.svc.Resume(ctx, "bob", "acme", "paid")
 	mustNil(t, err)
-	if st.Suspended {
+	if st.Suspended || st.SuspendedSince != nil {
 		t.Fatalf("status after resume = %+v", st)
 	}
 	_, err = f.svc.Suspend(ctx, "alice", "nope", "x")
@@ -572,8 +580,44 @@ func TestUsageView(t *testing.T) {
 	if len(u.Days) != 1 || u.Days[0].Date != "2026-03-10" || u.Days[0].Calls != 2 || u.Days[0].Seconds != 120 || u.Days[0].Spend != configs.MustMoney("2") {
 		t.Fatalf("days = %+v", u.Days)
 	}
-	if u.Status.ActiveCalls != 1 {
-		t.Fatalf("status = %+v", u.Status)
+	if u.Status.ActiveCalls != 1 || u.AlertThresholdPct != 80 {
+		t.Fatalf("status = %+v, alert threshold %d", u.Status, u.AlertThresholdPct)
+	}
+	// Nothing draws (c3 rings): no budget runs out.
+	if caps["max_monthly_minutes"].ExhaustsAt != nil || caps["monthly_spend_limit"].ExhaustsAt != nil {
+		t.Fatalf("exhausts_at with no call drawing: %+v", u.Caps)
+	}
+	// One answered call: 998 minutes left, and 8.00 of spend at 1.00 a
+	// minute billed per second (the first increment charged at the answer).
+	f.call("c4", "acme", "200", "300", true)
+	now := f.clock.Now()
+	u, err = f.svc.Usage(ctx, "acme")
+	mustNil(t, err)
+	for _, c := range u.Caps {
+		switch c.Cap {
+		case "max_monthly_minutes":
+			if c.ExhaustsAt == nil || !c.ExhaustsAt.Equal(now.Add(998*time.Minute)) {
+				t.Fatalf("minutes exhausts_at %v, want %v", c.ExhaustsAt, now.Add(998*time.Minute))
+			}
+		case "monthly_spend_limit":
+			if c.ExhaustsAt == nil || c.ExhaustsAt.Before(now.Add(8*time.Minute-time.Second)) || c.ExhaustsAt.After(now.Add(8*time.Minute+time.Second)) {
+				t.Fatalf("spend exhausts_at %v, want about %v", c.ExhaustsAt, now.Add(8*time.Minute))
+			}
+		case "max_parallel_calls":
+			if c.ExhaustsAt != nil {
+				t.Fatalf("parallel exhausts_at %v", c.ExhaustsAt)
+			}
+		}
+	}
+	if len(u.Users) != 1 || u.Users[0].ExhaustsAt != nil {
+		t.Fatalf("users with nothing drawing: %+v", u.Users)
+	}
+	// User 100 (role agents, 2 minutes, 1.5 used) calls: 30 s left.
+	f.call("c5", "acme", "100", "300", true)
+	u, err = f.svc.Usage(ctx, "acme")
+	mustNil(t, err)
+	if len(u.Users) != 1 || u.Users[0].ExhaustsAt == nil || !u.Users[0].ExhaustsAt.Equal(now.Add(30*time.Second)) {
+		t.Fatalf("user exhausts_at: %+v, want %v", u.Users, now.Add(30*time.Second))
 	}
 	// Unlimited caps have no limit nor percent.
 	u, err = f.svc.Usage(ctx, "beta")

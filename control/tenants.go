@@ -21,7 +21,7 @@ func (s *Service) ListTenants(context.Context) ([]api.TenantView, error) {
 	defer s.mu.RUnlock()
 	out := make([]api.TenantView, 0, len(s.tenants))
 	for _, t := range s.sortedTenants() {
-		out = append(out, api.TenantView{Tenant: t.Clone(), Status: s.status(t.Name)})
+		out = append(out, api.TenantView{Tenant: t.Clone(), Status: s.viewStatus(t.Name)})
 	}
 	return out, nil
 }
@@ -34,7 +34,7 @@ func (s *Service) GetTenant(_ context.Context, name string) (api.TenantView, err
 	if !ok {
 		return api.TenantView{}, notFound("tenant", name)
 	}
-	return api.TenantView{Tenant: t.Clone(), Status: s.status(name)}, nil
+	return api.TenantView{Tenant: t.Clone(), Status: s.viewStatus(name)}, nil
 }
 
 // PutTenant creates (create: ErrConflict if it exists) or creates or

@@ -45,10 +45,14 @@ func (s *Service) Usage(_ context.Context, tenant string) (api.UsageView, error)
 		Tenant:     tenant,
 		CycleStart: start,
 		CycleEnd:   end,
-		Status:     s.status(tenant),
+		Status:     s.viewStatus(tenant),
 		Caps:       []api.CapUsage{},
 		Users:      []api.UserUsage{},
 		Days:       []api.DayUsage{},
+	}
+	v.AlertThresholdPct = admission.DefaultAlertThresholdPct
+	if eff.AlertThresholdPct != nil {
+		v.AlertThresholdPct = *eff.AlertThresholdPct
 	}
 	if c := s.getCluster(); c != nil {
 		cu := c.Usage(tenant)
@@ -70,6 +74,14 @@ func (s *Service) Usage(_ context.Context, tenant string) (api.UsageView, error)
 		spend.Limit = number(configs.Money(*l).String())
 		spend.Percent = percent(float64(u.Spend), float64(*l))
 	}
+	if at, mOK, sAt, sOK := s.runner.Exhaustion(now, tenant); mOK || sOK {
+		if mOK && minutes.Limit != nil {
+			minutes.ExhaustsAt = utcPtr(at)
+		}
+		if sOK && spend.Limit != nil {
+			spend.ExhaustsAt = utcPtr(sAt)
+		}
+	}
 	v.Caps = append(v.Caps, parallel, minutes, spend)
 
 	for _, r := range s.runner.RoleUsages(now, tenant) {
@@ -77,6 +89,9 @@ func (s *Service) Usage(_ context.Context, tenant string) (api.UsageView, error)
 		if r.Limit >= 0 {
 			uu.Limit = number(strconv.FormatInt(r.Limit, 10))
 			uu.Percent = percent(float64(r.Seconds), float64(time.Duration(r.Limit)*time.Minute))
+			if r.Exhausts {
+				uu.ExhaustsAt = utcPtr(r.ExhaustsAt)
+			}
 		}
 		v.Users = append(v.Users, uu)
 	}
@@ -107,6 +122,11 @@ func cycleOf(t time.Time) (start, end time.Time) {
 	t = t.UTC()
 	start = time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
 	return start, start.AddDate(0, 1, 0)
+}
+
+func utcPtr(t time.Time) *time.Time {
+	t = t.UTC()
+	return &t
 }
 
 func number(s string) *json.Number {
@@ -206,6 +226,9 @@ func (s *Service) suspendLocked(actor, tenant, reason, action string, op func(ti
 	entry.Reason = reason
 	if err := s.submit(&store.Batch{Audit: []api.AuditEntry{entry}}, now, statusChange(tenant, after, actor)); err != nil {
 		return after, err
+	}
+	if after.Suspended {
+		return s.viewStatus(tenant), nil
 	}
 	return after, nil
 }

@@ -581,6 +581,10 @@ func (b *Backend) Usage(ctx context.Context, name string) (api.UsageView, error)
 		Users: []api.UserUsage{},
 		Days:  nonNil(clone(t.days)),
 	}
+	u.AlertThresholdPct = 80
+	if p := eff.AlertThresholdPct; p != nil {
+		u.AlertThresholdPct = *p
+	}
 	u.Caps[2].Used = json.Number(t.spend.String())
 	if m := eff.MonthlySpendLimit; m != nil && *m >= 0 {
 		l := json.Number(m.String())

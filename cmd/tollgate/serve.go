@@ -16,6 +16,7 @@ import (
 
 	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/configs"
+	"github.com/tollgate/tollgate/console"
 	"github.com/tollgate/tollgate/control"
 	"github.com/tollgate/tollgate/events"
 	"github.com/tollgate/tollgate/internal/pike"
@@ -125,10 +126,29 @@ func serveUntil(cfg *configs.Config, logOut io.Writer, stop chan os.Signal) erro
 		if err != nil {
 			return &sip.ListenError{Field: "api.listen", Transport: "tcp", Address: cfg.API.Listen, Err: err}
 		}
-		httpSrv = &http.Server{
-			Handler:           api.NewServer(svc, metrics, api.ServerOptions{Logger: log.With().Str("component", "api").Logger()}),
-			ReadHeaderTimeout: 10 * time.Second,
+		// The events feed of GET /v1/events (the console's live page):
+		// the JetStream stream, or the outbox without NATS.
+		var feed api.EventSource
+		if nb.js != nil {
+			feed = &natsEvents{js: nb.js, stream: cfg.NATS.Stream.Name}
+		} else {
+			ob := startOutboxEvents(st, cfg.Node, log.With().Str("component", "api").Logger())
+			defer ob.Close()
+			feed = ob
 		}
+		// Shutdown does not cancel the requests it waits for: the event
+		// streams end with this context instead.
+		base, cancelBase := context.WithCancel(context.Background())
+		defer cancelBase()
+		httpSrv = &http.Server{
+			Handler: api.NewServer(svc, metrics, api.ServerOptions{
+				Logger: log.With().Str("component", "api").Logger(),
+				Events: feed, Console: console.Handler(),
+			}),
+			ReadHeaderTimeout: 10 * time.Second,
+			BaseContext:       func(net.Listener) context.Context { return base },
+		}
+		httpSrv.RegisterOnShutdown(cancelBase)
 		go func() {
 			if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error().Err(err).Msg("admin API stopped")

@@ -1,0 +1,168 @@
+package api_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/api"
+	"github.com/tollgate/tollgate/api/apitest"
+)
+
+// TestWhoAmI: every scope sees its own name, scope and grants; no token
+// is a 401.
+func TestWhoAmI(t *testing.T) {
+	e := newEnv(t)
+	want := map[api.Scope][]api.Scope{
+		api.ScopeAdmin:    {api.ScopeAdmin, api.ScopeSettings, api.ScopeBilling, api.ScopeRead},
+		api.ScopeSettings: {api.ScopeSettings, api.ScopeRead},
+		api.ScopeBilling:  {api.ScopeBilling, api.ScopeRead},
+		api.ScopeRead:     {api.ScopeRead},
+	}
+	for _, sc := range allScopes {
+		w := e.do(t, "GET", "/v1/whoami", tokens[sc], "")
+		if w.Code != 200 {
+			t.Fatalf("%s: %d %s", sc, w.Code, w.Body)
+		}
+		var got api.WhoAmI
+		if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Scope != sc || got.Name == "" || !slices.Equal(got.Grants, want[sc]) {
+			t.Errorf("%s: %+v, want grants %v", sc, got, want[sc])
+		}
+		// The grants agree with what the server lets the token do.
+		for _, need := range allScopes {
+			if slices.Contains(got.Grants, need) != api.ScopeAllows(sc, need) {
+				t.Errorf("%s: grants %v disagree with scopeAllows for %s", sc, got.Grants, need)
+			}
+		}
+	}
+	if w := e.do(t, "GET", "/v1/whoami", "", ""); w.Code != 401 {
+		t.Errorf("no token: %d", w.Code)
+	}
+	if w := e.do(t, "GET", "/v1/whoami", "nope", ""); w.Code != 401 {
+		t.Errorf("bad token: %d", w.Code)
+	}
+}
+
+// fakeSource is an EventSource fed by the test.
+type fakeSource struct {
+	subscribed chan chan api.Event
+}
+
+func (f *fakeSource) Source() string { return "fake" }
+
+func (f *fakeSource) Subscribe(ctx context.Context) (<-chan api.Event, error) {
+	ch := make(chan api.Event, 16)
+	f.subscribed <- ch
+	return ch, nil
+}
+
+// TestEventsStream: GET /v1/events streams the source's events as SSE,
+// filtered by tenant; bad parameters name the field; no source is a 503.
+func TestEventsStream(t *testing.T) {
+	src := &fakeSource{subscribed: make(chan chan api.Event, 1)}
+	h := api.NewServer(apitest.NewBackend(), nil, api.ServerOptions{Events: src})
+	ts := httptest.NewServer(h)
+	defer ts.Close()
+
+	get := func(target, token string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("GET", ts.URL+target, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	if resp := get("/v1/events", ""); resp.StatusCode != 401 {
+		t.Errorf("no token: %d", resp.StatusCode)
+	}
+	resp := get("/v1/events?tenant=demo&since=1", apitest.ReadToken)
+	var eb api.ErrorBody
+	json.NewDecoder(resp.Body).Decode(&eb)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || eb.Error.Field != "since" {
+		t.Errorf("unknown parameter: %d %+v", resp.StatusCode, eb)
+	}
+
+	resp = get("/v1/events?tenant=nope", apitest.ReadToken)
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Errorf("unknown tenant: %d", resp.StatusCode)
+	}
+
+	resp = get("/v1/events?tenant=demo", apitest.ReadToken)
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("stream: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	var ch chan api.Event
+	select {
+	case ch = <-src.subscribed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler did not subscribe")
+	}
+	ch <- api.Event{ID: "e1", Type: "call.ended", Tenant: "other", Data: []byte(`{"id":"e1"}`)}
+	ch <- api.Event{ID: "e2", Type: "call.ended", Tenant: "demo", Data: []byte(`{"id":"e2","tenant":"demo"}`)}
+	rd := bufio.NewReader(resp.Body)
+	var lines []string
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, strings.TrimRight(line, "\n"))
+		if strings.HasPrefix(line, "data: ") {
+			break
+		}
+	}
+	got := strings.Join(lines, "|")
+	want := ": tollgate events from fake||id: e2|event: call.ended|data: {\"id\":\"e2\",\"tenant\":\"demo\"}"
+	if got != want {
+		t.Errorf("stream:\n got %q\nwant %q", got, want)
+	}
+
+	// Without a source: 503.
+	e := newEnv(t)
+	if w := e.do(t, "GET", "/v1/events", apitest.ReadToken, ""); w.Code != 503 {
+		t.Errorf("no source: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestConsoleMount: with a console handler, GET / and /console/... reach
+// it; the API and the JSON 404 are unchanged.
+func TestConsoleMount(t *testing.T) {
+	console := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("console " + r.URL.Path))
+	})
+	h := api.NewServer(apitest.NewBackend(), nil, api.ServerOptions{Console: console})
+	for target, want := range map[string]string{
+		"/":               "console /",
+		"/console/app.js": "console /console/app.js",
+	} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", target, nil))
+		if w.Code != 200 || w.Body.String() != want {
+			t.Errorf("GET %s: %d %q", target, w.Code, w.Body)
+		}
+	}
+	for target, code := range map[string]int{"/nope": 404, "/v1/plans": 401, "/healthz": 200} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", target, nil))
+		if w.Code != code || w.Header().Get("Content-Type") != "application/json" {
+			t.Errorf("GET %s: %d %q", target, w.Code, w.Header().Get("Content-Type"))
+		}
+	}
+}
