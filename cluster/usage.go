@@ -197,12 +197,15 @@ func (l *Ledger) applyClusterUsage() {
 			if !until.Before(now) { // else no more: its calls have ended
 				s.billing += calls
 				s.spendRate += spendRate
-				// While a silent node is counted at its bound, a budget
-				// that runs out may not really have: it cuts and refuses
-				// but does not report or suspend (Engine.SetClusterUsage).
-				// Once the node's calls must have ended, the bound is
-				// final and counts as known.
-				s.bounded = s.bounded || ms > hb.RenewBy+l.grace.Milliseconds()
+				// While a node is counted at its bound (silent), or
+				// extrapolated from a publication older than one period
+				// and the grace (late: it may have ended calls since), a
+				// budget that runs out may not really have: it cuts and
+				// refuses but does not report or suspend
+				// (Engine.SetClusterUsage). Once a silent node's calls
+				// must have ended, the bound is final and counts as known.
+				late := now.Sub(nu.Published) > usageEvery+l.grace && (calls > 0 || spendRate > 0)
+				s.bounded = s.bounded || late || ms > hb.RenewBy+l.grace.Milliseconds()
 			}
 			sums[t] = s
 		}
