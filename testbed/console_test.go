@@ -90,6 +90,24 @@ func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// clickRow clicks an element of a table the page re-renders while it
+// polls (every 2 s): the node found may be replaced before the click
+// lands ("Could not find node with given id"), so a failed click is tried
+// again on the new node, for up to 10 s.
+func (b *browser) clickRow(what, sel string) {
+	b.t.Helper()
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(b.ctx, 3*time.Second)
+		err = chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel)))
+		cancel()
+		if err == nil {
+			return
+		}
+	}
+	b.t.Fatalf("%s: %v\npage:\n%s", what, err, b.pageText())
+}
+
 // eval evaluates a JavaScript expression.
 func evalJS[T any](b *browser, expr string) T {
 	b.t.Helper()
@@ -225,7 +243,7 @@ func TestConsoleBrowser(t *testing.T) {
 	b.wait("minutes used after the call", `Number(`+usedOf("max_monthly_minutes")+`) >= 0.05 && `+usedOf("max_parallel_calls")+` === "0"`, 10*time.Second)
 
 	// ---- tenant detail: edit a limit, the next INVITE obeys it.
-	b.do("open the tenant", chromedp.Click(chromedp.CSS(`#tenants a.tenant-link`)))
+	b.clickRow("open the tenant", `#tenants a.tenant-link`)
 	b.wait("the limits form", `document.querySelector('#limits-form td.effective[data-field="max_parallel_calls"]') && document.querySelector('#limits-form td.effective[data-field="max_parallel_calls"]').textContent === '10'`, 10*time.Second)
 	if got := evalJS[string](b, `document.querySelector('#limits-form td.source[data-field="max_parallel_calls"]').dataset.source`); got != "plan" {
 		t.Fatalf("source before the edit %q", got)
@@ -285,7 +303,7 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 	b.do("back to the list", chromedp.Navigate(gw.apiURL+"/#/tenants"))
 	b.wait("suspended in the list", `document.querySelector('#tenants tr[data-tenant="demo"] td.status .badge').dataset.status === 'suspended'`, 10*time.Second)
-	b.do("open the tenant", chromedp.Click(chromedp.CSS(`#tenants a.tenant-link`)))
+	b.clickRow("open the tenant", `#tenants a.tenant-link`)
 	b.wait("the resume button", `!document.getElementById('resume').hidden`, 10*time.Second)
 	b.do("resume", chromedp.Click(chromedp.CSS(`#resume`)))
 	b.wait("the active badge", `document.querySelector('#tenant-status .badge').dataset.status === 'active'`, 10*time.Second)
@@ -325,7 +343,7 @@ func TestConsoleBrowser(t *testing.T) {
 	b.do("open the calls", chromedp.Navigate(gw.apiURL+"/#/calls"))
 	b.wait("the call", `document.querySelector('#calls tr[data-tenant="demo"] button.hangup') !== null`, 10*time.Second)
 	b.shot("calls")
-	b.do("hang up", chromedp.Click(chromedp.CSS(`#calls tr[data-tenant="demo"] button.hangup`)))
+	b.clickRow("hang up", `#calls tr[data-tenant="demo"] button.hangup`)
 	b.wait("no call", `document.querySelector('#calls tr[data-tenant]') === null`, 10*time.Second)
 	uac.wait(15 * time.Second) // SIPp gets the BYE; its exit code does not matter here
 	gw.waitLog(5*time.Second, "the hang-up", func() bool {
@@ -369,7 +387,7 @@ func TestConsoleBrowser(t *testing.T) {
 	b.wait("the login form", `document.querySelector('input[name="token"]') !== null && sessionStorage.getItem('tollgate.token') === null`, 10*time.Second)
 	b.do("log in read-only", chromedp.SetValue(chromedp.CSS(`input[name="token"]`), tok.Token), chromedp.Click(chromedp.CSS(`#login-form button`)))
 	b.wait("the tenants table", `document.querySelector('#tenants a.tenant-link') !== null`, 10*time.Second)
-	b.do("open the tenant", chromedp.Click(chromedp.CSS(`#tenants a.tenant-link`)))
+	b.clickRow("open the tenant", `#tenants a.tenant-link`)
 	b.wait("the tenant page", `document.getElementById('save-limits') !== null`, 10*time.Second)
 	for _, sel := range []string{"#suspend", "#resume", "#save-limits", "#reset-limits", "#save-roles", `#limits-form input[name="max_parallel_calls"]`} {
 		if !evalJS[bool](b, `document.querySelector(`+js(sel)+`).disabled`) {
