@@ -322,9 +322,11 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 	// Filtered by time: entries from the future are none.
 	future := time.Now().Add(time.Hour).Format("2006-01-02T15:04:05")
-	b.do("filter by time", chromedp.SetValue(chromedp.CSS(`#audit-from`), future), chromedp.Click(chromedp.CSS(`#audit-form button`)))
+	// The form's fields are set and it is submitted in one evaluation, so
+	// no re-render of the page can come between the steps.
+	b.wait("filter by time", `(() => { const f = document.getElementById('audit-form'); f.elements.from.value = `+js(future)+`; f.requestSubmit(); return true; })()`, 10*time.Second)
 	b.wait("no entries", `document.querySelectorAll('#audit tr[data-action]').length === 0`, 10*time.Second)
-	b.do("filter by tenant", chromedp.SetValue(chromedp.CSS(`#audit-from`), ""), chromedp.SetValue(chromedp.CSS(`#audit-tenant`), "demo"), chromedp.Click(chromedp.CSS(`#audit-form button`)))
+	b.wait("filter by tenant", `(() => { const f = document.getElementById('audit-form'); f.elements.from.value = ''; f.elements.tenant.value = 'demo'; f.requestSubmit(); return true; })()`, 10*time.Second)
 	b.wait("the tenant's entries", `document.querySelectorAll('#audit tr[data-action]').length >= 4 && [...document.querySelectorAll('#audit tr[data-action]')].every(r => r.dataset.tenant === 'demo')`, 10*time.Second)
 	b.shot("audit")
 
