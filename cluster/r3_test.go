@@ -131,7 +131,7 @@ func TestPartitionOfOneNode(t *testing.T) {
 
 // Fail-static under load: one server of a three-server NATS (R3 ledger)
 // stops while three nodes admit and end calls as fast as they can, then
-// comes back. The calls up over the nodes never exceed the cap, before,
+// comes back; then all three stop and come back. The calls up over the nodes never exceed the cap, before,
 // during or after; and once NATS is whole the ledger's count of each
 // node's calls is what the node has, exactly: nothing lost or counted
 // twice through the leader change.
@@ -190,6 +190,14 @@ func TestR3ServerLossUnderLoad(t *testing.T) {
 	c.Restart(0)
 	c.WaitStream(t, "KV_R3LOAD")
 	time.Sleep(2 * time.Second)
+	// Then every server at once, for longer than lease_ttl: the nodes
+	// keep admitting within their leases, then only as calls end (503
+	// past them), and lease again when NATS is back.
+	c.StopAll()
+	time.Sleep(3 * time.Second)
+	c.RestartAll()
+	c.WaitStream(t, "KV_R3LOAD")
+	time.Sleep(3 * time.Second)
 	close(stop)
 	wg.Wait()
 	t.Logf("%d admitted, %d refused at the cap, %d refused 503 while the ledger could not answer", admitted.Load(), busy.Load(), away.Load())
