@@ -15,8 +15,9 @@
 //	         DID +1555, PBX 127.0.0.10:5070 udp, role reception
 //	         (max_parallel_calls 2, users 100 and 101)
 //	usage    three settled calls of demo to +4930123456: two on
-//	         2026-11-20 (600 s and 900 s), one on 2026-11-21 (1050 s,
-//	         billed 1080 s): 43 minutes, 0.43 spent
+//	         2026-11-20 (600 s and 900 s, 0.25), one on 2026-11-21
+//	         (1050 s, 0.18): 42.5 minutes and 0.43 settled; with the
+//	         answered active call's 90 s the caps show 44 minutes, 0.45
 //	calls    two active calls of demo, admitted in the engine and listed
 //	         by the edge: Call1ID (outbound, user 100, answered 90 s ago)
 //	         and Call2ID (inbound to +15550100, ringing since 5 s ago)
@@ -35,6 +36,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/netip"
 	"slices"
 	"sync"
@@ -474,11 +476,12 @@ func (c *FakeCluster) Release(_ context.Context, node string) (cluster.Released,
 	defer c.mu.Unlock()
 	out := cluster.Released{Node: node}
 	i := slices.IndexFunc(c.status.Nodes, func(n cluster.Node) bool { return n.Name == node })
+	// The errors read as the ledger's.
 	if i < 0 {
-		return out, cluster.ErrUnknownNode
+		return out, fmt.Errorf("%w %q", cluster.ErrUnknownNode, node)
 	}
-	if c.status.Nodes[i].Alive {
-		return out, cluster.ErrAlive
+	if n := c.status.Nodes[i]; n.Alive {
+		return out, fmt.Errorf("%w: %q renewed its leases at %s", cluster.ErrAlive, node, n.Renewed.UTC().Format(time.RFC3339))
 	}
 	c.status.Nodes = slices.Delete(c.status.Nodes, i, i+1)
 	for k := range c.status.Entries {
@@ -495,4 +498,15 @@ func (c *FakeCluster) Release(_ context.Context, node string) (cluster.Released,
 		})
 	}
 	return out, nil
+}
+
+// AuditLog returns every audit entry of the service, oldest first.
+func (e *Env) AuditLog(t testing.TB) []api.AuditEntry {
+	t.Helper()
+	es, err := e.Svc.Audit(context.Background(), api.AuditQuery{Limit: 1000})
+	if err != nil {
+		t.Fatalf("Audit: %v", err)
+	}
+	slices.Reverse(es)
+	return es
 }

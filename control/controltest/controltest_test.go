@@ -37,8 +37,8 @@ func TestSeed(t *testing.T) {
 	for _, c := range u.Caps {
 		used[c.Cap] = c.Used.String()
 	}
-	// 600 + 900 + 1080 s (1050 s billed in 60 s increments) settled and
-	// the answered call's 60 s so far: 44 minutes, 0.44 + its 0.01.
+	// 42.5 minutes (600 + 900 + 1050 s) and 0.43 settled, plus the
+	// answered call's 90 s and its two started 60 s increments.
 	if used["max_monthly_minutes"] != "44" || used["monthly_spend_limit"] != "0.45" || used["max_parallel_calls"] != "2" {
 		t.Errorf("usage caps %v", used)
 	}
