@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/api"
-	"github.com/tollgate/tollgate/control/controltest"
 	"github.com/tollgate/tollgate/configs"
+	"github.com/tollgate/tollgate/control/controltest"
 )
 
 // clientRecorded is a request as the server saw it.

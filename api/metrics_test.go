@@ -9,8 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tollgate/tollgate/api"
-	"github.com/tollgate/tollgate/control/controltest"
 	"github.com/tollgate/tollgate/cluster"
+	"github.com/tollgate/tollgate/control/controltest"
 )
 
 func scrape(t *testing.T, e *env) string {

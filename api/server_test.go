@@ -18,8 +18,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tollgate/tollgate/api"
-	"github.com/tollgate/tollgate/control/controltest"
 	"github.com/tollgate/tollgate/configs"
+	"github.com/tollgate/tollgate/control/controltest"
 	"github.com/tollgate/tollgate/internal/testutil"
 )
 

@@ -17,8 +17,8 @@ import (
 
 	"github.com/tollgate/tollgate/admission"
 	"github.com/tollgate/tollgate/api"
-	"github.com/tollgate/tollgate/control/controltest"
 	"github.com/tollgate/tollgate/configs"
+	"github.com/tollgate/tollgate/control/controltest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden with the current output")
