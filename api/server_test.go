@@ -352,6 +352,17 @@ func TestBadPayloads(t *testing.T) {
 		{"patch pct", "PATCH", "/v1/tenants/demo/limits", `{"alert_threshold_pct":"80%"}`, "", 400, "alert_threshold_pct", "percentage"},
 		{"patch destinations type", "PATCH", "/v1/tenants/demo/limits", `{"destinations":["premium"]}`, "", 400, "destinations", "object"},
 		{"patch destination value", "PATCH", "/v1/tenants/demo/limits", `{"destinations":{"premium":1}}`, "", 400, "destinations.premium", "true (enabled)"},
+		// Rules of the control service that the removed fake backend
+		// lacked: upper bounds, declared destination classes, carriers
+		// and sources owned by one party.
+		{"patch minutes above the bound", "PATCH", "/v1/tenants/demo/limits", `{"max_monthly_minutes":100000001}`, "", 400, "max_monthly_minutes", "at most 100000000"},
+		{"patch cps above the bound", "PATCH", "/v1/tenants/demo/limits", `{"max_calls_per_second":1000000001}`, "", 400, "max_calls_per_second", "1000000000"},
+		{"patch cps_burst zero", "PATCH", "/v1/tenants/demo/limits", `{"cps_burst":0}`, "", 400, "cps_burst", "1..1000000000"},
+		{"patch pct above 100", "PATCH", "/v1/tenants/demo/limits", `{"alert_threshold_pct":101}`, "", 400, "alert_threshold_pct", "1..100"},
+		{"patch unknown class", "PATCH", "/v1/tenants/demo/limits", `{"destinations":{"nope":true}}`, "", 400, "destinations.nope", `unknown destination class "nope"`},
+		{"plan unknown class", "POST", "/v1/plans", `{"name":"x","limits":{"destinations":{"nope":false}}}`, "", 400, "limits.destinations.nope", "unknown destination class"},
+		{"tenant unknown carrier", "POST", "/v1/tenants", `{"name":"t2","plan":"standard","carrier":"nope","sources":["10.0.0.1/32"]}`, "", 400, "carrier", `unknown carrier "nope"`},
+		{"tenant source overlaps", "POST", "/v1/tenants", `{"name":"t2","plan":"standard","carrier":"carrier","sources":["127.0.0.10/32"]}`, "", 400, "sources[0]", "overlaps"},
 		{"patch not an object", "PATCH", "/v1/tenants/demo/limits", `[]`, "", 400, "", "JSON object"},
 		{"patch null", "PATCH", "/v1/tenants/demo/limits", `null`, "", 400, "", "JSON object"},
 		{"patch malformed", "PATCH", "/v1/tenants/demo/limits", `{"max_parallel_calls":}`, "", 400, "", "malformed JSON"},
