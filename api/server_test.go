@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -291,12 +292,12 @@ func TestPublicEndpoints(t *testing.T) {
 	if w.Code != 200 || strings.TrimSpace(w.Body.String()) != `{"status":"ready"}` {
 		t.Errorf("readyz: %d %s", w.Code, w.Body)
 	}
-	e.b.Edge.SetReady(errors.New("store opening"))
+	e.b.Edge.SetReady(errors.New("sip: draining"))
 	w = e.do(t, "GET", "/readyz", "", "")
 	if w.Code != 503 {
 		t.Fatalf("readyz not ready: %d %s", w.Code, w.Body)
 	}
-	if d := errorOf(t, w); d.Code != "not_ready" || !strings.Contains(d.Message, "store opening") {
+	if d := errorOf(t, w); d.Code != "not_ready" || d.Message != "the SIP gateway is draining" {
 		t.Errorf("readyz not ready: %+v", d)
 	}
 	e.b.Edge.SetReady(nil)
@@ -677,6 +678,24 @@ func TestHangupIDs(t *testing.T) {
 	w := e.do(t, "GET", "/v1/calls", controltest.ReadToken, "")
 	if calls := decodeInto[[]api.CallView](t, w); len(calls) != 0 {
 		t.Errorf("calls left: %s", w.Body)
+	}
+	// The edge got every hang-up by its admission id, and the engine no
+	// longer counts the two seeded calls.
+	want := []string{controltest.Call1ID, controltest.Call2ID, "odd/id?x=1;tag#1"}
+	if got := e.b.Edge.HungUp(); !slices.Equal(got, want) {
+		t.Errorf("edge hung up %q, want %q", got, want)
+	}
+	if n := e.b.Svc.ActiveByTenant()["demo"]; n != 0 {
+		t.Errorf("demo has %d active calls after the hang-ups", n)
+	}
+	hangups := 0
+	for _, a := range e.b.AuditLog(t) {
+		if a.Action == "call.hangup" && a.Actor == "root" {
+			hangups++
+		}
+	}
+	if hangups != 3 {
+		t.Errorf("%d call.hangup audit entries, want 3", hangups)
 	}
 	if w := e.do(t, "DELETE", "/v1/calls/"+url.PathEscape(controltest.Call1ID), controltest.AdminToken, ""); w.Code != 404 {
 		t.Errorf("second hangup: %d", w.Code)

@@ -346,7 +346,7 @@ func (e *FakeEdge) Cuts() []string {
 	return ids
 }
 
-// Effects returns the engine effects handed to the edge.
+// EffectsSeen returns the engine effects handed to the edge, in order.
 func (e *FakeEdge) EffectsSeen() []admission.Ready {
 	e.mu.Lock()
 	defer e.mu.Unlock()
