@@ -297,7 +297,7 @@ func TestPublicEndpoints(t *testing.T) {
 	if w.Code != 503 {
 		t.Fatalf("readyz not ready: %d %s", w.Code, w.Body)
 	}
-	if d := errorOf(t, w); d.Code != "not_ready" || d.Message != "the SIP gateway is draining" {
+	if d := errorOf(t, w); d.Code != "not_ready" || d.Message != "not ready: the SIP gateway is draining" {
 		t.Errorf("readyz not ready: %+v", d)
 	}
 	e.b.Edge.SetReady(nil)
