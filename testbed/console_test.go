@@ -311,7 +311,7 @@ func TestConsoleBrowser(t *testing.T) {
 	if users, _ := roles[0]["users"].([]any); len(users) != 1 {
 		t.Fatalf("roles after lowering max_users: %v", roles)
 	}
-	b.do("max_users inherit", chromedp.SetValue(chromedp.CSS(`#limits-form input[name="max_users"]`), ""), chromedp.Click(chromedp.CSS(`#save-limits`)))
+	b.do("max_users inherit again", chromedp.Click(chromedp.CSS(`#reset-limits`)))
 	b.wait("max_users from the plan", `document.querySelector('#limits-form td.effective[data-field="max_users"]').textContent === 'unlimited' && document.querySelector('#limits-form td.source[data-field="max_users"]').dataset.source === 'plan'`, 10*time.Second)
 
 	// ---- suspend and resume.
