@@ -48,6 +48,8 @@ test: build
 	$(GO) vet ./...
 	@echo "--- go test -race ./third_party/sipgo/sip (tests of tollgate's sipgo patches)"
 	cd third_party/sipgo && $(GO) test -race -count=1 ./sip/
+	@echo "--- go test ./cluster -run TestChaosRoutes (route partitions: nats-server races inside itself under -race)"
+	$(GO) test -count=1 -run TestChaosRoutes ./cluster/
 	@echo "--- go test -race ./... (packages report as they finish)"
 	@start=$$(date +%s); \
 	( while sleep 30; do echo "make test: $$(( $$(date +%s) - start )) s elapsed, tests still running"; done ) & hb=$$!; \

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/api"
-	"github.com/tollgate/tollgate/api/apitest"
 	"github.com/tollgate/tollgate/configs"
+	"github.com/tollgate/tollgate/control/controltest"
 )
 
 // clientRecorded is a request as the server saw it.
@@ -24,10 +24,10 @@ type clientRecorded struct {
 
 // clientTestServer serves the API on a fresh seeded backend and records
 // the requests.
-func clientTestServer(t *testing.T) (*httptest.Server, *apitest.Backend, func() []clientRecorded) {
+func clientTestServer(t *testing.T) (*httptest.Server, *controltest.Env, func() []clientRecorded) {
 	t.Helper()
-	b := apitest.NewBackend()
-	h := api.NewServer(b, nil, api.ServerOptions{})
+	b := controltest.NewEnv(t)
+	h := api.NewServer(b.Svc, nil, api.ServerOptions{})
 	var (
 		mu  sync.Mutex
 		got []clientRecorded
@@ -63,7 +63,7 @@ func clientMust(t *testing.T, what string, err error) {
 
 func TestClientReads(t *testing.T) {
 	srv, _, _ := clientTestServer(t)
-	c := clientFor(srv, apitest.AdminToken)
+	c := clientFor(srv, controltest.AdminToken)
 	ctx := context.Background()
 
 	plans, err := c.Plans(ctx)
@@ -98,36 +98,39 @@ func TestClientReads(t *testing.T) {
 	}
 	u, err := c.Usage(ctx, "demo")
 	clientMust(t, "Usage", err)
-	if len(u.Caps) != 3 || u.Caps[2].Used.String() != "0.43" || len(u.Days) != 2 || !u.CycleStart.Equal(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)) {
+	// 0.43 settled and the answered call's two started increments.
+	if len(u.Caps) != 3 || u.Caps[2].Used.String() != "0.45" || len(u.Days) != 2 || !u.CycleStart.Equal(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)) {
 		t.Errorf("Usage = %+v", u)
 	}
 	for _, tenant := range []string{"", "demo"} {
 		calls, err := c.Calls(ctx, tenant)
 		clientMust(t, "Calls", err)
-		if len(calls) != 2 || calls[0].ID != apitest.Call1ID || calls[0].Answered == nil {
+		if len(calls) != 2 || calls[0].ID != controltest.Call1ID || calls[0].Answered == nil {
 			t.Errorf("Calls(%q) = %+v", tenant, calls)
 		}
 	}
 	blocked, err := c.Blocked(ctx)
 	clientMust(t, "Blocked", err)
-	if len(blocked) != 2 || blocked[0].IP != apitest.BlockedIP4 || blocked[1].IP != apitest.BlockedIP6 {
+	if len(blocked) != 2 || blocked[0].IP != controltest.BlockedIP4 || blocked[1].IP != controltest.BlockedIP6 {
 		t.Errorf("Blocked = %+v", blocked)
 	}
 	tokens, err := c.Tokens(ctx)
 	clientMust(t, "Tokens", err)
-	if len(tokens) != 4 || tokens[0].Name != "root" || tokens[0].Scope != api.ScopeAdmin {
+	// Sorted by name.
+	if len(tokens) != 4 || tokens[0].Name != "finance" || tokens[2].Name != "root" || tokens[2].Scope != api.ScopeAdmin {
 		t.Errorf("Tokens = %+v", tokens)
 	}
 	entries, err := c.Audit(ctx, api.AuditQuery{})
 	clientMust(t, "Audit", err)
-	if len(entries) != 1 || entries[0].Action != "seed" {
+	// The seed of the plan, the tenant and the four tokens, newest first.
+	if len(entries) != 6 || entries[0].Action != "seed" || entries[0].Resource != "tokens/viewer" || entries[5].Resource != "plans/standard" {
 		t.Errorf("Audit = %+v", entries)
 	}
 }
 
 func TestClientWrites(t *testing.T) {
 	srv, b, _ := clientTestServer(t)
-	c := clientFor(srv, apitest.AdminToken)
+	c := clientFor(srv, controltest.AdminToken)
 	ctx := context.Background()
 
 	// Plans: create, replace, create by PUT, delete. The rate has no
@@ -223,15 +226,15 @@ func TestClientWrites(t *testing.T) {
 	if st.Suspended {
 		t.Errorf("Resume = %+v", st)
 	}
-	clientMust(t, "Hangup", c.Hangup(ctx, apitest.Call1ID))
-	if calls, err := c.Calls(ctx, "demo"); err != nil || len(calls) != 1 || calls[0].ID != apitest.Call2ID {
+	clientMust(t, "Hangup", c.Hangup(ctx, controltest.Call1ID))
+	if calls, err := c.Calls(ctx, "demo"); err != nil || len(calls) != 1 || calls[0].ID != controltest.Call2ID {
 		t.Errorf("Calls after Hangup = %+v, %v", calls, err)
 	}
 
 	// Tokens.
 	nt, err := c.CreateToken(ctx, "ci", api.ScopeRead)
 	clientMust(t, "CreateToken", err)
-	if nt.Name != "ci" || nt.Scope != api.ScopeRead || nt.Token == "" || !nt.Created.Equal(apitest.DefaultNow) {
+	if nt.Name != "ci" || nt.Scope != api.ScopeRead || nt.Token == "" || !nt.Created.Equal(controltest.DefaultNow) {
 		t.Errorf("CreateToken = %+v", nt)
 	}
 	if _, err := api.NewClient(srv.URL, nt.Token, nil).Tenants(ctx); err != nil {
@@ -244,11 +247,11 @@ func TestClientWrites(t *testing.T) {
 		Plans:   []configs.Plan{{Name: "bronze", Rates: []configs.Rate{{PerMinute: clientPtr(configs.MustMoney("0.02"))}}}},
 		Tenants: []configs.Tenant{{Name: "beta", Plan: "bronze", Carrier: "carrier", Sources: []string{"198.51.100.7"}}},
 	}
-	n := len(b.AuditLog())
+	n := len(b.AuditLog(t))
 	res, err := c.Apply(ctx, doc, true)
 	clientMust(t, "Apply dry run", err)
-	if !res.DryRun || len(res.Changes) != 2 || res.Changes[0].Op != "create" || len(b.AuditLog()) != n {
-		t.Errorf("Apply dry run = %+v (audit %d -> %d)", res, n, len(b.AuditLog()))
+	if !res.DryRun || len(res.Changes) != 2 || res.Changes[0].Op != "create" || len(b.AuditLog(t)) != n {
+		t.Errorf("Apply dry run = %+v (audit %d -> %d)", res, n, len(b.AuditLog(t)))
 	}
 	res, err = c.Apply(ctx, doc, false)
 	clientMust(t, "Apply", err)
@@ -273,30 +276,30 @@ func TestClientWrites(t *testing.T) {
 
 func TestClientRequests(t *testing.T) {
 	srv, _, recorded := clientTestServer(t)
-	c := clientFor(srv, apitest.AdminToken)
+	c := clientFor(srv, controltest.AdminToken)
 	ctx := context.Background()
 	_, err := c.PatchLimits(ctx, "demo", map[string]any{"max_parallel_calls": 3})
 	clientMust(t, "PatchLimits", err)
-	clientMust(t, "Hangup", c.Hangup(ctx, apitest.Call1ID))
+	clientMust(t, "Hangup", c.Hangup(ctx, controltest.Call1ID))
 	from := time.Date(2026, 11, 1, 0, 0, 0, 0, time.FixedZone("CET", 3600))
-	_, err = c.Audit(ctx, api.AuditQuery{Tenant: "demo", From: from, To: apitest.DefaultNow, Limit: 5})
+	_, err = c.Audit(ctx, api.AuditQuery{Tenant: "demo", From: from, To: controltest.DefaultNow, Limit: 5})
 	clientMust(t, "Audit", err)
 	_, err = c.Apply(ctx, api.ApplyDoc{Plans: []configs.Plan{{Name: "x"}}}, true)
 	clientMust(t, "Apply", err)
 	_, err = c.Calls(ctx, "demo")
 	clientMust(t, "Calls", err)
-	clientMust(t, "Unblock", c.Unblock(ctx, apitest.BlockedIP6))
+	clientMust(t, "Unblock", c.Unblock(ctx, controltest.BlockedIP6))
 	_, err = c.Blocked(ctx)
 	clientMust(t, "Blocked", err)
 
 	got := recorded()
 	want := []clientRecorded{
 		{"PATCH", "/v1/tenants/demo/limits", "/v1/tenants/demo/limits", "", "application/merge-patch+json", "Bearer admin-secret"},
-		{"DELETE", "/v1/calls/" + url.PathEscape(apitest.Call1ID), "/v1/calls/" + apitest.Call1ID, "", "", "Bearer admin-secret"},
+		{"DELETE", "/v1/calls/" + url.PathEscape(controltest.Call1ID), "/v1/calls/" + controltest.Call1ID, "", "", "Bearer admin-secret"},
 		{"GET", "/v1/audit", "/v1/audit", "from=2026-10-31T23%3A00%3A00Z&limit=5&tenant=demo&to=2026-11-22T10%3A00%3A00Z", "", "Bearer admin-secret"},
 		{"POST", "/v1/apply", "/v1/apply", "dry_run=true", "application/json", "Bearer admin-secret"},
 		{"GET", "/v1/calls", "/v1/calls", "tenant=demo", "", "Bearer admin-secret"},
-		{"DELETE", "/v1/blocked/" + url.PathEscape(apitest.BlockedIP6), "/v1/blocked/" + apitest.BlockedIP6, "", "", "Bearer admin-secret"},
+		{"DELETE", "/v1/blocked/" + url.PathEscape(controltest.BlockedIP6), "/v1/blocked/" + controltest.BlockedIP6, "", "", "Bearer admin-secret"},
 		{"GET", "/v1/blocked", "/v1/blocked", "", "", "Bearer admin-secret"},
 	}
 	if len(got) != len(want) {
@@ -315,7 +318,7 @@ func TestClientRequests(t *testing.T) {
 func TestClientAPIErrors(t *testing.T) {
 	srv, _, _ := clientTestServer(t)
 	ctx := context.Background()
-	admin := clientFor(srv, apitest.AdminToken)
+	admin := clientFor(srv, controltest.AdminToken)
 
 	cases := []struct {
 		name   string
@@ -328,7 +331,7 @@ func TestClientAPIErrors(t *testing.T) {
 		{"bad token", func() error { _, err := clientFor(srv, "wrong").Plans(ctx); return err }, 401, "unauthorized", ""},
 		{"no token", func() error { _, err := clientFor(srv, "").Plans(ctx); return err }, 401, "unauthorized", ""},
 		{"read token writes", func() error {
-			_, err := clientFor(srv, apitest.ReadToken).PatchLimits(ctx, "demo", map[string]any{"max_parallel_calls": 1})
+			_, err := clientFor(srv, controltest.ReadToken).PatchLimits(ctx, "demo", map[string]any{"max_parallel_calls": 1})
 			return err
 		}, 403, "forbidden", ""},
 		{"bad value", func() error {
@@ -382,7 +385,7 @@ func TestClientUnreachable(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	c := api.NewClient("http://"+addr, apitest.AdminToken, &http.Client{Timeout: 5 * time.Second})
+	c := api.NewClient("http://"+addr, controltest.AdminToken, &http.Client{Timeout: 5 * time.Second})
 	_, err = c.Tenants(context.Background())
 	var ue *url.Error
 	if !errors.Is(err, api.ErrUnreachable) || !errors.As(err, &ue) {
@@ -397,19 +400,19 @@ func TestClientUnreachable(t *testing.T) {
 	srv, _, _ := clientTestServer(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err = clientFor(srv, apitest.AdminToken).Tenants(ctx)
+	_, err = clientFor(srv, controltest.AdminToken).Tenants(ctx)
 	if !errors.Is(err, context.Canceled) || errors.Is(err, api.ErrUnreachable) {
 		t.Errorf("cancelled: err = %v, want context.Canceled and not ErrUnreachable", err)
 	}
 }
 
 func TestClientBaseURLPrefix(t *testing.T) {
-	b := apitest.NewBackend()
+	b := controltest.NewEnv(t)
 	mux := http.NewServeMux()
-	mux.Handle("/admin/", http.StripPrefix("/admin", api.NewServer(b, nil, api.ServerOptions{})))
+	mux.Handle("/admin/", http.StripPrefix("/admin", api.NewServer(b.Svc, nil, api.ServerOptions{})))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	c := api.NewClient(srv.URL+"/admin/", apitest.ReadToken, nil)
+	c := api.NewClient(srv.URL+"/admin/", controltest.ReadToken, nil)
 	if got, want := c.BaseURL(), srv.URL+"/admin"; got != want {
 		t.Errorf("BaseURL() = %q, want %q", got, want)
 	}

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/api"
-	"github.com/tollgate/tollgate/api/apitest"
+	"github.com/tollgate/tollgate/control/controltest"
 )
 
 // TestWhoAmI: every scope sees its own name, scope and grants; no token
@@ -69,7 +69,7 @@ func (f *fakeSource) Subscribe(ctx context.Context) (<-chan api.Event, error) {
 // filtered by tenant; bad parameters name the field; no source is a 503.
 func TestEventsStream(t *testing.T) {
 	src := &fakeSource{subscribed: make(chan chan api.Event, 1)}
-	h := api.NewServer(apitest.NewBackend(), nil, api.ServerOptions{Events: src})
+	h := api.NewServer(controltest.NewEnv(t).Svc, nil, api.ServerOptions{Events: src})
 	ts := httptest.NewServer(h)
 	defer ts.Close()
 
@@ -88,7 +88,7 @@ func TestEventsStream(t *testing.T) {
 	if resp := get("/v1/events", ""); resp.StatusCode != 401 {
 		t.Errorf("no token: %d", resp.StatusCode)
 	}
-	resp := get("/v1/events?tenant=demo&since=1", apitest.ReadToken)
+	resp := get("/v1/events?tenant=demo&since=1", controltest.ReadToken)
 	var eb api.ErrorBody
 	json.NewDecoder(resp.Body).Decode(&eb)
 	resp.Body.Close()
@@ -96,13 +96,13 @@ func TestEventsStream(t *testing.T) {
 		t.Errorf("unknown parameter: %d %+v", resp.StatusCode, eb)
 	}
 
-	resp = get("/v1/events?tenant=nope", apitest.ReadToken)
+	resp = get("/v1/events?tenant=nope", controltest.ReadToken)
 	resp.Body.Close()
 	if resp.StatusCode != 404 {
 		t.Errorf("unknown tenant: %d", resp.StatusCode)
 	}
 
-	resp = get("/v1/events?tenant=demo", apitest.ReadToken)
+	resp = get("/v1/events?tenant=demo", controltest.ReadToken)
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("stream: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
@@ -136,7 +136,7 @@ func TestEventsStream(t *testing.T) {
 
 	// Without a source: 503.
 	e := newEnv(t)
-	if w := e.do(t, "GET", "/v1/events", apitest.ReadToken, ""); w.Code != 503 {
+	if w := e.do(t, "GET", "/v1/events", controltest.ReadToken, ""); w.Code != 503 {
 		t.Errorf("no source: %d %s", w.Code, w.Body)
 	}
 }
@@ -147,7 +147,7 @@ func TestConsoleMount(t *testing.T) {
 	console := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("console " + r.URL.Path))
 	})
-	h := api.NewServer(apitest.NewBackend(), nil, api.ServerOptions{Console: console})
+	h := api.NewServer(controltest.NewEnv(t).Svc, nil, api.ServerOptions{Console: console})
 	for target, want := range map[string]string{
 		"/":               "console /",
 		"/console/app.js": "console /console/app.js",

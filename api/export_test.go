@@ -3,7 +3,8 @@ package api
 import "net/http"
 
 // Test-only views of the package internals (for the api_test package,
-// which imports apitest and so cannot be package api).
+// which imports control/controltest, itself importing api, and so cannot be
+// package api).
 
 // RouteInfo is one row of the route table.
 type RouteInfo struct {

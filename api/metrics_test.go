@@ -9,8 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tollgate/tollgate/api"
-	"github.com/tollgate/tollgate/api/apitest"
 	"github.com/tollgate/tollgate/cluster"
+	"github.com/tollgate/tollgate/control/controltest"
 )
 
 func scrape(t *testing.T, e *env) string {
@@ -78,8 +78,8 @@ func TestActiveCallsCardinality(t *testing.T) {
 	counts := map[string]int64{"a": 5, "c": 3, "b": 3, "d": 1, "e": 0}
 	m := api.NewMetrics(prometheus.NewRegistry(), 2)
 	m.SetActiveSource(func() map[string]int64 { return maps.Clone(counts) })
-	e := &env{b: apitest.NewBackend(), m: m}
-	e.h = api.NewServer(e.b, m, api.ServerOptions{}) // keeps the source set above
+	e := &env{b: controltest.NewEnv(t), m: m}
+	e.h = api.NewServer(e.b.Svc, m, api.ServerOptions{}) // keeps the source set above
 	body := scrape(t, e)
 	got := series(body, "tollgate_active_calls")
 	want := []string{
@@ -97,8 +97,8 @@ func TestActiveCallsCardinality(t *testing.T) {
 	// 0: the total only.
 	m0 := api.NewMetrics(nil, 0)
 	m0.SetActiveSource(func() map[string]int64 { return counts })
-	e0 := &env{b: apitest.NewBackend(), m: m0}
-	e0.h = api.NewServer(e0.b, m0, api.ServerOptions{})
+	e0 := &env{b: controltest.NewEnv(t), m: m0}
+	e0.h = api.NewServer(e0.b.Svc, m0, api.ServerOptions{})
 	body = scrape(t, e0)
 	if s := series(body, "tollgate_active_calls"); len(s) != 0 {
 		t.Errorf("max 0 exposes tenant series %v", s)
@@ -144,8 +144,8 @@ func TestNilMetrics(t *testing.T) {
 	if m.Registry() != nil {
 		t.Error("nil Metrics has a registry")
 	}
-	e := &env{b: apitest.NewBackend()}
-	e.h = api.NewServer(e.b, nil, api.ServerOptions{})
+	e := &env{b: controltest.NewEnv(t)}
+	e.h = api.NewServer(e.b.Svc, nil, api.ServerOptions{})
 	if w := e.do(t, "GET", "/metrics", "", ""); w.Code != 200 {
 		t.Errorf("/metrics without metrics: %d", w.Code)
 	}

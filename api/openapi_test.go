@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/tollgate/tollgate/api"
-	"github.com/tollgate/tollgate/api/apitest"
+	"github.com/tollgate/tollgate/control/controltest"
 )
 
 var update = flag.Bool("update", false, "rewrite api/openapi.json from the served document")
@@ -144,7 +144,7 @@ func TestOpenAPIDocument(t *testing.T) {
 		concrete := wildcard.ReplaceAllString(path, "x")
 		for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
 			_, documented := item.(map[string]any)[strings.ToLower(m)]
-			w := e.do(t, m, concrete, apitest.AdminToken, "")
+			w := e.do(t, m, concrete, controltest.AdminToken, "")
 			switch {
 			case documented && w.Code == 405:
 				t.Errorf("%s %s documented but 405", m, path)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,23 +19,23 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tollgate/tollgate/api"
-	"github.com/tollgate/tollgate/api/apitest"
 	"github.com/tollgate/tollgate/configs"
+	"github.com/tollgate/tollgate/control/controltest"
 	"github.com/tollgate/tollgate/internal/testutil"
 )
 
 // tokens of the seeded backend by scope.
 var tokens = map[api.Scope]string{
-	api.ScopeAdmin:    apitest.AdminToken,
-	api.ScopeSettings: apitest.SettingsToken,
-	api.ScopeBilling:  apitest.BillingToken,
-	api.ScopeRead:     apitest.ReadToken,
+	api.ScopeAdmin:    controltest.AdminToken,
+	api.ScopeSettings: controltest.SettingsToken,
+	api.ScopeBilling:  controltest.BillingToken,
+	api.ScopeRead:     controltest.ReadToken,
 }
 
 var allScopes = []api.Scope{api.ScopeAdmin, api.ScopeSettings, api.ScopeBilling, api.ScopeRead}
 
 type env struct {
-	b    *apitest.Backend
+	b    *controltest.Env
 	m    *api.Metrics
 	h    http.Handler
 	logs *testutil.SyncBuffer
@@ -42,14 +43,14 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	return newEnvWith(t, apitest.NewBackend(), nil)
+	return newEnvWith(t, controltest.NewEnv(t), nil)
 }
 
 // newEnvWith serves backend (b is the seeded backend, used by setups).
-func newEnvWith(t *testing.T, b *apitest.Backend, backend api.Backend) *env {
+func newEnvWith(t *testing.T, b *controltest.Env, backend api.Backend) *env {
 	t.Helper()
 	if backend == nil {
-		backend = b
+		backend = b.Svc
 	}
 	logs := &testutil.SyncBuffer{}
 	m := api.NewMetrics(nil, 2)
@@ -110,7 +111,7 @@ func decodeInto[T any](t *testing.T, w *httptest.ResponseRecorder) T {
 type routeCase struct {
 	target string // concrete path and query
 	body   string
-	setup  func(b *apitest.Backend)
+	setup  func(b *controltest.Env)
 	want   int
 }
 
@@ -133,8 +134,8 @@ var routeCases = map[string]routeCase{
 	"POST /v1/plans":       {target: "/v1/plans", body: `{"name":"gold","limits":{"max_parallel_calls":5}}`, want: 201},
 	"GET /v1/plans/{name}": {target: "/v1/plans/standard", want: 200},
 	"PUT /v1/plans/{name}": {target: "/v1/plans/gold", body: `{"limits":{"max_parallel_calls":5}}`, want: 201},
-	"DELETE /v1/plans/{name}": {target: "/v1/plans/spare", want: 204, setup: func(b *apitest.Backend) {
-		_, err := b.PutPlan(ctx, "test", configs.Plan{Name: "spare"}, true)
+	"DELETE /v1/plans/{name}": {target: "/v1/plans/spare", want: 204, setup: func(b *controltest.Env) {
+		_, err := b.Svc.PutPlan(ctx, "test", configs.Plan{Name: "spare"}, true)
 		mustOK(err)
 	}},
 	"GET /v1/tenants": {target: "/v1/tenants", want: 200},
@@ -143,8 +144,8 @@ var routeCases = map[string]routeCase{
 	"GET /v1/tenants/{name}": {target: "/v1/tenants/demo", want: 200},
 	"PUT /v1/tenants/{name}": {target: "/v1/tenants/demo", want: 200,
 		body: `{"plan":"standard","carrier":"carrier","sources":["127.0.0.10/32"],"dids":["+1555"],"pbx":{"address":"127.0.0.10:5070"}}`},
-	"DELETE /v1/tenants/{name}": {target: "/v1/tenants/idle", want: 204, setup: func(b *apitest.Backend) {
-		_, err := b.PutTenant(ctx, "test", configs.Tenant{Name: "idle", Plan: "standard", Carrier: "carrier", Sources: []string{"10.9.0.1/32"}}, true)
+	"DELETE /v1/tenants/{name}": {target: "/v1/tenants/idle", want: 204, setup: func(b *controltest.Env) {
+		_, err := b.Svc.PutTenant(ctx, "test", configs.Tenant{Name: "idle", Plan: "standard", Carrier: "carrier", Sources: []string{"10.9.0.1/32"}}, true)
 		mustOK(err)
 	}},
 	"GET /v1/tenants/{name}/limits":          {target: "/v1/tenants/demo/limits", want: 200},
@@ -158,10 +159,10 @@ var routeCases = map[string]routeCase{
 	"POST /v1/tenants/{name}/suspend":        {target: "/v1/tenants/demo/suspend", body: `{"reason":"unpaid"}`, want: 200},
 	"POST /v1/tenants/{name}/resume":         {target: "/v1/tenants/demo/resume", want: 200},
 	"GET /v1/calls":                          {target: "/v1/calls?tenant=demo", want: 200},
-	"DELETE /v1/calls/{id}":                  {target: "/v1/calls/" + url.PathEscape(apitest.Call1ID), want: 204},
+	"DELETE /v1/calls/{id}":                  {target: "/v1/calls/" + url.PathEscape(controltest.Call1ID), want: 204},
 	"GET /v1/audit":                          {target: "/v1/audit?limit=10", want: 200},
 	"GET /v1/blocked":                        {target: "/v1/blocked", want: 200},
-	"DELETE /v1/blocked/{ip}":                {target: "/v1/blocked/" + apitest.BlockedIP4, want: 204},
+	"DELETE /v1/blocked/{ip}":                {target: "/v1/blocked/" + controltest.BlockedIP4, want: 204},
 	"GET /v1/cluster":                        {target: "/v1/cluster?tenant=demo", want: 200},
 	"POST /v1/cluster/nodes/{node}/release":  {target: "/v1/cluster/nodes/gw-b/release", want: 200},
 	"GET /v1/tokens":                         {target: "/v1/tokens", want: 200},
@@ -243,7 +244,7 @@ func TestRouteScopes(t *testing.T) {
 			}
 			// A scheme other than Bearer is not a token.
 			req := httptest.NewRequest(rt.Method, c.target, strings.NewReader(c.body))
-			req.Header.Set("Authorization", "Basic "+apitest.AdminToken)
+			req.Header.Set("Authorization", "Basic "+controltest.AdminToken)
 			w := httptest.NewRecorder()
 			e.h.ServeHTTP(w, req)
 			if w.Code != http.StatusUnauthorized {
@@ -291,15 +292,15 @@ func TestPublicEndpoints(t *testing.T) {
 	if w.Code != 200 || strings.TrimSpace(w.Body.String()) != `{"status":"ready"}` {
 		t.Errorf("readyz: %d %s", w.Code, w.Body)
 	}
-	e.b.SetReady(errors.New("store opening"))
+	e.b.Edge.SetReady(errors.New("sip: draining"))
 	w = e.do(t, "GET", "/readyz", "", "")
 	if w.Code != 503 {
 		t.Fatalf("readyz not ready: %d %s", w.Code, w.Body)
 	}
-	if d := errorOf(t, w); d.Code != "not_ready" || !strings.Contains(d.Message, "store opening") {
+	if d := errorOf(t, w); d.Code != "not_ready" || d.Message != "not ready: the SIP gateway is draining" {
 		t.Errorf("readyz not ready: %+v", d)
 	}
-	e.b.SetReady(nil)
+	e.b.Edge.SetReady(nil)
 	if w := e.do(t, "GET", "/readyz", "", ""); w.Code != 200 {
 		t.Errorf("readyz again: %d", w.Code)
 	}
@@ -352,6 +353,17 @@ func TestBadPayloads(t *testing.T) {
 		{"patch pct", "PATCH", "/v1/tenants/demo/limits", `{"alert_threshold_pct":"80%"}`, "", 400, "alert_threshold_pct", "percentage"},
 		{"patch destinations type", "PATCH", "/v1/tenants/demo/limits", `{"destinations":["premium"]}`, "", 400, "destinations", "object"},
 		{"patch destination value", "PATCH", "/v1/tenants/demo/limits", `{"destinations":{"premium":1}}`, "", 400, "destinations.premium", "true (enabled)"},
+		// Rules of the control service that the removed fake backend
+		// lacked: upper bounds, declared destination classes, carriers
+		// and sources owned by one party.
+		{"patch minutes above the bound", "PATCH", "/v1/tenants/demo/limits", `{"max_monthly_minutes":100000001}`, "", 400, "max_monthly_minutes", "at most 100000000"},
+		{"patch cps above the bound", "PATCH", "/v1/tenants/demo/limits", `{"max_calls_per_second":1000000001}`, "", 400, "max_calls_per_second", "1000000000"},
+		{"patch cps_burst zero", "PATCH", "/v1/tenants/demo/limits", `{"cps_burst":0}`, "", 400, "cps_burst", "1..1000000000"},
+		{"patch pct above 100", "PATCH", "/v1/tenants/demo/limits", `{"alert_threshold_pct":101}`, "", 400, "alert_threshold_pct", "1..100"},
+		{"patch unknown class", "PATCH", "/v1/tenants/demo/limits", `{"destinations":{"nope":true}}`, "", 400, "destinations.nope", `unknown destination class "nope"`},
+		{"plan unknown class", "POST", "/v1/plans", `{"name":"x","limits":{"destinations":{"nope":false}}}`, "", 400, "limits.destinations.nope", "unknown destination class"},
+		{"tenant unknown carrier", "POST", "/v1/tenants", `{"name":"t2","plan":"standard","carrier":"nope","sources":["10.0.0.1/32"]}`, "", 400, "carrier", `unknown carrier "nope"`},
+		{"tenant source overlaps", "POST", "/v1/tenants", `{"name":"t2","plan":"standard","carrier":"carrier","sources":["127.0.0.10/32"]}`, "", 400, "sources[0]", "overlaps"},
 		{"patch not an object", "PATCH", "/v1/tenants/demo/limits", `[]`, "", 400, "", "JSON object"},
 		{"patch null", "PATCH", "/v1/tenants/demo/limits", `null`, "", 400, "", "JSON object"},
 		{"patch malformed", "PATCH", "/v1/tenants/demo/limits", `{"max_parallel_calls":}`, "", 400, "", "malformed JSON"},
@@ -393,7 +405,7 @@ func TestBadPayloads(t *testing.T) {
 			if c.ctype != "" {
 				hdr = []string{"Content-Type", c.ctype}
 			}
-			w := e.do(t, c.method, c.target, apitest.AdminToken, c.body, hdr...)
+			w := e.do(t, c.method, c.target, controltest.AdminToken, c.body, hdr...)
 			if w.Code != c.status {
 				t.Fatalf("status %d, want %d: %s", w.Code, c.status, w.Body)
 			}
@@ -441,7 +453,7 @@ func TestErrorMapping(t *testing.T) {
 		{"POST", "/v1/openapi.json", "", 405, "method_not_allowed"},
 	}
 	for _, c := range cases {
-		w := e.do(t, c.method, c.target, apitest.AdminToken, c.body)
+		w := e.do(t, c.method, c.target, controltest.AdminToken, c.body)
 		if w.Code != c.status {
 			t.Errorf("%s %s: status %d, want %d: %s", c.method, c.target, w.Code, c.status, w.Body)
 			continue
@@ -453,7 +465,7 @@ func TestErrorMapping(t *testing.T) {
 			t.Errorf("%s %s: 405 without Allow", c.method, c.target)
 		}
 	}
-	if a := e.do(t, "POST", "/v1/plans/standard", apitest.AdminToken, "").Header().Get("Allow"); a != "GET, PUT, DELETE, HEAD" {
+	if a := e.do(t, "POST", "/v1/plans/standard", controltest.AdminToken, "").Header().Get("Allow"); a != "GET, PUT, DELETE, HEAD" {
 		t.Errorf("Allow = %q", a)
 	}
 }
@@ -471,9 +483,9 @@ func (f failing) GetTenant(context.Context, string) (api.TenantView, error) {
 }
 
 func TestInternalErrors(t *testing.T) {
-	b := apitest.NewBackend()
-	e := newEnvWith(t, b, failing{Backend: b, err: errors.New("badger: /var/lib/secret-path corrupted")})
-	w := e.do(t, "GET", "/v1/plans", apitest.ReadToken, "")
+	b := controltest.NewEnv(t)
+	e := newEnvWith(t, b, failing{Backend: b.Svc, err: errors.New("badger: /var/lib/secret-path corrupted")})
+	w := e.do(t, "GET", "/v1/plans", controltest.ReadToken, "")
 	if w.Code != 500 {
 		t.Fatalf("status %d: %s", w.Code, w.Body)
 	}
@@ -484,7 +496,7 @@ func TestInternalErrors(t *testing.T) {
 	if !strings.Contains(e.logs.String(), "secret-path") {
 		t.Errorf("internal error not logged: %s", e.logs)
 	}
-	w = e.do(t, "GET", "/v1/tenants/demo", apitest.ReadToken, "")
+	w = e.do(t, "GET", "/v1/tenants/demo", controltest.ReadToken, "")
 	if w.Code != 500 || errorOf(t, w).Code != "internal" {
 		t.Errorf("panic: status %d %s", w.Code, w.Body)
 	}
@@ -492,12 +504,12 @@ func TestInternalErrors(t *testing.T) {
 		t.Errorf("panic not logged")
 	}
 
-	e = newEnvWith(t, b, failing{Backend: b, err: fmt.Errorf("store: %w", api.ErrNotReady)})
-	if w := e.do(t, "GET", "/v1/plans", apitest.ReadToken, ""); w.Code != 503 || errorOf(t, w).Code != "not_ready" {
+	e = newEnvWith(t, b, failing{Backend: b.Svc, err: fmt.Errorf("store: %w", api.ErrNotReady)})
+	if w := e.do(t, "GET", "/v1/plans", controltest.ReadToken, ""); w.Code != 503 || errorOf(t, w).Code != "not_ready" {
 		t.Errorf("ErrNotReady: %d %s", w.Code, w.Body)
 	}
-	e = newEnvWith(t, b, failing{Backend: b, err: fmt.Errorf("wrapped: %w", &api.FieldError{Field: "x.y", Message: "bad"})})
-	w = e.do(t, "GET", "/v1/plans", apitest.ReadToken, "")
+	e = newEnvWith(t, b, failing{Backend: b.Svc, err: fmt.Errorf("wrapped: %w", &api.FieldError{Field: "x.y", Message: "bad"})})
+	w = e.do(t, "GET", "/v1/plans", controltest.ReadToken, "")
 	if d := errorOf(t, w); w.Code != 400 || d.Field != "x.y" || d.Code != "invalid" {
 		t.Errorf("wrapped FieldError: %d %s", w.Code, w.Body)
 	}
@@ -509,7 +521,7 @@ func TestPatchLimits(t *testing.T) {
 	e := newEnv(t)
 	limits := func() api.LimitsView {
 		t.Helper()
-		w := e.do(t, "GET", "/v1/tenants/demo/limits", apitest.ReadToken, "")
+		w := e.do(t, "GET", "/v1/tenants/demo/limits", controltest.ReadToken, "")
 		if w.Code != 200 {
 			t.Fatalf("GET limits: %d %s", w.Code, w.Body)
 		}
@@ -517,7 +529,7 @@ func TestPatchLimits(t *testing.T) {
 	}
 	patch := func(body string) api.LimitsView {
 		t.Helper()
-		w := e.do(t, "PATCH", "/v1/tenants/demo/limits", apitest.SettingsToken, body, "Content-Type", "application/merge-patch+json")
+		w := e.do(t, "PATCH", "/v1/tenants/demo/limits", controltest.SettingsToken, body, "Content-Type", "application/merge-patch+json")
 		if w.Code != 200 {
 			t.Fatalf("PATCH %s: %d %s", body, w.Code, w.Body)
 		}
@@ -558,18 +570,18 @@ func TestPatchLimits(t *testing.T) {
 		t.Errorf("after clearing: %s", mustJSON(l))
 	}
 	// An empty patch changes nothing; application/json works too.
-	w := e.do(t, "PATCH", "/v1/tenants/demo/limits", apitest.SettingsToken, `{}`)
+	w := e.do(t, "PATCH", "/v1/tenants/demo/limits", controltest.SettingsToken, `{}`)
 	if w.Code != 200 {
 		t.Errorf("empty patch: %d %s", w.Code, w.Body)
 	}
 	// Reset removes every override.
 	patch(`{"max_parallel_calls":3}`)
-	w = e.do(t, "POST", "/v1/tenants/demo/reset", apitest.SettingsToken, "")
+	w = e.do(t, "POST", "/v1/tenants/demo/reset", controltest.SettingsToken, "")
 	if l := decodeInto[api.LimitsView](t, w); w.Code != 200 || l.Overrides.MaxParallelCalls != nil {
 		t.Errorf("reset: %d %s", w.Code, w.Body)
 	}
 	// The audit log names the actor.
-	entries := e.b.AuditLog()
+	entries := e.b.AuditLog(t)
 	last := entries[len(entries)-1]
 	if last.Actor != "ops" || last.Action != "limits.reset" {
 		t.Errorf("last audit entry %+v", last)
@@ -579,7 +591,7 @@ func TestPatchLimits(t *testing.T) {
 // TestCreateReplace: POST/PUT statuses, Location and bodies.
 func TestCreateReplace(t *testing.T) {
 	e := newEnv(t)
-	w := e.do(t, "POST", "/v1/plans", apitest.SettingsToken, `{"name":"gold","rates":[{"prefix":"+44","per_minute":"0.02"}]}`)
+	w := e.do(t, "POST", "/v1/plans", controltest.SettingsToken, `{"name":"gold","rates":[{"prefix":"+44","per_minute":"0.02"}]}`)
 	if w.Code != 201 || w.Header().Get("Location") != "/v1/plans/gold" {
 		t.Fatalf("create: %d %q %s", w.Code, w.Header().Get("Location"), w.Body)
 	}
@@ -587,15 +599,15 @@ func TestCreateReplace(t *testing.T) {
 	if p.Name != "gold" || len(p.Rates) != 1 || p.Rates[0].Increments.String() != "60/60" {
 		t.Errorf("created plan %s", mustJSON(p))
 	}
-	w = e.do(t, "PUT", "/v1/plans/gold", apitest.SettingsToken, `{"name":"gold","limits":{"max_parallel_calls":7}}`)
+	w = e.do(t, "PUT", "/v1/plans/gold", controltest.SettingsToken, `{"name":"gold","limits":{"max_parallel_calls":7}}`)
 	if w.Code != 200 || *decodeInto[configs.Plan](t, w).Limits.MaxParallelCalls != 7 {
 		t.Errorf("replace: %d %s", w.Code, w.Body)
 	}
-	w = e.do(t, "PUT", "/v1/tenants/demo/roles/reception", apitest.SettingsToken, `{"max_parallel_calls":4,"users":["100"]}`)
+	w = e.do(t, "PUT", "/v1/tenants/demo/roles/reception", controltest.SettingsToken, `{"max_parallel_calls":4,"users":["100"]}`)
 	if r := decodeInto[configs.Role](t, w); w.Code != 200 || r.Name != "reception" || *r.MaxParallelCalls != 4 {
 		t.Errorf("replace role: %d %s", w.Code, w.Body)
 	}
-	w = e.do(t, "POST", "/v1/tokens", apitest.AdminToken, `{"name":"ci","scope":"settings"}`)
+	w = e.do(t, "POST", "/v1/tokens", controltest.AdminToken, `{"name":"ci","scope":"settings"}`)
 	nt := decodeInto[api.NewToken](t, w)
 	if w.Code != 201 || nt.Token == "" || nt.Scope != api.ScopeSettings {
 		t.Fatalf("token: %d %s", w.Code, w.Body)
@@ -608,24 +620,24 @@ func TestCreateReplace(t *testing.T) {
 		t.Errorf("settings token reads the audit log: %d", w.Code)
 	}
 	// Deleting it revokes it.
-	if w := e.do(t, "DELETE", "/v1/tokens/ci", apitest.AdminToken, ""); w.Code != 204 {
+	if w := e.do(t, "DELETE", "/v1/tokens/ci", controltest.AdminToken, ""); w.Code != 204 {
 		t.Fatalf("delete token: %d", w.Code)
 	}
 	if w := e.do(t, "GET", "/v1/plans", nt.Token, ""); w.Code != 401 {
 		t.Errorf("deleted token: %d", w.Code)
 	}
 	// Suspend and resume.
-	w = e.do(t, "POST", "/v1/tenants/demo/suspend", apitest.AdminToken, `{"reason":"unpaid invoice"}`)
+	w = e.do(t, "POST", "/v1/tenants/demo/suspend", controltest.AdminToken, `{"reason":"unpaid invoice"}`)
 	if st := decodeInto[api.TenantStatus](t, w); w.Code != 200 || !st.Suspended || st.SuspendReason != "unpaid invoice" || st.ActiveCalls != 2 {
 		t.Errorf("suspend: %d %s", w.Code, w.Body)
 	}
-	w = e.do(t, "POST", "/v1/tenants/demo/resume", apitest.AdminToken, `{"reason":"paid"}`)
+	w = e.do(t, "POST", "/v1/tenants/demo/resume", controltest.AdminToken, `{"reason":"paid"}`)
 	if st := decodeInto[api.TenantStatus](t, w); w.Code != 200 || st.Suspended {
 		t.Errorf("resume: %d %s", w.Code, w.Body)
 	}
 	// Apply: dry run changes nothing, then for real.
 	doc := `{"plans":[{"name":"gold","limits":{"max_parallel_calls":8}},{"name":"new"}],"tenants":[]}`
-	w = e.do(t, "POST", "/v1/apply?dry_run=true", apitest.AdminToken, doc)
+	w = e.do(t, "POST", "/v1/apply?dry_run=true", controltest.AdminToken, doc)
 	res := decodeInto[api.ApplyResult](t, w)
 	if w.Code != 200 || !res.DryRun || len(res.Changes) != 2 || res.Changes[0].Op != "update" || res.Changes[1].Op != "create" {
 		t.Fatalf("apply dry run: %d %s", w.Code, w.Body)
@@ -633,17 +645,17 @@ func TestCreateReplace(t *testing.T) {
 	if len(res.Changes[0].Diff) != 1 || res.Changes[0].Diff[0] != "limits.max_parallel_calls: 7 -> 8" {
 		t.Errorf("diff %q", res.Changes[0].Diff)
 	}
-	if w := e.do(t, "GET", "/v1/plans/new", apitest.ReadToken, ""); w.Code != 404 {
+	if w := e.do(t, "GET", "/v1/plans/new", controltest.ReadToken, ""); w.Code != 404 {
 		t.Errorf("dry run created the plan: %d", w.Code)
 	}
-	w = e.do(t, "POST", "/v1/apply", apitest.AdminToken, doc)
+	w = e.do(t, "POST", "/v1/apply", controltest.AdminToken, doc)
 	if res := decodeInto[api.ApplyResult](t, w); w.Code != 200 || res.DryRun {
 		t.Fatalf("apply: %d %s", w.Code, w.Body)
 	}
-	if w := e.do(t, "GET", "/v1/plans/new", apitest.ReadToken, ""); w.Code != 200 {
+	if w := e.do(t, "GET", "/v1/plans/new", controltest.ReadToken, ""); w.Code != 200 {
 		t.Errorf("apply did not create the plan: %d", w.Code)
 	}
-	w = e.do(t, "POST", "/v1/apply", apitest.AdminToken, doc)
+	w = e.do(t, "POST", "/v1/apply", controltest.AdminToken, doc)
 	if res := decodeInto[api.ApplyResult](t, w); res.Changes[0].Op != "unchanged" || res.Changes[1].Op != "unchanged" {
 		t.Errorf("apply twice: %s", w.Body)
 	}
@@ -653,21 +665,39 @@ func TestCreateReplace(t *testing.T) {
 // unescaped, whichever way they are written.
 func TestHangupIDs(t *testing.T) {
 	e := newEnv(t)
-	e.b.AddCall(api.CallView{ID: "odd/id?x=1;tag#1", CallID: "odd/id?x=1", Tenant: "demo"})
+	e.b.Edge.AddCall(api.CallView{ID: "odd/id?x=1;tag#1", CallID: "odd/id?x=1", Tenant: "demo"})
 	for _, target := range []string{
 		"/v1/calls/a84b4c76e66710@pc33.example.com;1928301774", // raw ; and @
 		"/v1/calls/f81d4fae-7dec-11d0%4010.0.0.7%3B9fxced76sl", // escaped
 		"/v1/calls/" + url.PathEscape("odd/id?x=1;tag#1"),      // escaped / ? #
 	} {
-		if w := e.do(t, "DELETE", target, apitest.AdminToken, ""); w.Code != 204 {
+		if w := e.do(t, "DELETE", target, controltest.AdminToken, ""); w.Code != 204 {
 			t.Errorf("DELETE %s: %d %s", target, w.Code, w.Body)
 		}
 	}
-	w := e.do(t, "GET", "/v1/calls", apitest.ReadToken, "")
+	w := e.do(t, "GET", "/v1/calls", controltest.ReadToken, "")
 	if calls := decodeInto[[]api.CallView](t, w); len(calls) != 0 {
 		t.Errorf("calls left: %s", w.Body)
 	}
-	if w := e.do(t, "DELETE", "/v1/calls/"+url.PathEscape(apitest.Call1ID), apitest.AdminToken, ""); w.Code != 404 {
+	// The edge got every hang-up by its admission id, and the engine no
+	// longer counts the two seeded calls.
+	want := []string{controltest.Call1ID, controltest.Call2ID, "odd/id?x=1;tag#1"}
+	if got := e.b.Edge.HungUp(); !slices.Equal(got, want) {
+		t.Errorf("edge hung up %q, want %q", got, want)
+	}
+	if n := e.b.Svc.ActiveByTenant()["demo"]; n != 0 {
+		t.Errorf("demo has %d active calls after the hang-ups", n)
+	}
+	hangups := 0
+	for _, a := range e.b.AuditLog(t) {
+		if a.Action == "call.hangup" && a.Actor == "root" {
+			hangups++
+		}
+	}
+	if hangups != 3 {
+		t.Errorf("%d call.hangup audit entries, want 3", hangups)
+	}
+	if w := e.do(t, "DELETE", "/v1/calls/"+url.PathEscape(controltest.Call1ID), controltest.AdminToken, ""); w.Code != 404 {
 		t.Errorf("second hangup: %d", w.Code)
 	}
 }
@@ -675,13 +705,13 @@ func TestHangupIDs(t *testing.T) {
 // TestListsAreArrays: empty lists are [] (never null).
 func TestListsAreArrays(t *testing.T) {
 	e := newEnv(t)
-	e.do(t, "PUT", "/v1/tenants/demo/roles", apitest.SettingsToken, `[]`)
+	e.do(t, "PUT", "/v1/tenants/demo/roles", controltest.SettingsToken, `[]`)
 	for _, target := range []string{"/v1/tenants/demo/roles", "/v1/audit?tenant=nobody", "/v1/calls?tenant=demo"} {
 		if target == "/v1/calls?tenant=demo" {
-			e.do(t, "DELETE", "/v1/calls/"+url.PathEscape(apitest.Call1ID), apitest.AdminToken, "")
-			e.do(t, "DELETE", "/v1/calls/"+url.PathEscape(apitest.Call2ID), apitest.AdminToken, "")
+			e.do(t, "DELETE", "/v1/calls/"+url.PathEscape(controltest.Call1ID), controltest.AdminToken, "")
+			e.do(t, "DELETE", "/v1/calls/"+url.PathEscape(controltest.Call2ID), controltest.AdminToken, "")
 		}
-		w := e.do(t, "GET", target, apitest.AdminToken, "")
+		w := e.do(t, "GET", target, controltest.AdminToken, "")
 		if strings.TrimSpace(w.Body.String()) != "[]" {
 			t.Errorf("%s: %d %s", target, w.Code, w.Body)
 		}
@@ -690,42 +720,155 @@ func TestListsAreArrays(t *testing.T) {
 
 func TestAuditQuery(t *testing.T) {
 	e := newEnv(t)
-	e.do(t, "POST", "/v1/tenants/demo/suspend", apitest.AdminToken, `{"reason":"x"}`)
-	e.do(t, "POST", "/v1/plans", apitest.AdminToken, `{"name":"gold"}`)
-	w := e.do(t, "GET", "/v1/audit?tenant=demo&from=2026-11-22T00:00:00Z&to=2026-11-23T00:00:00%2B00:00&limit=5", apitest.BillingToken, "")
+	e.do(t, "POST", "/v1/tenants/demo/suspend", controltest.AdminToken, `{"reason":"x"}`)
+	e.do(t, "POST", "/v1/plans", controltest.AdminToken, `{"name":"gold"}`)
+	w := e.do(t, "GET", "/v1/audit?tenant=demo&from=2026-11-22T00:00:00Z&to=2026-11-23T00:00:00%2B00:00&limit=5", controltest.BillingToken, "")
 	entries := decodeInto[[]api.AuditEntry](t, w)
 	if w.Code != 200 || len(entries) != 1 || entries[0].Action != "tenant.suspend" || entries[0].Actor != "root" || entries[0].Reason != "x" {
 		t.Errorf("audit: %d %s", w.Code, w.Body)
 	}
-	w = e.do(t, "GET", "/v1/audit?limit=2", apitest.AdminToken, "")
+	w = e.do(t, "GET", "/v1/audit?limit=2", controltest.AdminToken, "")
 	if entries := decodeInto[[]api.AuditEntry](t, w); len(entries) != 2 || entries[0].Action != "plan.create" {
 		t.Errorf("audit newest first: %s", w.Body)
 	}
 }
 
-// TestConcurrentRequests exercises the server under -race.
+// TestConcurrentRequests: concurrent PATCHes of different limits of one
+// tenant all land (the final state has the last value of each, and the
+// audit log an entry per change), while reads of the limits, the metrics
+// and the OpenAPI document go on; concurrent suspends and resumes leave a
+// status that is the last change's, with one audit entry per change whose
+// before is the previous one's after. No request fails.
 func TestConcurrentRequests(t *testing.T) {
 	e := newEnv(t)
-	var wg sync.WaitGroup
-	for i := range 8 {
+	const rounds = 10
+	// Each writer owns one limit and writes rounds distinct values, the
+	// last of which is want.
+	writers := []struct {
+		field string
+		value func(j int) string
+		want  string
+	}{
+		{"max_parallel_calls", func(j int) string { return fmt.Sprint(20 + j) }, "29"},
+		{"max_parallel_inbound", func(j int) string { return fmt.Sprint(1 + j) }, "10"},
+		{"max_parallel_outbound", func(j int) string { return fmt.Sprint(2 + j) }, "11"},
+		{"max_calls_per_second", func(j int) string { return fmt.Sprint(30 + j) }, "39"},
+		{"max_monthly_minutes", func(j int) string { return fmt.Sprint(1000 + j) }, "1009"},
+		{"monthly_spend_limit", func(j int) string { return fmt.Sprintf(`"%d.5"`, 100+j) }, "109.5"},
+		{"alert_threshold_pct", func(j int) string { return fmt.Sprint(50 + j) }, "59"},
+	}
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		failed []string
+	)
+	check := func(what string, w *httptest.ResponseRecorder, want int) {
+		if w.Code != want {
+			mu.Lock()
+			failed = append(failed, fmt.Sprintf("%s: %d %s", what, w.Code, w.Body))
+			mu.Unlock()
+		}
+	}
+	for _, wr := range writers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for j := range 20 {
-				switch (i + j) % 4 {
+			for j := range rounds {
+				body := fmt.Sprintf(`{%q:%s}`, wr.field, wr.value(j))
+				check("PATCH "+body, e.do(t, "PATCH", "/v1/tenants/demo/limits", controltest.SettingsToken, body), 200)
+			}
+		}()
+	}
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range rounds {
+				switch (i + j) % 3 {
 				case 0:
-					e.do(t, "PATCH", "/v1/tenants/demo/limits", apitest.SettingsToken, fmt.Sprintf(`{"max_parallel_calls":%d}`, j))
+					check("GET limits", e.do(t, "GET", "/v1/tenants/demo/limits", controltest.ReadToken, ""), 200)
 				case 1:
-					e.do(t, "GET", "/v1/tenants/demo/limits", apitest.ReadToken, "")
+					check("GET /metrics", e.do(t, "GET", "/metrics", "", ""), 200)
 				case 2:
-					e.do(t, "GET", "/metrics", "", "")
-				case 3:
-					e.do(t, "GET", "/v1/openapi.json", "", "")
+					check("GET openapi", e.do(t, "GET", "/v1/openapi.json", "", ""), 200)
 				}
 			}
 		}()
 	}
 	wg.Wait()
+	if len(failed) > 0 {
+		t.Fatalf("%d requests failed, first: %s", len(failed), failed[0])
+	}
+	w := e.do(t, "GET", "/v1/tenants/demo/limits", controltest.ReadToken, "")
+	var lv struct {
+		Overrides map[string]json.RawMessage `json:"overrides"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &lv); err != nil {
+		t.Fatal(err)
+	}
+	for _, wr := range writers {
+		if got := strings.Trim(string(lv.Overrides[wr.field]), `"`); got != wr.want {
+			t.Errorf("override %s = %s, want %s (a concurrent PATCH was lost)", wr.field, got, wr.want)
+		}
+	}
+	updates := 0
+	for _, a := range e.b.AuditLog(t) {
+		if a.Action == "limits.update" {
+			updates++
+		}
+	}
+	if updates != len(writers)*rounds {
+		t.Errorf("%d limits.update audit entries, want %d", updates, len(writers)*rounds)
+	}
+
+	// Suspends and resumes at once.
+	for i := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range rounds {
+				if (i+j)%2 == 0 {
+					check("suspend", e.do(t, "POST", "/v1/tenants/demo/suspend", controltest.AdminToken, fmt.Sprintf(`{"reason":"r%d-%d"}`, i, j)), 200)
+				} else {
+					check("resume", e.do(t, "POST", "/v1/tenants/demo/resume", controltest.AdminToken, ""), 200)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(failed) > 0 {
+		t.Fatalf("%d requests failed, first: %s", len(failed), failed[0])
+	}
+	var changes []api.AuditEntry
+	for _, a := range e.b.AuditLog(t) {
+		if a.Action == "tenant.suspend" || a.Action == "tenant.resume" {
+			changes = append(changes, a)
+		}
+	}
+	if len(changes) != 6*rounds {
+		t.Fatalf("%d suspend/resume audit entries, want %d", len(changes), 6*rounds)
+	}
+	var prev *api.TenantStatus
+	for i, a := range changes {
+		var before, after api.TenantStatus
+		if err := json.Unmarshal(a.Before, &before); err != nil {
+			t.Fatalf("entry %d before: %v", i, err)
+		}
+		if err := json.Unmarshal(a.After, &after); err != nil {
+			t.Fatalf("entry %d after: %v", i, err)
+		}
+		if after.Suspended != (a.Action == "tenant.suspend") {
+			t.Errorf("entry %d %s: after.suspended = %v", i, a.Action, after.Suspended)
+		}
+		if prev != nil && before.Suspended != prev.Suspended {
+			t.Errorf("entry %d %s: before.suspended = %v, the previous change left %v", i, a.Action, before.Suspended, prev.Suspended)
+		}
+		prev = &after
+	}
+	tv := decodeInto[api.TenantView](t, e.do(t, "GET", "/v1/tenants/demo", controltest.ReadToken, ""))
+	if last := changes[len(changes)-1]; tv.Status.Suspended != (last.Action == "tenant.suspend") {
+		t.Errorf("status suspended = %v after a last %s", tv.Status.Suspended, last.Action)
+	}
 }
 
 func jsonEqual(a, b any) bool { return mustJSON(a) == mustJSON(b) }
@@ -743,14 +886,14 @@ func mustJSON(v any) string {
 func TestBlocked(t *testing.T) {
 	e := newEnv(t)
 	var list []api.BlockedView
-	w := e.do(t, "GET", "/v1/blocked", apitest.ReadToken, "")
+	w := e.do(t, "GET", "/v1/blocked", controltest.ReadToken, "")
 	if w.Code != 200 {
 		t.Fatalf("GET /v1/blocked: %d %s", w.Code, w.Body)
 	}
 	mustOK(json.Unmarshal(w.Body.Bytes(), &list))
-	if len(list) != 2 || list[0].IP != apitest.BlockedIP4 || list[0].Reason != "unknown_rate" || list[0].Dropped != 4127 ||
-		list[0].Known || !list[0].Since.Equal(apitest.DefaultNow.Add(-30*time.Second)) || !list[0].Until.Equal(apitest.DefaultNow.Add(30*time.Second)) ||
-		list[1].IP != apitest.BlockedIP6 || !list[1].Known || list[1].Rate != 2000 || list[1].Burst != 4000 {
+	if len(list) != 2 || list[0].IP != controltest.BlockedIP4 || list[0].Reason != "unknown_rate" || list[0].Dropped != 4127 ||
+		list[0].Known || !list[0].Since.Equal(controltest.DefaultNow.Add(-30*time.Second)) || !list[0].Until.Equal(controltest.DefaultNow.Add(30*time.Second)) ||
+		list[1].IP != controltest.BlockedIP6 || !list[1].Known || list[1].Rate != 2000 || list[1].Burst != 4000 {
 		t.Fatalf("blocked = %+v", list)
 	}
 	for _, field := range []string{`"ip":`, `"known":`, `"since":`, `"until":`, `"reason":`, `"rate":`, `"burst":`, `"dropped":`} {
@@ -761,7 +904,7 @@ func TestBlocked(t *testing.T) {
 
 	// Bad addresses: 400 naming ip, nothing unblocked.
 	for _, bad := range []string{"nope", "203.0.113", "203.0.113.7:5060", url.PathEscape("fe80::1%eth0"), "203.0.113.0%2F24", "%20203.0.113.7"} {
-		w := e.do(t, "DELETE", "/v1/blocked/"+bad, apitest.AdminToken, "")
+		w := e.do(t, "DELETE", "/v1/blocked/"+bad, controltest.AdminToken, "")
 		if w.Code != 400 {
 			t.Errorf("DELETE /v1/blocked/%s: %d %s", bad, w.Code, w.Body)
 			continue
@@ -772,26 +915,26 @@ func TestBlocked(t *testing.T) {
 	}
 	// The IPv4-mapped form and an escaped IPv6 address name the blocked
 	// sources.
-	for _, target := range []string{"/v1/blocked/::ffff:" + apitest.BlockedIP4, "/v1/blocked/" + url.PathEscape("2001:DB8:0:0::BAD")} {
-		if w := e.do(t, "DELETE", target, apitest.AdminToken, ""); w.Code != 204 || w.Body.Len() != 0 {
+	for _, target := range []string{"/v1/blocked/::ffff:" + controltest.BlockedIP4, "/v1/blocked/" + url.PathEscape("2001:DB8:0:0::BAD")} {
+		if w := e.do(t, "DELETE", target, controltest.AdminToken, ""); w.Code != 204 || w.Body.Len() != 0 {
 			t.Errorf("DELETE %s: %d %s", target, w.Code, w.Body)
 		}
-		if w := e.do(t, "DELETE", target, apitest.AdminToken, ""); w.Code != 404 || errorOf(t, w).Code != "not_found" {
+		if w := e.do(t, "DELETE", target, controltest.AdminToken, ""); w.Code != 404 || errorOf(t, w).Code != "not_found" {
 			t.Errorf("second DELETE %s: %d %s", target, w.Code, w.Body)
 		}
 	}
-	w = e.do(t, "GET", "/v1/blocked", apitest.ReadToken, "")
+	w = e.do(t, "GET", "/v1/blocked", controltest.ReadToken, "")
 	if strings.TrimSpace(w.Body.String()) != "[]" {
 		t.Errorf("after unblocking all: %s", w.Body)
 	}
 	var unblocks []api.AuditEntry
-	for _, a := range e.b.AuditLog() {
+	for _, a := range e.b.AuditLog(t) {
 		if a.Action == "source.unblock" {
 			unblocks = append(unblocks, a)
 		}
 	}
-	if len(unblocks) != 2 || unblocks[0].Actor != "root" || unblocks[0].Resource != "blocked/"+apitest.BlockedIP4 ||
-		unblocks[1].Resource != "blocked/"+apitest.BlockedIP6 || !strings.Contains(string(unblocks[0].Before), `"dropped":4127`) {
+	if len(unblocks) != 2 || unblocks[0].Actor != "root" || unblocks[0].Resource != "blocked/"+controltest.BlockedIP4 ||
+		unblocks[1].Resource != "blocked/"+controltest.BlockedIP6 || !strings.Contains(string(unblocks[0].Before), `"dropped":4127`) {
 		t.Errorf("audit = %+v", unblocks)
 	}
 }

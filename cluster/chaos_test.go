@@ -25,7 +25,7 @@ import (
 // (default: the time, logged).
 func TestChaos(t *testing.T) {
 	t.Parallel()
-	chaos(t, 1)
+	chaos(t, 1, stopServer)
 }
 
 // TestChaosPartitions is TestChaos on a three-server NATS cluster with an
@@ -34,12 +34,20 @@ func TestChaos(t *testing.T) {
 // stopping two leaves no quorum at all.
 func TestChaosPartitions(t *testing.T) {
 	t.Parallel()
-	chaos(t, 3)
+	chaos(t, 3, stopServer)
 }
 
+// A partition: how chaos cuts server j off and heals it.
+type partition struct {
+	cut, heal func(c *bustest.Cluster, j int)
+}
+
+// stopServer partitions a server by stopping it.
+var stopServer = partition{cut: (*bustest.Cluster).Stop, heal: (*bustest.Cluster).Restart}
+
 // chaos runs the random faults over three nodes on a NATS of servers
-// servers (1 or 3).
-func chaos(t *testing.T, servers int) {
+// servers (1 or 3), partitioning servers with p.
+func chaos(t *testing.T, servers int, p partition) {
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("CHAOS_SEED"); s != "" {
 		seed, _ = strconv.ParseUint(s, 10, 64)
@@ -119,14 +127,14 @@ func chaos(t *testing.T, servers int) {
 			changes++
 		case r < 97:
 			if j := rng.IntN(servers); up[j] {
-				c.Stop(j)
+				p.cut(c, j)
 				up[j] = false
 				outages++
 			}
 		case r < 100:
 			for j := range up {
 				if !up[j] {
-					c.Restart(j)
+					p.heal(c, j)
 					up[j] = true
 					break
 				}
@@ -171,7 +179,7 @@ func chaos(t *testing.T, servers int) {
 	}
 	for j := range up {
 		if !up[j] {
-			c.Restart(j)
+			p.heal(c, j)
 		}
 	}
 	t.Logf("%d admitted, %d crashes, %d NATS outages, %d cap changes", admitted, crashes, outages, changes)

@@ -1,6 +1,9 @@
 package cluster
 
 import (
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -124,4 +127,97 @@ func TestPartitionOfOneNode(t *testing.T) {
 		}
 		return total() == capv && gw3.active() > 0
 	}, "gw3 admitting again after the heal, cap full")
+}
+
+// Fail-static under load: one server of a three-server NATS (R3 ledger)
+// stops while three nodes admit and end calls as fast as they can, then
+// comes back; then all three stop and come back. The calls up over the nodes never exceed the cap, before,
+// during or after; and once NATS is whole the ledger's count of each
+// node's calls is what the node has, exactly: nothing lost or counted
+// twice through the leader change.
+func TestR3ServerLossUnderLoad(t *testing.T) {
+	t.Parallel()
+	c := bustest.StartCluster(t, 3)
+	const capv = 40
+	o := Options{Replicas: 3, Bucket: "R3LOAD", Timeout: time.Second}
+	var nodes []*node
+	for _, name := range []string{"gw1", "gw2", "gw3"} {
+		_, js := bustest.Connect(t, c.URLs(), reconnect...)
+		nodes = append(nodes, startNode(t, js, name, limits(capv, -1), o))
+	}
+	var up atomic.Int64 // calls admitted and not yet ended, over the nodes
+	var over atomic.Int64
+	var admitted, busy, away atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	live := make([][]string, len(nodes))
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(i), 7))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if rng.IntN(100) < 55 || len(live[i]) == 0 {
+					if d, id := n.admit(admission.Outbound); d.Admitted {
+						live[i] = append(live[i], id)
+						admitted.Add(1)
+						if u := up.Add(1); u > capv {
+							over.Store(u)
+						}
+					} else if d.Rejection.Cause == admission.CauseLease {
+						away.Add(1) // 503: the ledger could not answer
+					} else {
+						busy.Add(1)
+					}
+				} else {
+					k := rng.IntN(len(live[i]))
+					up.Add(-1) // before the end frees the slot
+					n.end(live[i][k])
+					live[i] = append(live[i][:k], live[i][k+1:]...)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}()
+	}
+	time.Sleep(time.Second)
+	c.Stop(0)
+	time.Sleep(3 * time.Second)
+	c.Restart(0)
+	c.WaitStream(t, "KV_R3LOAD")
+	time.Sleep(2 * time.Second)
+	// Then every server at once, for longer than lease_ttl: the nodes
+	// keep admitting within their leases, then only as calls end (503
+	// past them), and lease again when NATS is back.
+	c.StopAll()
+	time.Sleep(3 * time.Second)
+	c.RestartAll()
+	c.WaitStream(t, "KV_R3LOAD")
+	time.Sleep(3 * time.Second)
+	close(stop)
+	wg.Wait()
+	t.Logf("%d admitted, %d refused at the cap, %d refused 503 while the ledger could not answer", admitted.Load(), busy.Load(), away.Load())
+	if u := over.Load(); u > 0 {
+		t.Fatalf("%d calls up over the nodes, cap %d", u, capv)
+	}
+	for i, n := range nodes {
+		if a := n.active(); a != int64(len(live[i])) {
+			t.Errorf("%s has %d calls up, the test %d", n.name, a, len(live[i]))
+		}
+	}
+	// The ledger, on every node's copy, counts each node's calls exactly.
+	waitFor(t, 20*time.Second, func() bool {
+		for _, l := range nodes {
+			for i, n := range nodes {
+				if leaseOf(l.l, n.name, admission.LeaseParallel).Busy != int64(len(live[i])) {
+					return false
+				}
+			}
+		}
+		return true
+	}, "every node's calls in the ledger, as the nodes have them")
 }

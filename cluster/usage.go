@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"context"
 	"encoding/json"
 	"sort"
 	"strings"
@@ -238,6 +237,7 @@ func (l *Ledger) applyClusterUsage() {
 func (l *Ledger) publishUsage() {
 	now := l.o.Now()
 	start, _ := l.o.Engine.Cycle()
+	var batch []usagePut
 	for _, t := range l.o.Engine.Tenants() {
 		u := l.o.Engine.Usage(now, t)
 		nu := NodeUsage{Node: l.o.Node, CycleStart: start.UTC(), BilledSeconds: u.Seconds.Seconds(), BilledNanos: int64(u.Seconds),
@@ -251,9 +251,7 @@ func (l *Ledger) publishUsage() {
 		if !seen && nu.BilledSeconds == 0 && nu.SpendMicros == 0 && nu.ActiveCalls == 0 {
 			continue
 		}
-		if !l.put(usageKey(t, l.o.Node), t, nu, now) {
-			return // next round
-		}
+		batch = append(batch, usagePut{key: usageKey(t, l.o.Node), memo: t, nu: nu})
 	}
 	for _, t := range l.o.Engine.Tenants() {
 		for _, um := range l.o.Engine.UsersMinutes(now, t) {
@@ -264,27 +262,55 @@ func (l *Ledger) publishUsage() {
 				last.BilledNanos == nu.BilledNanos && last.BillingCalls == nu.BillingCalls || !seen && nu.BilledNanos == 0 && nu.BillingCalls == 0 {
 				continue
 			}
-			if !l.put(key, key, nu, now) {
-				return
-			}
+			batch = append(batch, usagePut{key: key, memo: key, nu: nu})
 		}
 	}
+	l.putAll(batch, now)
 }
 
-// put writes one usage entry published at now and remembers it under
-// memo; false if the write failed.
-func (l *Ledger) put(key, memo string, nu NodeUsage, now time.Time) bool {
-	nu.Published = now.UTC()
-	b, _ := json.Marshal(nu)
-	ctx, cancel := context.WithTimeout(context.Background(), l.o.Timeout)
-	_, err := l.kv.Put(ctx, key, b)
-	cancel()
-	if err != nil {
-		l.stats.errors.Add(1)
-		return false
+// usagePut is one usage entry to write: under key, remembered under memo.
+type usagePut struct {
+	key, memo string
+	nu        NodeUsage
+}
+
+// putAll writes the usage entries published at now, pipelined: every put
+// is sent (asynchronously: a publish to the bucket's subject, which is
+// what a KV put is) before the first acknowledgement is awaited, so a
+// round costs about one round trip, not one per tenant
+// (BenchmarkUsageRound: a synchronous put each took 60-80 µs per tenant,
+// 0.8 s of the 1 s period at 10,000 tenants). Each acknowledged entry is
+// remembered; one that failed or was not acknowledged within the timeout
+// still differs from what is remembered, so the next round sends it again.
+func (l *Ledger) putAll(batch []usagePut, now time.Time) {
+	if len(batch) == 0 {
+		return
 	}
-	l.published[memo] = nu
-	return true
+	pre := "$KV." + l.o.Bucket + "."
+	futs := make([]jetstream.PubAckFuture, 0, len(batch))
+	for i := range batch {
+		batch[i].nu.Published = now.UTC()
+		b, _ := json.Marshal(batch[i].nu)
+		f, err := l.o.JS.PublishAsync(pre+batch[i].key, b)
+		if err != nil {
+			l.stats.errors.Add(1)
+			break
+		}
+		futs = append(futs, f)
+	}
+	timeout := time.NewTimer(l.o.Timeout)
+	defer timeout.Stop()
+	for i, f := range futs {
+		select {
+		case <-f.Ok():
+			l.published[batch[i].memo] = batch[i].nu
+		case <-f.Err():
+			l.stats.errors.Add(1)
+		case <-timeout.C:
+			l.stats.errors.Add(1)
+			return // the rest: next round
+		}
+	}
 }
 
 // Usage is tenant's usage over the cluster in this node's current cycle:

@@ -183,6 +183,12 @@ func diff(before, after any) []string {
 		flatten(before, a)
 	}
 	flatten(after, b)
+	// A null object or list on one side and its members on the other
+	// (limits.destinations: null before, limits.destinations.premium
+	// after) is a change of the members from null: one line per member,
+	// not the container going away besides.
+	nullParents(a, b)
+	nullParents(b, a)
 	var out []string
 	for k, av := range a {
 		bv, ok := b[k]
@@ -200,6 +206,34 @@ func diff(before, after any) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// nullParents turns every null leaf of x that has members in y
+// ("p.k" or "p[i]" of a null "p") into null leaves at those members.
+func nullParents(x, y map[string]string) {
+	for k, v := range x {
+		if v != "null" {
+			continue
+		}
+		if _, ok := y[k]; ok {
+			continue
+		}
+		var members []string
+		for m := range y {
+			if strings.HasPrefix(m, k+".") || strings.HasPrefix(m, k+"[") {
+				members = append(members, m)
+			}
+		}
+		if len(members) == 0 {
+			continue
+		}
+		delete(x, k)
+		for _, m := range members {
+			if _, ok := x[m]; !ok {
+				x[m] = "null"
+			}
+		}
+	}
 }
 
 // flatten writes the leaves of v's JSON into out by path ("limits.x",

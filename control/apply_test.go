@@ -57,6 +57,17 @@ func TestApply(t *testing.T) {
 	if !slices.Equal(acme.Diff, wantDiff) {
 		t.Fatalf("acme diff = %q, want %q", acme.Diff, wantDiff)
 	}
+	// A null object replaced by members: the members from null, not the
+	// object going away besides.
+	dest := doc
+	dest.Plans = nil
+	dest.Tenants = []configs.Tenant{doc.Tenants[1]}
+	dest.Tenants[0].Limits.Destinations = map[string]bool{"premium": false}
+	dres, err := f.svc.Apply(ctx, "alice", dest, true)
+	mustNil(t, err)
+	if want := []string{"limits.destinations.premium: null -> false"}; len(dres.Changes) != 1 || !slices.Equal(dres.Changes[0].Diff, want) {
+		t.Fatalf("destinations diff = %+v, want %q", dres.Changes, want)
+	}
 	if p1, t1 := stored(); len(p1) != len(p0) || len(t1) != len(t0s) || t1[0].Plan != "basic" {
 		t.Fatalf("dry run changed the store: %+v %+v", p1, t1)
 	}

@@ -705,6 +705,9 @@ func TestCallsAndHangup(t *testing.T) {
 	if len(all) != 2 {
 		t.Fatalf("all calls = %+v", all)
 	}
+	// An unknown tenant is not found (404), not an empty list.
+	_, err = f.svc.Calls(ctx, "nope")
+	wantErr(t, err, api.ErrNotFound)
 	mustNil(t, f.svc.Hangup(ctx, "alice", "def"))
 	wantErr(t, f.svc.Hangup(ctx, "alice", "def"), api.ErrNotFound)
 	var got []api.AuditEntry

@@ -148,6 +148,16 @@ func percent(used, limit float64) *float64 {
 // Calls lists the active calls of tenant ("" = all) as the SIP edge
 // sees them; none without an edge.
 func (s *Service) Calls(_ context.Context, tenant string) ([]api.CallView, error) {
+	if tenant != "" {
+		// An unknown tenant is a 404 (as the OpenAPI document says), not
+		// an empty list that reads as "no calls".
+		s.mu.RLock()
+		_, ok := s.tenants[tenant]
+		s.mu.RUnlock()
+		if !ok {
+			return nil, notFound("tenant", tenant)
+		}
+	}
 	e := s.getEdge()
 	if e == nil {
 		return []api.CallView{}, nil

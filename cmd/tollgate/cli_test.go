@@ -10,22 +10,24 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/admission"
 	"github.com/tollgate/tollgate/api"
-	"github.com/tollgate/tollgate/api/apitest"
 	"github.com/tollgate/tollgate/configs"
+	"github.com/tollgate/tollgate/control/controltest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden with the current output")
 
 // testAPI starts the admin API on a fresh seeded backend.
-func testAPI(t *testing.T) (*httptest.Server, *apitest.Backend) {
+func testAPI(t *testing.T) (*httptest.Server, *controltest.Env) {
 	t.Helper()
-	b := apitest.NewBackend()
-	srv := httptest.NewServer(api.NewServer(b, nil, api.ServerOptions{}))
+	b := controltest.NewEnv(t)
+	srv := httptest.NewServer(api.NewServer(b.Svc, nil, api.ServerOptions{}))
 	t.Cleanup(srv.Close)
 	return srv, b
 }
@@ -41,7 +43,7 @@ type result struct {
 func cliRun(t *testing.T, url, token string, args ...string) result {
 	t.Helper()
 	old := cliNow
-	cliNow = func() time.Time { return apitest.DefaultNow }
+	cliNow = func() time.Time { return controltest.DefaultNow }
 	defer func() { cliNow = old }()
 	env := map[string]string{"TOLLGATE_API": url, "TOLLGATE_TOKEN": token}
 	var out, errOut bytes.Buffer
@@ -82,7 +84,7 @@ func runSteps(t *testing.T, url string, steps []step) {
 	for _, s := range steps {
 		token := s.token
 		if token == "" {
-			token = apitest.AdminToken
+			token = controltest.AdminToken
 		}
 		r := cliRun(t, url, token, s.args...)
 		if r.code != exitOK {
@@ -101,7 +103,7 @@ func TestCLIReadGolden(t *testing.T) {
 		{args: []string{"plans", "list", "-o", "json"}, golden: "plans_json"},
 		{args: []string{"plans", "get", "standard"}, golden: "plans_get"},
 		{args: []string{"plans", "get", "standard", "-o", "json"}, golden: "plans_get_json"},
-		{args: []string{"tenants"}, golden: "tenants", token: apitest.ReadToken},
+		{args: []string{"tenants"}, golden: "tenants", token: controltest.ReadToken},
 		{args: []string{"tenants", "-o", "json"}, golden: "tenants_json"},
 		{args: []string{"tenants", "get", "demo"}, golden: "tenants_get"},
 		{args: []string{"tenants", "-o", "json", "get", "demo"}, golden: "tenants_get_json"},
@@ -115,56 +117,82 @@ func TestCLIReadGolden(t *testing.T) {
 		{args: []string{"calls", "--tenant", "demo", "-o", "json"}, golden: "calls_json"},
 		{args: []string{"tokens"}, golden: "tokens"},
 		{args: []string{"tokens", "-o", "json"}, golden: "tokens_json"},
-		{args: []string{"blocked"}, golden: "blocked", token: apitest.ReadToken},
+		{args: []string{"blocked"}, golden: "blocked", token: controltest.ReadToken},
 		{args: []string{"blocked", "-o", "json"}, golden: "blocked_json"},
-		{args: []string{"cluster"}, golden: "cluster", token: apitest.ReadToken},
+		{args: []string{"cluster"}, golden: "cluster", token: controltest.ReadToken},
 		{args: []string{"cluster", "status", "--tenant", "demo", "-o", "json"}, golden: "cluster_json"},
-		{args: []string{"audit"}, golden: "audit_seed", token: apitest.BillingToken},
+		{args: []string{"audit"}, golden: "audit_seed", token: controltest.BillingToken},
 	})
 }
 
 func TestCLIWriteGolden(t *testing.T) {
-	srv, _ := testAPI(t)
+	srv, b := testAPI(t)
 	runSteps(t, srv.URL, []step{
 		{args: []string{"limits", "set", "demo", "max_parallel_calls=5", "monthly_spend_limit=250.5",
 			"max_monthly_minutes=unlimited", "auto_suspend=true", "destinations.premium=false", "destinations.international=true"},
-			golden: "limits_set", token: apitest.SettingsToken},
+			golden: "limits_set", token: controltest.SettingsToken},
 		{args: []string{"limits", "set", "demo", "max_monthly_minutes=inherit", "destinations.international=null", "-o", "json"},
-			golden: "limits_set_json", token: apitest.SettingsToken},
+			golden: "limits_set_json", token: controltest.SettingsToken},
 		{args: []string{"tenants", "get", "demo"}, golden: "tenants_get_overrides"},
-		{args: []string{"limits", "reset", "demo"}, golden: "limits_reset", token: apitest.SettingsToken},
+		{args: []string{"limits", "reset", "demo"}, golden: "limits_reset", token: controltest.SettingsToken},
 		{args: []string{"suspend", "demo", "--reason", "fraud check"}, golden: "suspend"},
 		{args: []string{"tenants"}, golden: "tenants_suspended"},
 		{args: []string{"resume", "demo", "-o", "json"}, golden: "resume_json"},
-		{args: []string{"calls", "hangup", apitest.Call1ID}, golden: "calls_hangup"},
+		{args: []string{"calls", "hangup", controltest.Call1ID}, golden: "calls_hangup"},
 		{args: []string{"calls"}, golden: "calls_after_hangup"},
-		{args: []string{"unblock", apitest.BlockedIP4}, golden: "unblock"},
+		{args: []string{"unblock", controltest.BlockedIP4}, golden: "unblock"},
 		{args: []string{"unblock", "-o", "json", "2001:db8:0::bad"}, golden: "empty"},
 		{args: []string{"blocked"}, golden: "blocked_after_unblock"},
 		{args: []string{"cluster", "release", "gw-b"}, golden: "cluster_release"},
 		{args: []string{"cluster", "--tenant", "demo"}, golden: "cluster_after_release"},
-		{args: []string{"tokens", "create", "ci", "--scope", "read"}, golden: "tokens_create"},
-		{args: []string{"tokens", "create", "ci2", "--scope", "billing", "-o", "json"}, golden: "tokens_create_json"},
+	})
+	// A created token's secret is random (tg_ and 64 hex digits): the
+	// goldens have it as tg_SECRET.
+	secret := func(golden string, args ...string) string {
+		t.Helper()
+		r := cliRun(t, srv.URL, controltest.AdminToken, args...)
+		if r.code != exitOK {
+			t.Fatalf("tollgate %s: exit %d, stderr %q", strings.Join(args, " "), r.code, r.stderr)
+		}
+		m := regexp.MustCompile(`tg_[0-9a-f]{64}`).FindString(r.stdout)
+		if m == "" {
+			t.Fatalf("tollgate %s: no tg_ secret in %q", strings.Join(args, " "), r.stdout)
+		}
+		checkGolden(t, golden, strings.ReplaceAll(r.stdout, m, "tg_SECRET"))
+		return m
+	}
+	ciSecret := secret("tokens_create", "tokens", "create", "ci", "--scope", "read")
+	ci2Secret := secret("tokens_create_json", "tokens", "create", "ci2", "--scope", "billing", "-o", "json")
+	runSteps(t, srv.URL, []step{
 		{args: []string{"tokens", "delete", "ci"}, golden: "tokens_delete"},
-		{args: []string{"audit"}, golden: "audit", token: apitest.BillingToken},
+		{args: []string{"audit"}, golden: "audit", token: controltest.BillingToken},
 		{args: []string{"audit", "--tenant", "demo", "--limit", "2", "-o", "json"}, golden: "audit_json"},
 		{args: []string{"audit", "--since", "1h", "--tenant", "demo"}, golden: "audit_since"},
-		{args: []string{"audit", "--from", "2026-11-21T00:00:00Z", "--to", "2026-11-22T00:00:00Z"}, golden: "audit_from_to"},
+		// The seed (2026-11-20T09:00) and nothing of today's changes.
+		{args: []string{"audit", "--from", "2026-11-20T00:00:00Z", "--to", "2026-11-21T00:00:00Z"}, golden: "audit_from_to"},
 	})
 	// The new read token works, the deleted one does not.
-	if r := cliRun(t, srv.URL, "tok-ci2-6", "audit", "--limit", "1"); r.code != exitOK {
+	if r := cliRun(t, srv.URL, ci2Secret, "audit", "--limit", "1"); r.code != exitOK {
 		t.Errorf("new billing token: exit %d, stderr %q", r.code, r.stderr)
 	}
-	if r := cliRun(t, srv.URL, "tok-ci-5", "tenants"); r.code != exitAuth {
+	if r := cliRun(t, srv.URL, ciSecret, "tenants"); r.code != exitAuth {
 		t.Errorf("deleted token: exit %d, want %d; stderr %q", r.code, exitAuth, r.stderr)
 	}
-	// The users table of usage: a role with a minutes cap.
-	c := api.NewClient(srv.URL, apitest.AdminToken, nil)
+	// The users table of usage: a role with a minutes cap. The service
+	// lists the users with minutes in the cycle: 200 made a 3-minute call,
+	// 201 none.
+	c := api.NewClient(srv.URL, controltest.AdminToken, nil)
 	if _, _, err := c.PutRole(context.Background(), "demo", configs.Role{Name: "agents",
 		MaxMonthlyMinutes: ptrTo(int64(300)), Users: []string{"200", "201"}}); err != nil {
 		t.Fatal(err)
 	}
-	runSteps(t, srv.URL, []step{{args: []string{"usage", "demo"}, golden: "usage_users", token: apitest.ReadToken}})
+	rn, now := b.Svc.Runner(), controltest.DefaultNow
+	if d := rn.Admit(now, admission.CallRequest{CallID: "agent-1", Tenant: "demo", Direction: admission.Outbound, Caller: "200", Callee: "+4930123456"}); !d.Admitted {
+		t.Fatalf("call of user 200 rejected: %+v", d.Rejection)
+	}
+	rn.Answer(now, "agent-1")
+	rn.End(now.Add(3*time.Minute), "agent-1")
+	runSteps(t, srv.URL, []step{{args: []string{"usage", "demo"}, golden: "usage_users", token: controltest.ReadToken}})
 
 	// Deleting goes through the API; the plan deletion needs a plan no
 	// tenant uses.
@@ -178,11 +206,11 @@ func TestCLIWriteGolden(t *testing.T) {
 
 func TestCLIApplyGolden(t *testing.T) {
 	srv, b := testAPI(t)
-	before := len(b.AuditLog())
+	before := len(b.AuditLog(t))
 	runSteps(t, srv.URL, []step{
 		{args: []string{"apply", "-f", "testdata/apply.yaml", "--dry-run"}, golden: "apply_dry_run"},
 	})
-	if n := len(b.AuditLog()); n != before {
+	if n := len(b.AuditLog(t)); n != before {
 		t.Fatalf("dry run changed the audit log: %d entries, want %d", n, before)
 	}
 	runSteps(t, srv.URL, []step{
@@ -205,7 +233,7 @@ func TestCLIExitCodes(t *testing.T) {
 	closed := "http://" + ln.Addr().String()
 	ln.Close()
 
-	admin, read, settings := apitest.AdminToken, apitest.ReadToken, apitest.SettingsToken
+	admin, read, settings := controltest.AdminToken, controltest.ReadToken, controltest.SettingsToken
 	cases := []struct {
 		name     string
 		url      string // default srv.URL
@@ -262,8 +290,8 @@ func TestCLIExitCodes(t *testing.T) {
 		{"release a live node", "", admin, []string{"cluster", "release", "gw-a"}, exitInvalid, []string{"gw-a", "alive"}},
 		{"release an unknown node", "", admin, []string{"cluster", "release", "gw-z"}, exitNotFound, []string{"gw-z", "unknown node"}},
 		{"release without a node", "", admin, []string{"cluster", "release"}, exitUsage, []string{"node name"}},
-		{"release by a read token", "", apitest.ReadToken, []string{"cluster", "release", "gw-b"}, exitAuth, []string{"admin"}},
-		{"read token unblocks", "", read, []string{"unblock", apitest.BlockedIP4}, exitAuth, []string{"forbidden"}},
+		{"release by a read token", "", controltest.ReadToken, []string{"cluster", "release", "gw-b"}, exitAuth, []string{"admin"}},
+		{"read token unblocks", "", read, []string{"unblock", controltest.BlockedIP4}, exitAuth, []string{"forbidden"}},
 		{"audit bad from", "", admin, []string{"audit", "--from", "yesterday"}, exitUsage, []string{"--from: want an RFC 3339 time"}},
 		{"audit since and from", "", admin, []string{"audit", "--since", "1h", "--from", "2026-11-01T00:00:00Z"}, exitUsage, []string{"exclusive"}},
 		{"audit bad since", "", admin, []string{"audit", "--since", "1 day"}, exitUsage, []string{"invalid value"}},
@@ -308,16 +336,16 @@ func TestCLIExitCodes(t *testing.T) {
 func TestCLIFlagsAndEnv(t *testing.T) {
 	srv, _ := testAPI(t)
 	// Flags win over the environment and may come before the arguments.
-	r := cliRun(t, "http://127.0.0.1:1", "wrong", "--api", srv.URL, "--token", apitest.ReadToken, "-o", "json", "limits", "demo")
+	r := cliRun(t, "http://127.0.0.1:1", "wrong", "--api", srv.URL, "--token", controltest.ReadToken, "-o", "json", "limits", "demo")
 	if r.code != exitOK || !strings.HasPrefix(r.stdout, "{") { // the global flags may come before the command
 		t.Errorf("flags before the command: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
-	r = cliRun(t, "http://127.0.0.1:1", "wrong", "limits", "--api", srv.URL+"/", "--token="+apitest.ReadToken, "-o=json", "demo")
+	r = cliRun(t, "http://127.0.0.1:1", "wrong", "limits", "--api", srv.URL+"/", "--token="+controltest.ReadToken, "-o=json", "demo")
 	if r.code != exitOK || !strings.HasPrefix(r.stdout, "{") {
 		t.Errorf("flags over env: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	// "--" ends the flags.
-	r = cliRun(t, srv.URL, apitest.ReadToken, "tenants", "get", "--", "-o")
+	r = cliRun(t, srv.URL, controltest.ReadToken, "tenants", "get", "--", "-o")
 	if r.code != exitNotFound {
 		t.Errorf("after --: exit %d, want %d; stderr %q", r.code, exitNotFound, r.stderr)
 	}
@@ -344,7 +372,7 @@ func TestCLIServerError(t *testing.T) {
 		w.Write([]byte(`{"error":{"code":"internal","message":"store: disk full"}}`))
 	}))
 	defer srv.Close()
-	r := cliRun(t, srv.URL, apitest.AdminToken, "tenants")
+	r := cliRun(t, srv.URL, controltest.AdminToken, "tenants")
 	if r.code != exitFailure || r.stderr != "tollgate: store: disk full (HTTP 500 internal)\n" || r.stdout != "" {
 		t.Errorf("500: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
@@ -352,8 +380,8 @@ func TestCLIServerError(t *testing.T) {
 
 func TestCLITokenSecretOnStdoutOnly(t *testing.T) {
 	srv, _ := testAPI(t)
-	r := cliRun(t, srv.URL, apitest.AdminToken, "tokens", "create", "ops2", "--scope", "settings")
-	if r.code != exitOK || r.stdout != "tok-ops2-5\n" || !strings.Contains(r.stderr, "not shown again") {
+	r := cliRun(t, srv.URL, controltest.AdminToken, "tokens", "create", "ops2", "--scope", "settings")
+	if r.code != exitOK || !regexp.MustCompile(`^tg_[0-9a-f]{64}\n$`).MatchString(r.stdout) || !strings.Contains(r.stderr, "not shown again") {
 		t.Fatalf("tokens create: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	if r := cliRun(t, srv.URL, strings.TrimSpace(r.stdout), "limits", "set", "demo", "max_parallel_calls=3"); r.code != exitOK {
@@ -427,16 +455,16 @@ func ptrTo[T any](v T) *T { return &v }
 // The global flags may come before the command, as the help says.
 func TestGlobalFlagsBeforeCommand(t *testing.T) {
 	srv, _ := testAPI(t)
-	want := cliRun(t, srv.URL, apitest.AdminToken, "tenants").stdout
-	wantJSON := cliRun(t, srv.URL, apitest.AdminToken, "tenants", "-o", "json").stdout
+	want := cliRun(t, srv.URL, controltest.AdminToken, "tenants").stdout
+	wantJSON := cliRun(t, srv.URL, controltest.AdminToken, "tenants", "-o", "json").stdout
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
-		{[]string{"--api", srv.URL, "--token", apitest.AdminToken, "tenants"}, want},
-		{[]string{"--token=" + apitest.AdminToken, "--api=" + srv.URL, "tenants", "list"}, want},
-		{[]string{"-o", "json", "--api", srv.URL, "-token", apitest.AdminToken, "tenants"}, wantJSON},
-		{[]string{"-o=json", "--token", apitest.AdminToken, "--api", srv.URL, "tenants", "--", "list"}, wantJSON},
+		{[]string{"--api", srv.URL, "--token", controltest.AdminToken, "tenants"}, want},
+		{[]string{"--token=" + controltest.AdminToken, "--api=" + srv.URL, "tenants", "list"}, want},
+		{[]string{"-o", "json", "--api", srv.URL, "-token", controltest.AdminToken, "tenants"}, wantJSON},
+		{[]string{"-o=json", "--token", controltest.AdminToken, "--api", srv.URL, "tenants", "--", "list"}, wantJSON},
 	} {
 		var out, errOut bytes.Buffer
 		// Through main's dispatch, with nothing in the environment.
