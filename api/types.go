@@ -113,6 +113,26 @@ type TenantStatus struct {
 type TenantView struct {
 	configs.Tenant
 	Status TenantStatus `json:"status"`
+	// Provisioning is the use of the tenant's provisioning caps
+	// (max_dids, max_users).
+	Provisioning *Provisioning `json:"provisioning,omitempty"`
+}
+
+// Provisioning is a tenant's use of its provisioning caps: the DID
+// prefixes assigned to it (dids) against max_dids, the distinct users on
+// its roles against max_users.
+type Provisioning struct {
+	DIDs  ProvisionedCount `json:"dids"`
+	Users ProvisionedCount `json:"users"`
+}
+
+// ProvisionedCount is how many are assigned (Used) and the effective cap
+// (Limit: override, else plan; -1 unlimited). Used may exceed Limit when
+// the cap was lowered after they were assigned (caps are not
+// retroactive).
+type ProvisionedCount struct {
+	Used  int64 `json:"used"`
+	Limit int64 `json:"limit"`
 }
 
 // LimitsView is a tenant's limits: its overrides (null = inherit) and the

@@ -20,6 +20,8 @@ func (l Limits) Clone() Limits {
 		MonthlySpendLimit:   clonePtr(l.MonthlySpendLimit),
 		AlertThresholdPct:   clonePtr(l.AlertThresholdPct),
 		AutoSuspend:         clonePtr(l.AutoSuspend),
+		MaxDIDs:             clonePtr(l.MaxDIDs),
+		MaxUsers:            clonePtr(l.MaxUsers),
 		Destinations:        maps.Clone(l.Destinations),
 	}
 }

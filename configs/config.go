@@ -455,6 +455,16 @@ type Limits struct {
 	// tenant's calls are cut and the tenant is suspended. Off: the caps only
 	// emit events. nil inherit (plan: false).
 	AutoSuspend *bool `yaml:"auto_suspend" json:"auto_suspend"`
+	// MaxDIDs caps the DID prefixes assigned to the tenant (its dids). A
+	// provisioning cap, checked when numbers are assigned, never at call
+	// time: a change that raises the count past it is refused, lowering
+	// it below the current count is not retroactive. Count limit
+	// (0: no DIDs may be added).
+	MaxDIDs *int64 `yaml:"max_dids" json:"max_dids"`
+	// MaxUsers caps the distinct user identities listed on the tenant's
+	// roles (roles[].users; patterns are not counted). A provisioning cap
+	// as max_dids. Count limit.
+	MaxUsers *int64 `yaml:"max_users" json:"max_users"`
 	// Destinations enable (true) or disable (false) destination classes
 	// (keys must be declared in destination_classes) for outbound calls. A
 	// tenant's entry wins over its plan's; a class in neither is enabled.
@@ -622,6 +632,9 @@ func Parse(name string, data []byte) (*Config, error) {
 	restoreFlood()
 	restoreNATS()
 	if err := cfg.Validate(); err != nil {
+		return nil, idx.located(name, err)
+	}
+	if err := cfg.CheckProvisioningCaps(); err != nil {
 		return nil, idx.located(name, err)
 	}
 	return cfg, nil
@@ -818,7 +831,7 @@ func (a *API) validate() error {
 // absent stay enabled.
 func (l *Limits) applyPlanDefaults() {
 	for _, p := range []**int64{&l.MaxParallelCalls, &l.MaxParallelInbound, &l.MaxParallelOutbound,
-		&l.MaxCallsPerSecond, &l.MaxMonthlyMinutes} {
+		&l.MaxCallsPerSecond, &l.MaxMonthlyMinutes, &l.MaxDIDs, &l.MaxUsers} {
 		if *p == nil {
 			*p = ptrTo(int64(-1))
 		}
@@ -1255,6 +1268,8 @@ func (l Limits) validate(path string, classes map[string][]string) error {
 		{"max_parallel_outbound", l.MaxParallelOutbound, MaxParallel},
 		{"max_calls_per_second", l.MaxCallsPerSecond, MaxCPS},
 		{"max_monthly_minutes", l.MaxMonthlyMinutes, MaxMonthlyMinutes},
+		{"max_dids", l.MaxDIDs, MaxProvisioned},
+		{"max_users", l.MaxUsers, MaxProvisioned},
 	} {
 		if err := checkCount(path+"."+f.name, f.v, f.upper); err != nil {
 			return err
@@ -1290,6 +1305,7 @@ const (
 	MaxParallel       = 1<<62 - 1     // max_parallel_calls, _inbound, _outbound
 	MaxCPS            = 1_000_000_000 // max_calls_per_second, cps_burst
 	MaxMonthlyMinutes = 100_000_000   // max_monthly_minutes (tenants and roles)
+	MaxProvisioned    = 1_000_000_000 // max_dids, max_users (provisioning caps)
 )
 
 // MaxMoney bounds money amounts: spend limits, prices and fees (10^9 units).

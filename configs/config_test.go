@@ -736,6 +736,7 @@ tenant_defaults:
 		MaxParallelCalls: ptr(10), MaxParallelInbound: ptr(4), MaxParallelOutbound: ptr(0),
 		MaxCallsPerSecond: ptr(5), CPSBurst: ptr(20), MaxMonthlyMinutes: ptr(1000),
 		MonthlySpendLimit: ptrTo(Money(500_250_000)), AlertThresholdPct: ptr(90), AutoSuspend: ptrTo(true),
+		MaxDIDs: ptr(-1), MaxUsers: ptr(-1),
 		Destinations: map[string]bool{"international": false, "premium": false},
 	}
 	if !reflect.DeepEqual(cfg.Plans[0].Limits, wantPlan) {
@@ -795,7 +796,7 @@ func TestLimitsModelDefaults(t *testing.T) {
 	wantPlan := Limits{
 		MaxParallelCalls: ptr(10), MaxParallelInbound: ptr(-1), MaxParallelOutbound: ptr(-1),
 		MaxCallsPerSecond: ptr(-1), MaxMonthlyMinutes: ptr(-1), MonthlySpendLimit: ptrTo(MoneyUnlimited),
-		AlertThresholdPct: ptr(80), AutoSuspend: ptrTo(false),
+		AlertThresholdPct: ptr(80), AutoSuspend: ptrTo(false), MaxDIDs: ptr(-1), MaxUsers: ptr(-1),
 	}
 	if !reflect.DeepEqual(cfg.Plans[0].Limits, wantPlan) {
 		t.Errorf("plan limits = %+v\nwant %+v", cfg.Plans[0].Limits, wantPlan)

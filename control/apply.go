@@ -66,6 +66,21 @@ func (s *Service) Apply(_ context.Context, actor string, doc api.ApplyDoc, dryRu
 	if err := check(s.build(candPlans, candTenants), docPath(planBase, tenantBase)); err != nil {
 		return api.ApplyResult{}, err
 	}
+	// Provisioning caps, against the tenant as stored: apply may not
+	// assign the (N+1)th DID or user either.
+	candPlan := make(map[string]configs.Limits, len(candPlans))
+	for _, p := range candPlans {
+		candPlan[p.Name] = p.Limits
+	}
+	for i, t := range tenants {
+		var prev *configs.Tenant
+		if old, ok := s.tenants[t.Name]; ok {
+			prev = &old
+		}
+		if err := fieldErr(configs.CheckProvisioning(fmt.Sprintf("tenants[%d]", i), t, candPlan[t.Plan], prev), func(p string) string { return p }); err != nil {
+			return api.ApplyResult{}, err
+		}
+	}
 
 	res := api.ApplyResult{DryRun: dryRun, Changes: []api.ApplyChange{}}
 	var (

@@ -21,7 +21,7 @@ func (s *Service) ListTenants(context.Context) ([]api.TenantView, error) {
 	defer s.mu.RUnlock()
 	out := make([]api.TenantView, 0, len(s.tenants))
 	for _, t := range s.sortedTenants() {
-		out = append(out, api.TenantView{Tenant: t.Clone(), Status: s.viewStatus(t.Name)})
+		out = append(out, api.TenantView{Tenant: t.Clone(), Status: s.viewStatus(t.Name), Provisioning: s.provisioning(t)})
 	}
 	return out, nil
 }
@@ -34,7 +34,16 @@ func (s *Service) GetTenant(_ context.Context, name string) (api.TenantView, err
 	if !ok {
 		return api.TenantView{}, notFound("tenant", name)
 	}
-	return api.TenantView{Tenant: t.Clone(), Status: s.viewStatus(name)}, nil
+	return api.TenantView{Tenant: t.Clone(), Status: s.viewStatus(name), Provisioning: s.provisioning(t)}, nil
+}
+
+// provisioning is t's use of its provisioning caps. Called with mu held.
+func (s *Service) provisioning(t configs.Tenant) *api.Provisioning {
+	plan := s.plans[t.Plan].Limits
+	return &api.Provisioning{
+		DIDs:  api.ProvisionedCount{Used: int64(len(t.DIDs)), Limit: configs.EffectiveCap(t.Limits.MaxDIDs, plan.MaxDIDs)},
+		Users: api.ProvisionedCount{Used: int64(len(t.Users())), Limit: configs.EffectiveCap(t.Limits.MaxUsers, plan.MaxUsers)},
+	}
 }
 
 // PutTenant creates (create: ErrConflict if it exists) or creates or
@@ -55,6 +64,9 @@ func (s *Service) PutTenant(_ context.Context, actor string, t configs.Tenant, c
 	}
 	nt = normaliseTenant(nt)
 	if err := s.checkTenant(nt, ""); err != nil {
+		return false, err
+	}
+	if err := s.checkCaps(nt, ""); err != nil {
 		return false, err
 	}
 	action, before := "tenant.create", any(nil)
@@ -167,7 +179,10 @@ func (s *Service) limitsView(tenant string) (api.LimitsView, error) {
 	if err != nil {
 		return api.LimitsView{}, notFound("tenant", tenant)
 	}
-	return api.LimitsView{Tenant: tenant, Plan: t.Plan, Overrides: t.Limits.Clone(), Effective: configs.LimitsFromEngine(eff)}, nil
+	// The engine knows the call limits; the provisioning caps are the
+	// control plane's (override, else plan).
+	effective := configs.EffectiveProvisioning(configs.LimitsFromEngine(eff), t.Limits, s.plans[t.Plan].Limits)
+	return api.LimitsView{Tenant: tenant, Plan: t.Plan, Overrides: t.Limits.Clone(), Effective: effective}, nil
 }
 
 // limitFields maps the JSON names of Limits' fields to their pointers.
@@ -182,6 +197,8 @@ func limitFields(l *configs.Limits) map[string]any {
 		"monthly_spend_limit":   &l.MonthlySpendLimit,
 		"alert_threshold_pct":   &l.AlertThresholdPct,
 		"auto_suspend":          &l.AutoSuspend,
+		"max_dids":              &l.MaxDIDs,
+		"max_users":             &l.MaxUsers,
 		"destinations":          &l.Destinations,
 	}
 }
@@ -261,6 +278,8 @@ func (s *Service) setLimits(actor, action string, t configs.Tenant, nl configs.L
 	if err := s.checkTenant(nt, "limits"); err != nil {
 		return api.LimitsView{}, err
 	}
+	// No checkCaps: a limits change assigns nothing, so a cap lowered
+	// below the tenant's count is accepted (not retroactive).
 	entry := audit(now, actor, action, "tenants/"+t.Name+"/limits", t.Name, t.Limits, nl)
 	if err := s.setTenant(now, nt, entry); err != nil {
 		return api.LimitsView{}, err
@@ -349,6 +368,9 @@ func (s *Service) setRoles(actor string, t configs.Tenant, roles []configs.Role,
 	nt := t.Clone()
 	nt.Roles = roles
 	if err := s.checkTenant(nt, under); err != nil {
+		return err
+	}
+	if err := s.checkCaps(nt, under); err != nil {
 		return err
 	}
 	before, after := t.Roles, roles

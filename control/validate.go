@@ -38,7 +38,12 @@ func rebase(prefix string) func(string) string {
 // check validates cfg; a failure is an *api.FieldError whose Field is
 // rel(path of the error).
 func check(cfg *configs.Config, rel func(string) string) error {
-	err := cfg.Validate()
+	return fieldErr(cfg.Validate(), rel)
+}
+
+// fieldErr turns a configs validation error into an *api.FieldError
+// whose Field is rel(path of the error); nil stays nil.
+func fieldErr(err error, rel func(string) string) error {
 	if err == nil {
 		return nil
 	}
@@ -81,6 +86,32 @@ func (s *Service) checkTenant(t configs.Tenant, under string) error {
 		prefix += "." + under
 	}
 	return check(s.build(s.sortedPlans(), tenants), rebase(prefix))
+}
+
+// checkCaps checks t's provisioning caps (max_dids, max_users) against
+// the stored tenant of its name: only a change that raises a count past
+// its cap is refused (configs.CheckProvisioning). Errors are rebased on
+// under as checkTenant's. Replicated changes are not checked again: the
+// node that took them did.
+func (s *Service) checkCaps(t configs.Tenant, under string) error {
+	var prev *configs.Tenant
+	if old, ok := s.tenants[t.Name]; ok {
+		prev = &old
+	}
+	err := configs.CheckProvisioning("tenant", t, s.plans[t.Plan].Limits, prev)
+	if err == nil {
+		return nil
+	}
+	prefix := "tenant"
+	if under != "" {
+		prefix += "." + under
+	}
+	rel := rebase(prefix)
+	return fieldErr(err, func(path string) string {
+		path = rel(path)
+		// A path outside under (not expected): relative to the tenant.
+		return rebase("tenant")(path)
+	})
 }
 
 // checkPlan validates the effective config with p in place of the stored

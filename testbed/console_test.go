@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -219,6 +220,10 @@ func TestConsoleBrowser(t *testing.T) {
 	b.wait("the refusal", `!document.getElementById('login-error').hidden && document.getElementById('login-error').textContent.includes('refused')`, 10*time.Second)
 	b.do("log in", chromedp.SetValue(chromedp.CSS(`input[name="token"]`), adminToken), chromedp.Click(chromedp.CSS(`#login-form button`)))
 	b.wait("the tenants table", `document.querySelector('#tenants tr[data-tenant="demo"] .bar[data-cap="max_parallel_calls"]') !== null`, 10*time.Second)
+	// The provisioning caps' use, used/cap, from the tenant list.
+	if got := evalJS[string](b, `(() => { const d = document.querySelector('#tenants tr[data-tenant="demo"] td.provisioned [data-prov="users"]'); return d ? d.dataset.used + '/' + d.dataset.limit + ' ' + d.parentNode.textContent : 'none'; })()`); !strings.HasPrefix(got, "0/-1 DIDs ") || !strings.HasSuffix(got, ", users 0/unlimited") {
+		t.Fatalf("provisioned cell of demo: %q", got)
+	}
 	if got := evalJS[string](b, `sessionStorage.getItem('tollgate.token')`); got != adminToken {
 		t.Fatalf("token in sessionStorage %q", got)
 	}
@@ -292,6 +297,22 @@ func TestConsoleBrowser(t *testing.T) {
 	if len(roles) != 1 || roles[0]["name"] != "reception" {
 		t.Fatalf("roles through the API after the console's save: %v", roles)
 	}
+
+	// ---- provisioning caps: max_users 1 refuses a second user on the
+	// roles, naming it; lowering it to 0 (below the one user) is accepted
+	// and keeps the user.
+	b.do("max_users 1", chromedp.SetValue(chromedp.CSS(`#limits-form input[name="max_users"]`), "1"), chromedp.Click(chromedp.CSS(`#save-limits`)))
+	b.wait("max_users overridden", `document.querySelector('#limits-form td.effective[data-field="max_users"]').textContent === '1' && document.querySelector('#limits-form td.source[data-field="max_users"]').dataset.source === 'override'`, 10*time.Second)
+	b.do("a second user", chromedp.SetValue(chromedp.CSS(`#roles-json`), `[{"name": "reception", "max_parallel_calls": 1, "users": ["100", "101"]}]`), chromedp.Click(chromedp.CSS(`#save-roles`)))
+	b.wait("the cap refusal", `document.getElementById('roles-error').textContent.includes('[0].users[1]') && document.getElementById('roles-error').textContent.includes('max_users is 1')`, 10*time.Second)
+	b.do("max_users 0", chromedp.SetValue(chromedp.CSS(`#limits-form input[name="max_users"]`), "0"), chromedp.Click(chromedp.CSS(`#save-limits`)))
+	b.wait("max_users 0 accepted", `document.querySelector('#limits-form td.effective[data-field="max_users"]').textContent === 'none allowed' && document.getElementById('limits-error').hidden`, 10*time.Second)
+	apiCall(t, gw, adminToken, "GET", "/v1/tenants/demo/roles", nil, 200, &roles)
+	if users, _ := roles[0]["users"].([]any); len(users) != 1 {
+		t.Fatalf("roles after lowering max_users: %v", roles)
+	}
+	b.do("max_users inherit again", chromedp.Click(chromedp.CSS(`#reset-limits`)))
+	b.wait("max_users from the plan", `document.querySelector('#limits-form td.effective[data-field="max_users"]').textContent === 'unlimited' && document.querySelector('#limits-form td.source[data-field="max_users"]').dataset.source === 'plan'`, 10*time.Second)
 
 	// ---- suspend and resume.
 	b.do("suspend without a reason", chromedp.Click(chromedp.CSS(`#suspend`)))

@@ -110,7 +110,7 @@ var cliCommands = map[string]cliCommand{
 
 KEY is a limit (max_parallel_calls, max_parallel_inbound, max_parallel_outbound,
 max_calls_per_second, cps_burst, max_monthly_minutes, monthly_spend_limit,
-alert_threshold_pct, auto_suspend) or destinations.CLASS. VALUE null or inherit
+alert_threshold_pct, auto_suspend, max_dids, max_users) or destinations.CLASS. VALUE null or inherit
 clears the override (the plan's value applies again), unlimited means -1.
 
 reset is "Reset to Defaults": the tenant's overrides are replaced by the

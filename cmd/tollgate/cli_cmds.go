@@ -177,6 +177,9 @@ func cmdTenants(c *cli, args []string) error {
 		}
 		t.row("OVERRIDES", ovs)
 		t.row("ROLES", strings.Join(roles, ", "))
+		if p := tv.Provisioning; p != nil {
+			t.row("PROVISIONED", fmtProvisioned(*p))
+		}
 		return t.flush()
 	default: // delete
 		return c.act(rest, "tenant name", "deleted tenant", c.client.DeleteTenant)

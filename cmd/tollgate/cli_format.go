@@ -144,6 +144,18 @@ func overrides(l configs.Limits) []string {
 	return out
 }
 
+// fmtProvisioned is a tenant's use of its provisioning caps, used/cap:
+// "DIDs 2/5, users 3/unlimited".
+func fmtProvisioned(p api.Provisioning) string {
+	one := func(c api.ProvisionedCount) string {
+		if c.Limit < 0 {
+			return fmt.Sprintf("%d/unlimited", c.Used)
+		}
+		return fmt.Sprintf("%d/%d", c.Used, c.Limit)
+	}
+	return "DIDs " + one(p.DIDs) + ", users " + one(p.Users)
+}
+
 // fmtCount formats a count limit: unset when nil, "unlimited" for -1.
 func fmtCount(v *int64, unset string) string {
 	if v == nil {

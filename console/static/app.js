@@ -148,7 +148,7 @@ function fmtLimit(v, kind) {
   if (kind === 'bool') return v ? 'on' : 'off';
   if (kind === 'pct') return v + ' %';
   if (Number(v) === -1) return 'unlimited';
-  if (Number(v) === 0) return 'blocked';
+  if (Number(v) === 0) return kind === 'prov' ? 'none allowed' : 'blocked';
   return fmtNum(v);
 }
 
@@ -243,7 +243,7 @@ function tenantsPage() {
   const el = h('section', { class: 'tenants-page' },
     pageHead('Tenants', search, count),
     h('table', { id: 'tenants', class: 'grid' },
-      h('thead', {}, h('tr', {}, ['Name', 'Plan', 'Status', 'Parallel calls', 'Minutes', 'Spend'].map((t) => h('th', {}, t)))),
+      h('thead', {}, h('tr', {}, ['Name', 'Plan', 'Status', 'Parallel calls', 'Minutes', 'Spend', 'Provisioned'].map((t) => h('th', {}, t)))),
       tbody),
     h('div', { class: 'pager' }, prev, pos, next),
     h('p', { class: 'note' }, `The tenant list is fetched whole and paged here, ${PAGE_SIZE} a page; the usage of the page shown is fetched every ${POLL_MS / 1000} s.`));
@@ -263,7 +263,8 @@ function tenantsPage() {
       h('td', {}, h('a', { href: '#/tenants/' + enc(t.name), class: 'tenant-link' }, t.name)),
       h('td', {}, t.plan),
       h('td', { class: 'status' }, statusBadge((u && u.status) || t.status)),
-      cell('max_parallel_calls'), cell('max_monthly_minutes'), cell('monthly_spend_limit'));
+      cell('max_parallel_calls'), cell('max_monthly_minutes'), cell('monthly_spend_limit'),
+      h('td', { class: 'provisioned' }, fmtProvisioned(t.provisioning)));
   };
   const render = async (fetchUsage) => {
     const my = ++gen;
@@ -303,6 +304,18 @@ function tenantsPage() {
   };
 }
 
+// fmtProvisioned is a tenant's use of its provisioning caps,
+// "DIDs 2/5, users 3/10" (used/cap), each with data-* for tests; a count
+// over its cap (lowered after they were assigned) is marked.
+function fmtProvisioned(p) {
+  if (!p) return '';
+  const one = (label, key, c) => h('span', {
+    class: 'prov' + (c.limit >= 0 && c.used > c.limit ? ' over' : ''),
+    dataset: { prov: key, used: String(c.used), limit: String(c.limit) },
+  }, `${label} ${c.used}/${c.limit < 0 ? 'unlimited' : c.limit}`);
+  return h('span', {}, one('DIDs', 'dids', p.dids), ', ', one('users', 'users', p.users));
+}
+
 // ---- tenant detail
 
 const LIMIT_FIELDS = [
@@ -315,6 +328,8 @@ const LIMIT_FIELDS = [
   ['monthly_spend_limit', 'Monthly spend', 'money'],
   ['alert_threshold_pct', 'Alert threshold (%)', 'pct'],
   ['auto_suspend', 'Suspend at the cap', 'bool'],
+  ['max_dids', 'DIDs (numbers assigned)', 'prov'],
+  ['max_users', 'Users (on the roles)', 'prov'],
 ];
 
 function tenantPage(name) {
@@ -372,7 +387,7 @@ function tenantPage(name) {
   const saveBtn = gate(h('button', { type: 'submit', id: 'save-limits' }, 'Save limits'), 'settings');
   const resetBtn = gate(h('button', { type: 'button', id: 'reset-limits' }, 'Reset to defaults'), 'settings');
   limitsForm.append(
-    h('p', { class: 'hint' }, 'Blank = inherit the plan, -1 = unlimited, 0 = blocked; money as a decimal (12.50).'),
+    h('p', { class: 'hint' }, 'Blank = inherit the plan, -1 = unlimited, 0 = blocked (DIDs, users: none may be added); money as a decimal (12.50). Lowering the DIDs or users cap below what the tenant has keeps them; only adding more is refused.'),
     h('table', { class: 'grid' }, h('thead', {}, h('tr', {}, ['Limit', 'Override', 'Effective', 'Source', ''].map((t) => h('th', {}, t)))), limitsBody),
     h('div', { class: 'buttons' }, saveBtn, resetBtn), limitsMsg);
 
