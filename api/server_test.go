@@ -21,6 +21,7 @@ import (
 	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/configs"
 	"github.com/tollgate/tollgate/control/controltest"
+	"github.com/tollgate/tollgate/internal/callrec"
 	"github.com/tollgate/tollgate/internal/testutil"
 )
 
@@ -665,7 +666,7 @@ func TestCreateReplace(t *testing.T) {
 // unescaped, whichever way they are written.
 func TestHangupIDs(t *testing.T) {
 	e := newEnv(t)
-	e.b.Edge.AddCall(api.CallView{ID: "odd/id?x=1;tag#1", CallID: "odd/id?x=1", Tenant: "demo"})
+	e.b.Edge.AddCall(callrec.Call{ID: "odd/id?x=1;tag#1", CallID: "odd/id?x=1", Tenant: "demo"})
 	for _, target := range []string{
 		"/v1/calls/a84b4c76e66710@pc33.example.com;1928301774", // raw ; and @
 		"/v1/calls/f81d4fae-7dec-11d0%4010.0.0.7%3B9fxced76sl", // escaped

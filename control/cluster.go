@@ -69,5 +69,5 @@ func (s *Service) ReleaseNode(ctx context.Context, actor, node string) (api.Clus
 	s.log.Warn().Str("node", node).Str("actor", actor).Int("entries", out.Entries).Int64("capacity", out.Calls).
 		Msg("cluster node released: its leases are back in the ledger")
 	entry := audit(now, actor, "cluster.release", "cluster/nodes/"+node, "", nil, out)
-	return out, s.submit(&store.Batch{Audit: []api.AuditEntry{entry}}, now)
+	return out, s.submit(&store.Batch{Audit: []store.AuditEntry{entry}}, now)
 }

@@ -6,7 +6,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tollgate/tollgate/admission"
-	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/configs"
 	"github.com/tollgate/tollgate/store"
 )
@@ -15,7 +14,7 @@ import (
 // steps (Record, never blocking), operator batches (Submit, waits until
 // durable), Flush and Close.
 type committer interface {
-	RecordWith(s *admission.Step, audit []api.AuditEntry)
+	RecordWith(s *admission.Step, audit []store.AuditEntry)
 	Submit(b *store.Batch) error
 	Flush() error
 	Close() error

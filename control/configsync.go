@@ -7,7 +7,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/configs"
 	"github.com/tollgate/tollgate/store"
 )
@@ -37,7 +36,7 @@ func ConfigTokens(cfg *configs.Config, env func(string) string, now time.Time) (
 		default:
 			return nil, fmt.Errorf("api.tokens[%d]: token %q: exactly one of token_env and token_sha256 is required", i, t.Name)
 		}
-		out = append(out, store.Token{Name: t.Name, Scope: api.Scope(t.Scope), Hash: hash, Created: now})
+		out = append(out, store.Token{Name: t.Name, Scope: t.Scope, Hash: hash, Created: now})
 	}
 	return out, nil
 }

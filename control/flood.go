@@ -74,5 +74,5 @@ func (s *Service) Unblock(_ context.Context, actor string, ip netip.Addr) error 
 	}
 	s.log.Info().Str("ip", ip.String()).Str("actor", actor).Time("was_blocked_until", e.Until).Msg("source unblocked")
 	entry := audit(now, actor, "source.unblock", "blocked/"+ip.String(), "", blockedView(e), nil)
-	return s.submit(&store.Batch{Audit: []api.AuditEntry{entry}}, now)
+	return s.submit(&store.Batch{Audit: []store.AuditEntry{entry}}, now)
 }

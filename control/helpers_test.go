@@ -15,6 +15,7 @@ import (
 	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/configs"
 	"github.com/tollgate/tollgate/control"
+	"github.com/tollgate/tollgate/internal/callrec"
 	"github.com/tollgate/tollgate/store"
 )
 
@@ -99,15 +100,15 @@ type fakeEdge struct {
 	mu      sync.Mutex
 	effects []admission.Ready
 	routing []*configs.Config
-	calls   []api.CallView
+	calls   []callrec.Call
 	hungUp  []string
 	ready   error
 }
 
-func (e *fakeEdge) Calls(tenant string) []api.CallView {
+func (e *fakeEdge) Calls(tenant string) []callrec.Call {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var out []api.CallView
+	var out []callrec.Call
 	for _, c := range e.calls {
 		if tenant == "" || c.Tenant == tenant {
 			out = append(out, c)

@@ -59,7 +59,7 @@ func (s *Service) PutPlan(_ context.Context, actor string, p configs.Plan, creat
 
 // setPlan upserts a validated plan into the engine, hands the effects to
 // the edge and commits it with its audit entry. Called with mu held.
-func (s *Service) setPlan(now time.Time, np configs.Plan, entry api.AuditEntry) error {
+func (s *Service) setPlan(now time.Time, np configs.Plan, entry store.AuditEntry) error {
 	rd, err := s.changes().UpsertPlan(now, np.AdmissionPlan())
 	s.effects(rd)
 	if err != nil {
@@ -67,7 +67,7 @@ func (s *Service) setPlan(now time.Time, np configs.Plan, entry api.AuditEntry) 
 	}
 	s.plans[np.Name] = np
 	s.refresh()
-	return s.submit(&store.Batch{PutPlans: []configs.Plan{np.Clone()}, Audit: []api.AuditEntry{entry}}, now)
+	return s.submit(&store.Batch{PutPlans: []configs.Plan{np.Clone()}, Audit: []store.AuditEntry{entry}}, now)
 }
 
 // DeletePlan deletes a plan no tenant is on (ErrConflict otherwise).
@@ -103,7 +103,7 @@ func (s *Service) deletePlan(now time.Time, actor, name string) error {
 	s.refresh()
 	return s.submit(&store.Batch{
 		DeletePlans: []string{name},
-		Audit:       []api.AuditEntry{audit(now, actor, "plan.delete", "plans/"+name, "", old, nil)},
+		Audit:       []store.AuditEntry{audit(now, actor, "plan.delete", "plans/"+name, "", old, nil)},
 	}, now)
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/cluster"
 	"github.com/tollgate/tollgate/configs"
+	"github.com/tollgate/tollgate/internal/callrec"
 	"github.com/tollgate/tollgate/store"
 )
 
@@ -36,7 +37,7 @@ import (
 // construction (SetEdge): the gateway is built from Service.Config.
 type Edge interface {
 	// Calls lists the active calls of tenant ("" = all).
-	Calls(tenant string) []api.CallView
+	Calls(tenant string) []callrec.Call
 	// Hangup tears down the call with the admission id (Call-ID;from-tag)
 	// or SIP Call-ID id; false if no such call.
 	Hangup(id string) bool
@@ -191,7 +192,7 @@ func Open(cfg *configs.Config, st store.Store, opts Options) (*Service, error) {
 	}
 	for _, t := range state.Tokens {
 		s.tokens[t.Name] = t
-		s.byHash[t.Hash] = api.Principal{Name: t.Name, Scope: t.Scope}
+		s.byHash[t.Hash] = api.Principal{Name: t.Name, Scope: api.Scope(t.Scope)}
 	}
 
 	eff := s.build(s.sortedPlans(), s.sortedTenants())
@@ -252,15 +253,15 @@ func seed(cfg *configs.Config, st store.Store, tokens []store.Token, now time.Ti
 	plans, tenants := normalise(cfg.Plans, cfg.Tenants)
 	b := &store.Batch{At: now, PutPlans: plans, PutTenants: tenants, PutTokens: tokens, Seeded: true}
 	for _, p := range plans {
-		b.Audit = append(b.Audit, api.AuditEntry{At: now, Actor: "config", Action: "seed",
+		b.Audit = append(b.Audit, store.AuditEntry{At: now, Actor: "config", Action: "seed",
 			Resource: "plans/" + p.Name, After: mustJSON(p)})
 	}
 	for _, t := range tenants {
-		b.Audit = append(b.Audit, api.AuditEntry{At: now, Actor: "config", Action: "seed",
+		b.Audit = append(b.Audit, store.AuditEntry{At: now, Actor: "config", Action: "seed",
 			Resource: "tenants/" + t.Name, Tenant: t.Name, After: mustJSON(t)})
 	}
 	for _, tok := range tokens {
-		b.Audit = append(b.Audit, api.AuditEntry{At: now, Actor: "config", Action: "seed",
+		b.Audit = append(b.Audit, store.AuditEntry{At: now, Actor: "config", Action: "seed",
 			Resource: "tokens/" + tok.Name, After: mustJSON(tokenView(tok))})
 	}
 	if err := st.Apply(b); err != nil {
@@ -425,11 +426,21 @@ func (s *Service) ActiveByTenant() map[string]int64 {
 
 // Audit returns audit entries matching q, newest first.
 func (s *Service) Audit(_ context.Context, q api.AuditQuery) ([]api.AuditEntry, error) {
-	out, err := s.st.Audit(q)
+	es, err := s.st.Audit(store.AuditQuery{Tenant: q.Tenant, From: q.From, To: q.To, Limit: q.Limit})
 	if err != nil {
 		return nil, fmt.Errorf("control: audit: %w", err)
 	}
+	out := make([]api.AuditEntry, len(es))
+	for i, e := range es {
+		out[i] = auditView(e)
+	}
 	return out, nil
+}
+
+// auditView is an audit record's wire form.
+func auditView(e store.AuditEntry) api.AuditEntry {
+	return api.AuditEntry{ID: e.ID, At: e.At, Actor: e.Actor, Action: e.Action, Resource: e.Resource, Tenant: e.Tenant,
+		Before: e.Before, After: e.After, Reason: e.Reason, Cap: e.Cap, Usage: e.Usage, Limit: e.Limit}
 }
 
 // submit commits b (stamped with now) and waits until it is durable.
@@ -456,8 +467,8 @@ func (s *Service) submit(b *store.Batch, now time.Time, extra ...cluster.Change)
 }
 
 // audit builds an audit entry at now.
-func audit(now time.Time, actor, action, resource, tenant string, before, after any) api.AuditEntry {
-	e := api.AuditEntry{At: now, Actor: actor, Action: action, Resource: resource, Tenant: tenant}
+func audit(now time.Time, actor, action, resource, tenant string, before, after any) store.AuditEntry {
+	e := store.AuditEntry{At: now, Actor: actor, Action: action, Resource: resource, Tenant: tenant}
 	if before != nil {
 		e.Before = mustJSON(before)
 	}
@@ -493,7 +504,7 @@ func (s *Service) viewStatus(tenant string) api.TenantStatus {
 	if !st.Suspended {
 		return st
 	}
-	entries, err := s.st.Audit(api.AuditQuery{Tenant: tenant, Limit: sinceScan})
+	entries, err := s.st.Audit(store.AuditQuery{Tenant: tenant, Limit: sinceScan})
 	if err != nil {
 		return st
 	}
@@ -517,7 +528,7 @@ type journal struct{ s *Service }
 // Record implements admission.Journal. The audit entries of automatic
 // suspensions go into the same batch as the step that suspended.
 func (j *journal) Record(st *admission.Step) {
-	var entries []api.AuditEntry
+	var entries []store.AuditEntry
 	for _, ev := range st.Events {
 		if ev.Type != admission.EventSuspended || ev.Cap == "" {
 			continue
@@ -526,7 +537,7 @@ func (j *journal) Record(st *admission.Step) {
 		if at.IsZero() {
 			at = st.At
 		}
-		entries = append(entries, api.AuditEntry{
+		entries = append(entries, store.AuditEntry{
 			At: at, Actor: "system", Action: "tenant.suspend",
 			Resource: "tenants/" + ev.Tenant, Tenant: ev.Tenant, Reason: ev.Reason,
 			Cap: ev.Cap, Usage: ev.Value, Limit: ev.Limit,

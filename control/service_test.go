@@ -18,6 +18,7 @@ import (
 	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/configs"
 	"github.com/tollgate/tollgate/control"
+	"github.com/tollgate/tollgate/internal/callrec"
 	"github.com/tollgate/tollgate/store"
 )
 
@@ -692,7 +693,7 @@ func TestRoles(t *testing.T) {
 
 func TestCallsAndHangup(t *testing.T) {
 	f := newFixture(t)
-	f.edge.calls = []api.CallView{
+	f.edge.calls = []callrec.Call{
 		{ID: "abc;t1", CallID: "abc", Tenant: "acme", Direction: "outbound"},
 		{ID: "def;t2", CallID: "def", Tenant: "beta", Direction: "inbound"},
 	}

@@ -84,7 +84,7 @@ func (s *Service) PutTenant(_ context.Context, actor string, t configs.Tenant, c
 
 // setTenant upserts a validated tenant into the engine, hands the effects
 // to the edge and commits it with its audit entry. Called with mu held.
-func (s *Service) setTenant(now time.Time, t configs.Tenant, entry api.AuditEntry) error {
+func (s *Service) setTenant(now time.Time, t configs.Tenant, entry store.AuditEntry) error {
 	rd, err := s.changes().UpsertTenant(now, t.AdmissionTenant())
 	s.effects(rd)
 	if err != nil {
@@ -92,7 +92,7 @@ func (s *Service) setTenant(now time.Time, t configs.Tenant, entry api.AuditEntr
 	}
 	s.tenants[t.Name] = t
 	s.refresh()
-	return s.submit(&store.Batch{PutTenants: []configs.Tenant{t.Clone()}, Audit: []api.AuditEntry{entry}}, now)
+	return s.submit(&store.Batch{PutTenants: []configs.Tenant{t.Clone()}, Audit: []store.AuditEntry{entry}}, now)
 }
 
 // routingChanged reports whether a tenant change matters to the SIP
@@ -155,7 +155,7 @@ func (s *Service) deleteTenant(now time.Time, actor, name string) error {
 	s.refresh()
 	err = s.submit(&store.Batch{
 		DeleteTenants: []string{name},
-		Audit:         []api.AuditEntry{audit(now, actor, "tenant.delete", "tenants/"+name, name, old, nil)},
+		Audit:         []store.AuditEntry{audit(now, actor, "tenant.delete", "tenants/"+name, name, old, nil)},
 	}, now)
 	s.routing()
 	return err

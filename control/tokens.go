@@ -26,7 +26,7 @@ func hashToken(secret string) string {
 func normaliseHash(h string) string { return strings.ToLower(strings.TrimSpace(h)) }
 
 func tokenView(t store.Token) api.TokenView {
-	return api.TokenView{Name: t.Name, Scope: t.Scope, Created: t.Created}
+	return api.TokenView{Name: t.Name, Scope: api.Scope(t.Scope), Created: t.Created}
 }
 
 // Authenticate returns the principal of a bearer token secret.
@@ -84,7 +84,7 @@ func (s *Service) CreateToken(_ context.Context, actor, name string, scope api.S
 	}
 	secret := TokenPrefix + hex.EncodeToString(raw[:])
 	now := s.now()
-	tok := store.Token{Name: name, Scope: scope, Hash: hashToken(secret), Created: now}
+	tok := store.Token{Name: name, Scope: string(scope), Hash: hashToken(secret), Created: now}
 	view := tokenView(tok)
 	if err := s.putToken(now, tok, audit(now, actor, "token.create", "tokens/"+name, "", nil, view)); err != nil {
 		return api.NewToken{}, err
@@ -94,8 +94,8 @@ func (s *Service) CreateToken(_ context.Context, actor, name string, scope api.S
 
 // putToken commits tok with its audit entry and makes it authenticate.
 // Called with mu held.
-func (s *Service) putToken(now time.Time, tok store.Token, entry api.AuditEntry) error {
-	if err := s.submit(&store.Batch{PutTokens: []store.Token{tok}, Audit: []api.AuditEntry{entry}}, now); err != nil {
+func (s *Service) putToken(now time.Time, tok store.Token, entry store.AuditEntry) error {
+	if err := s.submit(&store.Batch{PutTokens: []store.Token{tok}, Audit: []store.AuditEntry{entry}}, now); err != nil {
 		return err
 	}
 	s.tokMu.Lock()
@@ -103,7 +103,7 @@ func (s *Service) putToken(now time.Time, tok store.Token, entry api.AuditEntry)
 		delete(s.byHash, old.Hash)
 	}
 	s.tokens[tok.Name] = tok
-	s.byHash[tok.Hash] = api.Principal{Name: tok.Name, Scope: tok.Scope}
+	s.byHash[tok.Hash] = api.Principal{Name: tok.Name, Scope: api.Scope(tok.Scope)}
 	s.tokMu.Unlock()
 	return nil
 }
@@ -129,6 +129,6 @@ func (s *Service) deleteToken(now time.Time, actor, name string) error {
 	}
 	return s.submit(&store.Batch{
 		DeleteTokens: []string{name},
-		Audit:        []api.AuditEntry{audit(now, actor, "token.delete", "tokens/"+name, "", tokenView(tok), nil)},
+		Audit:        []store.AuditEntry{audit(now, actor, "token.delete", "tokens/"+name, "", tokenView(tok), nil)},
 	}, now)
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/tollgate/tollgate/admission"
 	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/configs"
+	"github.com/tollgate/tollgate/internal/callrec"
+	"github.com/tollgate/tollgate/meter"
 	"github.com/tollgate/tollgate/store"
 )
 
@@ -162,11 +164,36 @@ func (s *Service) Calls(_ context.Context, tenant string) ([]api.CallView, error
 	if e == nil {
 		return []api.CallView{}, nil
 	}
-	out := e.Calls(tenant)
-	if out == nil {
-		out = []api.CallView{}
+	out := []api.CallView{}
+	for _, c := range e.Calls(tenant) {
+		out = append(out, callView(c))
 	}
 	return out, nil
+}
+
+// callView is an active call's wire form.
+func callView(c callrec.Call) api.CallView {
+	v := api.CallView{ID: c.ID, CallID: c.CallID, Tenant: c.Tenant, Direction: c.Direction, Caller: c.Caller,
+		Callee: c.Callee, State: c.State, Started: c.Started}
+	if !c.Answered.IsZero() {
+		a := c.Answered
+		v.Answered, v.Seconds = &a, c.Billed.Seconds()
+	}
+	if c.Media != nil {
+		v.Media = &api.CallMedia{Caller: mediaLeg(c.Media.Caller), Callee: mediaLeg(c.Media.Callee)}
+	}
+	return v
+}
+
+// mediaLeg maps a leg's meters to the API's view.
+func mediaLeg(s meter.Stats) api.MediaLeg {
+	v := api.MediaLeg{Packets: s.Packets, Bytes: s.Bytes, Lost: s.Lost, JitterMs: s.Jitter, SSRCChanges: s.SSRCChanges,
+		Dropped: s.Dropped, Malformed: s.Malformed, RTCPPackets: s.RTCPPackets}
+	if !s.FirstPacket.IsZero() {
+		f, l := s.FirstPacket.UTC(), s.LastPacket.UTC()
+		v.FirstPacket, v.LastPacket = &f, &l
+	}
+	return v
 }
 
 // Hangup tears down a call by admission id or SIP Call-ID (both legs).
@@ -181,7 +208,8 @@ func (s *Service) Hangup(_ context.Context, actor, id string) error {
 	var call *api.CallView
 	for _, c := range e.Calls("") {
 		if c.ID == id || c.CallID == id {
-			call = &c
+			v := callView(c)
+			call = &v
 			break
 		}
 	}
@@ -193,7 +221,7 @@ func (s *Service) Hangup(_ context.Context, actor, id string) error {
 		entry.Tenant = call.Tenant
 		entry.Before = mustJSON(call)
 	}
-	return s.submit(&store.Batch{Audit: []api.AuditEntry{entry}}, now)
+	return s.submit(&store.Batch{Audit: []store.AuditEntry{entry}}, now)
 }
 
 // --- suspension ---
@@ -234,7 +262,7 @@ func (s *Service) suspendLocked(actor, tenant, reason, action string, op func(ti
 	after := s.status(tenant)
 	entry := audit(now, actor, action, "tenants/"+tenant, tenant, before, after)
 	entry.Reason = reason
-	if err := s.submit(&store.Batch{Audit: []api.AuditEntry{entry}}, now, statusChange(tenant, after, actor)); err != nil {
+	if err := s.submit(&store.Batch{Audit: []store.AuditEntry{entry}}, now, statusChange(tenant, after, actor)); err != nil {
 		return after, err
 	}
 	if after.Suspended {

@@ -3,14 +3,13 @@ package sip
 import (
 	"errors"
 	"fmt"
-	"github.com/tollgate/tollgate/meter"
 	"sort"
 
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/tollgate/tollgate/admission"
-	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/configs"
+	"github.com/tollgate/tollgate/internal/callrec"
 )
 
 // The operator side of the gateway: what the control service asks of it
@@ -49,24 +48,22 @@ func (g *Gateway) Ready() error {
 }
 
 // Calls lists the active calls of a tenant ("" = all), oldest first.
-func (g *Gateway) Calls(tenant string) []api.CallView {
+func (g *Gateway) Calls(tenant string) []callrec.Call {
 	now := g.now()
-	var out []api.CallView
+	var out []callrec.Call
 	for _, d := range g.dialogs.All() {
 		if tenant != "" && d.Tenant != tenant {
 			continue
 		}
-		v := api.CallView{
+		v := callrec.Call{
 			ID: d.Key, CallID: d.CallID, Tenant: d.Tenant, Direction: d.Direction.String(),
 			Caller: d.Caller, Callee: d.Callee, State: d.State().String(), Started: d.Created.UTC(),
 		}
 		if a := d.Answered(); !a.IsZero() {
-			a = a.UTC()
-			v.Answered = &a
-			v.Seconds = now.Sub(a).Seconds()
+			v.Answered, v.Billed = a.UTC(), now.Sub(a)
 		}
 		if caller, callee, ok := d.MediaStats(); ok {
-			v.Media = &api.CallMedia{Caller: mediaLeg(caller), Callee: mediaLeg(callee)}
+			v.Media = &callrec.Media{Caller: caller, Callee: callee}
 		}
 		out = append(out, v)
 	}
@@ -154,15 +151,4 @@ func (g *Gateway) TeardownRestored(calls []admission.CallRecord) int {
 		n++
 	}
 	return n
-}
-
-// mediaLeg maps a leg's meters to the API's view.
-func mediaLeg(s meter.Stats) api.MediaLeg {
-	v := api.MediaLeg{Packets: s.Packets, Bytes: s.Bytes, Lost: s.Lost, JitterMs: s.Jitter, SSRCChanges: s.SSRCChanges,
-		Dropped: s.Dropped, Malformed: s.Malformed, RTCPPackets: s.RTCPPackets}
-	if !s.FirstPacket.IsZero() {
-		f, l := s.FirstPacket.UTC(), s.LastPacket.UTC()
-		v.FirstPacket, v.LastPacket = &f, &l
-	}
-	return v
 }

@@ -85,7 +85,7 @@ func TestCallsAndHangup(t *testing.T) {
 	_, callID := e.answeredCall(t)
 	calls := e.gw.Calls("acme")
 	if len(calls) != 1 || calls[0].CallID != callID || calls[0].State != "confirmed" ||
-		calls[0].Callee != outboundNumber || calls[0].Direction != "outbound" || calls[0].Answered == nil {
+		calls[0].Callee != outboundNumber || calls[0].Direction != "outbound" || calls[0].Answered.IsZero() {
 		t.Fatalf("Calls = %+v", calls)
 	}
 	if len(e.gw.Calls("other")) != 0 {

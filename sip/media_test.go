@@ -131,7 +131,7 @@ func TestRelayAnchorsRTPOnBothLegs(t *testing.T) {
 	// GET /v1/calls shows them live.
 	calls := e.gw.Calls("acme")
 	if len(calls) != 1 || calls[0].Media == nil || calls[0].Media.Caller.Packets != 1 || calls[0].Media.Callee.Packets != 1 ||
-		calls[0].Media.Caller.FirstPacket == nil {
+		calls[0].Media.Caller.FirstPacket.IsZero() {
 		t.Fatalf("call view %+v, want the media meters", calls)
 	}
 

@@ -11,8 +11,6 @@ import (
 
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/rs/zerolog"
-
-	"github.com/tollgate/tollgate/api"
 )
 
 // Options configure Open.
@@ -330,7 +328,7 @@ func (s *Badger) Days(tenant string, from, to time.Time) (days []Day, err error)
 }
 
 // Audit returns the entries matching q, newest first.
-func (s *Badger) Audit(q api.AuditQuery) (out []api.AuditEntry, err error) {
+func (s *Badger) Audit(q AuditQuery) (out []AuditEntry, err error) {
 	err = s.view("audit", func(r kvReader) error {
 		out, err = readAudit(r, q)
 		return err

@@ -16,7 +16,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tollgate/tollgate/admission"
-	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/configs"
 	"github.com/tollgate/tollgate/store"
 	"github.com/tollgate/tollgate/store/storetest"
@@ -45,13 +44,13 @@ func TestBadgerReopen(t *testing.T) {
 		At:         t0,
 		PutPlans:   []configs.Plan{storetest.FullPlan("gold"), storetest.FullPlan("basic")},
 		PutTenants: []configs.Tenant{storetest.FullTenant("acme", "gold")},
-		PutTokens:  []store.Token{{Name: "ops", Scope: api.ScopeAdmin, Hash: "ab", Created: t0}},
+		PutTokens:  []store.Token{{Name: "ops", Scope: "admin", Hash: "ab", Created: t0}},
 		Counters:   []admission.TenantRecord{storetest.Counter("acme", time.Hour)},
 		Users:      []admission.UserRecord{storetest.User("acme", "1001", time.Minute)},
 		PutCalls:   []admission.CallRecord{storetest.Call("c1", "acme", t0), storetest.Call("c2", "acme", t0)},
 		Days:       []store.DayDelta{{Tenant: "acme", Day: t0, Calls: 3, Spend: 7}},
 		Events:     []admission.Event{storetest.Event(1), storetest.Event(2)},
-		Audit:      []api.AuditEntry{{At: t0, Actor: "config", Action: "seed", Tenant: "acme"}},
+		Audit:      []store.AuditEntry{{At: t0, Actor: "config", Action: "seed", Tenant: "acme"}},
 		Seeded:     true,
 	}
 	if err := s.Apply(b); err != nil {
@@ -83,7 +82,7 @@ func TestBadgerReopen(t *testing.T) {
 	// Sequences continue: the next event is 3, audit ids stay unique.
 	if err := s.Apply(&store.Batch{
 		Events: []admission.Event{storetest.Event(3)},
-		Audit:  []api.AuditEntry{{At: t0, Actor: "ops", Action: "tenant.update", Tenant: "acme"}},
+		Audit:  []store.AuditEntry{{At: t0, Actor: "ops", Action: "tenant.update", Tenant: "acme"}},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +90,7 @@ func TestBadgerReopen(t *testing.T) {
 	if err != nil || len(o) != 1 || o[0].Seq != 3 {
 		t.Errorf("outbox after reopen: %+v, %v", o, err)
 	}
-	a, err := s.Audit(api.AuditQuery{Tenant: "acme"})
+	a, err := s.Audit(store.AuditQuery{Tenant: "acme"})
 	if err != nil || len(a) != 2 || a[0].ID == a[1].ID || a[0].Action != "tenant.update" {
 		t.Errorf("audit after reopen: %+v, %v", a, err)
 	}
@@ -262,7 +261,7 @@ func TestBadgerSeedBeyondOneTransaction(t *testing.T) {
 	for i := 0; i < 400; i++ {
 		tn := storetest.FullTenant(fmt.Sprintf("t%03d", i), "basic")
 		b.PutTenants = append(b.PutTenants, tn)
-		b.Audit = append(b.Audit, api.AuditEntry{At: storetest.T0, Actor: "config", Action: "seed",
+		b.Audit = append(b.Audit, store.AuditEntry{At: storetest.T0, Actor: "config", Action: "seed",
 			Resource: "tenants/" + tn.Name, Tenant: tn.Name, After: []byte(`{"note":"` + strings.Repeat("x", 400) + `"}`)})
 	}
 	if err := s.Apply(b); err != nil {
@@ -305,7 +304,7 @@ func TestBadgerRetention(t *testing.T) {
 		Counters: []admission.TenantRecord{storetest.Counter("t", time.Hour)},
 		Days:     []store.DayDelta{{Tenant: "t", Day: storetest.T0, Calls: 1}},
 		Events:   []admission.Event{storetest.Event(1)},
-		Audit:    []api.AuditEntry{{At: storetest.T0, Actor: "a", Action: "b", Tenant: "t"}},
+		Audit:    []store.AuditEntry{{At: storetest.T0, Actor: "a", Action: "b", Tenant: "t"}},
 	}
 	for _, st := range []store.Store{s, keep} {
 		if err := st.Apply(b); err != nil {
@@ -317,11 +316,11 @@ func TestBadgerRetention(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a, err := st.Audit(api.AuditQuery{})
+		a, err := st.Audit(store.AuditQuery{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		at, err := st.Audit(api.AuditQuery{Tenant: "t"})
+		at, err := st.Audit(store.AuditQuery{Tenant: "t"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/admission"
-	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/configs"
 	"github.com/tollgate/tollgate/internal/binrec"
 )
@@ -24,7 +23,7 @@ const (
 	pfxCall    = "a/" // a/<call id>                    binary call record (encodeCall)
 	pfxDay     = "d/" // d/<tenant>\x00<YYYYMMDD>       dayRec JSON (TTL)
 	pfxOutbox  = "o/" // o/<seq u64 BE>                 eventRec JSON (TTL)
-	pfxAudit   = "l/" // l/<ts u64 BE><seq u64 BE>      api.AuditEntry JSON (TTL)
+	pfxAudit   = "l/" // l/<ts u64 BE><seq u64 BE>      AuditEntry JSON (TTL)
 	pfxAuditT  = "L/" // L/<tenant>\x00<ts><seq>        primary audit key (TTL)
 	pfxUnrepl  = "r/" // r/<kind>\x00<name>             Unreplicated JSON
 
@@ -182,7 +181,7 @@ func encodeToken(t Token) ([]byte, error) {
 	return v, nil
 }
 
-func encodeAudit(e api.AuditEntry) ([]byte, error) {
+func encodeAudit(e AuditEntry) ([]byte, error) {
 	e.At = e.At.UTC()
 	v, err := json.Marshal(e)
 	if err != nil {
@@ -444,7 +443,7 @@ func cloneBatch(b *Batch) (*Batch, error) {
 		if err != nil {
 			return nil, err
 		}
-		var back api.AuditEntry
+		var back AuditEntry
 		if err := json.Unmarshal(v, &back); err != nil {
 			return nil, err
 		}

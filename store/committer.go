@@ -10,7 +10,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tollgate/tollgate/admission"
-	"github.com/tollgate/tollgate/api"
 )
 
 // CommitterOptions configure a Committer.
@@ -135,7 +134,7 @@ func (c *Committer) Record(st *admission.Step) { c.RecordWith(st, nil) }
 
 // RecordWith is Record plus audit entries that must land in the same
 // batch as the step (e.g. the audit of an automatic suspension).
-func (c *Committer) RecordWith(st *admission.Step, audit []api.AuditEntry) {
+func (c *Committer) RecordWith(st *admission.Step, audit []AuditEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing {

@@ -12,7 +12,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tollgate/tollgate/admission"
-	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/configs"
 	"github.com/tollgate/tollgate/store"
 	"github.com/tollgate/tollgate/store/storetest"
@@ -219,8 +218,8 @@ func TestCommitterSubmit(t *testing.T) {
 	b := &store.Batch{
 		PutPlans:   []configs.Plan{plan},
 		PutTenants: []configs.Tenant{storetest.FullTenant("t1", "p")},
-		PutTokens:  []store.Token{{Name: "ops", Scope: api.ScopeAdmin, Created: day1}},
-		Audit:      []api.AuditEntry{{At: day1, Actor: "ops", Action: "plan.create", Resource: "plans/p"}},
+		PutTokens:  []store.Token{{Name: "ops", Scope: "admin", Created: day1}},
+		Audit:      []store.AuditEntry{{At: day1, Actor: "ops", Action: "plan.create", Resource: "plans/p"}},
 	}
 	if err := c.Submit(b); err != nil {
 		t.Fatal(err)
@@ -255,7 +254,7 @@ func TestCommitterSubmit(t *testing.T) {
 	if !reflect.DeepEqual(callIDs(st), []string{"c2"}) || len(st.Users) != 0 {
 		t.Errorf("calls %v users %v", callIDs(st), st.Users)
 	}
-	a, err := h.Audit(api.AuditQuery{})
+	a, err := h.Audit(store.AuditQuery{})
 	if err != nil || len(a) != 1 {
 		t.Errorf("audit %+v %v", a, err)
 	}
@@ -716,7 +715,7 @@ func TestCommitterConcurrent(t *testing.T) {
 	go func() { // an API writer in between
 		defer wg.Done()
 		for i := 0; i < 20; i++ {
-			if err := c.Submit(&store.Batch{Audit: []api.AuditEntry{{At: day1, Actor: "ops", Action: "x"}}}); err != nil {
+			if err := c.Submit(&store.Batch{Audit: []store.AuditEntry{{At: day1, Actor: "ops", Action: "x"}}}); err != nil {
 				t.Error(err)
 			}
 		}
@@ -744,7 +743,7 @@ func TestCommitterConcurrent(t *testing.T) {
 	if len(st.Users) != workers {
 		t.Errorf("%d users", len(st.Users))
 	}
-	if a, _ := h.Audit(api.AuditQuery{}); len(a) != 20 {
+	if a, _ := h.Audit(store.AuditQuery{}); len(a) != 20 {
 		t.Errorf("%d audit entries", len(a))
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/configs"
 )
 
@@ -473,7 +472,7 @@ func readDays(r kvReader, tenant string, from, to time.Time) ([]Day, error) {
 }
 
 // readAudit answers q, newest first.
-func readAudit(r kvReader, q api.AuditQuery) ([]api.AuditEntry, error) {
+func readAudit(r kvReader, q AuditQuery) ([]AuditEntry, error) {
 	limit := q.Limit
 	if limit <= 0 {
 		limit = defaultAuditLimit
@@ -494,7 +493,7 @@ func readAudit(r kvReader, q api.AuditQuery) ([]api.AuditEntry, error) {
 	if !q.From.IsZero() {
 		from = tsOrder(q.From)
 	}
-	var out []api.AuditEntry
+	var out []AuditEntry
 	err := r.scan(prefix, start, true, false, func(k, v []byte) (bool, error) {
 		if len(k) != len(prefix)+16 {
 			return false, fmt.Errorf("audit key %q: bad length", displayKey(k))
@@ -512,7 +511,7 @@ func readAudit(r kvReader, q api.AuditQuery) ([]api.AuditEntry, error) {
 			}
 			v = pv
 		}
-		var e api.AuditEntry
+		var e AuditEntry
 		if err := json.Unmarshal(v, &e); err != nil {
 			return false, fmt.Errorf("audit entry: %w", err)
 		}

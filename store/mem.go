@@ -5,8 +5,6 @@ import (
 	"sort"
 	"sync"
 	"time"
-
-	"github.com/tollgate/tollgate/api"
 )
 
 // Mem is the in-memory Store for tests. It keeps the same encoded records
@@ -85,7 +83,7 @@ func (m *Mem) Days(tenant string, from, to time.Time) (days []Day, err error) {
 }
 
 // Audit returns the entries matching q, newest first.
-func (m *Mem) Audit(q api.AuditQuery) (out []api.AuditEntry, err error) {
+func (m *Mem) Audit(q AuditQuery) (out []AuditEntry, err error) {
 	err = m.view("audit", func(r kvReader) error {
 		out, err = readAudit(r, q)
 		return err

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/admission"
-	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/configs"
 )
 
@@ -24,7 +23,7 @@ type pending struct {
 	callDels   map[string]bool
 	days       map[dayKeyT]*DayDelta
 	events     []admission.Event
-	audit      []api.AuditEntry
+	audit      []AuditEntry
 	unrepl     map[[2]string]Unreplicated // kind, name: the last mark
 	seeded     bool
 	n          int // items added (a size hint for Stats)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/admission"
-	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/configs"
 )
 
@@ -20,8 +19,8 @@ var ErrClosed = errors.New("store: closed")
 // Token is an API token as stored: the secret only as its SHA-256 hash.
 type Token struct {
 	Name    string    `json:"name"`
-	Scope   api.Scope `json:"scope"`
-	Hash    string    `json:"hash"` // hex SHA-256 of the secret
+	Scope   string    `json:"scope"` // an api.Scope: admin, settings, billing, read
+	Hash    string    `json:"hash"`  // hex SHA-256 of the secret
 	Created time.Time `json:"created"`
 }
 
@@ -84,7 +83,7 @@ type Batch struct {
 	DeleteCalls []string // deleting an absent call is not an error
 	Days        []DayDelta
 	Events      []admission.Event // appended to the outbox
-	Audit       []api.AuditEntry  // ID assigned by the store when empty
+	Audit       []AuditEntry      // ID assigned by the store when empty
 	// Unreplicated marks configuration objects changed here and not yet
 	// replicated to the other gateways of a cluster (a mark with Done
 	// set is deleted). It is written in the batch of the change itself,
@@ -138,7 +137,7 @@ type Store interface {
 	// Days returns the tenant's days in [from, to), oldest first.
 	Days(tenant string, from, to time.Time) ([]Day, error)
 	// Audit returns entries matching q, newest first.
-	Audit(q api.AuditQuery) ([]api.AuditEntry, error)
+	Audit(q AuditQuery) ([]AuditEntry, error)
 	// Outbox returns up to limit entries with Seq > after, in order.
 	Outbox(after uint64, limit int) ([]OutboxEntry, error)
 	// AckOutbox deletes the entries with Seq <= upTo.

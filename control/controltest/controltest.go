@@ -50,6 +50,7 @@ import (
 	"github.com/tollgate/tollgate/cluster"
 	"github.com/tollgate/tollgate/configs"
 	"github.com/tollgate/tollgate/control"
+	"github.com/tollgate/tollgate/internal/callrec"
 	"github.com/tollgate/tollgate/internal/pike"
 	"github.com/tollgate/tollgate/store"
 )
@@ -216,11 +217,11 @@ func NewEnv(t testing.TB) *Env {
 		t.Fatalf("controltest: call 2 rejected: %+v", d.Rejection)
 	}
 	clk.Set(now)
-	edge.calls = []api.CallView{
+	edge.calls = []callrec.Call{
 		{
 			ID: Call1ID, CallID: "a84b4c76e66710@pc33.example.com", Tenant: "demo",
 			Direction: "outbound", Caller: "100", Callee: "+4930123456", State: "confirmed",
-			Started: started1, Answered: &answered1, Seconds: 120,
+			Started: started1, Answered: answered1, Billed: 120 * time.Second,
 		},
 		{
 			ID: Call2ID, CallID: "f81d4fae-7dec-11d0@10.0.0.7", Tenant: "demo",
@@ -250,7 +251,7 @@ type FakeEdge struct {
 	now    func() time.Time
 
 	mu      sync.Mutex
-	calls   []api.CallView
+	calls   []callrec.Call
 	hungUp  []string
 	effects []admission.Ready
 	routing int
@@ -260,10 +261,10 @@ type FakeEdge struct {
 var _ control.Edge = (*FakeEdge)(nil)
 
 // Calls implements control.Edge.
-func (e *FakeEdge) Calls(tenant string) []api.CallView {
+func (e *FakeEdge) Calls(tenant string) []callrec.Call {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	out := []api.CallView{}
+	out := []callrec.Call{}
 	for _, c := range e.calls {
 		if tenant == "" || c.Tenant == tenant {
 			out = append(out, c)
@@ -275,7 +276,7 @@ func (e *FakeEdge) Calls(tenant string) []api.CallView {
 // Hangup implements control.Edge.
 func (e *FakeEdge) Hangup(id string) bool {
 	e.mu.Lock()
-	i := slices.IndexFunc(e.calls, func(c api.CallView) bool { return c.ID == id || c.CallID == id })
+	i := slices.IndexFunc(e.calls, func(c callrec.Call) bool { return c.ID == id || c.CallID == id })
 	if i < 0 {
 		e.mu.Unlock()
 		return false
@@ -320,7 +321,7 @@ func (e *FakeEdge) SetReady(err error) {
 }
 
 // AddCall adds a call to the list (not to the engine).
-func (e *FakeEdge) AddCall(c api.CallView) {
+func (e *FakeEdge) AddCall(c callrec.Call) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.calls = append(e.calls, c)

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/admission"
-	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/configs"
 	"github.com/tollgate/tollgate/store"
 )
@@ -201,7 +200,7 @@ func testEmpty(t *testing.T, s store.Store) {
 	if err != nil || len(days) != 0 {
 		t.Errorf("Days = %v, %v", days, err)
 	}
-	a, err := s.Audit(api.AuditQuery{})
+	a, err := s.Audit(store.AuditQuery{})
 	if err != nil || len(a) != 0 {
 		t.Errorf("Audit = %v, %v", a, err)
 	}
@@ -251,7 +250,7 @@ func testApplyAtomic(t *testing.T, s store.Store) {
 		Counters:      []admission.TenantRecord{Counter("t2", time.Hour)},
 		Days:          []store.DayDelta{{Tenant: "t1", Day: T0, Calls: 5}},
 		Events:        []admission.Event{Event(2)},
-		Audit:         []api.AuditEntry{{Actor: "x", Action: "plan.create"}},
+		Audit:         []store.AuditEntry{{Actor: "x", Action: "plan.create"}},
 		Seeded:        true,
 	})
 	if err == nil {
@@ -268,7 +267,7 @@ func testApplyAtomic(t *testing.T, s store.Store) {
 	if n, _ := s.OutboxDepth(); n != 1 {
 		t.Errorf("outbox depth after failed Apply = %d, want 1", n)
 	}
-	if a, _ := s.Audit(api.AuditQuery{}); len(a) != 0 {
+	if a, _ := s.Audit(store.AuditQuery{}); len(a) != 0 {
 		t.Errorf("audit after failed Apply: %+v", a)
 	}
 	// The next event still gets seq 2.
@@ -303,11 +302,11 @@ func testTenants(t *testing.T, s store.Store) {
 }
 
 func testTokens(t *testing.T, s store.Store) {
-	ops := store.Token{Name: "ops", Scope: api.ScopeAdmin, Hash: strings.Repeat("ab", 32), Created: T0}
-	ci := store.Token{Name: "ci", Scope: api.ScopeRead, Hash: strings.Repeat("cd", 32), Created: T0.Add(time.Second)}
+	ops := store.Token{Name: "ops", Scope: "admin", Hash: strings.Repeat("ab", 32), Created: T0}
+	ci := store.Token{Name: "ci", Scope: "read", Hash: strings.Repeat("cd", 32), Created: T0.Add(time.Second)}
 	apply(t, s, &store.Batch{PutTokens: []store.Token{ops, ci}})
 	eq(t, "tokens", load(t, s).Tokens, []store.Token{ci, ops})
-	ops.Scope = api.ScopeBilling
+	ops.Scope = "billing"
 	apply(t, s, &store.Batch{PutTokens: []store.Token{ops}})
 	eq(t, "overwritten tokens", load(t, s).Tokens, []store.Token{ci, ops})
 	apply(t, s, &store.Batch{DeleteTokens: []string{"ci", "absent"}})
@@ -362,7 +361,7 @@ func testDeleteTenantsCascade(t *testing.T, s store.Store) {
 		b.Users = append(b.Users, User(name, "u1", time.Second), User(name, "u2", time.Second))
 		b.PutCalls = append(b.PutCalls, Call("call-"+name, name, T0))
 		b.Days = append(b.Days, store.DayDelta{Tenant: name, Day: T0, Calls: 1})
-		b.Audit = append(b.Audit, api.AuditEntry{At: T0, Actor: "a", Action: "tenant.create", Tenant: name})
+		b.Audit = append(b.Audit, store.AuditEntry{At: T0, Actor: "a", Action: "tenant.create", Tenant: name})
 	}
 	b.PutCalls = append(b.PutCalls, Call("call-t-2", "t", T0))
 	apply(t, s, &b)
@@ -377,7 +376,7 @@ func testDeleteTenantsCascade(t *testing.T, s store.Store) {
 	if err != nil || len(days) != 1 {
 		t.Errorf("days of the deleted tenant: %+v, %v", days, err)
 	}
-	a, err := s.Audit(api.AuditQuery{Tenant: "t"})
+	a, err := s.Audit(store.AuditQuery{Tenant: "t"})
 	if err != nil || len(a) != 1 {
 		t.Errorf("audit of the deleted tenant: %+v, %v", a, err)
 	}
@@ -600,14 +599,14 @@ func testOutboxPaging(t *testing.T, s store.Store) {
 
 func testAudit(t *testing.T, s store.Store) {
 	before, _ := json.Marshal(FullPlan("p"))
-	e1 := api.AuditEntry{At: T0, Actor: "ops", Action: "plan.update", Resource: "plans/p", Before: before, After: json.RawMessage(`{"name":"p"}`), Reason: "why"}
-	e2 := api.AuditEntry{At: T0, Actor: "system", Action: "tenant.suspend", Resource: "tenants/t1", Tenant: "t1", Cap: "monthly_spend_limit", Usage: 5000, Limit: 4000}
-	e3 := api.AuditEntry{ID: "given-id", At: T0.Add(-time.Hour), Actor: "config", Action: "seed"}
-	apply(t, s, &store.Batch{Audit: []api.AuditEntry{e1, e2, e3}})
-	e4 := api.AuditEntry{Actor: "ops", Action: "token.create", Resource: "tokens/ci"} // no At: the batch's
+	e1 := store.AuditEntry{At: T0, Actor: "ops", Action: "plan.update", Resource: "plans/p", Before: before, After: json.RawMessage(`{"name":"p"}`), Reason: "why"}
+	e2 := store.AuditEntry{At: T0, Actor: "system", Action: "tenant.suspend", Resource: "tenants/t1", Tenant: "t1", Cap: "monthly_spend_limit", Usage: 5000, Limit: 4000}
+	e3 := store.AuditEntry{ID: "given-id", At: T0.Add(-time.Hour), Actor: "config", Action: "seed"}
+	apply(t, s, &store.Batch{Audit: []store.AuditEntry{e1, e2, e3}})
+	e4 := store.AuditEntry{Actor: "ops", Action: "token.create", Resource: "tokens/ci"} // no At: the batch's
 	at4 := T0.Add(time.Minute)
-	apply(t, s, &store.Batch{At: at4, Audit: []api.AuditEntry{e4}})
-	got, err := s.Audit(api.AuditQuery{})
+	apply(t, s, &store.Batch{At: at4, Audit: []store.AuditEntry{e4}})
+	got, err := s.Audit(store.AuditQuery{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -616,7 +615,7 @@ func testAudit(t *testing.T, s store.Store) {
 	}
 	// Newest first; entries at the same instant: the later one first.
 	ids := map[string]bool{}
-	for i, want := range []api.AuditEntry{e4, e2, e1, e3} {
+	for i, want := range []store.AuditEntry{e4, e2, e1, e3} {
 		g := got[i]
 		if g.ID == "" || ids[g.ID] {
 			t.Errorf("entry %d: empty or duplicate id %q", i, g.ID)
@@ -642,10 +641,10 @@ func testAuditQuery(t *testing.T, s store.Store) {
 	var b store.Batch
 	tenants := []string{"a", "b", "", "ab"}
 	for i := 0; i < 30; i++ {
-		b.Audit = append(b.Audit, api.AuditEntry{At: T0.Add(time.Duration(i) * time.Minute), Actor: "ops", Action: "limits.update", Tenant: tenants[i%4], Reason: fmt.Sprint(i)})
+		b.Audit = append(b.Audit, store.AuditEntry{At: T0.Add(time.Duration(i) * time.Minute), Actor: "ops", Action: "limits.update", Tenant: tenants[i%4], Reason: fmt.Sprint(i)})
 	}
 	apply(t, s, &b)
-	q := func(q api.AuditQuery) []string {
+	q := func(q store.AuditQuery) []string {
 		t.Helper()
 		got, err := s.Audit(q)
 		if err != nil {
@@ -661,27 +660,27 @@ func testAuditQuery(t *testing.T, s store.Store) {
 		return out
 	}
 	at := func(i int) time.Time { return T0.Add(time.Duration(i) * time.Minute) }
-	eq(t, "tenant a", q(api.AuditQuery{Tenant: "a"}), []string{"28", "24", "20", "16", "12", "8", "4", "0"})
-	eq(t, "tenant ab", q(api.AuditQuery{Tenant: "ab"}), []string{"27", "23", "19", "15", "11", "7", "3"})
-	eq(t, "unknown tenant", q(api.AuditQuery{Tenant: "zz"}), []string{})
-	eq(t, "[10, 14)", q(api.AuditQuery{From: at(10), To: at(14)}), []string{"13", "12", "11", "10"})
-	eq(t, "a in [4, 20)", q(api.AuditQuery{Tenant: "a", From: at(4), To: at(20)}), []string{"16", "12", "8", "4"})
-	eq(t, "a in [5, 20]", q(api.AuditQuery{Tenant: "a", From: at(5), To: at(20).Add(time.Nanosecond)}), []string{"20", "16", "12", "8"})
-	eq(t, "limit 3", q(api.AuditQuery{Limit: 3}), []string{"29", "28", "27"})
-	eq(t, "b limit 2 to 20", q(api.AuditQuery{Tenant: "b", To: at(20), Limit: 2}), []string{"17", "13"})
-	eq(t, "from 27", q(api.AuditQuery{From: at(27)}), []string{"29", "28", "27"})
-	eq(t, "to first", q(api.AuditQuery{To: at(0)}), []string{})
+	eq(t, "tenant a", q(store.AuditQuery{Tenant: "a"}), []string{"28", "24", "20", "16", "12", "8", "4", "0"})
+	eq(t, "tenant ab", q(store.AuditQuery{Tenant: "ab"}), []string{"27", "23", "19", "15", "11", "7", "3"})
+	eq(t, "unknown tenant", q(store.AuditQuery{Tenant: "zz"}), []string{})
+	eq(t, "[10, 14)", q(store.AuditQuery{From: at(10), To: at(14)}), []string{"13", "12", "11", "10"})
+	eq(t, "a in [4, 20)", q(store.AuditQuery{Tenant: "a", From: at(4), To: at(20)}), []string{"16", "12", "8", "4"})
+	eq(t, "a in [5, 20]", q(store.AuditQuery{Tenant: "a", From: at(5), To: at(20).Add(time.Nanosecond)}), []string{"20", "16", "12", "8"})
+	eq(t, "limit 3", q(store.AuditQuery{Limit: 3}), []string{"29", "28", "27"})
+	eq(t, "b limit 2 to 20", q(store.AuditQuery{Tenant: "b", To: at(20), Limit: 2}), []string{"17", "13"})
+	eq(t, "from 27", q(store.AuditQuery{From: at(27)}), []string{"29", "28", "27"})
+	eq(t, "to first", q(store.AuditQuery{To: at(0)}), []string{})
 }
 
 func testAuditLimit(t *testing.T, s store.Store) {
 	var b store.Batch
 	for i := 0; i < 1100; i++ {
-		b.Audit = append(b.Audit, api.AuditEntry{At: T0.Add(time.Duration(i) * time.Second), Actor: "a", Action: "x", Tenant: "t"})
+		b.Audit = append(b.Audit, store.AuditEntry{At: T0.Add(time.Duration(i) * time.Second), Actor: "a", Action: "x", Tenant: "t"})
 	}
 	apply(t, s, &b)
 	for _, c := range []struct{ limit, want int }{{0, 100}, {-1, 100}, {5, 5}, {1000, 1000}, {5000, 1000}} {
 		for _, tenant := range []string{"", "t"} {
-			got, err := s.Audit(api.AuditQuery{Tenant: tenant, Limit: c.limit})
+			got, err := s.Audit(store.AuditQuery{Tenant: tenant, Limit: c.limit})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -748,7 +747,7 @@ func testLoadSorted(t *testing.T, s store.Store) {
 		apply(t, s, &store.Batch{
 			PutPlans:   []configs.Plan{FullPlan(n)},
 			PutTenants: []configs.Tenant{FullTenant(n, "p")},
-			PutTokens:  []store.Token{{Name: n, Scope: api.ScopeRead, Created: T0}},
+			PutTokens:  []store.Token{{Name: n, Scope: "read", Created: T0}},
 			Counters:   []admission.TenantRecord{Counter(n, 0)},
 			Users:      []admission.UserRecord{User(n, "2", 0), User(n, "10", 0)},
 			PutCalls:   []admission.CallRecord{Call(n, "t", T0)},
@@ -771,8 +770,8 @@ func testDeepCopy(t *testing.T, s store.Store) {
 	p := FullPlan("p")
 	tn := FullTenant("t", "p")
 	c := Call("c", "t", T0)
-	a := api.AuditEntry{At: T0, Actor: "x", Action: "y", After: json.RawMessage(`{"a":1}`)}
-	b := &store.Batch{PutPlans: []configs.Plan{p}, PutTenants: []configs.Tenant{tn}, PutCalls: []admission.CallRecord{c}, Audit: []api.AuditEntry{a}}
+	a := store.AuditEntry{At: T0, Actor: "x", Action: "y", After: json.RawMessage(`{"a":1}`)}
+	b := &store.Batch{PutPlans: []configs.Plan{p}, PutTenants: []configs.Tenant{tn}, PutCalls: []admission.CallRecord{c}, Audit: []store.AuditEntry{a}}
 	apply(t, s, b)
 	// Mutate everything the caller gave.
 	*b.PutPlans[0].Limits.MaxParallelCalls = 777
@@ -793,9 +792,9 @@ func testDeepCopy(t *testing.T, s store.Store) {
 	st.Tenants[0].Limits.Destinations["x"] = true
 	st.Calls[0].Payload[0] = 'Y'
 	eq(t, "state after mutating a Load", load(t, s), want)
-	got, _ := s.Audit(api.AuditQuery{})
+	got, _ := s.Audit(store.AuditQuery{})
 	got[0].After[2] = 'c'
-	got, _ = s.Audit(api.AuditQuery{})
+	got, _ = s.Audit(store.AuditQuery{})
 	eq(t, "audit after mutations", string(got[0].After), `{"a":1}`)
 }
 
@@ -823,7 +822,7 @@ func testRoundTrip(t *testing.T, s store.Store) {
 	inbound.Direction, inbound.Emergency = admission.Inbound, true
 	counter := admission.TenantRecord{Tenant: "t", Cycle: T0, Seconds: 123456789 * time.Nanosecond, Spend: -5, EmergencySeconds: 1,
 		Flags: 0xff, Suspended: true, SuspendReason: "manual \"quoted\"", SuspendCap: ""}
-	tok := store.Token{Name: "tok", Scope: api.ScopeSettings, Hash: "00ff", Created: T0}
+	tok := store.Token{Name: "tok", Scope: "settings", Hash: "00ff", Created: T0}
 	apply(t, s, &store.Batch{
 		At:         T0,
 		PutPlans:   []configs.Plan{FullPlan("full"), minimal},
@@ -860,7 +859,7 @@ func testTimesUTC(t *testing.T, s store.Store) {
 		At:       local,
 		Counters: []admission.TenantRecord{{Tenant: "t", Cycle: local}},
 		PutCalls: []admission.CallRecord{Call("c", "t", local)},
-		Audit:    []api.AuditEntry{{At: local, Actor: "a", Action: "b"}},
+		Audit:    []store.AuditEntry{{At: local, Actor: "a", Action: "b"}},
 		// 23:00 in zone X on Mar 13 is Mar 13 17:30 UTC.
 		Days: []store.DayDelta{{Tenant: "t", Day: time.Date(2025, 3, 13, 23, 0, 0, 0, zone), Calls: 1}},
 	})
@@ -870,7 +869,7 @@ func testTimesUTC(t *testing.T, s store.Store) {
 			t.Errorf("%s = %v, want %v", what, got, T0)
 		}
 	}
-	a, _ := s.Audit(api.AuditQuery{})
+	a, _ := s.Audit(store.AuditQuery{})
 	if len(a) != 1 || a[0].At != T0 {
 		t.Errorf("audit at %+v", a)
 	}
@@ -896,7 +895,7 @@ func testClosed(t *testing.T, s store.Store) {
 	check("Load", err)
 	_, err = s.Days("t", time.Time{}, time.Time{})
 	check("Days", err)
-	_, err = s.Audit(api.AuditQuery{})
+	_, err = s.Audit(store.AuditQuery{})
 	check("Audit", err)
 	_, err = s.Outbox(0, 1)
 	check("Outbox", err)
