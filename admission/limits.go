@@ -44,11 +44,19 @@ const DefaultAlertThresholdPct = 80
 // always an int64 count of micro-units.
 const MicroUnits = 1_000_000
 
-// Upper bounds that keep the int64 arithmetic of the budgets exact.
+// Upper bounds that keep the int64 arithmetic of the budgets exact. They
+// are the one definition of the limits' ranges: configs' user-facing
+// validation uses them (configs.MaxCPS, ...), and the engine checks them
+// again on what it is given.
 const (
-	maxMonthlyMinutes = 100_000_000           // ~190 years of call time per month
-	maxMoney          = 1_000_000_000_000_000 // 10^9 units in micro-units
-	maxCPS            = 1_000_000_000         // one call per nanosecond
+	MaxParallel       = 1<<62 - 1             // parallel-call caps
+	MaxMonthlyMinutes = 100_000_000           // ~190 years of call time per month
+	MaxMoney          = 1_000_000_000_000_000 // 10^9 units in micro-units
+	MaxCPS            = 1_000_000_000         // one call per nanosecond
+
+	maxMonthlyMinutes = MaxMonthlyMinutes
+	maxMoney          = MaxMoney
+	maxCPS            = MaxCPS
 )
 
 // Limits is a set of limits, used as a plan's defaults, as a tenant's
@@ -292,9 +300,9 @@ func (l *Limits) validate(owner string) error {
 		p     *int64
 		max   int64
 	}{
-		{fieldMaxParallelCalls, l.MaxParallelCalls, 1<<62 - 1},
-		{fieldMaxParallelInbound, l.MaxParallelInbound, 1<<62 - 1},
-		{fieldMaxParallelOutbound, l.MaxParallelOutbound, 1<<62 - 1},
+		{fieldMaxParallelCalls, l.MaxParallelCalls, MaxParallel},
+		{fieldMaxParallelInbound, l.MaxParallelInbound, MaxParallel},
+		{fieldMaxParallelOutbound, l.MaxParallelOutbound, MaxParallel},
 		{fieldMaxCallsPerSecond, l.MaxCallsPerSecond, maxCPS},
 		{fieldMaxMonthlyMinutes, l.MaxMonthlyMinutes, maxMonthlyMinutes},
 		{fieldMonthlySpendLimit, l.MonthlySpendLimit, maxMoney},

@@ -515,17 +515,17 @@ func (l Limits) validate(path string, classes map[string][]string) error {
 	return nil
 }
 
-// Upper bounds of limits, the admission engine's (they keep its int64
-// arithmetic exact).
+// Upper bounds of limits: the admission engine's own (they keep its int64
+// arithmetic exact), defined once there.
 const (
-	MaxParallel       = 1<<62 - 1     // max_parallel_calls, _inbound, _outbound
-	MaxCPS            = 1_000_000_000 // max_calls_per_second, cps_burst
-	MaxMonthlyMinutes = 100_000_000   // max_monthly_minutes (tenants and roles)
-	MaxProvisioned    = 1_000_000_000 // max_dids, max_users (provisioning caps)
+	MaxParallel       = admission.MaxParallel       // max_parallel_calls, _inbound, _outbound
+	MaxCPS            = admission.MaxCPS            // max_calls_per_second, cps_burst
+	MaxMonthlyMinutes = admission.MaxMonthlyMinutes // max_monthly_minutes (tenants and roles)
+	MaxProvisioned    = 1_000_000_000               // max_dids, max_users (provisioning caps: not the engine's)
 )
 
 // MaxMoney bounds money amounts: spend limits, prices and fees (10^9 units).
-const MaxMoney Money = 1_000_000_000 * MicrosPerUnit
+const MaxMoney Money = admission.MaxMoney
 
 // checkCount checks a count limit: nil, -1, 0 or 0 < N <= upper.
 func checkCount(path string, v *int64, upper int64) error {
