@@ -1,0 +1,406 @@
+#!/usr/bin/env bash
+# Cluster peer comparison (issue 12): three tollgate gateways sharing a
+# tenant's parallel-calls cap through the cluster ledger (NATS JetStream KV,
+# the first gateway's embedded server, R1) against three Kamailio nodes
+# sharing it through a DMQ-replicated dialog profile
+# (testbed/kamailio/kamailio-dmq.cfg), with the same offered load, in one
+# invocation.
+#
+#   testbed/cluster-bench.sh                  # both systems, both scenarios, RUNS=3
+#   SYSTEMS=kamailio RUNS=1 testbed/cluster-bench.sh
+#
+# Parties on loopback as in testbed/bench.sh: the proxies on 127.0.0.1, the
+# carrier (one SIPp uas, shared by the three nodes of a system) on
+# 127.0.0.2, the tenant's PBX (one SIPp uac per node, scenario
+# testbed/scenarios/uac_cap.xml: a 486 is acknowledged and counted, not an
+# error) on 127.0.0.10. Every port is picked at random in 20000-59999 and
+# checked free (UDP and TCP) before use.
+#
+# Scenarios, each run RUNS times per system with freshly started proxies
+# (and, for tollgate, fresh stores and ledger):
+#   cap:     tenant cap CAP (default 50) over the cluster; each node's uac
+#            offers PER_NODE calls (default 100) at OFFER_RATE calls/s
+#            (default 50: within 2 s), all three at once, each answered call
+#            held HOLD_MS (default 8000), so no slot frees while calls are
+#            offered. admitted = INVITEs answered 200 (the uacs' counts
+#            files; the uas's calls as a check), over = admitted - CAP.
+#   sustain: SUST_RATE calls/s in total (default 200, a third per node) for
+#            SUST_SECONDS (default 15), calls held SUST_HOLD_MS (default
+#            1000), cap SUST_CAP (default 10000: checked on every INVITE,
+#            never reached).
+# CPU: utime+stime of the three proxies' process trees (/proc/PID/stat,
+# children included: Kamailio's workers, DMQ workers, timers) from just
+# before the uacs start to the moment every call has ended, divided by
+# CLK_TCK; per admitted call (cap: the rejected calls' work is in it) and
+# per successful call (sustain). "other cores": CPU of processes not
+# started by this script over the same window (other engineers' work).
+#
+# Environment:
+#   SYSTEMS            default "tollgate kamailio"
+#   SCENARIOS          default "cap sustain"
+#   RUNS               default 3
+#   CAP PER_NODE OFFER_RATE HOLD_MS          the cap scenario (see above)
+#   SUST_RATE SUST_SECONDS SUST_HOLD_MS SUST_CAP   the sustain scenario
+#   KAMAILIO_CHILDREN  UDP workers per Kamailio listen socket (default 1;
+#                      with several, a 180 may be relayed after the 200,
+#                      see testbed/kamailio/kamailio.cfg)
+#   SETTLE_SECONDS     wait after the proxies listen, before the load
+#                      (default 4: DMQ peer discovery, tollgate's ledger)
+#   OUT                default testbed/results/cluster-<time>
+#
+# Needs sipp (Debian: sip-tester) and kamailio with the dmq module (Debian:
+# kamailio; the dialog and dmq modules are in the base package). Not run by
+# CI: it takes about 5 minutes and wants an otherwise idle machine.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+SYSTEMS=${SYSTEMS:-"tollgate kamailio"}
+SCENARIOS=${SCENARIOS:-"cap sustain"}
+RUNS=${RUNS:-3}
+CAP=${CAP:-50}
+PER_NODE=${PER_NODE:-100}
+OFFER_RATE=${OFFER_RATE:-50}
+HOLD_MS=${HOLD_MS:-8000}
+SUST_RATE=${SUST_RATE:-200}
+SUST_SECONDS=${SUST_SECONDS:-15}
+SUST_HOLD_MS=${SUST_HOLD_MS:-1000}
+SUST_CAP=${SUST_CAP:-10000}
+KAMAILIO_CHILDREN=${KAMAILIO_CHILDREN:-1}
+SETTLE_SECONDS=${SETTLE_SECONDS:-4}
+NODES=3
+OUT=${OUT:-$ROOT/testbed/results/cluster-$(date -u +%Y%m%dT%H%M%SZ)}
+CLK_TCK=$(getconf CLK_TCK)
+SCENARIO_XML=$ROOT/testbed/scenarios/uac_cap.xml
+
+command -v sipp >/dev/null || { echo "cluster-bench: sipp not found (apt-get install sip-tester)" >&2; exit 1; }
+case " $SYSTEMS " in *" kamailio "*)
+	KAMAILIO=${KAMAILIO:-$(command -v kamailio || echo /usr/sbin/kamailio)}
+	[ -x "$KAMAILIO" ] || { echo "cluster-bench: kamailio not found (apt-get install kamailio)" >&2; exit 1; }
+	[ -e /usr/lib/x86_64-linux-gnu/kamailio/modules/dmq.so ] ||
+		{ echo "cluster-bench: Kamailio's dmq module not found (apt-get install kamailio)" >&2; exit 1; }
+	;;
+esac
+mkdir -p "$OUT"
+
+NAME=cluster-bench
+# shellcheck source=testbed/lib.sh
+. "$ROOT/testbed/lib.sh"
+
+# free_port VAR IP...: sets VAR to a random port in 20000-59999 free for
+# UDP and TCP on every IP given and not handed out before in this run (not
+# in a $(...) subshell: TAKEN must persist).
+TAKEN=" "
+free_port() {
+	local var=$1 _p _ip _ok _
+	shift
+	for _ in $(seq 1 200); do
+		_p=$((20000 + RANDOM % 40000))
+		case $TAKEN in *" $_p "*) continue ;; esac
+		_ok=1
+		for _ip in "$@"; do
+			if udp_listening "$_ip" "$_p" || tcp_listening "$_ip" "$_p"; then _ok=0; fi
+		done
+		if [ "$_ok" = 1 ]; then
+			TAKEN="$TAKEN$_p "
+			printf -v "$var" %s "$_p"
+			return
+		fi
+	done
+	echo "cluster-bench: no free port found" >&2
+	exit 1
+}
+
+# media_port VAR IP: sets VAR to a free even port with the next three free
+# as well (SIPp's -mp uses the port and the ones after it).
+media_port() {
+	local var=$1 _p _q _ok _
+	shift
+	for _ in $(seq 1 200); do
+		_p=$((20000 + 2 * (RANDOM % 20000)))
+		_ok=1
+		for _q in $_p $((_p + 1)) $((_p + 2)) $((_p + 3)); do
+			case $TAKEN in *" $_q "*) _ok=0 ;; esac
+			if udp_listening "$1" "$_q"; then _ok=0; fi
+		done
+		if [ "$_ok" = 1 ]; then
+			TAKEN="$TAKEN$_p $((_p + 1)) $((_p + 2)) $((_p + 3)) "
+			printf -v "$var" %s "$_p"
+			return
+		fi
+	done
+	echo "cluster-bench: no free media port found" >&2
+	exit 1
+}
+
+BUILT=
+build_tollgate() {
+	if [ -z "$BUILT" ]; then
+		echo "cluster-bench: building bin/tollgate"
+		/usr/local/go/bin/go version >/dev/null 2>&1 && GO=/usr/local/go/bin/go || GO=go
+		$GO build -o bin/tollgate ./cmd/tollgate
+		BUILT=1
+	fi
+}
+
+# start_tollgate DIR CAP UAS_PORT: three gateways gw-a..gw-c, gw-a runs the
+# embedded NATS (JetStream, R1 ledger bucket); sets PROXY_PIDS, NODE_PORTS.
+start_tollgate() {
+	local dir=$1 cap=$2 uas_port=$3 nats_port i node port natsy
+	build_tollgate
+	free_port nats_port 127.0.0.1
+	PROXY_PIDS=()
+	NODE_PORTS=()
+	for i in 0 1 2; do
+		node=gw-$(printf "\\x$(printf %x $((97 + i)))")
+		free_port port 127.0.0.1
+		NODE_PORTS+=("$port")
+		if [ "$i" = 0 ]; then
+			natsy="  listen: 127.0.0.1:$nats_port"
+		else
+			natsy="  url: nats://127.0.0.1:$nats_port"
+		fi
+		mkdir -p "$dir/$node"
+		cat >"$dir/$node/tollgate.yaml" <<EOF
+# written by testbed/cluster-bench.sh
+node: $node
+cluster:
+  enabled: true
+  replicas: 1
+log:
+  level: warn
+  format: json
+sip:
+  listen:
+    - transport: udp
+      address: 127.0.0.1:$port
+  advertise: 127.0.0.1
+  timer_c: 30s
+  max_call_duration: 5m
+  shutdown_grace: 0s
+media:
+  mode: off
+carriers:
+  - name: carrier
+    address: 127.0.0.2:$uas_port
+    transport: udp
+    sources: [127.0.0.2/32]
+plans:
+  - name: bench
+    limits:
+      max_parallel_calls: $cap
+tenants:
+  - name: demo
+    plan: bench
+    carrier: carrier
+    sources: [127.0.0.10/32]
+nats:
+$natsy
+store:
+  data_dir: $dir/$node/data
+api:
+  listen: "off"
+EOF
+		bin/tollgate serve -c "$dir/$node/tollgate.yaml" 2>"$dir/$node/tollgate.log" &
+		PROXY_PIDS+=("$!")
+		PIDS+=("$!")
+		wait_listening 127.0.0.1 "$port"
+	done
+}
+
+# start_kamailio DIR CAP UAS_PORT: three Kamailio nodes linked by DMQ; sets
+# PROXY_PIDS, NODE_PORTS.
+start_kamailio() {
+	local dir=$1 cap=$2 uas_port=$3 i a b cfg p q
+	local dmq=()
+	PROXY_PIDS=()
+	NODE_PORTS=()
+	for i in 0 1 2; do
+		free_port p 127.0.0.1
+		free_port q 127.0.0.1
+		NODE_PORTS+=("$p")
+		dmq+=("$q")
+	done
+	for i in 0 1 2; do
+		a=$(((i + 1) % 3))
+		b=$(((i + 2) % 3))
+		mkdir -p "$dir/kam-$i"
+		cfg=$dir/kam-$i/kamailio.cfg
+		sed -e "s/@GW_PORT@/${NODE_PORTS[i]}/g; s/@DMQ_PORT@/${dmq[i]}/g" \
+			-e "s/@PEER_A@/${dmq[a]}/g; s/@PEER_B@/${dmq[b]}/g" \
+			-e "s/@UAS_PORT@/$uas_port/g; s/@CAP@/$cap/g; s/@CHILDREN@/$KAMAILIO_CHILDREN/g" \
+			"$ROOT/testbed/kamailio/kamailio-dmq.cfg" >"$cfg"
+		"$KAMAILIO" -c -f "$cfg" >"$dir/kam-$i/check.log" 2>&1 ||
+			{ cat "$dir/kam-$i/check.log" >&2; exit 1; }
+		"$KAMAILIO" -DD -E -f "$cfg" -P "$dir/kam-$i/kamailio.pid" -Y "$dir/kam-$i" \
+			-m 256 -M 16 >"$dir/kam-$i/kamailio.log" 2>&1 &
+		PROXY_PIDS+=("$!")
+		PIDS+=("$!")
+	done
+	for i in 0 1 2; do
+		wait_listening 127.0.0.1 "${NODE_PORTS[i]}"
+		wait_listening 127.0.0.1 "${dmq[i]}"
+	done
+}
+
+proxies_ticks() {
+	local p t=0
+	for p in "${PROXY_PIDS[@]}"; do
+		t=$((t + $(cpu_ticks "$p")))
+	done
+	echo "$t"
+}
+
+# counts_col FILE PATTERN: the last row's value of the first column whose
+# name matches PATTERN in a SIPp -trace_counts file.
+counts_col() {
+	awk -F';' -v pat="$2" '
+		NR == 1 { for (i = 1; i <= NF; i++) if ($i ~ pat) { c = i; break }; next }
+		NF > 1 { v = $c }
+		END { print (c && v != "") ? v + 0 : 0 }' "$1"
+}
+
+# stat_col FILE NAME: the last row's value of column NAME of a -trace_stat file.
+stat_col() {
+	awk -F';' -v name="$2" '
+		NR == 1 { for (i = 1; i <= NF; i++) if ($i == name) c = i; next }
+		NF > 1 { v = $c }
+		END { print (c && v != "") ? v + 0 : 0 }' "$1"
+}
+
+RESULTS=$OUT/results.tsv
+printf 'system\tscenario\trun\tcap\toffered\tadmitted\tbusy486\tfailed\tuas_calls\tover\tcpu_s\tcpu_ms_per_admitted\twall_s\tother_cores\n' >"$RESULTS"
+
+# run_one SYSTEM SCENARIO RUN
+run_one() {
+	local system=$1 scenario=$2 run=$3 dir cap rate m hold timeout uas_port uas_pid i
+	dir=$OUT/$system-$scenario-$run
+	mkdir -p "$dir"
+	case $scenario in
+	cap)
+		cap=$CAP rate=$OFFER_RATE m=$PER_NODE hold=$HOLD_MS
+		;;
+	sustain)
+		cap=$SUST_CAP rate=$(awk -v r="$SUST_RATE" -v n=$NODES 'BEGIN { printf "%g", r / n }')
+		m=$(awk -v r="$SUST_RATE" -v n=$NODES -v s="$SUST_SECONDS" 'BEGIN { printf "%d", r / n * s }')
+		hold=$SUST_HOLD_MS
+		;;
+	esac
+	timeout=$((m / ${rate%.*} + hold / 1000 + 30))
+	local mp up
+	free_port uas_port 127.0.0.2
+	media_port mp 127.0.0.2
+	(cd "$dir" && exec sipp -sn uas -i 127.0.0.2 -p "$uas_port" -mi 127.0.0.2 -mp "$mp" \
+		-nostdin -buff_size 8388608 -trace_stat -stf uas-stats.csv -fd 1 >uas.screen 2>&1) &
+	uas_pid=$!
+	PIDS+=("$uas_pid")
+	wait_listening 127.0.0.2 "$uas_port"
+	"start_$system" "$dir" "$cap" "$uas_port"
+	sleep "$SETTLE_SECONDS"
+	local t0 t1 w0 w1 o0 o1 uacs=()
+	others_ticks "$dir/.others" >/dev/null
+	t0=$(proxies_ticks)
+	w0=$(now)
+	for i in 0 1 2; do
+		mkdir -p "$dir/uac-$i"
+		free_port up 127.0.0.10
+		media_port mp 127.0.0.10
+		(cd "$dir/uac-$i" && exec sipp -sf "$SCENARIO_XML" -i 127.0.0.10 -p "$up" \
+			-mi 127.0.0.10 -mp "$mp" -s 15550001 "127.0.0.1:${NODE_PORTS[i]}" \
+			-r "$rate" -rp 1000 -m "$m" -l "$m" -d "$hold" -nostdin -buff_size 4194304 \
+			-trace_stat -stf stats.csv -fd 1 -trace_counts -trace_err -recv_timeout 10000 \
+			-timeout "${timeout}s" -timeout_error >screen.log 2>&1) &
+		uacs+=("$!")
+		PIDS+=("$!")
+	done
+	local rcs=""
+	for i in "${uacs[@]}"; do
+		if wait "$i"; then rcs="$rcs 0"; else rcs="$rcs $?"; fi
+		forget_pid "$i"
+	done
+	t1=$(proxies_ticks)
+	w1=$(now)
+	o1=$(others_ticks "$dir/.others")
+	sleep 1.5 # the uas's last stats row
+	stop_pid "$uas_pid"
+	for i in "${PROXY_PIDS[@]}"; do stop_pid "$i"; done
+	local admitted=0 busy=0 failed=0 f
+	for i in 0 1 2; do
+		f=$(ls "$dir/uac-$i"/*_counts.csv 2>/dev/null | head -1)
+		if [ -n "$f" ]; then
+			admitted=$((admitted + $(counts_col "$f" "_200_Recv$")))
+			busy=$((busy + $(counts_col "$f" "_486_Recv$")))
+		fi
+		failed=$((failed + $(stat_col "$dir/uac-$i/stats.csv" "FailedCall(C)")))
+	done
+	local uas_calls
+	uas_calls=$(stat_col "$dir/uas-stats.csv" "TotalCallCreated")
+	awk -v OFS='\t' -v sys="$system" -v sc="$scenario" -v run="$run" -v cap="$cap" -v off=$((3 * m)) \
+		-v adm="$admitted" -v busy="$busy" -v failed="$failed" -v uas="$uas_calls" \
+		-v ticks=$((t1 - t0)) -v hz="$CLK_TCK" -v w0="$w0" -v w1="$w1" -v o="$o1" 'BEGIN {
+			over = sc == "cap" ? adm - cap : "-"
+			cpu = ticks / hz
+			print sys, sc, run, cap, off, adm, busy, failed, uas, over, sprintf("%.2f", cpu),
+				sprintf("%.3f", adm > 0 ? cpu * 1000 / adm : 0), sprintf("%.1f", w1 - w0),
+				sprintf("%.2f", (w1 - w0) > 0 ? o / hz / (w1 - w0) : 0)
+		}' >>"$RESULTS"
+	tail -1 "$RESULTS" | awk -F'\t' -v rcs="$rcs" '{
+		printf "cluster-bench: %-8s %-7s run %s: cap %s, offered %s, admitted %s (uas %s), 486 %s, failed %s, over %s, proxies CPU %s s = %s ms/admitted call, %s s, other cores %s (uac exit%s)\n",
+			$1, $2, $3, $4, $5, $6, $9, $7, $8, $10, $11, $12, $13, $14, rcs }'
+}
+
+echo "cluster-bench: $(nproc) CPUs, $NODES nodes per system, systems: $SYSTEMS; output in $OUT"
+echo "cluster-bench: $("${KAMAILIO:-true}" -v 2>/dev/null | head -1 || true); tollgate $(git describe --always --dirty 2>/dev/null || echo '?')"
+for scenario in $SCENARIOS; do
+	for run in $(seq 1 "$RUNS"); do
+		for system in $SYSTEMS; do
+			run_one "$system" "$scenario" "$run"
+		done
+	done
+done
+
+# The table: one row per system and scenario, ranges (min-max) over runs.
+{
+	echo
+	echo "## cluster-bench: $NODES nodes per system, $(nproc) CPUs, $RUNS runs, $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo
+	echo "| system | scenario | cap | offered | admitted | over the cap | 486 | failed | proxies CPU s | CPU ms per admitted call | other cores |"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	awk -F'\t' '
+		function rng(k, v) {
+			if (!((k) in lo) || v < lo[k]) lo[k] = v
+			if (!((k) in hi) || v > hi[k]) hi[k] = v
+		}
+		function show(k, fmt) {
+			if (lo[k] == hi[k]) return sprintf(fmt, lo[k])
+			return sprintf(fmt "–" fmt, lo[k], hi[k])
+		}
+		NR == 1 { next }
+		{
+			key = $1 SUBSEP $2
+			if (!(key in seen)) { seen[key] = 1; order[++n] = key; cap[key] = $4; off[key] = $5 }
+			rng(key SUBSEP "adm", $6); rng(key SUBSEP "busy", $7); rng(key SUBSEP "failed", $8)
+			rng(key SUBSEP "over", $10 == "-" ? 0 : $10); rng(key SUBSEP "cpu", $11)
+			rng(key SUBSEP "ms", $12); rng(key SUBSEP "oth", $14)
+			ms[$1, $2] += $12; cnt[$1, $2]++
+		}
+		END {
+			for (i = 1; i <= n; i++) {
+				k = order[i]; split(k, a, SUBSEP)
+				printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", a[1], a[2], cap[k], off[k],
+					show(k SUBSEP "adm", "%d"), a[2] == "cap" ? show(k SUBSEP "over", "%+d") : "–",
+					show(k SUBSEP "busy", "%d"), show(k SUBSEP "failed", "%d"), show(k SUBSEP "cpu", "%.2f"),
+					show(k SUBSEP "ms", "%.3f"), show(k SUBSEP "oth", "%.2f")
+			}
+			print ""
+			for (sc in cnt) {}
+			split("cap sustain", scs, " ")
+			for (j = 1; j <= 2; j++) {
+				s = scs[j]
+				if ((("tollgate" SUBSEP s) in cnt) && (("kamailio" SUBSEP s) in cnt) && ms["kamailio", s] > 0)
+					printf "- %s: CPU per admitted call, tollgate / Kamailio (means over runs): %.2f\n", s,
+						(ms["tollgate", s] / cnt["tollgate", s]) / (ms["kamailio", s] / cnt["kamailio", s])
+			}
+		}' "$RESULTS"
+} | tee "$OUT/summary.md"
