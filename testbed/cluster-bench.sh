@@ -24,10 +24,19 @@
 #            held HOLD_MS (default 8000), so no slot frees while calls are
 #            offered. admitted = INVITEs answered 200 (the uacs' counts
 #            files; the uas's calls as a check), over = admitted - CAP.
+#   burst:   the same at BURST_RATE calls/s per node (default 1000: each
+#            node's 100 calls within 0.1 s), the offered concurrency that
+#            tests how fast the nodes learn of each other's calls.
+#   ring:    as cap, but the carrier rings RING_MS (default 2000) between
+#            its 180 and its 200 (testbed/scenarios/uas_ring.xml), as a
+#            callee does: admitted at the INVITE, answered later.
 #   sustain: SUST_RATE calls/s in total (default 200, a third per node) for
 #            SUST_SECONDS (default 15), calls held SUST_HOLD_MS (default
 #            1000), cap SUST_CAP (default 10000: checked on every INVITE,
 #            never reached).
+# "idle cores": the proxies' CPU while idle, over the settle period before
+# the load (background work: tollgate's ledger rounds and embedded NATS,
+# Kamailio's timers and DMQ pings); it is inside the CPU figures too.
 # CPU: utime+stime of the three proxies' process trees (/proc/PID/stat,
 # children included: Kamailio's workers, DMQ workers, timers) from just
 # before the uacs start to the moment every call has ended, divided by
@@ -40,6 +49,8 @@
 #   SCENARIOS          default "cap sustain"
 #   RUNS               default 3
 #   CAP PER_NODE OFFER_RATE HOLD_MS          the cap scenario (see above)
+#   BURST_RATE                               the burst scenario's rate
+#   RING_MS                                  the ring scenario's ringing time
 #   SUST_RATE SUST_SECONDS SUST_HOLD_MS SUST_CAP   the sustain scenario
 #   KAMAILIO_CHILDREN  UDP workers per Kamailio listen socket (default 1;
 #                      with several, a 180 may be relayed after the 200,
@@ -57,11 +68,13 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 SYSTEMS=${SYSTEMS:-"tollgate kamailio"}
-SCENARIOS=${SCENARIOS:-"cap sustain"}
+SCENARIOS=${SCENARIOS:-"cap burst ring sustain"}
 RUNS=${RUNS:-3}
 CAP=${CAP:-50}
 PER_NODE=${PER_NODE:-100}
 OFFER_RATE=${OFFER_RATE:-50}
+BURST_RATE=${BURST_RATE:-1000}
+RING_MS=${RING_MS:-2000}
 HOLD_MS=${HOLD_MS:-8000}
 SUST_RATE=${SUST_RATE:-200}
 SUST_SECONDS=${SUST_SECONDS:-15}
@@ -270,16 +283,24 @@ stat_col() {
 }
 
 RESULTS=$OUT/results.tsv
-printf 'system\tscenario\trun\tcap\toffered\tadmitted\tbusy486\tfailed\tuas_calls\tover\tcpu_s\tcpu_ms_per_admitted\twall_s\tother_cores\n' >"$RESULTS"
+printf 'system\tscenario\trun\tcap\toffered\tadmitted\tbusy486\tfailed\tuas_calls\tover\tcpu_s\tcpu_ms_per_admitted\twall_s\tother_cores\tidle_cores\n' >"$RESULTS"
 
 # run_one SYSTEM SCENARIO RUN
 run_one() {
 	local system=$1 scenario=$2 run=$3 dir cap rate m hold timeout uas_port uas_pid i
+	local uas_args=(-sn uas)
 	dir=$OUT/$system-$scenario-$run
 	mkdir -p "$dir"
 	case $scenario in
 	cap)
 		cap=$CAP rate=$OFFER_RATE m=$PER_NODE hold=$HOLD_MS
+		;;
+	burst)
+		cap=$CAP rate=$BURST_RATE m=$PER_NODE hold=$HOLD_MS
+		;;
+	ring)
+		cap=$CAP rate=$OFFER_RATE m=$PER_NODE hold=$HOLD_MS
+		uas_args=(-sf "$ROOT/testbed/scenarios/uas_ring.xml" -d "$RING_MS")
 		;;
 	sustain)
 		cap=$SUST_CAP rate=$(awk -v r="$SUST_RATE" -v n=$NODES 'BEGIN { printf "%g", r / n }')
@@ -291,13 +312,18 @@ run_one() {
 	local mp up
 	free_port uas_port 127.0.0.2
 	media_port mp 127.0.0.2
-	(cd "$dir" && exec sipp -sn uas -i 127.0.0.2 -p "$uas_port" -mi 127.0.0.2 -mp "$mp" \
+	(cd "$dir" && exec sipp "${uas_args[@]}" -i 127.0.0.2 -p "$uas_port" -mi 127.0.0.2 -mp "$mp" \
 		-nostdin -buff_size 8388608 -trace_stat -stf uas-stats.csv -fd 1 >uas.screen 2>&1) &
 	uas_pid=$!
 	PIDS+=("$uas_pid")
 	wait_listening 127.0.0.2 "$uas_port"
 	"start_$system" "$dir" "$cap" "$uas_port"
+	local i0 iw0 idle
+	sleep 1
+	i0=$(proxies_ticks)
+	iw0=$(now)
 	sleep "$SETTLE_SECONDS"
+	idle=$(awk -v a="$i0" -v b="$(proxies_ticks)" -v w0="$iw0" -v w1="$(now)" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", (b - a) / hz / (w1 - w0) }')
 	local t0 t1 w0 w1 o0 o1 uacs=()
 	others_ticks "$dir/.others" >/dev/null
 	t0=$(proxies_ticks)
@@ -324,7 +350,8 @@ run_one() {
 	o1=$(others_ticks "$dir/.others")
 	sleep 1.5 # the uas's last stats row
 	stop_pid "$uas_pid"
-	for i in "${PROXY_PIDS[@]}"; do stop_pid "$i"; done
+	# The last first: tollgate's gw-a runs the NATS server the others use.
+	for i in 2 1 0; do stop_pid "${PROXY_PIDS[i]}"; done
 	local admitted=0 busy=0 failed=0 f
 	for i in 0 1 2; do
 		f=$(ls "$dir/uac-$i"/*_counts.csv 2>/dev/null | head -1)
@@ -338,16 +365,17 @@ run_one() {
 	uas_calls=$(stat_col "$dir/uas-stats.csv" "TotalCallCreated")
 	awk -v OFS='\t' -v sys="$system" -v sc="$scenario" -v run="$run" -v cap="$cap" -v off=$((3 * m)) \
 		-v adm="$admitted" -v busy="$busy" -v failed="$failed" -v uas="$uas_calls" \
-		-v ticks=$((t1 - t0)) -v hz="$CLK_TCK" -v w0="$w0" -v w1="$w1" -v o="$o1" 'BEGIN {
-			over = sc == "cap" ? adm - cap : "-"
+		-v ticks=$((t1 - t0)) -v hz="$CLK_TCK" -v w0="$w0" -v w1="$w1" -v o="$o1" -v idle="$idle" 'BEGIN {
+			over = sc != "sustain" ? adm - cap : "-"
 			cpu = ticks / hz
 			print sys, sc, run, cap, off, adm, busy, failed, uas, over, sprintf("%.2f", cpu),
 				sprintf("%.3f", adm > 0 ? cpu * 1000 / adm : 0), sprintf("%.1f", w1 - w0),
-				sprintf("%.2f", (w1 - w0) > 0 ? o / hz / (w1 - w0) : 0)
+				sprintf("%.2f", (w1 - w0) > 0 ? o / hz / (w1 - w0) : 0), idle
 		}' >>"$RESULTS"
 	tail -1 "$RESULTS" | awk -F'\t' -v rcs="$rcs" '{
 		printf "cluster-bench: %-8s %-7s run %s: cap %s, offered %s, admitted %s (uas %s), 486 %s, failed %s, over %s, proxies CPU %s s = %s ms/admitted call, %s s, other cores %s (uac exit%s)\n",
-			$1, $2, $3, $4, $5, $6, $9, $7, $8, $10, $11, $12, $13, $14, rcs }'
+			$1, $2, $3, $4, $5, $6, $9, $7, $8, $10, $11, $12, $13, $14, rcs
+		printf "cluster-bench:   proxies idle before the load: %s cores\n", $15 }'
 }
 
 echo "cluster-bench: $(nproc) CPUs, $NODES nodes per system, systems: $SYSTEMS; output in $OUT"
@@ -365,8 +393,8 @@ done
 	echo
 	echo "## cluster-bench: $NODES nodes per system, $(nproc) CPUs, $RUNS runs, $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo
-	echo "| system | scenario | cap | offered | admitted | over the cap | 486 | failed | proxies CPU s | CPU ms per admitted call | other cores |"
-	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	echo "| system | scenario | cap | offered | admitted | over the cap | 486 | failed | proxies CPU s | CPU ms per admitted call | proxies idle, cores | other cores |"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	awk -F'\t' '
 		function rng(k, v) {
 			if (!((k) in lo) || v < lo[k]) lo[k] = v
@@ -382,21 +410,20 @@ done
 			if (!(key in seen)) { seen[key] = 1; order[++n] = key; cap[key] = $4; off[key] = $5 }
 			rng(key SUBSEP "adm", $6); rng(key SUBSEP "busy", $7); rng(key SUBSEP "failed", $8)
 			rng(key SUBSEP "over", $10 == "-" ? 0 : $10); rng(key SUBSEP "cpu", $11)
-			rng(key SUBSEP "ms", $12); rng(key SUBSEP "oth", $14)
+			rng(key SUBSEP "ms", $12); rng(key SUBSEP "oth", $14); rng(key SUBSEP "idle", $15)
 			ms[$1, $2] += $12; cnt[$1, $2]++
 		}
 		END {
 			for (i = 1; i <= n; i++) {
 				k = order[i]; split(k, a, SUBSEP)
-				printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", a[1], a[2], cap[k], off[k],
-					show(k SUBSEP "adm", "%d"), a[2] == "cap" ? show(k SUBSEP "over", "%+d") : "–",
+				printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", a[1], a[2], cap[k], off[k],
+					show(k SUBSEP "adm", "%d"), a[2] != "sustain" ? show(k SUBSEP "over", "%+d") : "–",
 					show(k SUBSEP "busy", "%d"), show(k SUBSEP "failed", "%d"), show(k SUBSEP "cpu", "%.2f"),
-					show(k SUBSEP "ms", "%.3f"), show(k SUBSEP "oth", "%.2f")
+					show(k SUBSEP "ms", "%.3f"), show(k SUBSEP "idle", "%.2f"), show(k SUBSEP "oth", "%.2f")
 			}
 			print ""
-			for (sc in cnt) {}
-			split("cap sustain", scs, " ")
-			for (j = 1; j <= 2; j++) {
+			split("cap burst ring sustain", scs, " ")
+			for (j = 1; j <= 4; j++) {
 				s = scs[j]
 				if ((("tollgate" SUBSEP s) in cnt) && (("kamailio" SUBSEP s) in cnt) && ms["kamailio", s] > 0)
 					printf "- %s: CPU per admitted call, tollgate / Kamailio (means over runs): %.2f\n", s,
