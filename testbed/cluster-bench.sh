@@ -58,6 +58,9 @@
 #   SETTLE_SECONDS     wait after the proxies listen, before the load
 #                      (default 4: DMQ peer discovery, tollgate's ledger)
 #   OUT                default testbed/results/cluster-<time>
+# tollgate's admin API runs on a free port per gateway; its /metrics gives
+# the ledger requests (tollgate_cluster_ledger_rtt_seconds_count), lease
+# acquisitions and "ledger full" answers over the window, summed.
 #
 # Needs sipp (Debian: sip-tester) and kamailio with the dmq module (Debian:
 # kamailio; the dialog and dmq modules are in the base package). Not run by
@@ -95,7 +98,10 @@ case " $SYSTEMS " in *" kamailio "*)
 		{ echo "cluster-bench: Kamailio's dmq module not found (apt-get install kamailio)" >&2; exit 1; }
 	;;
 esac
+command -v curl >/dev/null || { echo "cluster-bench: curl not found (apt-get install curl)" >&2; exit 1; }
 mkdir -p "$OUT"
+export TOLLGATE_ADMIN_TOKEN=${TOLLGATE_ADMIN_TOKEN:-cluster-bench-$RANDOM$RANDOM$RANDOM$RANDOM}
+API_PORTS=()
 
 NAME=cluster-bench
 # shellcheck source=testbed/lib.sh
@@ -160,12 +166,15 @@ build_tollgate() {
 # start_tollgate DIR CAP UAS_PORT: three gateways gw-a..gw-c, gw-a runs the
 # embedded NATS (JetStream, R1 ledger bucket); sets PROXY_PIDS, NODE_PORTS.
 start_tollgate() {
-	local dir=$1 cap=$2 uas_port=$3 nats_port i node port natsy
+	local dir=$1 cap=$2 uas_port=$3 nats_port i node port natsy api_port
 	build_tollgate
 	free_port nats_port 127.0.0.1
 	PROXY_PIDS=()
 	NODE_PORTS=()
+	API_PORTS=()
 	for i in 0 1 2; do
+		free_port api_port 127.0.0.1
+		API_PORTS+=("$api_port")
 		node=gw-$(printf "\\x$(printf %x $((97 + i)))")
 		free_port port 127.0.0.1
 		NODE_PORTS+=("$port")
@@ -213,7 +222,11 @@ $natsy
 store:
   data_dir: $dir/$node/data
 api:
-  listen: "off"
+  listen: 127.0.0.1:$api_port
+  tokens:
+    - name: bench
+      scope: admin
+      token_env: TOLLGATE_ADMIN_TOKEN
 EOF
 		bin/tollgate serve -c "$dir/$node/tollgate.yaml" 2>"$dir/$node/tollgate.log" &
 		PROXY_PIDS+=("$!")
@@ -229,6 +242,7 @@ start_kamailio() {
 	local dmq=()
 	PROXY_PIDS=()
 	NODE_PORTS=()
+	API_PORTS=()
 	for i in 0 1 2; do
 		free_port p 127.0.0.1
 		free_port q 127.0.0.1
@@ -257,6 +271,33 @@ start_kamailio() {
 	done
 }
 
+# ledger_stats: tollgate only, summed over the gateways' /metrics: "ledger
+# requests (read or compare-and-set round trips), lease acquisitions,
+# requests the ledger had no capacity for"; "- - -" for Kamailio.
+ledger_stats() {
+	local p
+	if [ "${#API_PORTS[@]}" = 0 ]; then
+		echo "- - -"
+		return
+	fi
+	for p in "${API_PORTS[@]}"; do
+		curl -fsS -m 5 "http://127.0.0.1:$p/metrics" || true
+	done | awk '
+		/^tollgate_cluster_ledger_rtt_seconds_count / { r += $2 }
+		/^tollgate_cluster_lease_acquisitions_total / { a += $2 }
+		/^tollgate_cluster_ledger_full_total / { f += $2 }
+		END { printf "%d %d %d\n", r, a, f }'
+}
+
+# node_ticks: each proxy's CPU ticks, "a b c".
+node_ticks() {
+	local p out=""
+	for p in "${PROXY_PIDS[@]}"; do
+		out="$out $(cpu_ticks "$p")"
+	done
+	echo "${out# }"
+}
+
 proxies_ticks() {
 	local p t=0
 	for p in "${PROXY_PIDS[@]}"; do
@@ -283,7 +324,7 @@ stat_col() {
 }
 
 RESULTS=$OUT/results.tsv
-printf 'system\tscenario\trun\tcap\toffered\tadmitted\tbusy486\tfailed\tuas_calls\tover\tcpu_s\tcpu_ms_per_admitted\twall_s\tother_cores\tidle_cores\n' >"$RESULTS"
+printf 'system\tscenario\trun\tcap\toffered\tadmitted\tbusy486\tfailed\tuas_calls\tover\tcpu_s\tcpu_ms_per_admitted\twall_s\tother_cores\tidle_cores\tnode_cpu_s\tledger_requests\tlease_acquisitions\tledger_full\n' >"$RESULTS"
 
 # run_one SYSTEM SCENARIO RUN
 run_one() {
@@ -324,8 +365,10 @@ run_one() {
 	iw0=$(now)
 	sleep "$SETTLE_SECONDS"
 	idle=$(awk -v a="$i0" -v b="$(proxies_ticks)" -v w0="$iw0" -v w1="$(now)" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", (b - a) / hz / (w1 - w0) }')
-	local t0 t1 w0 w1 o0 o1 uacs=()
+	local t0 t1 w0 w1 o0 o1 n0 n1 l0 l1 uacs=()
 	others_ticks "$dir/.others" >/dev/null
+	l0=$(ledger_stats)
+	n0=$(node_ticks)
 	t0=$(proxies_ticks)
 	w0=$(now)
 	for i in 0 1 2; do
@@ -346,7 +389,9 @@ run_one() {
 		forget_pid "$i"
 	done
 	t1=$(proxies_ticks)
+	n1=$(node_ticks)
 	w1=$(now)
+	l1=$(ledger_stats)
 	o1=$(others_ticks "$dir/.others")
 	sleep 1.5 # the uas's last stats row
 	stop_pid "$uas_pid"
@@ -365,17 +410,26 @@ run_one() {
 	uas_calls=$(stat_col "$dir/uas-stats.csv" "TotalCallCreated")
 	awk -v OFS='\t' -v sys="$system" -v sc="$scenario" -v run="$run" -v cap="$cap" -v off=$((3 * m)) \
 		-v adm="$admitted" -v busy="$busy" -v failed="$failed" -v uas="$uas_calls" \
-		-v ticks=$((t1 - t0)) -v hz="$CLK_TCK" -v w0="$w0" -v w1="$w1" -v o="$o1" -v idle="$idle" 'BEGIN {
+		-v ticks=$((t1 - t0)) -v hz="$CLK_TCK" -v w0="$w0" -v w1="$w1" -v o="$o1" -v idle="$idle" -v n0="$n0" -v n1="$n1" -v l0="$l0" -v l1="$l1" 'BEGIN {
 			over = sc != "sustain" ? adm - cap : "-"
 			cpu = ticks / hz
 			print sys, sc, run, cap, off, adm, busy, failed, uas, over, sprintf("%.2f", cpu),
 				sprintf("%.3f", adm > 0 ? cpu * 1000 / adm : 0), sprintf("%.1f", w1 - w0),
-				sprintf("%.2f", (w1 - w0) > 0 ? o / hz / (w1 - w0) : 0), idle
+				sprintf("%.2f", (w1 - w0) > 0 ? o / hz / (w1 - w0) : 0), idle, nodes(), led(1), led(2), led(3)
+		}
+		function nodes(  a, b, i, k, out) {
+			k = split(n0, a, " "); split(n1, b, " ")
+			for (i = 1; i <= k; i++) out = out (i > 1 ? "/" : "") sprintf("%.2f", (b[i] - a[i]) / hz)
+			return out
+		}
+		function led(i,  a, b) {
+			split(l0, a, " "); split(l1, b, " ")
+			return a[i] == "-" ? "-" : b[i] - a[i]
 		}' >>"$RESULTS"
 	tail -1 "$RESULTS" | awk -F'\t' -v rcs="$rcs" '{
 		printf "cluster-bench: %-8s %-7s run %s: cap %s, offered %s, admitted %s (uas %s), 486 %s, failed %s, over %s, proxies CPU %s s = %s ms/admitted call, %s s, other cores %s (uac exit%s)\n",
 			$1, $2, $3, $4, $5, $6, $9, $7, $8, $10, $11, $12, $13, $14, rcs
-		printf "cluster-bench:   proxies idle before the load: %s cores\n", $15 }'
+		printf "cluster-bench:   proxies idle before the load: %s cores; CPU s per node %s; ledger requests %s, lease acquisitions %s, ledger full %s\n", $15, $16, $17, $18, $19 }'
 }
 
 echo "cluster-bench: $(nproc) CPUs, $NODES nodes per system, systems: $SYSTEMS; output in $OUT"
@@ -393,8 +447,8 @@ done
 	echo
 	echo "## cluster-bench: $NODES nodes per system, $(nproc) CPUs, $RUNS runs, $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo
-	echo "| system | scenario | cap | offered | admitted | over the cap | 486 | failed | proxies CPU s | CPU ms per admitted call | proxies idle, cores | other cores |"
-	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	echo "| system | scenario | cap | offered | admitted | over the cap | 486 | failed | proxies CPU s | CPU ms per admitted call | proxies idle, cores | ledger requests | other cores |"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	awk -F'\t' '
 		function rng(k, v) {
 			if (!((k) in lo) || v < lo[k]) lo[k] = v
@@ -411,15 +465,17 @@ done
 			rng(key SUBSEP "adm", $6); rng(key SUBSEP "busy", $7); rng(key SUBSEP "failed", $8)
 			rng(key SUBSEP "over", $10 == "-" ? 0 : $10); rng(key SUBSEP "cpu", $11)
 			rng(key SUBSEP "ms", $12); rng(key SUBSEP "oth", $14); rng(key SUBSEP "idle", $15)
+			if ($17 != "-" && $17 != "") rng(key SUBSEP "led", $17)
 			ms[$1, $2] += $12; cnt[$1, $2]++
 		}
 		END {
 			for (i = 1; i <= n; i++) {
 				k = order[i]; split(k, a, SUBSEP)
-				printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", a[1], a[2], cap[k], off[k],
+				printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", a[1], a[2], cap[k], off[k],
 					show(k SUBSEP "adm", "%d"), a[2] != "sustain" ? show(k SUBSEP "over", "%+d") : "–",
 					show(k SUBSEP "busy", "%d"), show(k SUBSEP "failed", "%d"), show(k SUBSEP "cpu", "%.2f"),
-					show(k SUBSEP "ms", "%.3f"), show(k SUBSEP "idle", "%.2f"), show(k SUBSEP "oth", "%.2f")
+					show(k SUBSEP "ms", "%.3f"), show(k SUBSEP "idle", "%.2f"),
+					((k SUBSEP "led") in lo) ? show(k SUBSEP "led", "%d") : "–", show(k SUBSEP "oth", "%.2f")
 			}
 			print ""
 			split("cap burst ring sustain", scs, " ")
