@@ -55,6 +55,10 @@
 #   KAMAILIO_CHILDREN  UDP workers per Kamailio listen socket (default 1;
 #                      with several, a 180 may be relayed after the 200,
 #                      see testbed/kamailio/kamailio.cfg)
+#   SHARING            on (default) | off: the control, three independent
+#                      nodes each with the whole cap (tollgate: cluster
+#                      disabled, each its own embedded NATS without a client
+#                      port; Kamailio: enable_dmq 0, no DMQ peers)
 #   SETTLE_SECONDS     wait after the proxies listen, before the load
 #                      (default 4: DMQ peer discovery, tollgate's ledger)
 #   OUT                default testbed/results/cluster-<time>
@@ -84,6 +88,7 @@ SUST_SECONDS=${SUST_SECONDS:-15}
 SUST_HOLD_MS=${SUST_HOLD_MS:-1000}
 SUST_CAP=${SUST_CAP:-10000}
 KAMAILIO_CHILDREN=${KAMAILIO_CHILDREN:-1}
+SHARING=${SHARING:-on}
 SETTLE_SECONDS=${SETTLE_SECONDS:-4}
 NODES=3
 OUT=${OUT:-$ROOT/testbed/results/cluster-$(date -u +%Y%m%dT%H%M%SZ)}
@@ -178,7 +183,9 @@ start_tollgate() {
 		node=gw-$(printf "\\x$(printf %x $((97 + i)))")
 		free_port port 127.0.0.1
 		NODE_PORTS+=("$port")
-		if [ "$i" = 0 ]; then
+		if [ "$SHARING" = off ]; then
+			natsy='  listen: "off"'
+		elif [ "$i" = 0 ]; then
 			natsy="  listen: 127.0.0.1:$nats_port"
 		else
 			natsy="  url: nats://127.0.0.1:$nats_port"
@@ -188,7 +195,7 @@ start_tollgate() {
 # written by testbed/cluster-bench.sh
 node: $node
 cluster:
-  enabled: true
+  enabled: $([ "$SHARING" = off ] && echo false || echo true)
   replicas: 1
 log:
   level: warn
@@ -258,6 +265,9 @@ start_kamailio() {
 			-e "s/@PEER_A@/${dmq[a]}/g; s/@PEER_B@/${dmq[b]}/g" \
 			-e "s/@UAS_PORT@/$uas_port/g; s/@CAP@/$cap/g; s/@CHILDREN@/$KAMAILIO_CHILDREN/g" \
 			"$ROOT/testbed/kamailio/kamailio-dmq.cfg" >"$cfg"
+		if [ "$SHARING" = off ]; then
+			sed -i -e 's/"enable_dmq", 1/"enable_dmq", 0/' -e '/"notification_address"/d' "$cfg"
+		fi
 		"$KAMAILIO" -c -f "$cfg" >"$dir/kam-$i/check.log" 2>&1 ||
 			{ cat "$dir/kam-$i/check.log" >&2; exit 1; }
 		"$KAMAILIO" -DD -E -f "$cfg" -P "$dir/kam-$i/kamailio.pid" -Y "$dir/kam-$i" \
@@ -432,7 +442,7 @@ run_one() {
 		printf "cluster-bench:   proxies idle before the load: %s cores; CPU s per node %s; ledger requests %s, lease acquisitions %s, ledger full %s\n", $15, $16, $17, $18, $19 }'
 }
 
-echo "cluster-bench: $(nproc) CPUs, $NODES nodes per system, systems: $SYSTEMS; output in $OUT"
+echo "cluster-bench: $(nproc) CPUs, $NODES nodes per system, sharing $SHARING, systems: $SYSTEMS; output in $OUT"
 echo "cluster-bench: $("${KAMAILIO:-true}" -v 2>/dev/null | head -1 || true); tollgate $(git describe --always --dirty 2>/dev/null || echo '?')"
 for scenario in $SCENARIOS; do
 	for run in $(seq 1 "$RUNS"); do
@@ -445,7 +455,7 @@ done
 # The table: one row per system and scenario, ranges (min-max) over runs.
 {
 	echo
-	echo "## cluster-bench: $NODES nodes per system, $(nproc) CPUs, $RUNS runs, $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "## cluster-bench: $NODES nodes per system, sharing $SHARING, $(nproc) CPUs, $RUNS runs, $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo
 	echo "| system | scenario | cap | offered | admitted | over the cap | 486 | failed | proxies CPU s | CPU ms per admitted call | proxies idle, cores | ledger requests | other cores |"
 	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
