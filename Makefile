@@ -74,6 +74,7 @@ bench: build
 	./testbed/flood.sh
 	./testbed/media-bench.sh
 	./testbed/events-bench.sh
+	./testbed/cluster-bench.sh
 
 # Fuzz each edge target for FUZZTIME (default 5m; CI runs only the checked-in
 # corpora, as regression tests). New interesting inputs land in the Go build
