@@ -169,7 +169,7 @@ func chaos(t *testing.T, servers int, p partition) {
 				r, _ := m.n.l.snapshot(keyOf("acme", admission.LeaseParallel))
 				t.Logf("%s crashed=%v orphans=%d usage=%+v ledger=%+v", m.n.name, m.crashed, len(m.orphans), u, r)
 			}
-			for _, l := range trace[max(0, len(trace)-15):] {
+			for _, l := range trace[max(0, len(trace)-40):] {
 				t.Log(l)
 			}
 			t.Fatalf("step %d: %d calls may be up over the nodes, cap %d, %d before the step (CHAOS_SEED=%d)", step, up, capv, prevUp, seed)

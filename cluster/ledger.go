@@ -559,6 +559,13 @@ func (l *Ledger) silent(name string, ls lease, now int64) (all, reserve bool) {
 		// with this node's lease_ttl and max call.
 		hb = nodeRec{RenewBy: ls.At + l.o.TTL.Milliseconds(), MaxCall: l.o.MaxCallDuration.Milliseconds()}
 	}
+	// The lease's own write is a sign of life too: this copy's heartbeat
+	// of the node may be older than its lease (a node back from a crash
+	// or an outage writes both, and the watch may deliver the lease
+	// first). Counting only the stale heartbeat would take back a lease
+	// the node has just written and admits against (the chaos test found
+	// this). Later is the safe side: a reclaim only waits longer.
+	hb.RenewBy = max(hb.RenewBy, ls.At+l.o.TTL.Milliseconds())
 	g := l.grace.Milliseconds()
 	all = now > hb.RenewBy+hb.MaxCall+g
 	return all, !all && now > hb.RenewBy+g && ls.N > ls.Use
