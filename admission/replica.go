@@ -1,9 +1,6 @@
 package admission
 
-import (
-	"slices"
-	"time"
-)
+import "time"
 
 // Replica is the runner as it applies a change another node made and
 // replicated (cluster configuration): the same steps, except that the
@@ -18,37 +15,28 @@ type Replica struct{ r *Runner }
 // Replica returns the runner's view for replicated changes.
 func (r *Runner) Replica() Replica { return Replica{r} }
 
-// doQuiet is Runner.do without the events reported reports.
-func (p Replica) doQuiet(f func() (Output, error), reported func(Event) bool) (Ready, error) {
-	p.r.mu.Lock()
-	defer p.r.mu.Unlock()
-	out, err := f()
-	out.Events = slices.DeleteFunc(out.Events, reported)
-	return p.r.ready(Decision{Output: out}), err
-}
-
 func limitsChanged(ev Event) bool { return ev.Type == EventLimits }
 
 // UpsertPlan is Runner.UpsertPlan without limits.changed.
 func (p Replica) UpsertPlan(now time.Time, pl Plan) (Ready, error) {
-	return p.doQuiet(func() (Output, error) { return p.r.e.UpsertPlan(now, pl) }, limitsChanged)
+	return p.r.doWithout(func() (Output, error) { return p.r.e.UpsertPlan(now, pl) }, limitsChanged)
 }
 
 // UpsertTenant is Runner.UpsertTenant without limits.changed.
 func (p Replica) UpsertTenant(now time.Time, t Tenant) (Ready, error) {
-	return p.doQuiet(func() (Output, error) { return p.r.e.UpsertTenant(now, t) }, limitsChanged)
+	return p.r.doWithout(func() (Output, error) { return p.r.e.UpsertTenant(now, t) }, limitsChanged)
 }
 
 // Suspend is Runner.Suspend without the tenant.suspended it reports.
 func (p Replica) Suspend(now time.Time, tenant, reason string) (Ready, error) {
-	return p.doQuiet(func() (Output, error) { return p.r.e.Suspend(now, tenant, reason) }, func(ev Event) bool {
+	return p.r.doWithout(func() (Output, error) { return p.r.e.Suspend(now, tenant, reason) }, func(ev Event) bool {
 		return ev.Type == EventSuspended && ev.Tenant == tenant && !ev.Shared
 	})
 }
 
 // Resume is Runner.Resume without the tenant.resumed it reports.
 func (p Replica) Resume(now time.Time, tenant, reason string) (Ready, error) {
-	return p.doQuiet(func() (Output, error) { return p.r.e.Resume(now, tenant, reason) }, func(ev Event) bool {
+	return p.r.doWithout(func() (Output, error) { return p.r.e.Resume(now, tenant, reason) }, func(ev Event) bool {
 		return ev.Type == EventResumed && ev.Tenant == tenant && !ev.Shared
 	})
 }

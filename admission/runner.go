@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
@@ -51,10 +52,17 @@ func (r *Runner) ready(d Decision) Ready {
 }
 
 // do runs one engine step that returns an Output under the lock.
-func (r *Runner) do(f func() (Output, error)) (Ready, error) {
+func (r *Runner) do(f func() (Output, error)) (Ready, error) { return r.doWithout(f, nil) }
+
+// doWithout is do, with the events drop reports left out of the step
+// (nil: none): Replica's steps.
+func (r *Runner) doWithout(f func() (Output, error), drop func(Event) bool) (Ready, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out, err := f()
+	if drop != nil {
+		out.Events = slices.DeleteFunc(out.Events, drop)
+	}
 	return r.ready(Decision{Output: out}), err
 }
 
