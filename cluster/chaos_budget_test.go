@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/tollgate/tollgate/admission"
 	"github.com/tollgate/tollgate/bus/bustest"
 )
@@ -77,8 +75,7 @@ func chaosBudget(t *testing.T, kind string) {
 	o := Options{TTL: time.Second, Timeout: 300 * time.Millisecond, Replicas: 3, Bucket: "BUDGET_" + kind, OnReady: cuts.collect}
 	var nodes []*node
 	for i := range 3 {
-		_, js := bustest.Connect(t, c.URL(i), append(reconnect, nats.IgnoreDiscoveredServers())...)
-		n := startNode(t, js, fmt.Sprintf("gw%d", i+1), lim, o)
+		n := startOnServer(t, c, i, fmt.Sprintf("gw%d", i+1), lim, o)
 		if _, err := n.r.UpsertPlan(time.Now(), admission.Plan{Name: "p", Limits: lim, Rates: rates}); err != nil {
 			t.Fatal(err)
 		}

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/tollgate/tollgate/admission"
 	"github.com/tollgate/tollgate/bus/bustest"
 )
@@ -84,8 +82,7 @@ func chaos(t *testing.T, servers int, p partition) {
 		return n > servers/2
 	}
 	start := func(name string) *node {
-		_, js := bustest.Connect(t, c.URL(serverOf(name)), append(reconnect, nats.IgnoreDiscoveredServers())...)
-		return startNode(t, js, name, limits(capv, -1), o)
+		return startOnServer(t, c, serverOf(name), name, limits(capv, -1), o)
 	}
 	var prevUp int64
 	var trace []string

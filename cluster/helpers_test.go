@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -206,4 +207,25 @@ func waitFor(t testing.TB, d time.Duration, cond func() bool, what string) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// startOnCluster starts gw1..gw3 on the NATS cluster c, each connected to
+// every server (it follows the cluster when one goes).
+func startOnCluster(t testing.TB, c *bustest.Cluster, lim admission.Limits, o Options) []*node {
+	t.Helper()
+	var nodes []*node
+	for i := range 3 {
+		_, js := bustest.Connect(t, c.URLs(), reconnect...)
+		nodes = append(nodes, startNode(t, js, fmt.Sprintf("gw%d", i+1), lim, o))
+	}
+	return nodes
+}
+
+// startOnServer starts node name connected to server i of c only (not to
+// the servers the cluster tells of): stopping or isolating that server
+// partitions the node.
+func startOnServer(t testing.TB, c *bustest.Cluster, i int, name string, lim admission.Limits, o Options) *node {
+	t.Helper()
+	_, js := bustest.Connect(t, c.URL(i), append(reconnect, nats.IgnoreDiscoveredServers())...)
+	return startNode(t, js, name, lim, o)
 }

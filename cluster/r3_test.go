@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/tollgate/tollgate/admission"
 	"github.com/tollgate/tollgate/bus/bustest"
 )
@@ -20,12 +18,7 @@ func TestR3ExactAcrossServerLoss(t *testing.T) {
 	t.Parallel()
 	c := bustest.StartCluster(t, 3)
 	const capv = 50
-	o := Options{Replicas: 3, Bucket: "R3", Timeout: time.Second}
-	var nodes []*node
-	for _, name := range []string{"gw1", "gw2", "gw3"} {
-		_, js := bustest.Connect(t, c.URLs(), reconnect...)
-		nodes = append(nodes, startNode(t, js, name, limits(capv, -1), o))
-	}
+	nodes := startOnCluster(t, c, limits(capv, -1), Options{Replicas: 3, Bucket: "R3", Timeout: time.Second})
 	if a, _, _ := offer(nodes, 30); a != 30 {
 		t.Fatalf("first 30 calls: %d admitted", a)
 	}
@@ -63,9 +56,7 @@ func TestPartitionOfOneNode(t *testing.T) {
 	o := Options{Replicas: 3, Bucket: "PART", TTL: ttl, Timeout: 500 * time.Millisecond, MaxCallDuration: time.Hour}
 	var nodes []*node
 	for i, name := range []string{"gw1", "gw2", "gw3"} {
-		// gw_i talks to server i only, not to servers the cluster tells of.
-		_, js := bustest.Connect(t, c.URL(i), append(reconnect, nats.IgnoreDiscoveredServers())...)
-		nodes = append(nodes, startNode(t, js, name, limits(capv, -1), o))
+		nodes = append(nodes, startOnServer(t, c, i, name, limits(capv, -1), o)) // gw_i talks to server i only
 	}
 	gw3 := nodes[2]
 	for range 5 {
@@ -139,12 +130,7 @@ func TestR3ServerLossUnderLoad(t *testing.T) {
 	t.Parallel()
 	c := bustest.StartCluster(t, 3)
 	const capv = 40
-	o := Options{Replicas: 3, Bucket: "R3LOAD", Timeout: time.Second}
-	var nodes []*node
-	for _, name := range []string{"gw1", "gw2", "gw3"} {
-		_, js := bustest.Connect(t, c.URLs(), reconnect...)
-		nodes = append(nodes, startNode(t, js, name, limits(capv, -1), o))
-	}
+	nodes := startOnCluster(t, c, limits(capv, -1), Options{Replicas: 3, Bucket: "R3LOAD", Timeout: time.Second})
 	var up atomic.Int64 // calls admitted and not yet ended, over the nodes
 	var over atomic.Int64
 	var admitted, busy, away atomic.Int64

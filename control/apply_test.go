@@ -74,7 +74,7 @@ func TestApply(t *testing.T) {
 	if _, err := f.svc.GetPlan(ctx, "gold"); err == nil {
 		t.Fatal("dry run created a plan")
 	}
-	if n := f.edge.nRouting(); n != 0 {
+	if n := f.edge.Routing(); n != 0 {
 		t.Fatalf("dry run rebuilt routing %d times", n)
 	}
 
@@ -93,8 +93,8 @@ func TestApply(t *testing.T) {
 	if *l.Effective.MaxParallelCalls != 5 || l.Overrides.MaxParallelCalls == nil || *l.Overrides.MaxParallelCalls != 5 {
 		t.Fatalf("delta limits = %+v / %+v (a tenant apply creates is pre-filled from tenant_defaults)", l.Overrides, l.Effective)
 	}
-	if f.edge.nRouting() != 1 {
-		t.Fatalf("SetRouting called %d times, want 1", f.edge.nRouting())
+	if f.edge.Routing() != 1 {
+		t.Fatalf("SetRouting called %d times, want 1", f.edge.Routing())
 	}
 	var got []string
 	for _, e := range f.audit(api.AuditQuery{}) {

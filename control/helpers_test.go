@@ -15,7 +15,7 @@ import (
 	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/configs"
 	"github.com/tollgate/tollgate/control"
-	"github.com/tollgate/tollgate/internal/callrec"
+	"github.com/tollgate/tollgate/control/controltest"
 	"github.com/tollgate/tollgate/store"
 )
 
@@ -95,106 +95,13 @@ func env(name string) string {
 	return ""
 }
 
-// fakeEdge records what the service hands the SIP gateway.
-type fakeEdge struct {
-	mu      sync.Mutex
-	effects []admission.Ready
-	routing []*configs.Config
-	calls   []callrec.Call
-	hungUp  []string
-	ready   error
-}
-
-func (e *fakeEdge) Calls(tenant string) []callrec.Call {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var out []callrec.Call
-	for _, c := range e.calls {
-		if tenant == "" || c.Tenant == tenant {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-func (e *fakeEdge) Hangup(id string) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for i, c := range e.calls {
-		if c.ID == id || c.CallID == id {
-			e.calls = slices.Delete(e.calls, i, i+1)
-			e.hungUp = append(e.hungUp, c.ID)
-			return true
-		}
-	}
-	return false
-}
-
-func (e *fakeEdge) SetRouting(cfg *configs.Config) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.routing = append(e.routing, cfg)
-	return nil
-}
-
-func (e *fakeEdge) Effects(rd admission.Ready) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.effects = append(e.effects, rd)
-}
-
-// deadline is the deadline of the newest Ready handed to the edge, the one
-// its timer is armed at.
-func (e *fakeEdge) deadline() time.Time {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var newest admission.Ready
-	for _, rd := range e.effects {
-		if rd.Gen > newest.Gen {
-			newest = rd
-		}
-	}
-	return newest.Deadline
-}
-
-func (e *fakeEdge) Ready() error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.ready
-}
-
-// cuts returns the call ids of every cut handed to the edge.
-func (e *fakeEdge) cuts() []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var ids []string
-	for _, o := range e.effects {
-		for _, c := range o.Cuts {
-			ids = append(ids, c.CallID)
-		}
-	}
-	return ids
-}
-
-func (e *fakeEdge) nEffects() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return len(e.effects)
-}
-
-func (e *fakeEdge) nRouting() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return len(e.routing)
-}
-
 // fixture is an open service on a store with a fake clock and edge.
 type fixture struct {
 	t     *testing.T
 	cfg   *configs.Config
 	st    store.Store
 	clock *clock
-	edge  *fakeEdge
+	edge  *controltest.FakeEdge
 	svc   *control.Service
 }
 
@@ -213,7 +120,7 @@ func (f *fixture) open() {
 		f.t.Fatalf("Open: %v", err)
 	}
 	f.svc = svc
-	f.edge = &fakeEdge{}
+	f.edge = &controltest.FakeEdge{}
 	svc.SetEdge(f.edge)
 	f.t.Cleanup(func() { _ = svc.Close() })
 }

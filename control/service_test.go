@@ -190,10 +190,10 @@ func TestTenantCRUD(t *testing.T) {
 	if !created {
 		t.Fatal("created = false")
 	}
-	if f.edge.nRouting() != 1 {
-		t.Fatalf("SetRouting called %d times, want 1", f.edge.nRouting())
+	if f.edge.Routing() != 1 {
+		t.Fatalf("SetRouting called %d times, want 1", f.edge.Routing())
 	}
-	if c := f.edge.routing[0]; len(c.Tenants) != 3 {
+	if c := f.edge.RoutingSeen()[0]; len(c.Tenants) != 3 {
 		t.Fatalf("routing config has %d tenants", len(c.Tenants))
 	}
 	_, err = f.svc.PutTenant(ctx, "alice", gamma, true)
@@ -219,8 +219,8 @@ func TestTenantCRUD(t *testing.T) {
 	if v.Limits.MaxParallelCalls != nil || v.PBX.Transport != "udp" {
 		t.Fatalf("replaced gamma = %+v", v.Tenant)
 	}
-	if f.edge.nRouting() != 2 {
-		t.Fatalf("SetRouting called %d times, want 2", f.edge.nRouting())
+	if f.edge.Routing() != 2 {
+		t.Fatalf("SetRouting called %d times, want 2", f.edge.Routing())
 	}
 
 	// Busy: a tenant with an active call is not deleted.
@@ -420,7 +420,7 @@ func TestLimitChangeAppliesToNextAdmit(t *testing.T) {
 		t.Fatalf("second call: admitted=%v rejection=%+v, want parallel_calls", d.Admitted, d.Rejection)
 	}
 	// The lowered cap does not cut the running call.
-	if cuts := f.edge.cuts(); len(cuts) != 0 {
+	if cuts := f.edge.Cuts(); len(cuts) != 0 {
 		t.Fatalf("cuts = %v", cuts)
 	}
 }
@@ -435,10 +435,10 @@ func TestLowerMinutesMovesDeadline(t *testing.T) {
 		t.Fatalf("deadline = %v, want the threshold at %v", before, want)
 	}
 	f.clock.Advance(time.Minute)
-	n := f.edge.nEffects()
+	n := len(f.edge.EffectsSeen())
 	_, err = f.svc.PatchLimits(ctx, "alice", "acme", api.LimitsPatch{Set: configs.Limits{MaxMonthlyMinutes: i64(10)}})
 	mustNil(t, err)
-	after := f.edge.deadline()
+	after := f.edge.Deadline()
 	if !after.Before(before) {
 		t.Fatalf("deadline %v -> %v, want earlier", before, after)
 	}
@@ -446,7 +446,7 @@ func TestLowerMinutesMovesDeadline(t *testing.T) {
 	if want := t0.Add(8 * time.Minute); !after.Equal(want) {
 		t.Fatalf("deadline = %v, want %v", after, want)
 	}
-	if f.edge.nEffects() <= n {
+	if len(f.edge.EffectsSeen()) <= n {
 		t.Fatal("the edge was not handed the step's effects (it re-arms its timer there)")
 	}
 }
@@ -465,7 +465,7 @@ func TestSuspendCutsCallsAndAudits(t *testing.T) {
 	if st.SuspendedSince == nil || !st.SuspendedSince.Equal(suspendedAt) {
 		t.Fatalf("suspended since %v, want %v", st.SuspendedSince, suspendedAt)
 	}
-	cuts := f.edge.cuts()
+	cuts := f.edge.Cuts()
 	slices.Sort(cuts)
 	if !slices.Equal(cuts, []string{"c1", "c2"}) {
 		t.Fatalf("cuts = %v, want c1 c2", cuts)
@@ -693,9 +693,11 @@ func TestRoles(t *testing.T) {
 
 func TestCallsAndHangup(t *testing.T) {
 	f := newFixture(t)
-	f.edge.calls = []callrec.Call{
+	for _, c := range []callrec.Call{
 		{ID: "abc;t1", CallID: "abc", Tenant: "acme", Direction: "outbound"},
 		{ID: "def;t2", CallID: "def", Tenant: "beta", Direction: "inbound"},
+	} {
+		f.edge.AddCall(c)
 	}
 	calls, err := f.svc.Calls(ctx, "acme")
 	mustNil(t, err)
@@ -733,7 +735,7 @@ func TestCallsAndHangup(t *testing.T) {
 func TestReady(t *testing.T) {
 	f := newFixture(t)
 	mustNil(t, f.svc.Ready())
-	f.edge.ready = errTest("draining")
+	f.edge.SetReady(errTest("draining"))
 	wantErr(t, f.svc.Ready(), api.ErrNotReady)
 	f.svc.SetEdge(nil)
 	wantErr(t, f.svc.Ready(), api.ErrNotReady)

@@ -254,7 +254,7 @@ type FakeEdge struct {
 	calls   []callrec.Call
 	hungUp  []string
 	effects []admission.Ready
-	routing int
+	routing []*configs.Config
 	ready   error
 }
 
@@ -292,10 +292,10 @@ func (e *FakeEdge) Hangup(id string) bool {
 }
 
 // SetRouting implements control.Edge.
-func (e *FakeEdge) SetRouting(*configs.Config) error {
+func (e *FakeEdge) SetRouting(cfg *configs.Config) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.routing++
+	e.routing = append(e.routing, cfg)
 	return nil
 }
 
@@ -358,7 +358,28 @@ func (e *FakeEdge) EffectsSeen() []admission.Ready {
 func (e *FakeEdge) Routing() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.routing
+	return len(e.routing)
+}
+
+// RoutingSeen returns the configurations of the routing rebuilds, in order.
+func (e *FakeEdge) RoutingSeen() []*configs.Config {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.routing)
+}
+
+// Deadline is the deadline of the newest Ready handed to the edge, the
+// one its timer is armed at.
+func (e *FakeEdge) Deadline() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var newest admission.Ready
+	for _, rd := range e.effects {
+		if rd.Gen > newest.Gen {
+			newest = rd
+		}
+	}
+	return newest.Deadline
 }
 
 // FakeFlood is the flood limiter as control.Flood: a fixed list of
