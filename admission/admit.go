@@ -74,7 +74,7 @@ func (e *Engine) admit(now time.Time, req CallRequest) Decision {
 	if dir == Outbound && ef.parallelOut >= 0 && t.activeOut >= ef.parallelOut {
 		return e.rejectWith(&d, CauseParallelOutbound, ef.parallelOut, t.activeOut)
 	}
-	if e.leaseMiss(&d, t, &req, LeaseParallel, ef.parallel, t.active) ||
+	if e.leaseMiss(&d, t, &req, LeaseParallel, ef.parallelLease(), t.active) ||
 		dir == Inbound && e.leaseMiss(&d, t, &req, LeaseInbound, ef.parallelIn, t.activeIn) ||
 		dir == Outbound && e.leaseMiss(&d, t, &req, LeaseOutbound, ef.parallelOut, t.activeOut) {
 		return d
@@ -91,15 +91,15 @@ func (e *Engine) admit(now time.Time, req CallRequest) Decision {
 			role = t.roleOf(uid)
 		}
 	}
-	if role != nil && role.parallel >= 0 {
+	if role != nil && role.parallelLease() >= 0 {
 		var active int64
 		if u != nil {
 			active = u.active
 		}
-		if active >= role.parallel {
+		if role.parallel >= 0 && active >= role.parallel {
 			return e.rejectWith(&d, CauseRoleParallel, role.parallel, active)
 		}
-		if e.userLeaseMiss(&d, t, &req, uid, role.parallel, active) {
+		if e.userLeaseMiss(&d, t, &req, uid, role.parallelLease(), active) {
 			return d
 		}
 	}

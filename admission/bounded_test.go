@@ -19,6 +19,10 @@ func TestBoundedClusterUsage(t *testing.T) {
 	if _, err := e.UpsertTenant(t0, admission.Tenant{Name: "a", Plan: "p"}); err != nil {
 		t.Fatal(err)
 	}
+	// A budget with no parallel cap is leased all the same (Uncapped).
+	if n, _ := e.SetLease("a", admission.LeaseParallel, 10, admission.Uncapped); n != 10 {
+		t.Fatalf("lease set to %d", n)
+	}
 	count := func(o admission.Output, typ string) int {
 		n := 0
 		for _, ev := range o.Events {
@@ -63,5 +67,55 @@ func TestBoundedClusterUsage(t *testing.T) {
 	}
 	if s, _ := e.Suspended("a"); !s {
 		t.Fatal("not suspended once the budget really ran out")
+	}
+}
+
+// A role's minutes budget counted at a silent node's bound cuts and
+// refuses the user's calls the same way, without a cap_reached: the
+// budget may not really have run out.
+func TestBoundedClusterUserUsage(t *testing.T) {
+	e := admission.NewEngine(admission.Settings{Cluster: true})
+	mustPlan(t, e, admission.Plan{Name: "p"})
+	desk := admission.Role{Name: "desk", MaxMonthlyMinutes: lim(1), Users: []string{"100"}}
+	if _, err := e.UpsertTenant(t0, admission.Tenant{Name: "a", Plan: "p", Roles: []admission.Role{desk}}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := e.SetUserLease("a", "100", 10, admission.Uncapped); n != 10 {
+		t.Fatalf("user lease set to %d", n)
+	}
+	capReached := func(o admission.Output) int {
+		n := 0
+		for _, ev := range o.Events {
+			if ev.Type == admission.EventCapReached || ev.Type == admission.EventThreshold {
+				n++
+			}
+		}
+		return n
+	}
+	if !e.Admit(t0, out("c1", "a", "100", "4930")).Admitted {
+		t.Fatal("c1 rejected")
+	}
+	e.Answer(t0, "c1")
+	o, err := e.SetClusterUserUsage(t0.Add(time.Second), "a", "100", 59*time.Second, 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.Cuts) != 1 || capReached(o) != 0 {
+		t.Fatalf("bounded role exhaustion: cuts %+v, events %+v; want c1 cut and nothing reported", o.Cuts, o.Events)
+	}
+	e.End(t0.Add(time.Second), "c1")
+	if d := e.Admit(t0.Add(2*time.Second), out("c2", "a", "100", "4930")); d.Admitted || capReached(d.Output) != 0 {
+		t.Fatalf("bounded: c2 %+v, want refused with nothing reported", d)
+	}
+	// Known again with time left: admitted; then really out: reported.
+	if _, err := e.SetClusterUserUsage(t0.Add(3*time.Second), "a", "100", 30*time.Second, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	if d := e.Admit(t0.Add(3*time.Second), out("c3", "a", "100", "4930")); !d.Admitted {
+		t.Fatalf("c3 rejected with budget left: %+v", d.Rejection)
+	}
+	e.Answer(t0.Add(3*time.Second), "c3")
+	if o := e.Tick(t0.Add(40 * time.Second)); len(o.Cuts) != 1 || capReached(o) == 0 {
+		t.Fatalf("known role exhaustion: cuts %+v, events %+v", o.Cuts, o.Events)
 	}
 }

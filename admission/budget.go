@@ -129,10 +129,14 @@ func (b *budget) hard() bool {
 	return b.kind == kindUserMinutes || b.t.eff.autoSuspend
 }
 
-// bounded reports a tenant budget counting a silent node's usage at its
-// bound (tenantState.bounded): its exhaustion is not certain.
+// bounded reports a budget counting a silent node's usage at its bound
+// (tenantState.bounded, userState.bounded): its exhaustion is not
+// certain.
 func (b *budget) bounded() bool {
-	return b.kind != kindUserMinutes && b.t.bounded
+	if b.kind == kindUserMinutes {
+		return b.u.bounded
+	}
+	return b.t.bounded
 }
 
 func (b *budget) capName() string {

@@ -86,6 +86,7 @@ type userState struct {
 
 	settled time.Duration // billed time of settled calls this cycle (durable)
 	durMark bool          // queued in Engine.durUsers
+	bounded bool          // as tenantState.bounded, for the role's minutes
 }
 
 // roleFor returns the user's role (nil: none), cached until the tenant's

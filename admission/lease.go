@@ -39,6 +39,35 @@ func (d LeaseDim) String() string {
 	return "lease(?)"
 }
 
+// Uncapped is the cap a tenant's parallel calls are leased under, in a
+// cluster, when it has no max_parallel_calls but a minutes or spend budget:
+// the ledger puts no cap on the sum of the leases, but each node admits
+// only within its own, so the lease bounds the calls the node may run. The
+// others count a silent node's share of the budget at that bound (package
+// cluster); without it a node cut off from the ledger could take the
+// budget over for as long as the partition lasts.
+const Uncapped int64 = 1 << 62
+
+// parallelLease is the cap the tenant's parallel calls are leased under in
+// a cluster: max_parallel_calls, else Uncapped when a minutes or spend
+// budget needs a bound on every node's calls, else -1 (no lease).
+func (ef *effective) parallelLease() int64 {
+	if ef.parallel < 0 && (ef.minutes >= 0 || ef.spend >= 0) {
+		return Uncapped
+	}
+	return ef.parallel
+}
+
+// parallelLease is parallelLease for a role's users: its
+// max_parallel_calls, else Uncapped when its max_monthly_minutes needs a
+// bound, else -1.
+func (r *roleState) parallelLease() int64 {
+	if r.parallel < 0 && r.minutes >= 0 {
+		return Uncapped
+	}
+	return r.parallel
+}
+
 // LeaseSet is a set of dimensions, one bit per LeaseDim.
 type LeaseSet uint8
 
@@ -89,7 +118,8 @@ type LeaseUsage struct {
 	// Held is the capacity the engine admits against, by LeaseDim.
 	Held [LeaseCPS]int64
 	// Cap is the tenant's effective cap by LeaseDim (LeaseCPS: calls per
-	// second); -1 = unlimited, which needs no lease.
+	// second); -1 = unlimited, which needs no lease; Uncapped: no parallel
+	// cap, but leased for a budget's sake.
 	Cap [NumLeaseDims]int64
 }
 
@@ -111,6 +141,9 @@ func (e *Engine) missed(d *Decision, req *CallRequest, dim LeaseDim, capv, activ
 	if req.LeaseFull.Has(dim) {
 		e.rejectWith(d, dim.cause(), capv, active)
 		return
+	}
+	if capv == Uncapped {
+		capv = unlimited
 	}
 	r := e.rejects[CauseLease]
 	d.Rejection = Rejection{Cause: CauseLease, Code: r.Code, Reason: r.Reason, Lease: dim, Limit: capv, Usage: active}
@@ -136,7 +169,7 @@ func (e *Engine) leaseLimitsChanged(ts *tenantState, old *effective, roles bool)
 		return
 	}
 	l := &ts.lease
-	if ts.eff.parallel != old.parallel {
+	if ts.eff.parallelLease() != old.parallelLease() {
 		l.parallel[LeaseParallel], l.tight[LeaseParallel] = ts.active, true
 	}
 	if ts.eff.parallelIn != old.parallelIn {
@@ -199,7 +232,7 @@ func (e *Engine) SetLease(tenant string, dim LeaseDim, n, capv int64) (set int64
 	}
 	active := [LeaseCPS]int64{0, t.active, t.activeIn, t.activeOut}[dim]
 	cur := t.lease.parallel[dim]
-	if n > cur && capv != [LeaseCPS]int64{0, t.eff.parallel, t.eff.parallelIn, t.eff.parallelOut}[dim] {
+	if n > cur && capv != [LeaseCPS]int64{0, t.eff.parallelLease(), t.eff.parallelIn, t.eff.parallelOut}[dim] {
 		n = cur
 	}
 	n = max(n, active)
@@ -266,7 +299,8 @@ func (e *Engine) SetUserLease(tenant, user string, n, capv int64) (set int64, ok
 
 // UserLeaseUsage is LeaseUsage for one user of tenant: the user's calls in
 // progress, the capacity held for it and its role's max_parallel_calls
-// (-1: no role caps it).
+// (-1: no role caps it; Uncapped: a role minutes budget and no parallel
+// cap).
 func (e *Engine) UserLeaseUsage(tenant, user string) (active, held, capv int64, ok bool) {
 	t, ok := e.tenants[tenant]
 	if !ok {
@@ -278,7 +312,7 @@ func (e *Engine) UserLeaseUsage(tenant, user string) (active, held, capv int64, 
 	}
 	capv = -1
 	if role != nil {
-		capv = role.parallel
+		capv = role.parallelLease()
 	}
 	return active, t.lease.users[user], capv, true
 }
@@ -350,7 +384,7 @@ func (e *Engine) LeaseUsage(tenant string) (u LeaseUsage, ok bool) {
 	}
 	u.Active = [LeaseCPS]int64{0, t.active, t.activeIn, t.activeOut}
 	u.Held = t.lease.parallel
-	u.Cap = [NumLeaseDims]int64{0, t.eff.parallel, t.eff.parallelIn, t.eff.parallelOut, t.eff.cps, -1}
+	u.Cap = [NumLeaseDims]int64{0, t.eff.parallelLease(), t.eff.parallelIn, t.eff.parallelOut, t.eff.cps, -1}
 	return u, true
 }
 
@@ -417,8 +451,9 @@ func (e *Engine) UsersMinutes(now time.Time, tenant string) []UserMinutes {
 
 // SetClusterUserUsage is SetClusterUsage for one user's role minutes: what
 // the other nodes billed of them this cycle at now, and how many of the
-// user's calls bill there now. A user its role does not cap is ignored.
-func (e *Engine) SetClusterUserUsage(now time.Time, tenant, user string, minutes time.Duration, billing int64) (Output, error) {
+// user's calls bill there now (bounded: as for SetClusterUsage). A
+// user its role does not cap is ignored.
+func (e *Engine) SetClusterUserUsage(now time.Time, tenant, user string, minutes time.Duration, billing int64, bounded bool) (Output, error) {
 	given := now.Round(0)
 	return e.onTenant(now, tenant, func(ts *tenantState, now time.Time, out *Output) error {
 		if !e.cluster {
@@ -431,6 +466,10 @@ func (e *Engine) SetClusterUserUsage(now time.Time, tenant, user string, minutes
 				return nil
 			}
 			u = e.newUser(now, ts, user) // tracked: its budget counts the others
+		}
+		if u.bounded != bounded {
+			u.bounded = bounded
+			e.markDirty(&u.minutes)
 		}
 		if m := &u.minutes; m.othersNow(now) != int64(minutes) || m.othersRate != billing {
 			m.others, m.othersRate, m.othersAt = int64(minutes), billing, now
@@ -494,8 +533,8 @@ func (r *Runner) UsersMinutes(now time.Time, tenant string) []UserMinutes {
 }
 
 // SetClusterUserUsage is Engine.SetClusterUserUsage.
-func (r *Runner) SetClusterUserUsage(now time.Time, tenant, user string, minutes time.Duration, billing int64) (Ready, error) {
-	return r.do(func() (Output, error) { return r.e.SetClusterUserUsage(now, tenant, user, minutes, billing) })
+func (r *Runner) SetClusterUserUsage(now time.Time, tenant, user string, minutes time.Duration, billing int64, bounded bool) (Ready, error) {
+	return r.do(func() (Output, error) { return r.e.SetClusterUserUsage(now, tenant, user, minutes, billing, bounded) })
 }
 
 // SetClusterUsage is Engine.SetClusterUsage.

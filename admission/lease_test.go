@@ -189,3 +189,88 @@ func TestLeaseDroppedOnLimitChange(t *testing.T) {
 		t.Fatalf("an unchanged cap dropped the lease to %d", u.Held[LeaseParallel])
 	}
 }
+
+// A tenant with a minutes or spend budget and no parallel cap has its
+// calls leased under Uncapped: a node runs only what its lease allows, so
+// the others can bound a silent node's share of the budget. A tenant with
+// neither needs no lease. Adding or removing the budget drops the lease to
+// the calls in progress.
+func TestLeaseUncappedBudget(t *testing.T) {
+	now := time.Date(2026, 11, 15, 12, 0, 1, 0, time.UTC)
+	req := func(id string) CallRequest {
+		return CallRequest{CallID: id, Tenant: "acme", Direction: Outbound, Caller: "100", Callee: "200"}
+	}
+	if d := leaseEngine(t, Limits{}).Admit(now, req("free")); !d.Admitted {
+		t.Fatalf("no cap and no budget: %+v, want admitted without a lease", d.Rejection)
+	}
+	for name, lim := range map[string]Limits{"minutes": {MaxMonthlyMinutes: i64(100)}, "spend": {MonthlySpendLimit: i64(1_000_000)}} {
+		e := leaseEngine(t, lim)
+		d := e.Admit(now, req("c1"))
+		if d.Admitted || d.Rejection.Cause != CauseLease || d.Rejection.Lease != LeaseParallel || d.Rejection.Limit != -1 {
+			t.Fatalf("%s budget, no lease: %+v, want a CauseLease miss on max_parallel_calls, limit -1", name, d.Rejection)
+		}
+		if u, _ := e.LeaseUsage("acme"); u.Cap[LeaseParallel] != Uncapped {
+			t.Fatalf("%s budget: lease cap %d, want Uncapped", name, u.Cap[LeaseParallel])
+		}
+		if got, _ := e.SetLease("acme", LeaseParallel, 1, Uncapped); got != 1 {
+			t.Fatalf("SetLease = %d", got)
+		}
+		if d := e.Admit(now, req("c1")); !d.Admitted {
+			t.Fatalf("%s: within the lease: %+v", name, d.Rejection)
+		}
+		if d := e.Admit(now, req("c2")); d.Rejection.Cause != CauseLease {
+			t.Fatalf("%s: past the lease: %+v", name, d.Rejection)
+		}
+	}
+	// The budget removed: no lease needed; added back: leased again from
+	// the calls in progress.
+	e := leaseEngine(t, Limits{MaxMonthlyMinutes: i64(100)})
+	e.SetLease("acme", LeaseParallel, 5, Uncapped)
+	for _, id := range []string{"a", "b"} {
+		if !e.Admit(now, req(id)).Admitted {
+			t.Fatal(id)
+		}
+	}
+	if _, err := e.UpsertPlan(now, Plan{Name: "p"}); err != nil {
+		t.Fatal(err)
+	}
+	if d := e.Admit(now, req("c")); !d.Admitted {
+		t.Fatalf("budget removed: %+v", d.Rejection)
+	}
+	if _, err := e.UpsertPlan(now, Plan{Name: "p", Limits: Limits{MaxMonthlyMinutes: i64(100)}}); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := e.LeaseUsage("acme"); u.Held[LeaseParallel] != 3 {
+		t.Fatalf("budget back: held %d, want the 3 calls in progress", u.Held[LeaseParallel])
+	}
+	if d := e.Admit(now, req("d")); d.Rejection.Cause != CauseLease {
+		t.Fatalf("budget back, lease at the calls in progress: %+v", d.Rejection)
+	}
+}
+
+// A role with a minutes budget and no parallel cap leases its users'
+// calls under Uncapped too.
+func TestLeaseUserUncappedMinutes(t *testing.T) {
+	e := leaseEngine(t, Limits{})
+	now := time.Date(2026, 11, 15, 12, 0, 1, 0, time.UTC)
+	if _, err := e.UpsertTenant(now, Tenant{Name: "acme", Plan: "p", Roles: []Role{{Name: "desk", MaxMonthlyMinutes: i64(10), Users: []string{"100"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	req := CallRequest{CallID: "c1", Tenant: "acme", Direction: Outbound, Caller: "100", Callee: "200"}
+	if d := e.Admit(now, req); d.Rejection.Cause != CauseLease || d.Rejection.Lease != LeaseUser || d.Rejection.Limit != -1 {
+		t.Fatalf("user 100 without a lease: %+v, want a CauseLease miss on the user, limit -1", d.Rejection)
+	}
+	if _, _, capv, _ := e.UserLeaseUsage("acme", "100"); capv != Uncapped {
+		t.Fatalf("user lease cap %d, want Uncapped", capv)
+	}
+	if n, _ := e.SetUserLease("acme", "100", 1, Uncapped); n != 1 {
+		t.Fatalf("SetUserLease = %d", n)
+	}
+	if d := e.Admit(now, req); !d.Admitted {
+		t.Fatalf("within the user's lease: %+v", d.Rejection)
+	}
+	req.CallID = "c2"
+	if d := e.Admit(now, req); d.Rejection.Cause != CauseLease {
+		t.Fatalf("past the user's lease: %+v", d.Rejection)
+	}
+}

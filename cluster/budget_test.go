@@ -81,6 +81,13 @@ func TestSilentNodeUsage(t *testing.T) {
 		u := gw1.l.Usage("acme")
 		return len(u.Nodes) == 2 && u.Nodes[1].BillingCalls == 2
 	}, "gw2's billing calls on gw1")
+	// A tenant with a budget and no parallel cap leases its calls all the
+	// same (admission.Uncapped): gw2 may run up to use calls, and that is
+	// what gw1 counts it at while it is silent.
+	use := leaseOf(gw1.l, "gw2", admission.LeaseParallel).Use
+	if use < 2 || use > 4 {
+		t.Fatalf("gw2's lease for 2 calls: use %d, want 2 plus a headroom of at most 2", use)
+	}
 	gw2.l.halt() // crashed with two calls billing
 	crashed := time.Now()
 	time.Sleep(8 * time.Second)
@@ -90,12 +97,17 @@ func TestSilentNodeUsage(t *testing.T) {
 	}
 	gw1.r.Answer(time.Now(), id)
 	// The next deadline is the alert threshold (80 %: 48 s over the
-	// cluster). gw2's two calls count until its last heartbeat + 3 s + the
-	// 1 s grace: 2 x (answer to crash + ~5 s), about 12-13 s, so the
-	// threshold is 35-36 s away. (Frozen at its heartbeat's expiry it would
-	// be ~41 s; counted on for ever, under 31 s.)
+	// cluster). gw2 counts as its two calls until its last publication
+	// (about the crash), then as use calls until its last heartbeat + 3 s
+	// + the 1 s grace (4-6 s more): with use 4, about 22 s, so the
+	// threshold is about 26 s away. (Counted at its 2 billing calls, ~36 s;
+	// frozen at its heartbeat's expiry, ~41 s; counted on for ever, under
+	// 16 s.)
+	a := crashed.Sub(answered).Seconds()
 	left := time.Until(gw1.r.Tick(time.Now()).Deadline)
-	if lo, hi := 33*time.Second, 39*time.Second; left < lo || left > hi {
+	lo := time.Duration((48 - 2*a - 6*float64(use) - 1) * 1e9)
+	hi := time.Duration((48 - 2*a - 4*float64(use) + 1) * 1e9)
+	if left < lo || left > hi {
 		t.Fatalf("gw1's next deadline in %v (gw2 crashed %v after its calls were answered), want %v..%v",
 			left, crashed.Sub(answered), lo, hi)
 	}
@@ -174,7 +186,15 @@ func TestSharedRoleMinutes(t *testing.T) {
 		n.n++
 		id := n.name + "-u" + caller + "-" + string(rune('a'+n.n))
 		n.mu.Unlock()
-		d := n.r.Admit(t0, admission.CallRequest{CallID: id, Tenant: "acme", Direction: admission.Outbound, Caller: caller, Callee: "300"})
+		req := admission.CallRequest{CallID: id, Tenant: "acme", Direction: admission.Outbound, Caller: caller, Callee: "300"}
+		d := n.r.Admit(t0, req)
+		for try := 0; !d.Admitted && d.Rejection.Cause == admission.CauseLease && try < 4; try++ {
+			// The role's minutes lease the user's calls (Uncapped).
+			if _, err := n.l.Acquire("acme", d.Rejection.User, d.Rejection.Lease, t0); err != nil {
+				t.Fatal(err)
+			}
+			d = n.r.Admit(t0, req)
+		}
 		if !d.Admitted {
 			t.Fatalf("%s %s: %v", n.name, caller, d.Rejection)
 		}
@@ -267,4 +287,70 @@ func tickAll(t *testing.T, nodes []*node, c *cuts) {
 		}()
 	}
 	t.Cleanup(func() { close(stop); wg.Wait() })
+}
+
+// A node cut off from the ledger (its NATS server gone, the other two
+// servers and nodes still up) with a tenant that has a minutes budget and
+// no parallel cap: it runs only the calls its lease allows (Uncapped), so
+// it never has more calls than the others count it at, and none past
+// lease_ttl; the budget then runs out over the cluster without the cut-off
+// node taking it over the cap. Before Uncapped leases the node admitted
+// every call offered to it, and nothing bounded its share.
+func TestPartitionedBudgetWithoutParallelCap(t *testing.T) {
+	t.Parallel()
+	c := bustest.StartCluster(t, 3)
+	two, yes := int64(2), true // 120 s, hard
+	lim := admission.Limits{MaxMonthlyMinutes: &two, AutoSuspend: &yes}
+	ttl := 2 * time.Second
+	cuts := newCuts()
+	o := Options{Replicas: 3, Bucket: "PBUDGET", TTL: ttl, Timeout: 500 * time.Millisecond, MaxCallDuration: time.Hour, OnReady: cuts.collect}
+	var nodes []*node
+	for i, name := range []string{"gw1", "gw2", "gw3"} {
+		nodes = append(nodes, startOnServer(t, c, i, name, lim, o))
+	}
+	gw1, gw3 := nodes[0], nodes[2]
+	tickAll(t, nodes, cuts)
+	t0 := time.Now()
+	for _, n := range nodes {
+		n.answered(t, 2, t0, cuts.collect) // 6 calls billing: 6 s a second
+	}
+	waitFor(t, 5*time.Second, func() bool {
+		u := gw1.l.Usage("acme")
+		return len(u.Nodes) == 3 && u.Nodes[2].BillingCalls == 2 && leaseOf(gw1.l, "gw3", admission.LeaseParallel).Busy == 2
+	}, "gw3's calls and usage seen by gw1")
+	c.Stop(2)
+	cut := time.Now()
+	// gw3 is offered a call every 20 ms for 3 lease_ttl.
+	var admitted, afterExpiry int
+	for time.Since(cut) < 3*ttl {
+		d, id, _, err := gw3.admitAt(admission.Outbound)
+		if err == nil && d.Admitted {
+			admitted++
+			if !gw3.l.valid() {
+				afterExpiry++
+			}
+			gw3.r.Answer(time.Now(), id)
+		}
+		if bound := leaseOf(gw1.l, "gw3", admission.LeaseParallel).Use; gw3.active() > max(bound, 2) {
+			t.Fatalf("%v into the partition gw3 runs %d calls, gw1 counts it at %d", time.Since(cut), gw3.active(), max(bound, 2))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if gw3.l.valid() || afterExpiry > 0 || admitted > 2 {
+		t.Fatalf("gw3 cut off: admitted %d (%d after its leases expired; valid now %v), want at most its headroom of 2 and none after lease_ttl",
+			admitted, afterExpiry, gw3.l.valid())
+	}
+	// Every call ends up cut when the 120 s run out, and the bill over the
+	// three nodes stays within the cap: gw1 and gw2 count gw3 at its
+	// lease, gw3 counts them at theirs.
+	waitFor(t, 40*time.Second, func() bool { return cuts.len() == 6+admitted }, "every call cut")
+	var billed time.Duration
+	for _, n := range nodes {
+		billed += n.r.Usage(time.Now(), "acme").Seconds
+	}
+	t.Logf("gw3 admitted %d while cut off; %d calls cut %v after t0; billed %v over the nodes (cap 120 s)",
+		admitted, cuts.len(), time.Since(t0).Round(time.Millisecond), billed)
+	if billed > 120*time.Second+time.Millisecond {
+		t.Fatalf("billed %v over the nodes, cap 120 s", billed)
+	}
 }

@@ -41,7 +41,7 @@ type Engine interface {
 	AddCPSTokens(tenant string, sec, k, capv int64) bool
 	// For the cluster-wide usage and budgets (usage.go).
 	SetClusterUsage(now time.Time, tenant string, minutes time.Duration, billing, spend int64, bounded bool) (admission.Ready, error)
-	SetClusterUserUsage(now time.Time, tenant, user string, minutes time.Duration, billing int64) (admission.Ready, error)
+	SetClusterUserUsage(now time.Time, tenant, user string, minutes time.Duration, billing int64, bounded bool) (admission.Ready, error)
 	UsersMinutes(now time.Time, tenant string) []admission.UserMinutes
 	Billing(tenant string) (calls, spendPerSecond int64)
 	SpendBound(tenant string) (perSecond, start int64)
@@ -160,7 +160,10 @@ type Ledger struct {
 	// extrapolated: tenants whose other nodes' minutes the engine
 	// extrapolates (re-applied every round, for a node going silent)
 	extrapolated map[subject]bool
-	onReady      atomic.Pointer[func(admission.Ready)]
+	// bound: the calls a silent node is counted at, by usage key, from
+	// its lease (usage.go); dropped when it publishes again
+	bound   map[string]int64
+	onReady atomic.Pointer[func(admission.Ready)]
 
 	ready      atomic.Bool
 	validUntil atomic.Int64 // monotonic: nanoseconds since l.mono; 0 = never renewed
@@ -195,7 +198,7 @@ func Start(ctx context.Context, o Options) (*Ledger, error) {
 		grace: max(time.Second, o.TTL/2),
 		cache: map[string]cached{}, nodes: map[string]nodeRec{},
 		held: map[string]held{}, keyMus: map[string]*sync.Mutex{}, checked: map[string]time.Time{},
-		usage: map[string]NodeUsage{}, published: map[string]NodeUsage{}, usageDirty: map[subject]bool{}, extrapolated: map[subject]bool{},
+		usage: map[string]NodeUsage{}, published: map[string]NodeUsage{}, usageDirty: map[subject]bool{}, extrapolated: map[subject]bool{}, bound: map[string]int64{},
 		mono: time.Now(),
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -829,8 +832,12 @@ func (l *Ledger) tend(key string, h held) {
 	reclaimed := l.reclaim(&r, ms)
 	live := l.live(ms)
 	n, use, _ := size(capv, r.others(l.o.Node), active, live, false)
-	b := block(capv-r.others(l.o.Node)-active, live, true)
-	shrink := has && mine.N-n >= max(1, (n-active)/4)
+	b, slack := block(capv-r.others(l.o.Node)-active, live, true), max(1, (n-active)/4)
+	if capv == admission.Uncapped { // shrink only past twice the headroom: a write per call otherwise
+		b = uncappedBlock(active)
+		slack = b
+	}
+	shrink := has && mine.N-n >= slack
 	grow := active+max(1, b/2) > heldN && use > mine.Use
 	stale := has && mine.Busy != active && ms-mine.At > time.Second.Milliseconds()
 	if !shrink && !grow && !stale && !reclaimed && mine.Epoch == l.epoch {

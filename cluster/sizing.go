@@ -1,6 +1,10 @@
 package cluster
 
-import "sort"
+import (
+	"sort"
+
+	"github.com/tollgate/tollgate/admission"
+)
 
 // lease is one node's share of a parallel-calls ledger entry.
 //
@@ -87,6 +91,10 @@ func block(avail int64, live int, acquiring bool) int64 {
 // active plus one block and N one block above that, both within what the
 // others leave. full is true when not even one more call fits.
 func size(capv, others, active int64, live int, acquiring bool) (n, use int64, full bool) {
+	if capv == admission.Uncapped {
+		use = active + uncappedBlock(active)
+		return use, use, false
+	}
 	room := capv - others // the most this node may hold
 	avail := room - active
 	b := block(avail, live, acquiring)
@@ -97,3 +105,11 @@ func size(capv, others, active int64, live int, acquiring bool) (n, use int64, f
 	}
 	return n, use, acquiring && avail < 1
 }
+
+// uncappedBlock is the headroom of a lease with no cap on the sum
+// (admission.Uncapped: a tenant with a budget and no parallel cap): a
+// quarter of the calls in progress, at least 2. The others count a silent
+// node's share of the budget at its lease, so the bound stays within 25 %
+// (or 2 calls) of what it runs, and growing to n calls costs O(log n)
+// writes. There is nothing to share, so no reserve is kept (N = Use).
+func uncappedBlock(active int64) int64 { return max(2, active/4) }

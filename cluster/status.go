@@ -96,7 +96,7 @@ type Entry struct {
 	Tenant    string  `json:"tenant"`
 	User      string  `json:"user,omitempty"` // role.max_parallel_calls: the user
 	Dimension string  `json:"dimension"`
-	Cap       int64   `json:"cap"`
+	Cap       int64   `json:"cap"` // -1: none (leased for a budget's sake)
 	Second    int64   `json:"second,omitempty"`
 	Leased    int64   `json:"leased"`
 	Busy      int64   `json:"busy"`
@@ -137,6 +137,9 @@ func (l *Ledger) Status(tenant string) Status {
 			continue
 		}
 		e := Entry{Tenant: t, User: user, Dimension: dim.String(), Cap: c.rec.Cap, Second: c.rec.Sec, Leases: []Lease{}}
+		if e.Cap == admission.Uncapped {
+			e.Cap = -1 // leased for a budget, no cap
+		}
 		for _, name := range c.rec.nodes() {
 			ls := c.rec.Leases[name]
 			e.Leased += ls.N

@@ -86,6 +86,7 @@ func (l *Ledger) applyUsage(e jetstream.KeyValueEntry) {
 		return
 	}
 	l.usageDirty[s] = true
+	delete(l.bound, e.Key()) // it speaks again
 	if e.Operation() != jetstream.KeyValuePut {
 		delete(l.usage, e.Key())
 		return
@@ -178,8 +179,12 @@ func (l *Ledger) applyClusterUsage() {
 			switch g := l.grace.Milliseconds(); {
 			case !known:
 				until, calls, spendRate = nu.Published, 0, 0
+				delete(l.bound, key)
 			case ms > hb.RenewBy+g:
-				calls = max(calls, l.leaseUse(t, node))
+				// Latched: the lease is reclaimed once the node's calls
+				// must have ended, and the bound must not shrink then.
+				calls = max(calls, l.leaseUse(t, node), l.bound[key])
+				l.bound[key] = calls
 				if t.user == "" {
 					perSecond, start := bounds(t.tenant)
 					spendRate, started = max(spendRate, calls*perSecond), calls*start
@@ -187,6 +192,8 @@ func (l *Ledger) applyClusterUsage() {
 				if end := time.UnixMilli(hb.RenewBy + hb.MaxCall + g); end.Before(now) {
 					until = end
 				}
+			default:
+				delete(l.bound, key)
 			}
 			since := max(0, until.Sub(nu.Published))
 			s.billed += time.Duration(nu.BilledNanos) + time.Duration(calls)*since
@@ -223,7 +230,7 @@ func (l *Ledger) applyClusterUsage() {
 		if t.user == "" {
 			rd, err = l.o.Engine.SetClusterUsage(now, t.tenant, s.billed, s.billing, s.spend, s.bounded)
 		} else {
-			rd, err = l.o.Engine.SetClusterUserUsage(now, t.tenant, t.user, s.billed, s.billing)
+			rd, err = l.o.Engine.SetClusterUserUsage(now, t.tenant, t.user, s.billed, s.billing, s.bounded)
 		}
 		if f := l.onReady.Load(); err == nil && f != nil {
 			(*f)(rd)

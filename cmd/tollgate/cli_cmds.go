@@ -592,11 +592,15 @@ func cmdCluster(c *cli, args []string) error {
 		if e.Second != 0 {
 			dim += " @" + ts(time.Unix(e.Second, 0))
 		}
+		capv := fmt.Sprint(e.Cap)
+		if e.Cap < 0 {
+			capv = "none" // leased for a budget's sake
+		}
 		if len(e.Leases) == 0 {
-			t.row(e.Tenant, dim, fmt.Sprint(e.Cap), fmt.Sprint(e.Leased), fmt.Sprint(e.Busy), "-", "", "", "", "")
+			t.row(e.Tenant, dim, capv, fmt.Sprint(e.Leased), fmt.Sprint(e.Busy), "-", "", "", "", "")
 		}
 		for _, l := range e.Leases {
-			t.row(e.Tenant, dim, fmt.Sprint(e.Cap), fmt.Sprint(e.Leased), fmt.Sprint(e.Busy),
+			t.row(e.Tenant, dim, capv, fmt.Sprint(e.Leased), fmt.Sprint(e.Busy),
 				l.Node, fmt.Sprint(l.Held), fmt.Sprint(l.Use), fmt.Sprint(l.Busy), ts(l.At))
 		}
 	}
