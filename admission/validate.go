@@ -192,24 +192,17 @@ func CheckIncrements(initial, subsequent int64) string {
 // written: digits with an optional leading +, at least one digit.
 func IsNumber(s string) bool {
 	s = strings.TrimPrefix(s, "+")
-	return s != "" && allDigits(s)
+	return s != "" && strings.Trim(s, digits) == ""
 }
 
 // IsNumberPrefix reports whether s is a number prefix (rate prefixes,
 // destination classes): digits with an optional leading +; "+" alone
 // matches every number written with +.
 func IsNumberPrefix(s string) bool {
-	return s != "" && allDigits(strings.TrimPrefix(s, "+"))
+	return s != "" && strings.Trim(strings.TrimPrefix(s, "+"), digits) == ""
 }
 
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
+const digits = "0123456789"
 
 // NotNormalised explains a number (or number prefix) s that is not in the
 // normal form dialled numbers are compared in: when NormalizeNumber turns
