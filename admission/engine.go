@@ -218,8 +218,8 @@ func (e *Engine) UpsertPlan(now time.Time, p Plan) (Output, error) {
 	if err := p.Limits.validate(fmt.Sprintf("plan %q", p.Name)); err != nil {
 		return out, err
 	}
-	if err := validateRates(p.Name, p.Rates); err != nil {
-		return out, err
+	if err := ValidateRates("rates", p.Rates); err != nil {
+		return out, fmt.Errorf("plan %q: %w", p.Name, err)
 	}
 	ps, ok := e.plans[p.Name]
 	if !ok {
@@ -286,8 +286,8 @@ func (e *Engine) upsertTenant(now time.Time, t Tenant, out *Output) error {
 	if err := t.Overrides.validate(fmt.Sprintf("tenant %q", t.Name)); err != nil {
 		return err
 	}
-	if err := validateRoles(t.Name, t.Roles); err != nil {
-		return err
+	if err := ValidateRoles("roles", t.Roles); err != nil {
+		return fmt.Errorf("tenant %q: %w", t.Name, err)
 	}
 	ts, existed := e.tenants[t.Name]
 	if !existed {

@@ -17,11 +17,14 @@ var (
 	// count below -1, a threshold outside 1..100, a burst below 1, a value
 	// too large to meter); the wrapping error names the field.
 	ErrInvalidLimit = errors.New("admission: invalid limit")
-	// ErrInvalidRate is returned for a rate table row with a negative price
-	// or fee, an increment below 1 second, or a duplicate prefix.
+	// ErrInvalidRate is returned for a rate table row with a malformed or
+	// duplicate prefix, a price or fee outside 0..MaxMoney or an increment
+	// outside 1..MaxIncrement seconds (ValidateRates; the *FieldError
+	// wrapping it names the field).
 	ErrInvalidRate = errors.New("admission: invalid rate")
-	// ErrInvalidRole is returned for a role with an empty or duplicate name
-	// or a malformed pattern.
+	// ErrInvalidRole is returned for a role with an empty, malformed or
+	// duplicate name, a malformed user or one on two roles, or a malformed
+	// pattern (ValidateRoles; the *FieldError wrapping it names the field).
 	ErrInvalidRole = errors.New("admission: invalid role")
 	// ErrEmptyName is returned when a plan or tenant has an empty name.
 	ErrEmptyName = errors.New("admission: empty name")

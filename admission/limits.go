@@ -1,10 +1,6 @@
 package admission
 
-import (
-	"fmt"
-	"path"
-	"time"
-)
+import "fmt"
 
 // Field names of the limits, as used in configuration, the admin API, error
 // messages, events and Reason headers.
@@ -321,54 +317,6 @@ func (l *Limits) validate(owner string) error {
 	}
 	if p := l.AlertThresholdPct; p != nil && (*p < 1 || *p > 100) {
 		return fmt.Errorf("%w: %s: %s = %d (want 1..100)", ErrInvalidLimit, owner, fieldAlertThresholdPct, *p)
-	}
-	return nil
-}
-
-// validateRates checks a plan's rate table.
-func validateRates(plan string, rates []Rate) error {
-	seen := make(map[string]bool, len(rates))
-	for _, r := range rates {
-		switch {
-		case seen[r.Prefix]:
-			return fmt.Errorf("%w: plan %q: duplicate prefix %q", ErrInvalidRate, plan, r.Prefix)
-		case r.PerMinute < 0 || r.PerMinute > maxMoney:
-			return fmt.Errorf("%w: plan %q: prefix %q: per-minute price %d", ErrInvalidRate, plan, r.Prefix, r.PerMinute)
-		case r.ConnectFee < 0 || r.ConnectFee > maxMoney:
-			return fmt.Errorf("%w: plan %q: prefix %q: connect fee %d", ErrInvalidRate, plan, r.Prefix, r.ConnectFee)
-		case r.Initial < 1 || r.Subsequent < 1 || r.Initial > maxIncrement || r.Subsequent > maxIncrement:
-			return fmt.Errorf("%w: plan %q: prefix %q: increments %d/%d (want 1..%d seconds)",
-				ErrInvalidRate, plan, r.Prefix, r.Initial, r.Subsequent, maxIncrement)
-		}
-		seen[r.Prefix] = true
-	}
-	return nil
-}
-
-// maxIncrement bounds billing increments to one day.
-const maxIncrement = int64(24 * time.Hour / time.Second)
-
-// validateRoles checks a tenant's roles.
-func validateRoles(tenant string, roles []Role) error {
-	seen := make(map[string]bool, len(roles))
-	for _, r := range roles {
-		if r.Name == "" {
-			return fmt.Errorf("%w: tenant %q: role without a name", ErrInvalidRole, tenant)
-		}
-		if seen[r.Name] {
-			return fmt.Errorf("%w: tenant %q: duplicate role %q", ErrInvalidRole, tenant, r.Name)
-		}
-		seen[r.Name] = true
-		owner := fmt.Sprintf("tenant %q role %q", tenant, r.Name)
-		l := Limits{MaxParallelCalls: r.MaxParallelCalls, MaxMonthlyMinutes: r.MaxMonthlyMinutes}
-		if err := l.validate(owner); err != nil {
-			return err
-		}
-		for _, p := range r.Patterns {
-			if _, err := path.Match(p, ""); err != nil {
-				return fmt.Errorf("%w: %s: pattern %q: %v", ErrInvalidRole, owner, p, err)
-			}
-		}
 	}
 	return nil
 }

@@ -64,11 +64,47 @@ func TestRatesAndRolesValidation(t *testing.T) {
 			t.Errorf("rates %d: err = %v", i, err)
 		}
 	}
+	// The engine's errors name the field (admission.ValidateRates, also
+	// configs' validator of rate tables).
+	for _, tc := range []struct {
+		rates []admission.Rate
+		want  string
+	}{
+		{[]admission.Rate{{Prefix: "+1", Initial: 60, Subsequent: 60}, {Prefix: "44x", Initial: 60, Subsequent: 60}},
+			`plan "p": rates[1].prefix: must be digits with an optional leading +, or empty for the default row, got "44x"`},
+		{[]admission.Rate{{Prefix: "1-900", Initial: 60, Subsequent: 60}}, `plan "p": rates[0].prefix: "1-900" is not a normalised number; write "1900"`},
+		{[]admission.Rate{{Prefix: "+1", Initial: 60, Subsequent: 60}, {Prefix: "+1", Initial: 60, Subsequent: 60}},
+			`plan "p": rates[1].prefix: duplicate prefix "+1" (same as rates[0]); a prefix appears once per plan`},
+		{[]admission.Rate{{PerMinute: admission.MaxMoney + 1, Initial: 60, Subsequent: 60}}, `plan "p": rates[0].per_minute: must be an amount 0..1000000000, got 1000000000.000001`},
+		{[]admission.Rate{{ConnectFee: -500_000, Initial: 60, Subsequent: 60}}, `plan "p": rates[0].connect_fee: must be an amount 0..1000000000, got -0.5`},
+		{[]admission.Rate{{Initial: 60, Subsequent: admission.MaxIncrement + 1}}, `plan "p": rates[0].increments: invalid increments "60/86401": both parts must be 1..86400 seconds`},
+	} {
+		_, err := e.UpsertPlan(t0, admission.Plan{Name: "p", Rates: tc.rates})
+		var fe *admission.FieldError
+		if !errors.Is(err, admission.ErrInvalidRate) || !errors.As(err, &fe) || err.Error() != tc.want {
+			t.Errorf("rates %v: err = %v, want %s", tc.rates, err, tc.want)
+		}
+	}
 	mustPlan(t, e, admission.Plan{Name: "p"})
 	badRoles := [][]admission.Role{
 		{{Name: ""}},
 		{{Name: "a"}, {Name: "a"}},
 		{{Name: "a", Patterns: []string{"[1-"}}},
+	}
+	for _, tc := range []struct {
+		roles []admission.Role
+		want  string
+	}{
+		{[]admission.Role{{Name: "sales team"}}, `tenant "t": roles[0].name: must contain only letters, digits, '-' and '_', got "sales team"`},
+		{[]admission.Role{{Name: "a", Users: []string{"al ice"}}}, `tenant "t": roles[0].users[0]: must be a user identity of 1..128 printable characters without spaces, got "al ice"`},
+		{[]admission.Role{{Name: "a", Users: []string{"u"}}, {Name: "b", Users: []string{"u"}}},
+			`tenant "t": roles[1].users[0]: user "u" is already on role "a" (roles[0].users[0]); a user may be on one role of a tenant`},
+		{[]admission.Role{{Name: "a", Patterns: []string{""}}}, `tenant "t": roles[0].patterns[0]: must not be empty`},
+	} {
+		_, err := e.UpsertTenant(t0, admission.Tenant{Name: "t", Plan: "p", Roles: tc.roles})
+		if !errors.Is(err, admission.ErrInvalidRole) || err.Error() != tc.want {
+			t.Errorf("roles %v: err = %v, want %s", tc.roles, err, tc.want)
+		}
 	}
 	for i, roles := range badRoles {
 		if _, err := e.UpsertTenant(t0, admission.Tenant{Name: "t", Plan: "p", Roles: roles}); !errors.Is(err, admission.ErrInvalidRole) {

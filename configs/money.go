@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/tollgate/tollgate/admission"
 )
 
 // Money is an amount of money in integer micro-units (1 unit = 1,000,000
@@ -73,26 +75,9 @@ func MustMoney(s string) Money {
 }
 
 // String formats the amount as ParseMoney reads it: "-1" for unlimited,
-// else the shortest exact decimal ("500", "500.25", "0.000001").
-func (m Money) String() string {
-	if m == MoneyUnlimited {
-		return "-1"
-	}
-	sign := ""
-	v := int64(m)
-	if v < 0 { // not produced by ParseMoney; printed for diagnostics
-		sign = "-"
-		if v == math.MinInt64 {
-			return strconv.FormatInt(v, 10) + "µ"
-		}
-		v = -v
-	}
-	s := sign + strconv.FormatInt(v/MicrosPerUnit, 10)
-	if f := v % MicrosPerUnit; f != 0 {
-		s += "." + strings.TrimRight(fmt.Sprintf("%06d", f), "0")
-	}
-	return s
-}
+// else the shortest exact decimal ("500", "500.25", "0.000001")
+// (admission.FormatMoney).
+func (m Money) String() string { return admission.FormatMoney(int64(m)) }
 
 // UnmarshalYAML parses the scalar's text exactly (see Money).
 func (m *Money) UnmarshalYAML(n *yaml.Node) error {
@@ -122,8 +107,9 @@ type Increments struct {
 	Subsequent int64 // seconds of each following increment
 }
 
-// MaxIncrement bounds both parts of Increments (one day, in seconds).
-const MaxIncrement = 86400
+// MaxIncrement bounds both parts of Increments (one day, in seconds): the
+// engine's bound.
+const MaxIncrement = admission.MaxIncrement
 
 // DefaultIncrements is the billing increment of a rate row without one.
 var DefaultIncrements = Increments{Initial: 60, Subsequent: 60}
@@ -147,13 +133,9 @@ func ParseIncrements(s string) (Increments, error) {
 	return inc, nil
 }
 
-// check returns why inc is invalid, "" if it is valid.
-func (inc Increments) check() string {
-	if inc.Initial < 1 || inc.Initial > MaxIncrement || inc.Subsequent < 1 || inc.Subsequent > MaxIncrement {
-		return fmt.Sprintf("both parts must be 1..%d seconds", MaxIncrement)
-	}
-	return ""
-}
+// check returns why inc is invalid, "" if it is valid
+// (admission.CheckIncrements).
+func (inc Increments) check() string { return admission.CheckIncrements(inc.Initial, inc.Subsequent) }
 
 // String formats the increments as "I/S".
 func (inc Increments) String() string {

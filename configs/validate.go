@@ -7,9 +7,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
-	"path"
 	"slices"
 	"sort"
 	"strconv"
@@ -69,9 +69,6 @@ var reasonPhrases = map[int]string{
 // maxReasonLen bounds a configured reason phrase (it goes into a status line
 // and a Reason header).
 const maxReasonLen = 128
-
-// maxNameLen bounds carrier, plan and tenant names.
-const maxNameLen = 64
 
 func (s *Store) validate() error {
 	if s.CommitInterval < time.Millisecond || s.CommitInterval > time.Second {
@@ -265,9 +262,9 @@ func (c *Config) Validate() error {
 			}
 		}
 		for j, d := range t.DIDs {
-			if !validDID(d) {
+			if !admission.IsNumber(d) {
 				pp := fmt.Sprintf("%s.dids[%d]", p, j)
-				if err := notNormalised(pp, d, validDID); err != nil {
+				if err := notNormalised(pp, d, admission.IsNumber); err != nil {
 					return err
 				}
 				return errf(pp, "must be digits with an optional leading +, got %q", d)
@@ -527,13 +524,11 @@ const (
 // MaxMoney bounds money amounts: spend limits, prices and fees (10^9 units).
 const MaxMoney Money = admission.MaxMoney
 
-// checkCount checks a count limit: nil, -1, 0 or 0 < N <= upper.
+// checkCount checks a count limit: nil, -1, 0 or 0 < N <= upper
+// (admission.CheckCount).
 func checkCount(path string, v *int64, upper int64) error {
-	if v != nil && *v < -1 {
-		return errf(path, "must be -1 (unlimited), 0 (blocked) or a positive cap, got %d", *v)
-	}
-	if v != nil && *v > upper {
-		return errf(path, "must be at most %d, got %d", upper, *v)
+	if msg := admission.CheckCount(v, upper); msg != "" {
+		return errf(path, "%s", msg)
 	}
 	return nil
 }
@@ -555,8 +550,8 @@ func (c *Config) validateEmergencyNumbers() error {
 	seen := make(map[string]int, len(c.EmergencyNumbers))
 	for i, n := range c.EmergencyNumbers {
 		p := fmt.Sprintf("emergency_numbers[%d]", i)
-		if !validDID(n) {
-			if err := notNormalised(p, n, validDID); err != nil {
+		if !admission.IsNumber(n) {
+			if err := notNormalised(p, n, admission.IsNumber); err != nil {
 				return err
 			}
 			return errf(p, "must be digits with an optional leading +, got %q", n)
@@ -586,7 +581,7 @@ func (c *Config) validateDestinationClasses() error {
 	seen := map[string]at{}
 	for _, class := range names {
 		p := "destination_classes." + class
-		if msg := checkNameSyntax(class); msg != "" {
+		if msg := admission.CheckName(class); msg != "" {
 			return errf(p, "class name %s", msg)
 		}
 		prefixes := c.DestinationClasses[class]
@@ -595,8 +590,8 @@ func (c *Config) validateDestinationClasses() error {
 		}
 		for i, pre := range prefixes {
 			pp := fmt.Sprintf("%s[%d]", p, i)
-			if !validPrefix(pre) {
-				if err := notNormalised(pp, pre, validPrefix); err != nil {
+			if !admission.IsNumberPrefix(pre) {
+				if err := notNormalised(pp, pre, admission.IsNumberPrefix); err != nil {
 					return err
 				}
 				return errf(pp, "must be digits with an optional leading + (or \"+\" alone), got %q", pre)
@@ -610,110 +605,61 @@ func (c *Config) validateDestinationClasses() error {
 	return nil
 }
 
-// validateRates checks a plan's rate table at path ("plans[0].rates").
+// validateRates checks a plan's rate table at path ("plans[0].rates")
+// with the engine's rules (admission.ValidateRates) on the rows as
+// written, increments unset included. A missing per_minute, which the
+// engine's rows cannot express, is handed to it as an out-of-range price,
+// so that the rows' errors keep their order; its message is "required".
 func validateRates(path string, rates []Rate) error {
-	seen := make(map[string]int, len(rates))
+	rows := make([]admission.Rate, len(rates))
 	for i, r := range rates {
-		p := fmt.Sprintf("%s[%d]", path, i)
-		if r.Prefix != "" && !validPrefix(r.Prefix) {
-			if err := notNormalised(p+".prefix", r.Prefix, validPrefix); err != nil {
-				return err
-			}
-			return errf(p+".prefix", "must be digits with an optional leading +, or empty for the default row, got %q", r.Prefix)
-		}
-		if j, dup := seen[r.Prefix]; dup {
-			what := fmt.Sprintf("prefix %q", r.Prefix)
-			if r.Prefix == "" {
-				what = "default row (empty prefix)"
-			}
-			return errf(p+".prefix", "duplicate %s (same as %s[%d]); a prefix appears once per plan", what, path, j)
-		}
-		seen[r.Prefix] = i
-		if r.PerMinute == nil {
-			return errf(p+".per_minute", "required (the price of one minute, e.g. 0.012)")
-		}
-		if *r.PerMinute < 0 || *r.PerMinute > MaxMoney {
-			return errf(p+".per_minute", "must be an amount 0..%s, got %s", MaxMoney, *r.PerMinute)
-		}
-		if r.ConnectFee < 0 || r.ConnectFee > MaxMoney {
-			return errf(p+".connect_fee", "must be an amount 0..%s, got %s", MaxMoney, r.ConnectFee)
-		}
-		if msg := r.Increments.check(); msg != "" {
-			return errf(p+".increments", "invalid increments %q: %s", r.Increments, msg)
+		rows[i] = admission.Rate{Prefix: r.Prefix, PerMinute: math.MinInt64, ConnectFee: int64(r.ConnectFee),
+			Initial: r.Increments.Initial, Subsequent: r.Increments.Subsequent}
+		if r.PerMinute != nil {
+			rows[i].PerMinute = int64(*r.PerMinute)
 		}
 	}
-	return nil
+	err := admission.ValidateRates(path, rows)
+	var fe *admission.FieldError
+	if errors.As(err, &fe) {
+		for i, r := range rates {
+			if r.PerMinute == nil && fe.Path == fmt.Sprintf("%s[%d].per_minute", path, i) {
+				return errf(fe.Path, "required (the price of one minute, e.g. 0.012)")
+			}
+		}
+	}
+	return fromAdmission(err)
 }
 
-// maxUserLen bounds a role user identity (a SIP user part).
-const maxUserLen = 128
-
-// validateRoles checks a tenant's roles at base ("tenants[0].roles").
+// validateRoles checks a tenant's roles at base ("tenants[0].roles") with
+// the engine's rules (admission.ValidateRoles).
 func validateRoles(base string, roles []Role) error {
-	names := make(map[string]int, len(roles))
-	type at struct{ role, i int }
-	users := map[string]at{}
+	rs := make([]admission.Role, len(roles))
 	for i, r := range roles {
-		p := fmt.Sprintf("%s[%d]", base, i)
-		if r.Name == "" {
-			return errf(p+".name", "required")
-		}
-		if msg := checkNameSyntax(r.Name); msg != "" {
-			return errf(p+".name", "%s", msg)
-		}
-		if j, dup := names[r.Name]; dup {
-			return errf(p+".name", "duplicate role name %q (already used by %s[%d])", r.Name, base, j)
-		}
-		names[r.Name] = i
-		if err := checkCount(p+".max_parallel_calls", r.MaxParallelCalls, MaxParallel); err != nil {
-			return err
-		}
-		if err := checkCount(p+".max_monthly_minutes", r.MaxMonthlyMinutes, MaxMonthlyMinutes); err != nil {
-			return err
-		}
-		for j, u := range r.Users {
-			up := fmt.Sprintf("%s.users[%d]", p, j)
-			if u == "" || len(u) > maxUserLen || !utf8.ValidString(u) || strings.IndexFunc(u, unicode.IsSpace) >= 0 || strings.IndexFunc(u, unicode.IsControl) >= 0 {
-				return errf(up, "must be a user identity of 1..%d printable characters without spaces, got %q", maxUserLen, u)
-			}
-			if prev, dup := users[u]; dup {
-				if prev.role == i {
-					return errf(up, "user %q listed twice (same as %s[%d].users[%d])", u, base, prev.role, prev.i)
-				}
-				return errf(up, "user %q is already on role %q (%s[%d].users[%d]); a user may be on one role of a tenant", u, roles[prev.role].Name, base, prev.role, prev.i)
-			}
-			users[u] = at{i, j}
-		}
-		for j, pat := range r.Patterns {
-			pp := fmt.Sprintf("%s.patterns[%d]", p, j)
-			if pat == "" {
-				return errf(pp, "must not be empty")
-			}
-			if _, err := path.Match(pat, ""); err != nil {
-				return errf(pp, "invalid glob %q: %v (path.Match syntax: * ? [a-z] [^0-9] and \\ to escape)", pat, err)
-			}
-		}
+		rs[i] = r.AdmissionRole()
 	}
-	return nil
+	return fromAdmission(admission.ValidateRoles(base, rs))
+}
+
+// fromAdmission turns an *admission.FieldError into a field error of
+// Validate (same path and message); nil stays nil.
+func fromAdmission(err error) error {
+	var fe *admission.FieldError
+	if errors.As(err, &fe) {
+		return errf(fe.Path, "%s", fe.Msg)
+	}
+	return err
 }
 
 // notNormalised explains a number (or number prefix) at path that is not in
-// the normal form dialled numbers are compared in: when
-// admission.NormalizeNumber turns s into a valid value it names that value
-// ("1-900" is not a normalised number; write "1900"). Config values are
-// never rewritten: what the file, the store and the API show is what is
-// matched. It returns nil when normalising does not help, and the caller
-// reports its own message.
+// the normal form dialled numbers are compared in (admission.NotNormalised);
+// nil when normalising does not help, and the caller reports its own
+// message.
 func notNormalised(path, s string, valid func(string) bool) error {
-	if n := admission.NormalizeNumber(s); n != s && valid(n) {
-		return errf(path, "%q is not a normalised number; write %q", s, n)
+	if msg := admission.NotNormalised(s, valid); msg != "" {
+		return errf(path, "%s", msg)
 	}
 	return nil
-}
-
-// validPrefix: digits with an optional leading + ("+" alone is allowed).
-func validPrefix(s string) bool {
-	return s != "" && allDigits(strings.TrimPrefix(s, "+"))
 }
 
 func checkTransport(path, t string) error {
@@ -731,31 +677,13 @@ func checkName(path, kind, name string, seen map[string]int) error {
 	if name == "" {
 		return errf(path+".name", "required")
 	}
-	if msg := checkNameSyntax(name); msg != "" {
+	if msg := admission.CheckName(name); msg != "" {
 		return errf(path+".name", "%s", msg)
 	}
 	if j, dup := seen[name]; dup {
 		return errf(path+".name", "duplicate %s name %q (already used by %ss[%d])", kind, name, kind, j)
 	}
 	return nil
-}
-
-// checkNameSyntax returns why name is not a valid carrier, plan, tenant,
-// role or destination class name, "" if it is valid.
-func checkNameSyntax(name string) string {
-	if name == "" {
-		return "must not be empty"
-	}
-	if len(name) > maxNameLen {
-		return fmt.Sprintf("must be at most %d characters, got %d", maxNameLen, len(name))
-	}
-	for i := 0; i < len(name); i++ {
-		b := name[i]
-		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_') {
-			return fmt.Sprintf("must contain only letters, digits, '-' and '_', got %q", name)
-		}
-	}
-	return ""
 }
 
 func namesOf(m map[string]int) string {
@@ -768,19 +696,6 @@ func namesOf(m map[string]int) string {
 	}
 	sort.Slice(names, func(i, j int) bool { return m[names[i]] < m[names[j]] })
 	return strings.Join(names, ", ")
-}
-
-func validDID(d string) bool {
-	d = strings.TrimPrefix(d, "+")
-	if d == "" {
-		return false
-	}
-	for i := 0; i < len(d); i++ {
-		if d[i] < '0' || d[i] > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // parseAddrPort parses an "IP:port" string with an IP literal host and a

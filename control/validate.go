@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tollgate/tollgate/admission"
 	"github.com/tollgate/tollgate/api"
 	"github.com/tollgate/tollgate/configs"
 )
@@ -121,20 +122,11 @@ func (s *Service) checkPlan(p configs.Plan) error {
 	return check(s.build(plans, s.sortedTenants()), rebase("plans["+strconv.Itoa(i)+"]"))
 }
 
-// validName checks the syntax of a token name (as plan and tenant names:
-// letters, digits, '-' and '_', at most 64 characters).
+// validName checks the syntax of a token name (as plan, tenant and role
+// names: admission.CheckName).
 func validName(name string) string {
 	if name == "" {
 		return "required"
 	}
-	if len(name) > 64 {
-		return "must be at most 64 characters"
-	}
-	for i := 0; i < len(name); i++ {
-		b := name[i]
-		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_') {
-			return "must contain only letters, digits, '-' and '_'"
-		}
-	}
-	return ""
+	return admission.CheckName(name)
 }
