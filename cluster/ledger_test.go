@@ -85,3 +85,46 @@ func TestClusterWideUsage(t *testing.T) {
 		t.Fatalf("sums: %+v", u)
 	}
 }
+
+// A budget-only tenant's lease (admission.Uncapped) costs the ledger
+// O(log n) writes to reach n calls, none while the calls churn at a
+// steady level, and it shrinks back when they fall, so the bound the
+// others count a silent node at follows what it runs.
+func TestUncappedLeaseWrites(t *testing.T) {
+	t.Parallel()
+	_, url := bustest.Start(t, t.TempDir())
+	minutes := int64(100_000)
+	nodes := startNodes(t, url, 2, admission.Limits{MaxMonthlyMinutes: &minutes}, Options{TTL: 10 * time.Second})
+	n := nodes[0]
+	var ids []string
+	for range 1000 {
+		d, id := n.admit(admission.Outbound)
+		if !d.Admitted {
+			t.Fatal(d.Rejection)
+		}
+		ids = append(ids, id)
+	}
+	ramp := n.l.stats.acquired.Load()
+	l := leaseOf(n.l, "gw1", admission.LeaseParallel)
+	t.Logf("0 to 1,000 calls: %d lease writes, lease %+v", ramp, l)
+	if ramp > 40 || l.Use < 1000 || l.Use > 1250 {
+		t.Fatalf("0 to 1,000 calls: %d lease writes, use %d; want O(log n) writes and use within 25 %% of the calls", ramp, l.Use)
+	}
+	writes := func() uint64 { return n.l.stats.acquired.Load() + n.l.stats.returned.Load() }
+	w0 := writes()
+	for i := range 2000 {
+		n.end(ids[i%len(ids)])
+		d, id := n.admit(admission.Outbound)
+		if !d.Admitted {
+			t.Fatal(d.Rejection)
+		}
+		ids[i%len(ids)] = id
+	}
+	if w := writes() - w0; w > 2 {
+		t.Fatalf("2,000 ends and admissions at 1,000 calls: %d lease writes, want none", w)
+	}
+	for _, id := range ids[:900] {
+		n.end(id)
+	}
+	waitFor(t, 5*time.Second, func() bool { return leaseOf(n.l, "gw1", admission.LeaseParallel).Use <= 100+2*25 }, "the lease shrunk to the 100 calls left and twice their headroom")
+}
