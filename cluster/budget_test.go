@@ -354,3 +354,118 @@ func TestPartitionedBudgetWithoutParallelCap(t *testing.T) {
 		t.Fatalf("billed %v over the nodes, cap 120 s", billed)
 	}
 }
+
+// With NATS gone (every node cut off past lease_ttl), each node keeps
+// counting the others' usage at their bound, spend included: the others'
+// spend is a fixed figure the ledger re-applies every round, and a round
+// skipped while the leases are expired froze it, so every node went on
+// spending the whole budget left as if the others had stopped.
+func TestBudgetWhileNATSDown(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []string{"minutes", "spend"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			s, url := bustest.Start(t, t.TempDir())
+			parallel, yes := int64(4), true
+			lim := admission.Limits{MaxParallelCalls: &parallel, AutoSuspend: &yes}
+			spendCap, minutes := int64(30_000), int64(1) // 30 s or 60 s of calls
+			var rates []admission.Rate
+			if kind == "spend" {
+				lim.MonthlySpendLimit = &spendCap
+				rates = []admission.Rate{{PerMinute: 60_000, Initial: 1, Subsequent: 1}} // 1,000 a second
+			} else {
+				lim.MaxMonthlyMinutes = &minutes
+			}
+			cuts := newCuts()
+			nodes := startNodes(t, url, 2, lim, Options{TTL: time.Second, OnReady: cuts.collect})
+			for _, n := range nodes {
+				if _, err := n.r.UpsertPlan(time.Now(), admission.Plan{Name: "p", Limits: lim, Rates: rates}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tickAll(t, nodes, cuts)
+			t0 := time.Now()
+			for _, n := range nodes {
+				n.answered(t, 2, t0, cuts.collect) // 4 calls: 4 s a second
+			}
+			waitFor(t, 5*time.Second, func() bool {
+				for i, n := range nodes {
+					u := n.l.Usage("acme")
+					if len(u.Nodes) != 2 || u.Nodes[1-i].BillingCalls != 2 {
+						return false
+					}
+				}
+				return true
+			}, "each node's calls seen by the other")
+			bustest.Stop(s)
+			stopped := time.Since(t0)
+			waitFor(t, 30*time.Second, func() bool { return cuts.len() == 4 }, "the four calls cut")
+			var billed time.Duration
+			var spent int64
+			for _, n := range nodes {
+				u := n.r.Usage(time.Now(), "acme")
+				billed, spent = billed+u.Seconds, spent+u.Spend
+				t.Logf("%s: billed %v, spent %d", n.name, u.Seconds, u.Spend)
+			}
+			t.Logf("NATS stopped %v after the answers, calls cut by %v; billed %v, spent %d", stopped.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond), billed, spent)
+			if kind == "spend" && spent > spendCap || kind == "minutes" && billed > 60*time.Second+time.Millisecond {
+				t.Fatalf("with NATS down the nodes billed %v and spent %d, over the cap", billed, spent)
+			}
+		})
+	}
+}
+
+// A node cut off from the ledger cannot see the others' calls grow, so
+// past lease_ttl it counts them at the most the parallel cap leaves them
+// (the cap minus its own lease): the others may have taken everything
+// else. Without that it went on billing its calls after the others had
+// run the budget out, by calls it did not know they had (129-133 s billed
+// in 3 runs of 3). And the others count the cut-off node's calls although
+// it was cut off before its first publication of them reached them: it
+// had not been counted at all (141 s billed in 3 runs of 4).
+func TestPartitionedNodeCountsOthersAtTheCap(t *testing.T) {
+	t.Parallel()
+	c := bustest.StartCluster(t, 3)
+	parallel, two, yes := int64(12), int64(2), true // 120 s, hard
+	lim := admission.Limits{MaxParallelCalls: &parallel, MaxMonthlyMinutes: &two, AutoSuspend: &yes}
+	cuts := newCuts()
+	o := Options{Replicas: 3, Bucket: "PCAP", TTL: time.Second, Timeout: 300 * time.Millisecond, MaxCallDuration: time.Hour, OnReady: cuts.collect}
+	var nodes []*node
+	for i, name := range []string{"gw1", "gw2", "gw3"} {
+		nodes = append(nodes, startOnServer(t, c, i, name, lim, o))
+	}
+	gw1, gw2, gw3 := nodes[0], nodes[1], nodes[2]
+	tickAll(t, nodes, cuts)
+	t0 := time.Now()
+	for _, n := range nodes {
+		n.answered(t, 2, t0, cuts.collect)
+	}
+	waitFor(t, 5*time.Second, func() bool {
+		u := gw3.l.Usage("acme")
+		return len(u.Nodes) == 3 && u.Nodes[0].BillingCalls == 2 && u.Nodes[1].BillingCalls == 2
+	}, "the others' calls seen by gw3")
+	c.Stop(2)
+	// The majority fills the cap with calls gw3 never hears of.
+	var more int
+	for _, n := range []*node{gw1, gw2} {
+		for {
+			d, id := n.admit(admission.Outbound)
+			if !d.Admitted {
+				break
+			}
+			cuts.collect(n.r.Answer(time.Now(), id))
+			more++
+		}
+	}
+	waitFor(t, 60*time.Second, func() bool { return cuts.len() == 6+more }, "every call cut")
+	var billed time.Duration
+	for _, n := range nodes {
+		u := n.r.Usage(time.Now(), "acme")
+		billed += u.Seconds
+		t.Logf("%s billed %v", n.name, u.Seconds)
+	}
+	t.Logf("%d more calls on the majority side; billed %v over the nodes (cap 120 s)", more, billed)
+	if billed > 120*time.Second+time.Millisecond {
+		t.Fatalf("billed %v over the nodes, cap 120 s", billed)
+	}
+}

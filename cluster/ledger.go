@@ -162,8 +162,11 @@ type Ledger struct {
 	extrapolated map[subject]bool
 	// bound: the calls a silent node is counted at, by usage key, from
 	// its lease (usage.go); dropped when it publishes again
-	bound   map[string]int64
-	onReady atomic.Pointer[func(admission.Ready)]
+	bound map[string]int64
+	// silentSeen: the nodes found silent, whose leases got a usage entry
+	// if they had none (usage.go unpublished)
+	silentSeen map[string]bool
+	onReady    atomic.Pointer[func(admission.Ready)]
 
 	ready      atomic.Bool
 	validUntil atomic.Int64 // monotonic: nanoseconds since l.mono; 0 = never renewed
@@ -198,7 +201,7 @@ func Start(ctx context.Context, o Options) (*Ledger, error) {
 		grace: max(time.Second, o.TTL/2),
 		cache: map[string]cached{}, nodes: map[string]nodeRec{},
 		held: map[string]held{}, keyMus: map[string]*sync.Mutex{}, checked: map[string]time.Time{},
-		usage: map[string]NodeUsage{}, published: map[string]NodeUsage{}, usageDirty: map[subject]bool{}, extrapolated: map[subject]bool{}, bound: map[string]int64{},
+		usage: map[string]NodeUsage{}, published: map[string]NodeUsage{}, usageDirty: map[subject]bool{}, extrapolated: map[subject]bool{}, bound: map[string]int64{}, silentSeen: map[string]bool{},
 		mono: time.Now(),
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -332,6 +335,26 @@ func (l *Ledger) run() {
 			continue
 		}
 	}
+	// The others' usage is applied on a loop of its own: it is local
+	// work, and with NATS unreachable every heartbeat and ledger write
+	// below waits out its timeout, which would leave the others' usage
+	// (their spend above all, a fixed figure) frozen that long
+	// (TestBudgetWhileNATSDown).
+	applied := make(chan struct{})
+	go func() {
+		defer close(applied)
+		tick := time.NewTicker(l.o.Maintain)
+		defer tick.Stop()
+		for {
+			select {
+			case <-l.stop:
+				return
+			case <-tick.C:
+				l.applyClusterUsage()
+			}
+		}
+	}()
+	defer func() { <-applied }()
 	beat := time.NewTicker(l.beatEvery())
 	defer beat.Stop()
 	tick := time.NewTicker(l.o.Maintain)
@@ -810,7 +833,6 @@ func (l *Ledger) maintain() {
 		l.tend(k, h)
 	}
 	l.sweep()
-	l.applyClusterUsage()
 }
 
 // tend is the maintenance of one held key.

@@ -121,31 +121,130 @@ func (l *Ledger) leaseUse(s subject, node string) int64 {
 // SetOnReady sets Options.OnReady (the edge, created after the ledger).
 func (l *Ledger) SetOnReady(f func(admission.Ready)) { l.onReady.Store(&f) }
 
+// usageSum is the other nodes' usage of a subject, as given to the engine.
+type usageSum struct {
+	billed    time.Duration
+	billing   int64 // their calls billing now
+	spend     int64
+	spendRate int64
+	bounded   bool // a silent node counted at its bound
+}
+
+// othersAtTheCap raises, on a node cut off from the ledger, the others'
+// usage of every tenant with a parallel cap to the most they may have
+// run since it last heard from them: the cap minus its own lease, every
+// call of it billing since its last renewal (less a publication period)
+// at the plan's dearest rate. Their calls beyond what they last
+// published are never seen here, and without it this node went on
+// billing its own after the others had run the budget out
+// (TestPartitionedNodeCountsOthersAtTheCap). Called with l.mu held.
+func (l *Ledger) othersAtTheCap(sums map[subject]usageSum, now time.Time, bounds func(string) (int64, int64)) {
+	renewed := time.Duration(l.validUntil.Load()) - l.o.TTL // since l.mono
+	since := max(0, time.Since(l.mono)-renewed+usageEvery)
+	for t, s := range sums {
+		if t.user != "" {
+			continue
+		}
+		u, ok := l.o.Engine.LeaseUsage(t.tenant)
+		capv := u.Cap[admission.LeaseParallel]
+		if !ok || capv < 0 || capv == admission.Uncapped {
+			continue
+		}
+		mine := l.cache[keyOf(t.tenant, admission.LeaseParallel)].rec.Leases[l.o.Node].Use
+		extra := capv - max(mine, u.Held[admission.LeaseParallel]) - s.billing
+		if extra <= 0 {
+			continue
+		}
+		perSecond, start := bounds(t.tenant)
+		s.billed += time.Duration(extra) * since
+		s.billing += extra
+		s.spend += extra*start + extra*perSecond*int64(since)/int64(time.Second)
+		s.spendRate += extra * perSecond
+		s.bounded = true
+		sums[t] = s
+	}
+}
+
+// unpublished gives a node that has just gone silent a usage entry for
+// every lease it holds with calls but has published no usage of: calls
+// answered less than a publication before it went silent (or while its
+// publications failed) would otherwise not be counted at all, however long
+// it stays silent (TestPartitionedNodeCountsOthersAtTheCap found this).
+// The entry has billed nothing, its lease's calls billing since its last
+// heartbeat less a publication period and the grace, so it counts at its
+// bound from then; a publication of its own replaces it. Called with l.mu
+// held.
+func (l *Ledger) unpublished() {
+	ms := l.o.Now().UnixMilli()
+	g := l.grace.Milliseconds()
+	var now []string
+	for name, hb := range l.nodes {
+		if name != l.o.Node && ms > hb.RenewBy+g && !l.silentSeen[name] {
+			now = append(now, name)
+		}
+	}
+	for name := range l.silentSeen {
+		if hb, ok := l.nodes[name]; !ok || ms <= hb.RenewBy+g {
+			delete(l.silentSeen, name)
+		}
+	}
+	if len(now) == 0 {
+		return
+	}
+	start, _ := l.o.Engine.Cycle()
+	for _, name := range now {
+		l.silentSeen[name] = true
+		hb := l.nodes[name]
+		since := time.UnixMilli(hb.At).Add(-usageEvery - l.grace).UTC()
+		for key, c := range l.cache {
+			ls, holds := c.rec.Leases[name]
+			t, user, dim, ok := parseKey(key)
+			if !holds || ls.Busy == 0 && ls.Use == 0 || !ok || dim != admission.LeaseParallel && dim != admission.LeaseUser {
+				continue
+			}
+			ukey := usageKey(t, name)
+			if dim == admission.LeaseUser {
+				ukey = userUsageKey(t, user, name)
+			}
+			if _, ok := l.usage[ukey]; ok {
+				continue
+			}
+			l.usage[ukey] = NodeUsage{Node: name, User: user, CycleStart: start.UTC(), BillingCalls: ls.Busy, Published: since}
+			l.usageDirty[subject{t, user}] = true
+		}
+	}
+}
+
 // applyClusterUsage gives the engine, for every tenant whose other nodes
 // published new usage, their sum in this node's cycle
 // (Engine.SetClusterUsage): the minutes and spend budgets then run out
 // over the cluster. Its effects go to OnReady.
 func (l *Ledger) applyClusterUsage() {
+	// Cut off (its leases expired), this node cannot see the others'
+	// calls grow: every tenant is counted below at what the others may
+	// have taken since.
+	cutOff := l.ready.Load() && !l.valid()
+	var tenants []string
+	if cutOff {
+		tenants = l.o.Engine.Tenants()
+	}
 	l.mu.Lock()
+	l.unpublished()
 	for t := range l.extrapolated { // their rate changes when a node goes silent
 		l.usageDirty[t] = true
+	}
+	for _, t := range tenants {
+		l.usageDirty[subject{tenant: t}] = true
 	}
 	if len(l.usageDirty) == 0 {
 		l.mu.Unlock()
 		return
 	}
 	start, _ := l.o.Engine.Cycle()
-	type sum struct {
-		billed    time.Duration
-		billing   int64
-		spend     int64
-		spendRate int64
-		bounded   bool // a silent node counted at its bound
-	}
 	now := l.o.Now()
-	sums := make(map[subject]sum, len(l.usageDirty))
+	sums := make(map[subject]usageSum, len(l.usageDirty))
 	for t := range l.usageDirty {
-		sums[t] = sum{}
+		sums[t] = usageSum{}
 	}
 	clear(l.usageDirty)
 	ms := now.UnixMilli()
@@ -198,7 +297,7 @@ func (l *Ledger) applyClusterUsage() {
 			since := max(0, until.Sub(nu.Published))
 			s.billed += time.Duration(nu.BilledNanos) + time.Duration(calls)*since
 			// Spend: an upper bound (the engine is given it as a fixed
-			// amount, re-applied every maintenance round).
+			// amount, re-applied every maintenance period).
 			s.spend += nu.SpendMicros + started + spendRate*int64(since)/int64(time.Second)
 			if !until.Before(now) { // else no more: its calls have ended
 				s.billing += calls
@@ -215,6 +314,9 @@ func (l *Ledger) applyClusterUsage() {
 			}
 			sums[t] = s
 		}
+	}
+	if cutOff {
+		l.othersAtTheCap(sums, now, bounds)
 	}
 	for t, s := range sums {
 		if s.billing > 0 || s.spendRate > 0 || s.bounded {
