@@ -110,7 +110,7 @@ func logDrift(cfg *configs.Config, state *store.State, log zerolog.Logger) {
 	plans, tenants := normalise(cfg.Plans, cfg.Tenants)
 	storedPlans := make(map[string]configs.Plan, len(state.Plans))
 	for _, p := range state.Plans {
-		storedPlans[p.Name] = p
+		storedPlans[p.Name] = normalisePlan(p) // as Open keeps them
 	}
 	storedTenants := make(map[string]configs.Tenant, len(state.Tenants))
 	for _, t := range state.Tenants {

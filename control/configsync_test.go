@@ -158,3 +158,38 @@ func TestTokenEnvChangeIsPendingInACluster(t *testing.T) {
 		t.Fatalf("pending after the token changed = %q, want [token.ops]", names)
 	}
 }
+
+// A plan stored by a version without max_dids and max_users reads as
+// unlimited in both, as the file's unset limits do: the next start logs
+// no drift for it and re-applying the same file changes nothing (it
+// reported "null -> -1").
+func TestPlanStoredBeforeProvisioningCaps(t *testing.T) {
+	st := store.NewMem()
+	var logs bytes.Buffer
+	open := func() *control.Service {
+		t.Helper()
+		svc, err := control.Open(testConfig(t), st, control.Options{Now: newClock(t0).Now, Logger: zerolog.New(&logs), Env: env})
+		mustNil(t, err)
+		return svc
+	}
+	mustNil(t, open().Close())
+	state, err := st.Load()
+	mustNil(t, err)
+	var old []configs.Plan
+	for _, p := range state.Plans {
+		p.Limits.MaxDIDs, p.Limits.MaxUsers = nil, nil // as an earlier version stored it
+		old = append(old, p)
+	}
+	mustNil(t, st.Apply(&store.Batch{At: t0, PutPlans: old}))
+	logs.Reset()
+	svc := open()
+	defer svc.Close()
+	if strings.Contains(logs.String(), "differs") {
+		t.Fatalf("a plan stored before max_dids/max_users logs drift:\n%s", logs.String())
+	}
+	p, err := svc.GetPlan(ctx, old[0].Name)
+	mustNil(t, err)
+	if p.Limits.MaxDIDs == nil || *p.Limits.MaxDIDs != -1 || p.Limits.MaxUsers == nil || *p.Limits.MaxUsers != -1 {
+		t.Fatalf("stored plan reads max_dids %v, max_users %v; want -1 (unlimited)", p.Limits.MaxDIDs, p.Limits.MaxUsers)
+	}
+}

@@ -179,7 +179,10 @@ func Open(cfg *configs.Config, st store.Store, opts Options) (*Service, error) {
 		state.Tokens = toks
 	}
 	for _, p := range state.Plans {
-		s.plans[p.Name] = p.Clone()
+		// Normalised as the file's are: a plan stored by an earlier
+		// version lacks the limits added since (max_dids, max_users),
+		// which mean what an unset plan limit means.
+		s.plans[p.Name] = normalisePlan(p)
 	}
 	for _, t := range state.Tenants {
 		s.tenants[t.Name] = t.Clone()
