@@ -97,6 +97,7 @@ func (t *tenantState) record(cycle time.Time) TenantRecord {
 		Tenant: t.name, Cycle: cycle, Seconds: t.settled, Spend: t.spend.settled,
 		EmergencySeconds: t.settledEmerg,
 		Suspended:        t.suspended, SuspendReason: t.suspendReason, SuspendCap: t.suspendCap,
+		SuspendedAt: t.suspendedAt,
 	}
 	if t.minutes.thrSent {
 		r.Flags |= FlagMinutesThreshold
@@ -173,7 +174,7 @@ func (e *Engine) Restore(s Snapshot) (Output, error) {
 		if r.Suspended {
 			monthly := r.SuspendCap == CapMinutes || r.SuspendCap == CapSpend
 			if current || !monthly || !e.resumeOnRollover {
-				t.suspended, t.suspendReason, t.suspendCap = true, r.SuspendReason, r.SuspendCap
+				t.suspended, t.suspendReason, t.suspendCap, t.suspendedAt = true, r.SuspendReason, r.SuspendCap, r.SuspendedAt
 			} else {
 				out.Events = append(out.Events, Event{Type: EventResumed, Tenant: t.name, Cap: r.SuspendCap, Reason: "cycle rollover", At: cs})
 			}
@@ -371,4 +372,14 @@ func (e *Engine) SuspendState(tenant string) (suspended bool, reason, capName st
 		return false, "", ""
 	}
 	return true, t.suspendReason, t.suspendCap
+}
+
+// SuspendedSince is when the tenant's suspension began; zero when it is
+// not suspended, or when the suspension was restored from a record of a
+// version that did not keep the instant.
+func (e *Engine) SuspendedSince(tenant string) time.Time {
+	if t, ok := e.tenants[tenant]; ok && t.suspended {
+		return t.suspendedAt
+	}
+	return time.Time{}
 }

@@ -36,6 +36,9 @@ type TenantRecord struct {
 	Suspended     bool
 	SuspendReason string
 	SuspendCap    string
+	// SuspendedAt is when the suspension began (zero in records written
+	// before it was kept).
+	SuspendedAt time.Time
 }
 
 // UserRecord is the durable state of one user identity of a tenant: its

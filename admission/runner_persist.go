@@ -82,3 +82,10 @@ func (r *Runner) SuspendState(tenant string) (suspended bool, reason, capName st
 	defer r.mu.Unlock()
 	return r.e.SuspendState(tenant)
 }
+
+// SuspendedSince is Engine.SuspendedSince under the lock.
+func (r *Runner) SuspendedSince(tenant string) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.SuspendedSince(tenant)
+}

@@ -42,6 +42,7 @@ func (e *Engine) suspend(t *tenantState, x time.Time, reason, capName string, ou
 	t.suspended = true
 	t.suspendReason = reason
 	t.suspendCap = capName
+	t.suspendedAt = x
 	e.markTenant(t)
 	out.Events = append(out.Events, Event{Type: EventSuspended, Tenant: t.name, Cap: capName, Reason: reason, At: x})
 	e.cutAll(t, x, out)
@@ -56,5 +57,6 @@ func (e *Engine) resume(t *tenantState, x time.Time, reason string, out *Output)
 	t.suspended = false
 	t.suspendReason = ""
 	t.suspendCap = ""
+	t.suspendedAt = time.Time{}
 	out.Events = append(out.Events, Event{Type: EventResumed, Tenant: t.name, Cap: capName, Reason: reason, At: x})
 }

@@ -102,9 +102,9 @@ type TenantStatus struct {
 	Suspended     bool   `json:"suspended"`
 	SuspendReason string `json:"suspend_reason,omitempty"`
 	SuspendCap    string `json:"suspend_cap,omitempty"` // cap of an automatic suspension
-	// SuspendedSince is when the suspension began, as the audit log
-	// records it (absent when the log no longer holds it, and in the
-	// audit entries themselves).
+	// SuspendedSince is when the suspension began, kept with it (for a
+	// suspension stored before that, as the audit log records it; absent
+	// in the audit entries themselves).
 	SuspendedSince *time.Time `json:"suspended_since,omitempty"`
 	ActiveCalls    int64      `json:"active_calls"`
 }

@@ -496,15 +496,21 @@ func (s *Service) status(tenant string) api.TenantStatus {
 }
 
 // sinceScan is how many of a tenant's newest audit entries viewStatus
-// reads to find when its suspension began.
+// reads to find when its suspension began, for a suspension restored from
+// a record that did not keep the instant.
 const sinceScan = 100
 
-// viewStatus is status with SuspendedSince, read from the audit log: the
-// newest tenant.suspend entry of the tenant (manual, automatic or
-// replicated). For the API's views, not for audit entries.
+// viewStatus is status with SuspendedSince: the engine's (durable with the
+// suspension), else the newest tenant.suspend entry of the tenant in the
+// audit log. For the API's views, not for audit entries.
 func (s *Service) viewStatus(tenant string) api.TenantStatus {
 	st := s.status(tenant)
 	if !st.Suspended {
+		return st
+	}
+	if at := s.runner.SuspendedSince(tenant); !at.IsZero() {
+		at = at.UTC()
+		st.SuspendedSince = &at
 		return st
 	}
 	entries, err := s.st.Audit(store.AuditQuery{Tenant: tenant, Limit: sinceScan})

@@ -874,3 +874,24 @@ func TestOnCommit(t *testing.T) {
 		t.Fatal("OnCommit not called for a submitted change")
 	}
 }
+
+// When a suspension began is kept with it, not read back from the audit
+// log: it survives more audit entries of the tenant than the log's scan
+// reads, and a restart.
+func TestSuspendedSinceOutlivesTheAuditScan(t *testing.T) {
+	f := newFixture(t)
+	suspendedAt := f.clock.Now()
+	_, err := f.svc.Suspend(ctx, "alice", "acme", "unpaid invoice")
+	mustNil(t, err)
+	for i := range 120 { // more entries of acme than the 100 the log's scan reads
+		f.clock.Advance(time.Second)
+		_, err := f.svc.PatchLimits(ctx, "alice", "acme", api.LimitsPatch{Set: configs.Limits{MaxParallelCalls: i64(int64(10 + i%2))}})
+		mustNil(t, err)
+	}
+	f.reopen()
+	v, err := f.svc.GetTenant(ctx, "acme")
+	mustNil(t, err)
+	if !v.Status.Suspended || v.Status.SuspendedSince == nil || !v.Status.SuspendedSince.Equal(suspendedAt) {
+		t.Fatalf("status after 120 more audit entries and a restart: %+v, want suspended since %v", v.Status, suspendedAt)
+	}
+}

@@ -96,6 +96,7 @@ type counterRec struct {
 	Suspended        bool          `json:"suspended,omitempty"`
 	SuspendReason    string        `json:"suspend_reason,omitempty"`
 	SuspendCap       string        `json:"suspend_cap,omitempty"`
+	SuspendedAt      time.Time     `json:"suspended_at,omitzero"`
 }
 
 // userRec is the stored form of admission.UserRecord.
@@ -194,7 +195,7 @@ func encodeCounter(r admission.TenantRecord) ([]byte, error) {
 	v, err := json.Marshal(counterRec{
 		Tenant: r.Tenant, Cycle: r.Cycle.UTC(), Seconds: r.Seconds, Spend: r.Spend,
 		EmergencySeconds: r.EmergencySeconds, Flags: r.Flags, Suspended: r.Suspended,
-		SuspendReason: r.SuspendReason, SuspendCap: r.SuspendCap,
+		SuspendReason: r.SuspendReason, SuspendCap: r.SuspendCap, SuspendedAt: r.SuspendedAt.UTC(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("counters of %q: %w", r.Tenant, err)
@@ -210,7 +211,7 @@ func decodeCounter(v []byte) (admission.TenantRecord, error) {
 	return admission.TenantRecord{
 		Tenant: r.Tenant, Cycle: r.Cycle, Seconds: r.Seconds, Spend: r.Spend,
 		EmergencySeconds: r.EmergencySeconds, Flags: r.Flags, Suspended: r.Suspended,
-		SuspendReason: r.SuspendReason, SuspendCap: r.SuspendCap,
+		SuspendReason: r.SuspendReason, SuspendCap: r.SuspendCap, SuspendedAt: r.SuspendedAt,
 	}, nil
 }
 
