@@ -64,7 +64,7 @@ type tenantState struct {
 
 	suspended     bool
 	suspendReason string
-	suspendCap    string // cap that suspended the tenant automatically; "" = manual
+	suspendCap    string    // cap that suspended the tenant automatically; "" = manual
 	suspendedAt   time.Time // when the suspension began (durable; zero in records of older versions)
 
 	settled      time.Duration // billed time of settled calls this cycle (durable)
