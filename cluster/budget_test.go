@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -293,17 +294,30 @@ func tickAll(t *testing.T, nodes []*node, c *cuts) {
 // servers and nodes still up) with a tenant that has a minutes budget and
 // no parallel cap: it runs only the calls its lease allows (Uncapped), so
 // it never has more calls than the others count it at, and none past
-// lease_ttl; the budget then runs out over the cluster without the cut-off
-// node taking it over the cap. Before Uncapped leases the node admitted
-// every call offered to it, and nothing bounded its share.
+// lease_ttl. Before Uncapped leases the node admitted every call offered
+// to it, and nothing bounded its share. Past lease_ttl, with
+// cluster.budget_failure terminate (the default), it cuts the tenant's
+// calls (the others' may have grown without bound) without suspending it;
+// with continue it keeps them up. Either way the budget then runs out
+// over the cluster within the cap.
 func TestPartitionedBudgetWithoutParallelCap(t *testing.T) {
 	t.Parallel()
+	for _, failure := range []string{"terminate", "continue"} {
+		t.Run(failure, func(t *testing.T) {
+			t.Parallel()
+			partitionedBudget(t, failure == "continue")
+		})
+	}
+}
+
+func partitionedBudget(t *testing.T, continueUnbounded bool) {
 	c := bustest.StartCluster(t, 3)
 	two, yes := int64(2), true // 120 s, hard
 	lim := admission.Limits{MaxMonthlyMinutes: &two, AutoSuspend: &yes}
 	ttl := 2 * time.Second
 	cuts := newCuts()
-	o := Options{Replicas: 3, Bucket: "PBUDGET", TTL: ttl, Timeout: 500 * time.Millisecond, MaxCallDuration: time.Hour, OnReady: cuts.collect}
+	o := Options{Replicas: 3, Bucket: "PBUDGET", TTL: ttl, Timeout: 500 * time.Millisecond, MaxCallDuration: time.Hour,
+		OnReady: cuts.collect, ContinueUnbounded: continueUnbounded}
 	var nodes []*node
 	for i, name := range []string{"gw1", "gw2", "gw3"} {
 		nodes = append(nodes, startOnServer(t, c, i, name, lim, o))
@@ -339,6 +353,18 @@ func TestPartitionedBudgetWithoutParallelCap(t *testing.T) {
 	if gw3.l.valid() || afterExpiry > 0 || admitted > 2 {
 		t.Fatalf("gw3 cut off: admitted %d (%d after its leases expired; valid now %v), want at most its headroom of 2 and none after lease_ttl",
 			admitted, afterExpiry, gw3.l.valid())
+	}
+	gw3cut := 0
+	for id := range cuts.snapshot() {
+		if strings.HasPrefix(id, "gw3-") {
+			gw3cut++
+		}
+	}
+	if want := 2 + admitted; continueUnbounded && gw3cut != 0 || !continueUnbounded && gw3cut != want {
+		t.Fatalf("budget_failure continue=%v: %d of gw3's %d calls cut 2 lease_ttl after its leases expired", continueUnbounded, gw3cut, want)
+	}
+	if s, _ := gw3.r.Suspended("acme"); s {
+		t.Fatal("gw3 suspended the tenant on a budget it could not check")
 	}
 	// Every call ends up cut when the 120 s run out, and the bill over the
 	// three nodes stays within the cap: gw1 and gw2 count gw3 at its

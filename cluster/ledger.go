@@ -75,6 +75,10 @@ type Options struct {
 	Maintain time.Duration
 	// Timeout bounds one ledger request; default 2s.
 	Timeout time.Duration
+	// ContinueUnbounded is cluster.budget_failure continue: cut off past
+	// lease_ttl, the node keeps the calls of a tenant with a budget and no
+	// parallel cap up (default: they are cut, usage.go othersAtTheCap).
+	ContinueUnbounded bool
 	// Log is the component logger.
 	Log zerolog.Logger
 	// OnReady carries out the engine effects of the other nodes' usage

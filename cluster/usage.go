@@ -147,7 +147,21 @@ func (l *Ledger) othersAtTheCap(sums map[subject]usageSum, now time.Time, bounds
 		}
 		u, ok := l.o.Engine.LeaseUsage(t.tenant)
 		capv := u.Cap[admission.LeaseParallel]
-		if !ok || capv < 0 || capv == admission.Uncapped {
+		if !ok || capv < 0 {
+			continue
+		}
+		if capv == admission.Uncapped {
+			// Nothing bounds the others' calls: with budget_failure
+			// terminate the budget counts as spent (bounded: the calls
+			// drawing on it are cut and new ones refused, nothing is
+			// reported and the tenant is not suspended) until the
+			// ledger is back.
+			if !l.o.ContinueUnbounded {
+				s.billed = max(s.billed, time.Duration(admission.MaxMonthlyMinutes)*time.Minute)
+				s.spend = max(s.spend, admission.MaxMoney)
+				s.bounded = true
+				sums[t] = s
+			}
 			continue
 		}
 		mine := l.cache[keyOf(t.tenant, admission.LeaseParallel)].rec.Leases[l.o.Node].Use

@@ -24,6 +24,20 @@ const (
 	DefaultClusterReplicas = 3
 )
 
+// cluster.budget_failure values: what a node cut off from the ledger past
+// lease_ttl does with the calls of a tenant that has a minutes or spend
+// budget and no parallel cap (RFC 4006's credit-control failure handling).
+const (
+	// BudgetFailureTerminate cuts them and refuses new ones until the
+	// ledger is back: the others' calls may have grown without bound,
+	// so the budget cannot be shown to have any left.
+	BudgetFailureTerminate = "terminate"
+	// BudgetFailureContinue keeps them up within the leases: the
+	// tenant's calls go on, and the budget may be overrun by the
+	// others' growth the node cannot see.
+	BudgetFailureContinue = "continue"
+)
+
 // Cluster makes several gateways share every leased cap of a tenant
 // through a ledger in NATS JetStream KV (package cluster). The gateways
 // must use the same NATS (nats.url) and the same plans and tenants. Every
@@ -52,6 +66,11 @@ type Cluster struct {
 	// one; 1 works with a single server, whose loss stops the ledger (the
 	// gateways then run fail-static) and whose disk holds the only copy.
 	Replicas int `yaml:"replicas" json:"replicas"`
+	// BudgetFailure is what a node cut off from the ledger past lease_ttl
+	// does with the calls of a tenant with a minutes or spend budget and
+	// no parallel cap: terminate (the default) or continue. A tenant with
+	// a parallel cap is bounded by it and never cut for this.
+	BudgetFailure string `yaml:"budget_failure" json:"budget_failure"`
 }
 
 var bucketRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -71,6 +90,9 @@ func (c *Cluster) applyDefaults(node string) {
 	}
 	if c.Replicas == 0 {
 		c.Replicas = DefaultClusterReplicas
+	}
+	if c.BudgetFailure == "" {
+		c.BudgetFailure = BudgetFailureTerminate
 	}
 }
 
@@ -92,6 +114,9 @@ func (c *Cluster) validate(n *NATS) error {
 	}
 	if c.Replicas < 1 || c.Replicas > 5 {
 		return errf("cluster.replicas", "must be 1..5, got %d", c.Replicas)
+	}
+	if c.BudgetFailure != BudgetFailureTerminate && c.BudgetFailure != BudgetFailureContinue {
+		return errf("cluster.budget_failure", "must be %s or %s, got %q", BudgetFailureTerminate, BudgetFailureContinue, c.BudgetFailure)
 	}
 	if !n.On() {
 		return errf("cluster.enabled", "needs NATS: nats.enabled is false")

@@ -12,7 +12,7 @@ func TestClusterDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Cluster{Enabled: true, Node: "gw-1", LeaseTTL: 10 * time.Second, Bucket: "TOLLGATE_LEDGER",
-		ConfigBucket: "TOLLGATE_CONFIG", Replicas: 1}
+		ConfigBucket: "TOLLGATE_CONFIG", Replicas: 1, BudgetFailure: "terminate"}
 	if cfg.Cluster != want {
 		t.Fatalf("cluster = %+v, want %+v", cfg.Cluster, want)
 	}
@@ -31,6 +31,7 @@ func TestClusterValidation(t *testing.T) {
 		{"cluster: {enabled: true, replicas: 9}\nnats: {url: 'nats://127.0.0.1:4222'}\n", "cluster.replicas", "1..5"},
 		{"cluster: {enabled: true, replicas: 1, node: 'a/b'}\n", "cluster.node", ""},
 		{"cluster: {enabled: true, replicas: 1}\nnats: {enabled: false}\n", "cluster.enabled", "needs NATS"},
+		{"cluster: {enabled: true, replicas: 1, budget_failure: stop}\n", "cluster.budget_failure", "terminate or continue"},
 	} {
 		_, err := Parse("c.yaml", []byte(base+tc.yaml))
 		if err == nil || !strings.Contains(err.Error(), tc.field) || !strings.Contains(err.Error(), tc.msg) {

@@ -168,6 +168,7 @@ func startLedger(cfg *configs.Config, b *natsBus, eng cluster.Engine, m *api.Met
 	l, err := cluster.Start(ctx, cluster.Options{
 		Node: cfg.Cluster.Node, TTL: cfg.Cluster.LeaseTTL, MaxCallDuration: cfg.SIP.MaxCallDuration,
 		Bucket: cfg.Cluster.Bucket, Replicas: cfg.Cluster.Replicas, JS: b.js, Engine: eng,
+		ContinueUnbounded: cfg.Cluster.BudgetFailure == configs.BudgetFailureContinue,
 		Log: log.With().Str("component", "cluster").Logger(),
 	})
 	if err != nil {
