@@ -187,7 +187,8 @@ func chaosBudget(t *testing.T, kind string) {
 			for _, nu := range u.Nodes {
 				b, s = b+nu.BilledNanos, s+nu.SpendMicros
 			}
-			if len(u.Nodes) != 3 || time.Duration(b) != billed || s != spent {
+			// (A node that billed nothing this cycle has no entry.)
+			if time.Duration(b) != billed || s != spent {
 				return false
 			}
 		}

@@ -170,6 +170,7 @@ type Ledger struct {
 	// silentSeen: the nodes found silent, whose leases got a usage entry
 	// if they had none (usage.go unpublished)
 	silentSeen map[string]bool
+	synthetic  map[string]bool // usage keys unpublished gave an entry
 	onReady    atomic.Pointer[func(admission.Ready)]
 
 	ready      atomic.Bool
@@ -205,7 +206,7 @@ func Start(ctx context.Context, o Options) (*Ledger, error) {
 		grace: max(time.Second, o.TTL/2),
 		cache: map[string]cached{}, nodes: map[string]nodeRec{},
 		held: map[string]held{}, keyMus: map[string]*sync.Mutex{}, checked: map[string]time.Time{},
-		usage: map[string]NodeUsage{}, published: map[string]NodeUsage{}, usageDirty: map[subject]bool{}, extrapolated: map[subject]bool{}, bound: map[string]int64{}, silentSeen: map[string]bool{},
+		usage: map[string]NodeUsage{}, published: map[string]NodeUsage{}, usageDirty: map[subject]bool{}, extrapolated: map[subject]bool{}, bound: map[string]int64{}, silentSeen: map[string]bool{}, synthetic: map[string]bool{},
 		mono: time.Now(),
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}

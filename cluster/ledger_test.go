@@ -1,8 +1,11 @@
 package cluster
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tollgate/tollgate/admission"
 	"github.com/tollgate/tollgate/bus/bustest"
@@ -128,3 +131,51 @@ func TestUncappedLeaseWrites(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, func() bool { return leaseOf(n.l, "gw1", admission.LeaseParallel).Use <= 100+2*25 }, "the lease shrunk to the 100 calls left and twice their headroom")
 }
+
+// A node that goes silent holding a lease with calls and no usage entry
+// is given one (its calls count at its lease from its last heartbeat),
+// and the entry goes when the node is back: a node with nothing to
+// publish would otherwise be counted as billing for ever.
+func TestUnpublishedEntryGoesWhenTheNodeIsBack(t *testing.T) {
+	r := admission.NewRunner(admission.NewEngine(admission.Settings{Cluster: true}))
+	now := time.Now()
+	l := &Ledger{o: Options{Node: "gw1", Engine: r, Now: func() time.Time { return now }, TTL: time.Second}, grace: time.Second,
+		cache: map[string]cached{}, nodes: map[string]nodeRec{}, usage: map[string]NodeUsage{}, usageDirty: map[subject]bool{},
+		silentSeen: map[string]bool{}, synthetic: map[string]bool{}, bound: map[string]int64{}}
+	l.nodes["gw2"] = nodeRec{At: now.Add(-5 * time.Second).UnixMilli(), RenewBy: now.Add(-4 * time.Second).UnixMilli()}
+	l.cache[keyOf("acme", admission.LeaseParallel)] = cached{rec: record{Cap: admission.Uncapped, Leases: map[string]lease{"gw2": {N: 4, Use: 4, Busy: 2}}}}
+	l.unpublished()
+	key := usageKey("acme", "gw2")
+	if u, ok := l.usage[key]; !ok || u.BillingCalls != 2 || !u.Published.Before(now.Add(-5*time.Second)) {
+		t.Fatalf("silent gw2 with 2 calls and no usage: entry %+v (%v), want 2 billing calls from before its last heartbeat", u, ok)
+	}
+	l.nodes["gw2"] = nodeRec{At: now.UnixMilli(), RenewBy: now.Add(time.Second).UnixMilli()} // back
+	l.unpublished()
+	if u, ok := l.usage[key]; ok {
+		t.Fatalf("gw2 back with nothing published: its stand-in entry %+v is still counted", u)
+	}
+	// Its own publication replaces a stand-in, which then stays.
+	l.nodes["gw2"] = nodeRec{At: now.Add(-5 * time.Second).UnixMilli(), RenewBy: now.Add(-4 * time.Second).UnixMilli()}
+	l.unpublished()
+	b, _ := json.Marshal(NodeUsage{Node: "gw2", BilledNanos: 7})
+	l.applyUsage(putEntry{key: key, value: b})
+	l.nodes["gw2"] = nodeRec{At: now.UnixMilli(), RenewBy: now.Add(time.Second).UnixMilli()}
+	l.unpublished()
+	if u := l.usage[key]; u.BilledNanos != 7 {
+		t.Fatalf("gw2's own publication dropped on its return: %+v", u)
+	}
+}
+
+// putEntry is a KV put as the watcher delivers it.
+type putEntry struct {
+	key   string
+	value []byte
+}
+
+func (e putEntry) Bucket() string                  { return "LEDGER_TEST" }
+func (e putEntry) Key() string                     { return e.key }
+func (e putEntry) Value() []byte                   { return e.value }
+func (e putEntry) Revision() uint64                { return 1 }
+func (e putEntry) Created() time.Time              { return time.Time{} }
+func (e putEntry) Delta() uint64                   { return 0 }
+func (e putEntry) Operation() jetstream.KeyValueOp { return jetstream.KeyValuePut }

@@ -87,6 +87,7 @@ func (l *Ledger) applyUsage(e jetstream.KeyValueEntry) {
 	}
 	l.usageDirty[s] = true
 	delete(l.bound, e.Key()) // it speaks again
+	delete(l.synthetic, e.Key())
 	if e.Operation() != jetstream.KeyValuePut {
 		delete(l.usage, e.Key())
 		return
@@ -199,7 +200,17 @@ func (l *Ledger) unpublished() {
 	}
 	for name := range l.silentSeen {
 		if hb, ok := l.nodes[name]; !ok || ms <= hb.RenewBy+g {
+			// Back (or released): an entry given it here and not
+			// replaced by its own publication goes, else a node with
+			// nothing to publish would be counted as billing for ever.
 			delete(l.silentSeen, name)
+			for key := range l.synthetic {
+				if s, n, ok := parseUsageKey(key); ok && n == name {
+					delete(l.synthetic, key)
+					delete(l.usage, key)
+					l.usageDirty[s] = true
+				}
+			}
 		}
 	}
 	if len(now) == 0 {
@@ -224,6 +235,7 @@ func (l *Ledger) unpublished() {
 				continue
 			}
 			l.usage[ukey] = NodeUsage{Node: name, User: user, CycleStart: start.UTC(), BillingCalls: ls.Busy, Published: since}
+			l.synthetic[ukey] = true
 			l.usageDirty[subject{t, user}] = true
 		}
 	}
