@@ -391,6 +391,9 @@ func (g *Gateway) Close() error {
 	for _, d := range g.dialogs.All() {
 		g.closeMedia(d) // media ports go back with the process's sockets
 	}
+	if g.media != nil {
+		g.media.Close() // and its readers stop
+	}
 	return g.ua.Close()
 }
 
