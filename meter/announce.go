@@ -149,7 +149,11 @@ func PickG711(m Media) (uint8, bool) {
 
 // OpenPlayer binds a port pair for an announcement: a leg with no peer and
 // no relay. Close it with ClosePlayer.
-func (r *Relay) OpenPlayer() (*Leg, error) { return r.openLeg() }
+func (r *Relay) OpenPlayer() (*Leg, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.openLeg()
+}
 
 // ClosePlayer releases a player's ports; Play must have returned.
 func (l *Leg) ClosePlayer() { l.close() }

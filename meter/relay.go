@@ -301,7 +301,7 @@ type Leg struct {
 	port      int
 	rtp, rtcp sock
 	peer      *Leg
-	session   *Session // nil for a player
+	session   *Session    // nil for a player
 	closed    atomic.Bool // a player's or a leg's never served: released
 	legPoll
 	// sent to the party from this leg: written by the other leg's reader
