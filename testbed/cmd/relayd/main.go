@@ -24,7 +24,7 @@ func main() {
 	ngAddr := flag.String("ng", "127.0.0.1:2224", "NG control address (UDP)")
 	ip := flag.String("ip", "127.0.0.1", "media address")
 	ports := flag.String("ports", "40000-49999", "media port range")
-	readers := flag.Int("readers", 0, "goroutines reading the media sockets (0: GOMAXPROCS)")
+	readers := flag.Int("readers", 0, "goroutines reading the media sockets (0: twice GOMAXPROCS)")
 	flag.Parse()
 	lo, hi, _ := strings.Cut(*ports, "-")
 	min, _ := strconv.Atoi(lo)
