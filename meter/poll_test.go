@@ -36,13 +36,31 @@ func openCallWith(t testing.TB, r *Relay, caller, callee *party) call {
 	return call{s: s, caller: caller, callee: callee}
 }
 
-// parties makes 2n parties for n calls.
-func parties(t testing.TB, n int) []*party {
+// readersRelay is a relay with ports for n calls served by readers
+// readers, and the calls' parties, made before its port range is picked.
+func readersRelay(t *testing.T, n, readers int) (*Relay, []*party) {
+	t.Helper()
 	ps := make([]*party, 2*n)
 	for i := range ps {
 		ps[i] = newParty(t)
 	}
-	return ps
+	lo, hi := freeRange(t, 4*n)
+	r, err := New(Config{Bind: loopback, Advertise: loopback, PortMin: lo, PortMax: hi, Readers: readers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r, ps
+}
+
+// openCalls opens a call for each two parties.
+func openCalls(t *testing.T, r *Relay, ps []*party) []call {
+	t.Helper()
+	cs := make([]call, len(ps)/2)
+	for i := range cs {
+		cs[i] = openCallWith(t, r, ps[2*i], ps[2*i+1])
+	}
+	return cs
 }
 
 // expect reads n datagrams at p and checks each came from the gateway's
@@ -66,17 +84,8 @@ func (p *party) expect(n int, from int, ssrc uint32) {
 
 func TestManyCallsAcrossReadersRelayTheirOwnMedia(t *testing.T) {
 	const calls, packets = 24, 20
-	ps := parties(t, calls)
-	lo, hi := freeRange(t, 4*calls)
-	r, err := New(Config{Bind: loopback, Advertise: loopback, PortMin: lo, PortMax: hi, Readers: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	cs := make([]call, calls)
-	for i := range cs {
-		cs[i] = openCallWith(t, r, ps[2*i], ps[2*i+1])
-	}
+	r, ps := readersRelay(t, calls, 3)
+	cs := openCalls(t, r, ps)
 	var wg sync.WaitGroup
 	for i, c := range cs {
 		wg.Add(2)
@@ -142,20 +151,11 @@ func TestManyCallsAcrossReadersRelayTheirOwnMedia(t *testing.T) {
 // only: a party never gets another call's packet.
 func TestCloseUnderTraffic(t *testing.T) {
 	const calls = 8
-	ps := parties(t, calls)
-	lo, hi := freeRange(t, 4*calls)
-	r, err := New(Config{Bind: loopback, Advertise: loopback, PortMin: lo, PortMax: hi, Readers: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r, ps := readersRelay(t, calls, 2)
 	total := r.FreePairs()
 	var foreign atomic.Int64
 	for round := 0; round < 12; round++ {
-		cs := make([]call, calls)
-		for i := range cs {
-			cs[i] = openCallWith(t, r, ps[2*i], ps[2*i+1])
-		}
+		cs := openCalls(t, r, ps)
 		stop := make(chan struct{})
 		var traffic sync.WaitGroup
 		for i, c := range cs {
@@ -284,27 +284,34 @@ func TestRelayCloseEndsOpenCallsAndRefusesNew(t *testing.T) {
 	}
 }
 
+// relayedPacket opens a call and returns a function that sends one RTP
+// packet from the caller and reads it at the callee, through the relay's
+// sockets and a reader.
+func relayedPacket(tb testing.TB) func() {
+	r := newRelay(tb, 2)
+	tb.Cleanup(r.Close)
+	c := openCall(tb, r)
+	pkt := rtpPacket(1, 160, 5)
+	to := netip.AddrPortFrom(loopback, uint16(c.s.A.Port()))
+	buf := make([]byte, 2048)
+	c.callee.c.SetReadDeadline(time.Now().Add(time.Minute))
+	return func() {
+		if _, err := c.caller.c.WriteToUDPAddrPort(pkt, to); err != nil {
+			tb.Fatal(err)
+		}
+		if _, _, err := c.callee.c.ReadFromUDPAddrPort(buf); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
 // One packet through the relay, read, metered and sent by a reader,
 // allocates nothing (the parties' own reads and writes included).
 func TestRelayedPacketDoesNotAllocate(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the shared readers are Linux's")
 	}
-	r := newRelay(t, 2)
-	defer r.Close()
-	c := openCall(t, r)
-	pkt := rtpPacket(1, 160, 5)
-	to := netip.AddrPortFrom(loopback, uint16(c.s.A.Port()))
-	buf := make([]byte, 2048)
-	roundTrip := func() {
-		if _, err := c.caller.c.WriteToUDPAddrPort(pkt, to); err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := c.callee.c.ReadFromUDPAddrPort(buf); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c.callee.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	roundTrip := relayedPacket(t)
 	roundTrip() // latch
 	if allocs := testing.AllocsPerRun(500, roundTrip); allocs != 0 {
 		t.Fatalf("%.2f allocations per relayed packet, want 0", allocs)
@@ -312,19 +319,11 @@ func TestRelayedPacketDoesNotAllocate(t *testing.T) {
 }
 
 // BenchmarkRelayedPacket is one RTP packet caller to callee through the
-// relay's sockets and readers.
+// relay, one at a time.
 func BenchmarkRelayedPacket(b *testing.B) {
-	r := newRelay(b, 2)
-	defer r.Close()
-	c := openCall(b, r)
-	pkt := rtpPacket(1, 160, 5)
-	to := netip.AddrPortFrom(loopback, uint16(c.s.A.Port()))
-	buf := make([]byte, 2048)
+	roundTrip := relayedPacket(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		c.caller.c.WriteToUDPAddrPort(pkt, to)
-		if _, _, err := c.callee.c.ReadFromUDPAddrPort(buf); err != nil {
-			b.Fatal(err)
-		}
+		roundTrip()
 	}
 }
