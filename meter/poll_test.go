@@ -327,3 +327,18 @@ func BenchmarkRelayedPacket(b *testing.B) {
 		roundTrip()
 	}
 }
+
+// BenchmarkOpenClose is a call's set-up and tear-down: two port pairs
+// bound, handed to a reader and closed through it.
+func BenchmarkOpenClose(b *testing.B) {
+	r := newRelay(b, 2)
+	b.Cleanup(r.Close)
+	b.ReportAllocs()
+	for b.Loop() {
+		s, err := r.Open()
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Close()
+	}
+}
