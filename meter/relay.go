@@ -307,10 +307,10 @@ type Leg struct {
 	rtp, rtcp sock
 	peer      *Leg
 	session   *Session    // nil for a player
-	closed    atomic.Bool // a player's or a leg's never served: released
+	closed    atomic.Bool // close has run (a player, or the first leg of a failed Open)
 	legPoll
-	// sent to the party from this leg: written by the other leg's reader
-	// only, so never contended.
+	// sent to the party from this leg: written only by the call's reader
+	// (a player's by Play), so never contended.
 	relayedPackets, relayedBytes atomic.Uint64
 
 	mu sync.Mutex // guards what follows; never held across I/O
