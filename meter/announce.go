@@ -149,9 +149,13 @@ func PickG711(m Media) (uint8, bool) {
 
 // OpenPlayer binds a port pair for an announcement: a leg with no peer and
 // no relay. Close it with ClosePlayer.
-func (r *Relay) OpenPlayer() (*Leg, error) { return r.openLeg() }
+func (r *Relay) OpenPlayer() (*Leg, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.openLeg()
+}
 
-// ClosePlayer releases a player's ports.
+// ClosePlayer releases a player's ports; Play must have returned.
 func (l *Leg) ClosePlayer() { l.close() }
 
 // Play sends the announcement in payload type pt to dst, one 20 ms frame
@@ -174,7 +178,7 @@ func (l *Leg) Play(a *Announcement, pt uint8, dst netip.AddrPort, stop <-chan st
 		n, err := h.MarshalTo(buf)
 		if err == nil {
 			copy(buf[n:], f)
-			if _, err := l.rtp.WriteToUDPAddrPort(buf[:n+len(f)], dst); err == nil {
+			if err := l.rtp.writeTo(buf[:n+len(f)], dst); err == nil {
 				l.relayedPackets.Add(1)
 				l.relayedBytes.Add(uint64(n + len(f)))
 			}

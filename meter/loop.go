@@ -11,24 +11,13 @@ import (
 // the read and dropped as malformed.
 const maxPacket = 1500
 
-// relayRTP reads what the leg's party sends to its RTP port, latches to
-// the first source, meters it and sends it on from the other leg to the
-// other party. One goroutine per leg, with its own buffer and header: no
-// allocation per packet.
-func (l *Leg) relayRTP() {
-	buf := make([]byte, maxPacket+1)
-	var h rtp.Header
-	for {
-		n, src, err := l.rtp.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if l.closed.Load() {
-				return
-			}
-			continue
-		}
-		if l.ingestRTP(buf[:n], src, time.Now(), &h) {
-			l.peer.send(l.peer.rtp, buf[:n], false)
-		}
+// relayRTP handles one datagram the leg's party sent to its RTP port:
+// latched, checked and metered, then sent on from the other leg to the
+// other party. The caller owns pkt and h (a reader's reused buffer and
+// header): nothing here allocates.
+func (l *Leg) relayRTP(pkt []byte, src netip.AddrPort, now time.Time, h *rtp.Header) {
+	if l.ingestRTP(pkt, src, now, h) {
+		l.peer.send(l.peer.rtp, pkt, false)
 	}
 }
 
@@ -61,30 +50,22 @@ func (l *Leg) ingestRTP(pkt []byte, src netip.AddrPort, now time.Time, h *rtp.He
 	return true
 }
 
-// relayRTCP passes RTCP through the same way, unmetered.
-func (l *Leg) relayRTCP() {
-	buf := make([]byte, maxPacket)
-	for {
-		n, src, err := l.rtcp.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if l.closed.Load() {
-				return
-			}
-			continue
-		}
-		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-		l.mu.Lock()
-		ok := l.accept(src, &l.remoteRTCP, &l.latchedRTCP)
-		if ok {
-			l.stats.RTCPPackets++
-		}
-		l.mu.Unlock()
-		if !ok {
-			l.r.dropped.Add(1)
-			continue
-		}
-		l.peer.send(l.peer.rtcp, buf[:n], true)
+// relayRTCP passes one datagram from the party's RTCP port through the
+// same way, unmetered; one longer than maxPacket is cut to maxPacket.
+func (l *Leg) relayRTCP(pkt []byte, src netip.AddrPort) {
+	pkt = pkt[:min(len(pkt), maxPacket)]
+	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	l.mu.Lock()
+	ok := l.accept(src, &l.remoteRTCP, &l.latchedRTCP)
+	if ok {
+		l.stats.RTCPPackets++
 	}
+	l.mu.Unlock()
+	if !ok {
+		l.r.dropped.Add(1)
+		return
+	}
+	l.peer.send(l.peer.rtcp, pkt, true)
 }
 
 // accept latches *remote to src on the first packet and then accepts only
@@ -101,10 +82,9 @@ func (l *Leg) accept(src netip.AddrPort, remote *netip.AddrPort, latched *bool) 
 	return true
 }
 
-// send writes a packet from this leg's socket to its party.
-func (l *Leg) send(c interface {
-	WriteToUDPAddrPort([]byte, netip.AddrPort) (int, error)
-}, pkt []byte, rtcp bool) {
+// send writes a packet from this leg's socket c (its RTP or RTCP socket)
+// to its party.
+func (l *Leg) send(c sock, pkt []byte, rtcp bool) {
 	l.mu.Lock()
 	dst := l.remote
 	if rtcp {
@@ -115,7 +95,7 @@ func (l *Leg) send(c interface {
 		l.r.dropped.Add(1) // the party has not said where yet
 		return
 	}
-	if _, err := c.WriteToUDPAddrPort(pkt, dst); err != nil {
+	if err := c.writeTo(pkt, dst); err != nil {
 		l.r.dropped.Add(1)
 		return
 	}

@@ -2,14 +2,16 @@
 // per leg, the relay between the legs with symmetric latching, and per-leg
 // meters read with pion/rtp (packets, bytes, loss, jitter, SSRC changes,
 // first and last packet). Nothing per packet allocates, logs or takes a
-// lock across I/O.
+// lock across I/O. On Linux a few reader goroutines (pollers, one epoll set
+// each) serve every call's sockets, so a call costs its sockets and its
+// meters, not goroutines or buffers of its own (poll_linux.go).
 package meter
 
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +20,9 @@ import (
 // ErrNoPorts is returned by Relay.Open when no port pair is free; the call
 // is refused with 503 (Reason media_ports).
 var ErrNoPorts = errors.New("meter: no free media ports")
+
+// ErrClosed is returned by Relay.Open after Relay.Close.
+var ErrClosed = errors.New("meter: relay closed")
 
 // Config sets up a Relay.
 type Config struct {
@@ -28,6 +33,14 @@ type Config struct {
 	// PortMin and PortMax bound the ports used: an even RTP port and the
 	// odd RTCP port above it, two per leg. PortMin is rounded up to even.
 	PortMin, PortMax int
+	// Readers is how many goroutines read the media sockets, every call's
+	// sockets served by one of them (round-robin); 0 is twice GOMAXPROCS.
+	// A reader spends most of its time in the kernel (a send on loopback
+	// also delivers the packet), holding no P, and one the OS does not run
+	// on a busy machine stalls only its share of the calls: with as many
+	// readers as Ps, 1,000 calls lost 8–22 % on 2 cores shared with other
+	// load, with twice as many none (BENCHMARKS.md).
+	Readers int
 }
 
 // Relay owns the port pool and the sockets of every anchored call.
@@ -41,6 +54,10 @@ type Relay struct {
 	// packet path increments nothing shared between legs.
 	open          map[*Leg]struct{}
 	relayedClosed counts
+	sessions      map[*Session]struct{} // open, for Close
+	pollers       []*poller             // started by the first Open
+	next          int                   // the poller of the next session
+	closed        bool
 
 	dropped atomic.Uint64 // rare path: shared
 }
@@ -67,7 +84,10 @@ func New(cfg Config) (*Relay, error) {
 	if !cfg.Bind.IsValid() || !cfg.Advertise.IsValid() {
 		return nil, errors.New("meter: bind and advertise addresses are needed")
 	}
-	r := &Relay{cfg: cfg, open: map[*Leg]struct{}{}}
+	if cfg.Readers <= 0 {
+		cfg.Readers = 2 * runtime.GOMAXPROCS(0)
+	}
+	r := &Relay{cfg: cfg, open: map[*Leg]struct{}{}, sessions: map[*Session]struct{}{}}
 	for p := cfg.PortMin; p+1 <= cfg.PortMax; p += 2 {
 		r.free = append(r.free, p)
 	}
@@ -102,43 +122,92 @@ func (r *Relay) FreePairs() int {
 	return len(r.free)
 }
 
-// Open anchors a call: two legs, A facing the caller and B the callee, with
-// their relay goroutines running. Close releases them, exactly once.
+// Open anchors a call: two legs, A facing the caller and B the callee,
+// their sockets served by one of the relay's readers. Close releases them,
+// exactly once.
 func (r *Relay) Open() (*Session, error) {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if r.pollers == nil {
+		ps := make([]*poller, r.cfg.Readers)
+		for i := range ps {
+			p, err := newPoller()
+			if err != nil {
+				for _, p := range ps[:i] {
+					p.stop()
+				}
+				r.mu.Unlock()
+				return nil, fmt.Errorf("meter: media readers: %w", err)
+			}
+			ps[i] = p
+		}
+		r.pollers = ps
+	}
 	a, err := r.openLeg()
 	if err != nil {
+		r.mu.Unlock()
 		return nil, err
 	}
 	b, err := r.openLeg()
 	if err != nil {
+		r.mu.Unlock()
 		a.close()
 		return nil, err
 	}
-	s := &Session{A: a, B: b, opened: time.Now()}
+	p := r.pollers[r.next%len(r.pollers)]
+	r.next++
+	s := &Session{A: a, B: b, opened: time.Now(), r: r, p: p}
 	a.peer, b.peer = b, a
-	for _, l := range []*Leg{a, b} {
-		go l.relayRTP()
-		go l.relayRTCP()
+	a.session, b.session = s, s
+	r.sessions[s] = struct{}{}
+	r.mu.Unlock()
+	if !p.add(s) { // Relay.Close came first, and has closed s
+		return nil, ErrClosed
 	}
 	return s, nil
 }
 
-// openLeg binds the next free pair; a pair another process holds is put
-// back at the end of the list and the next one tried.
-func (r *Relay) openLeg() (*Leg, error) {
+// Close closes every session still open and stops the readers; Open
+// fails afterwards with ErrClosed. Players are closed by whoever plays
+// them (ClosePlayer).
+func (r *Relay) Close() {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	if r.closed {
+		r.mu.Unlock()
+		return
+	}
+	r.closed = true
+	open := make([]*Session, 0, len(r.sessions))
+	for s := range r.sessions {
+		open = append(open, s)
+	}
+	ps := r.pollers
+	r.mu.Unlock()
+	for _, s := range open {
+		s.Close()
+	}
+	for _, p := range ps {
+		p.stop()
+	}
+}
+
+// openLeg binds the next free pair; a pair another process holds is put
+// back at the end of the list and the next one tried. r.mu held.
+func (r *Relay) openLeg() (*Leg, error) {
 	for tries := len(r.free); tries > 0; tries-- {
 		p := r.free[0]
 		r.free = r.free[1:]
-		rtp, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(r.cfg.Bind, uint16(p))))
+		rtp, err := listenUDP(netip.AddrPortFrom(r.cfg.Bind, uint16(p)))
 		if err != nil {
 			r.free = append(r.free, p)
 			continue
 		}
-		rtcp, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(r.cfg.Bind, uint16(p+1))))
+		rtcp, err := listenUDP(netip.AddrPortFrom(r.cfg.Bind, uint16(p+1)))
 		if err != nil {
-			rtp.Close()
+			rtp.close()
 			r.free = append(r.free, p)
 			continue
 		}
@@ -154,6 +223,9 @@ func (r *Relay) release(l *Leg) {
 	r.mu.Lock()
 	r.free = append(r.free, l.port)
 	delete(r.open, l)
+	if l.session != nil {
+		delete(r.sessions, l.session)
+	}
 	r.relayedClosed.packets += c.packets
 	r.relayedClosed.bytes += c.bytes
 	r.mu.Unlock()
@@ -164,6 +236,9 @@ type Session struct {
 	A, B   *Leg // A faces the caller, B the callee
 	once   sync.Once
 	opened time.Time
+	r      *Relay
+	p      *poller // the reader serving its sockets
+	state  int     // the poller's: sessionNew, sessionRegistered, sessionClosed
 }
 
 // MediaEnd is when the call's media ended for billing: the last RTP
@@ -207,10 +282,20 @@ func (s *Session) LastMedia(since time.Time) (last time.Time, hold bool) {
 func (s *Session) Close() (first bool) {
 	s.once.Do(func() {
 		first = true
-		s.A.close()
-		s.B.close()
+		s.p.close(s) // returns once nothing reads or sends for s
+		s.r.release(s.A)
+		s.r.release(s.B)
 	})
 	return first
+}
+
+// closeSockets closes both legs' sockets. Only the session's poller calls
+// it, or its closer once the poller has stopped.
+func (s *Session) closeSockets() {
+	for _, l := range []*Leg{s.A, s.B} {
+		l.rtp.close()
+		l.rtcp.close()
+	}
 }
 
 // Leg is the gateway's socket pair facing one party: what the party sends
@@ -219,11 +304,13 @@ func (s *Session) Close() (first bool) {
 type Leg struct {
 	r         *Relay
 	port      int
-	rtp, rtcp *net.UDPConn
+	rtp, rtcp sock
 	peer      *Leg
-	closed    atomic.Bool
-	// sent to the party from this leg: written by the other leg's reader
-	// only, so never contended.
+	session   *Session    // nil for a player
+	closed    atomic.Bool // close has run (a player, or the first leg of a failed Open)
+	legPoll
+	// sent to the party from this leg: written only by the call's reader
+	// (a player's by Play), so never contended.
 	relayedPackets, relayedBytes atomic.Uint64
 
 	mu sync.Mutex // guards what follows; never held across I/O
@@ -276,12 +363,14 @@ func (l *Leg) SetRemote(m Media) {
 	l.latched, l.latchedRTCP = false, false
 }
 
+// close closes and releases a leg no poller serves (a player, or the
+// first leg of an Open that failed), once.
 func (l *Leg) close() {
 	if l.closed.Swap(true) {
 		return
 	}
-	l.rtp.Close()
-	l.rtcp.Close()
+	l.rtp.close()
+	l.rtcp.close()
 	l.r.release(l)
 }
 

@@ -13,7 +13,7 @@ import (
 var loopback = netip.MustParseAddr("127.0.0.1")
 
 // freeRange finds n consecutive free UDP ports (even start) on loopback.
-func freeRange(t *testing.T, n int) (lo, hi int) {
+func freeRange(t testing.TB, n int) (lo, hi int) {
 	t.Helper()
 	for try := 0; try < 50; try++ {
 		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -49,7 +49,7 @@ func freeRange(t *testing.T, n int) (lo, hi int) {
 	return
 }
 
-func newRelay(t *testing.T, pairs int) *Relay {
+func newRelay(t testing.TB, pairs int) *Relay {
 	t.Helper()
 	lo, hi := freeRange(t, 2*pairs)
 	r, err := New(Config{Bind: loopback, Advertise: loopback, PortMin: lo, PortMax: hi})
@@ -61,11 +61,11 @@ func newRelay(t *testing.T, pairs int) *Relay {
 
 // party is a test endpoint: one UDP socket.
 type party struct {
-	t *testing.T
+	t testing.TB
 	c *net.UDPConn
 }
 
-func newParty(t *testing.T) *party {
+func newParty(t testing.TB) *party {
 	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/tollgate/tollgate/meter"
 	"io"
 	"log/slog"
 	"net"
@@ -16,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tollgate/tollgate/meter"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -390,6 +391,9 @@ func (g *Gateway) Close() error {
 	g.closeListeners()
 	for _, d := range g.dialogs.All() {
 		g.closeMedia(d) // media ports go back with the process's sockets
+	}
+	if g.media != nil {
+		g.media.Close() // and its readers stop
 	}
 	return g.ua.Close()
 }

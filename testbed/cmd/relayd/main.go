@@ -24,12 +24,13 @@ func main() {
 	ngAddr := flag.String("ng", "127.0.0.1:2224", "NG control address (UDP)")
 	ip := flag.String("ip", "127.0.0.1", "media address")
 	ports := flag.String("ports", "40000-49999", "media port range")
+	readers := flag.Int("readers", 0, "goroutines reading the media sockets (0: twice GOMAXPROCS)")
 	flag.Parse()
 	lo, hi, _ := strings.Cut(*ports, "-")
 	min, _ := strconv.Atoi(lo)
 	max, _ := strconv.Atoi(hi)
 	addr := netip.MustParseAddr(*ip)
-	r, err := meter.New(meter.Config{Bind: addr, Advertise: addr, PortMin: min, PortMax: max})
+	r, err := meter.New(meter.Config{Bind: addr, Advertise: addr, PortMin: min, PortMax: max, Readers: *readers})
 	if err != nil {
 		log.Fatal(err)
 	}
