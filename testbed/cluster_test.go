@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/api"
+	"github.com/tollgate/tollgate/bus/bustest"
 	"github.com/tollgate/tollgate/events/eventstest"
 )
 
@@ -336,5 +337,63 @@ func TestClusterCrashRestart(t *testing.T) {
 	}
 	if code := inviteProbe(t, pbxIP, b2.addr); code != 486 {
 		t.Errorf("B after the restart, the cap full on A: %d, want 486", code)
+	}
+}
+
+// TestSIPpClusterCapR3: the same cap of 50 over three gateway processes,
+// with the ledger replicated on a three-server NATS cluster (R3, the
+// default replicas) that loses a server while SIPp offers calls: no more
+// than the cap is ever admitted, the calls offered before the loss fill
+// it exactly, and once they end the cluster admits again.
+func TestSIPpClusterCapR3(t *testing.T) {
+	requireSIPp(t)
+	const capacity, perGateway = 50, 100
+	c := bustest.StartCluster(t, 3)
+	var gws []*gateway
+	for i := range 3 {
+		gws = append(gws, startGateway(t, gatewayConfig{MaxParallelCalls: capacity, ShutdownGrace: 2 * time.Second,
+			NATS:  "  url: " + c.URLs() + "\n",
+			Extra: fmt.Sprintf("node: gw-%c\ncluster:\n  enabled: true\n  replicas: 3\n  lease_ttl: 2s\n", 'a'+i)}))
+	}
+	for _, g := range gws {
+		g.waitLog(20*time.Second, "cluster ledger started", func() bool { return g.count(message("cluster ledger started")) > 0 })
+		startUAS(t, g)
+	}
+	scenario, err := filepath.Abs("scenarios/uac_cap.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uacs []*sipp
+	for _, g := range gws {
+		uacs = append(uacs, startUAC(t, g, 40*time.Second, "-sf", scenario,
+			"-r", "50", "-rp", "1000", "-m", strconv.Itoa(perGateway), "-l", strconv.Itoa(perGateway), "-d", "8000"))
+	}
+	time.Sleep(time.Second)
+	c.Stop(1) // a server of the ledger's three, with calls still offered
+	for _, u := range uacs {
+		if code := u.wait(50 * time.Second); code != 0 && code != 1 { // 1: some calls failed (the refused ones)
+			t.Errorf("sipp uac exit code %d", code)
+		}
+	}
+	admitted, refused := 0, 0
+	for _, g := range gws {
+		g.waitLog(15*time.Second, "calls ended", func() bool { return g.count(message("call ended")) >= g.count(decision("admit", "")) })
+		admitted += g.count(decision("admit", ""))
+		refused += g.count(decision("reject", ""))
+	}
+	t.Logf("over the gateways: %d admitted, %d refused, a NATS server lost 1 s in", admitted, refused)
+	if admitted != capacity || admitted+refused != 3*perGateway {
+		t.Errorf("over the gateways: %d admitted and %d refused of %d offered; want exactly %d admitted", admitted, refused, 3*perGateway, capacity)
+	}
+	// The ledger on two servers of three: the slots came back and a
+	// new call is admitted.
+	c.Restart(1)
+	for _, g := range gws {
+		if !poll(10*time.Second, func() bool { return inviteProbe(t, pbxIP, g.addr) == 200 }) {
+			t.Errorf("%s admits no call after the calls ended", g.apiURL)
+		}
+	}
+	for _, g := range gws {
+		g.noErrors()
 	}
 }
