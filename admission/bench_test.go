@@ -253,3 +253,22 @@ func BenchmarkOneTenant(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkNearCap: the cluster's scan for tenants near a cap, every
+// 100 ms, at 10,000 tenants (cost linear in tenants).
+func BenchmarkNearCap(b *testing.B) {
+	e := admission.NewEngine(admission.Settings{Cluster: true})
+	ten := int64(10)
+	if _, err := e.UpsertPlan(t0, admission.Plan{Name: "p", Limits: admission.Limits{MaxMonthlyMinutes: &ten}}); err != nil {
+		b.Fatal(err)
+	}
+	for i := range 10_000 {
+		if _, err := e.UpsertTenant(t0, admission.Tenant{Name: "t" + strconv.Itoa(i), Plan: "p"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = e.NearCap()
+	}
+}

@@ -119,3 +119,27 @@ func TestBoundedClusterUserUsage(t *testing.T) {
 		t.Fatalf("known role exhaustion: cuts %+v, events %+v", o.Cuts, o.Events)
 	}
 }
+
+// NearCap lists, in a cluster, the tenants past a budget's alert
+// threshold (the cluster shares their usage more often), and no other.
+func TestNearCap(t *testing.T) {
+	e := admission.NewEngine(admission.Settings{Cluster: true})
+	mustPlan(t, e, admission.Plan{Name: "p", Limits: admission.Limits{MaxMonthlyMinutes: lim(1)}}) // threshold 80 %: 48 s
+	for _, name := range []string{"a", "b"} {
+		if _, err := e.UpsertTenant(t0, admission.Tenant{Name: name, Plan: "p"}); err != nil {
+			t.Fatal(err)
+		}
+		e.SetLease(name, admission.LeaseParallel, 10, admission.Uncapped)
+	}
+	if !e.Admit(t0, out("c1", "a", "100", "4930")).Admitted {
+		t.Fatal("c1 rejected")
+	}
+	e.Answer(t0, "c1")
+	if got := e.NearCap(); len(got) != 0 {
+		t.Fatalf("NearCap at 0 s of 60 = %v, want none", got)
+	}
+	e.Tick(t0.Add(50 * time.Second))
+	if got := e.NearCap(); len(got) != 1 || got[0] != "a" {
+		t.Fatalf("NearCap with a at 50 s of 60 = %v, want [a]", got)
+	}
+}

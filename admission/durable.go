@@ -364,6 +364,24 @@ func (e *Engine) Tenants() []string {
 	return out
 }
 
+// NearCap lists the tenants, in cluster mode, with a minutes or spend
+// budget past its alert threshold this cycle (usage.threshold or
+// usage.cap_reached sent), or counted at a silent node's bound: the
+// cluster shares their usage more often, so that the nodes' views of one
+// another lag less where a lag can take the budget over.
+func (e *Engine) NearCap() []string {
+	var out []string
+	if !e.cluster {
+		return out
+	}
+	for _, t := range e.order {
+		if t.bounded || t.minutes.thrSent || t.minutes.capSent || t.spend.thrSent || t.spend.capSent {
+			out = append(out, t.name)
+		}
+	}
+	return out
+}
+
 // SuspendState reports the tenant's suspension: its reason and the cap
 // of an automatic one ("" for a manual one).
 func (e *Engine) SuspendState(tenant string) (suspended bool, reason, capName string) {

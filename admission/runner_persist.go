@@ -76,6 +76,13 @@ func (r *Runner) Tenants() []string {
 	return r.e.Tenants()
 }
 
+// NearCap is Engine.NearCap under the lock.
+func (r *Runner) NearCap() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.NearCap()
+}
+
 // SuspendState is Engine.SuspendState under the lock.
 func (r *Runner) SuspendState(tenant string) (suspended bool, reason, capName string) {
 	r.mu.Lock()

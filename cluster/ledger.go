@@ -46,6 +46,7 @@ type Engine interface {
 	Billing(tenant string) (calls, spendPerSecond int64)
 	SpendBound(tenant string) (perSecond, start int64)
 	Tenants() []string
+	NearCap() []string
 	Usage(now time.Time, tenant string) admission.Usage
 	Active(tenant string) int64
 	Cycle() (start, end time.Time)
@@ -366,6 +367,8 @@ func (l *Ledger) run() {
 	defer tick.Stop()
 	usage := time.NewTicker(usageEvery)
 	defer usage.Stop()
+	nearCap := time.NewTicker(usageEvery / 10)
+	defer nearCap.Stop()
 	for {
 		select {
 		case <-l.stop:
@@ -373,6 +376,10 @@ func (l *Ledger) run() {
 		case <-usage.C:
 			if l.valid() {
 				l.publishUsage()
+			}
+		case <-nearCap.C:
+			if l.valid() {
+				l.publishNearCap()
 			}
 		case <-beat.C:
 			if err := l.heartbeat(); err != nil {
