@@ -172,6 +172,7 @@ type Ledger struct {
 	// if they had none (usage.go unpublished)
 	silentSeen map[string]bool
 	synthetic  map[string]bool // usage keys unpublished gave an entry
+	cutOffScan time.Time       // the last scan of every tenant while cut off (applyClusterUsage's loop only)
 	onReady    atomic.Pointer[func(admission.Ready)]
 
 	ready      atomic.Bool

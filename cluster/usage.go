@@ -248,11 +248,13 @@ func (l *Ledger) unpublished() {
 func (l *Ledger) applyClusterUsage() {
 	// Cut off (its leases expired), this node cannot see the others'
 	// calls grow: every tenant is counted below at what the others may
-	// have taken since.
+	// have taken since. Those it finds near nothing are checked again
+	// once a second, not every round (the others are extrapolated).
 	cutOff := l.ready.Load() && !l.valid()
 	var tenants []string
-	if cutOff {
+	if cutOff && time.Since(l.cutOffScan) >= usageEvery {
 		tenants = l.o.Engine.Tenants()
+		l.cutOffScan = time.Now()
 	}
 	l.mu.Lock()
 	l.unpublished()
