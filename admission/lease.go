@@ -121,6 +121,8 @@ type LeaseUsage struct {
 	// second); -1 = unlimited, which needs no lease; Uncapped: no parallel
 	// cap, but leased for a budget's sake.
 	Cap [NumLeaseDims]int64
+	// Spend: the tenant has a monthly spend budget.
+	Spend bool
 }
 
 // leaseMiss checks one leased parallel dimension at admission: a miss is
@@ -385,6 +387,7 @@ func (e *Engine) LeaseUsage(tenant string) (u LeaseUsage, ok bool) {
 	u.Active = [LeaseCPS]int64{0, t.active, t.activeIn, t.activeOut}
 	u.Held = t.lease.parallel
 	u.Cap = [NumLeaseDims]int64{0, t.eff.parallelLease(), t.eff.parallelIn, t.eff.parallelOut, t.eff.cps, -1}
+	u.Spend = t.eff.spend >= 0
 	return u, true
 }
 

@@ -495,3 +495,50 @@ func TestPartitionedNodeCountsOthersAtTheCap(t *testing.T) {
 		t.Fatalf("billed %v over the nodes, cap 120 s", billed)
 	}
 }
+
+// A node whose usage has gone unpublished for a round and a half (NATS
+// gone) stops reusing the slots its calls free for tenants with a spend
+// budget: each new call would charge a connect fee and an initial
+// increment the others do not count (they count one per call its lease
+// allows). A tenant without one keeps admitting within its lease until
+// lease_ttl, as fail-static says.
+func TestNoChurnWhileUnpublished(t *testing.T) {
+	t.Parallel()
+	for _, spend := range []bool{true, false} {
+		t.Run(map[bool]string{true: "spend", false: "minutes"}[spend], func(t *testing.T) {
+			t.Parallel()
+			s, url := bustest.Start(t, t.TempDir())
+			parallel, budget := int64(10), int64(1_000_000)
+			lim := admission.Limits{MaxParallelCalls: &parallel}
+			var rates []admission.Rate
+			if spend {
+				lim.MonthlySpendLimit = &budget
+				rates = []admission.Rate{{PerMinute: 60_000, ConnectFee: 5_000, Initial: 60, Subsequent: 1}}
+			} else {
+				lim.MaxMonthlyMinutes = &budget
+			}
+			nodes := startNodes(t, url, 1, lim, Options{TTL: 10 * time.Second})
+			n := nodes[0]
+			if _, err := n.r.UpsertPlan(time.Now(), admission.Plan{Name: "p", Limits: lim, Rates: rates}); err != nil {
+				t.Fatal(err)
+			}
+			n.answered(t, 2, time.Now(), nil)
+			if u, _ := n.r.LeaseUsage("acme"); u.Held[admission.LeaseParallel] <= 2 {
+				t.Fatalf("lease %d for 2 calls: no headroom to test with", u.Held[admission.LeaseParallel])
+			}
+			bustest.Stop(s)
+			time.Sleep(unpublishedAfter + usageEvery)
+			if !n.l.valid() {
+				t.Fatal("leases expired before lease_ttl")
+			}
+			n.endAll()
+			d, _, _, err := n.admitAt(admission.Outbound)
+			if spend && (d.Admitted || err == nil) {
+				t.Fatalf("spend budget, usage unpublished: a freed slot reused (%+v, %v)", d.Rejection, err)
+			}
+			if !spend && !d.Admitted {
+				t.Fatalf("minutes budget: refused within the lease before lease_ttl: %+v, %v", d.Rejection, err)
+			}
+		})
+	}
+}

@@ -173,7 +173,11 @@ type Ledger struct {
 	silentSeen map[string]bool
 	synthetic  map[string]bool // usage keys unpublished gave an entry
 	cutOffScan time.Time       // the last scan of every tenant while cut off (applyClusterUsage's loop only)
-	onReady    atomic.Pointer[func(admission.Ready)]
+	// publishedAt: when the last complete usage round was acknowledged
+	// (monotonic, since mono); clamped: clampUnpublished ran this spell
+	publishedAt atomic.Int64
+	clamped     atomic.Bool
+	onReady     atomic.Pointer[func(admission.Ready)]
 
 	ready      atomic.Bool
 	validUntil atomic.Int64 // monotonic: nanoseconds since l.mono; 0 = never renewed
@@ -342,6 +346,7 @@ func (l *Ledger) run() {
 			continue
 		}
 	}
+	l.publishedAt.Store(int64(time.Since(l.mono))) // nothing to publish yet
 	// The others' usage is applied on a loop of its own: it is local
 	// work, and with NATS unreachable every heartbeat and ledger write
 	// below waits out its timeout, which would leave the others' usage
@@ -357,6 +362,7 @@ func (l *Ledger) run() {
 			case <-l.stop:
 				return
 			case <-tick.C:
+				l.clampUnpublished()
 				l.applyClusterUsage()
 			}
 		}

@@ -371,7 +371,48 @@ func (l *Ledger) applyClusterUsage() {
 // publishUsage writes the usage of every tenant whose usage on this node
 // changed since the last round: one KV write per second per tenant with
 // calls here, none for idle tenants.
-func (l *Ledger) publishUsage() { l.publishTenants(l.o.Engine.Tenants(), true) }
+func (l *Ledger) publishUsage() {
+	if l.publishTenants(l.o.Engine.Tenants(), true) {
+		l.publishedAt.Store(int64(time.Since(l.mono)))
+	}
+}
+
+// unpublishedAfter is how long after this node's last complete usage
+// round (publishUsage) its spend-budgeted tenants stop reusing freed
+// capacity (clampUnpublished).
+const unpublishedAfter = usageEvery + usageEvery/2
+
+// clampUnpublished makes the parallel leases of every tenant with a spend
+// budget tight once this node's usage has gone unpublished for
+// unpublishedAfter: a call that ends frees no slot for another until the
+// ledger is asked again. The others count this node, while it is late or
+// silent, at every call its lease allows with one connect fee and
+// initial increment each; a slot reused for another call would charge
+// those again unseen (short calls churned on a cut-off node). Once per
+// spell; a lease granted meanwhile (the ledger reachable) may reopen
+// headroom.
+func (l *Ledger) clampUnpublished() {
+	if !l.ready.Load() || time.Since(l.mono)-time.Duration(l.publishedAt.Load()) <= unpublishedAfter {
+		l.clamped.Store(false)
+		return
+	}
+	if !l.clamped.CompareAndSwap(false, true) {
+		return
+	}
+	l.mu.Lock()
+	var hs []held
+	for _, h := range l.held {
+		if h.dim == admission.LeaseParallel {
+			hs = append(hs, h)
+		}
+	}
+	l.mu.Unlock()
+	for _, h := range hs {
+		if u, ok := l.o.Engine.LeaseUsage(h.tenant); ok && u.Spend {
+			l.setLease(h, 0, -1) // clamped to the calls in progress, tight
+		}
+	}
+}
 
 // publishNearCap writes, between the rounds of publishUsage, the usage
 // that changed of the tenants near a cap (Engine.NearCap), every
@@ -388,7 +429,7 @@ func (l *Ledger) publishNearCap() {
 
 // publishTenants writes the usage that changed of tenants, and with users
 // that of their role-capped users.
-func (l *Ledger) publishTenants(tenants []string, users bool) {
+func (l *Ledger) publishTenants(tenants []string, users bool) (ok bool) {
 	now := l.o.Now()
 	start, _ := l.o.Engine.Cycle()
 	var batch []usagePut
@@ -422,7 +463,7 @@ func (l *Ledger) publishTenants(tenants []string, users bool) {
 			batch = append(batch, usagePut{key: key, memo: key, nu: nu})
 		}
 	}
-	l.putAll(batch, now)
+	return l.putAll(batch, now)
 }
 
 // usagePut is one usage entry to write: under key, remembered under memo.
@@ -439,9 +480,9 @@ type usagePut struct {
 // 0.8 s of the 1 s period at 10,000 tenants). Each acknowledged entry is
 // remembered; one that failed or was not acknowledged within the timeout
 // still differs from what is remembered, so the next round sends it again.
-func (l *Ledger) putAll(batch []usagePut, now time.Time) {
+func (l *Ledger) putAll(batch []usagePut, now time.Time) (ok bool) {
 	if len(batch) == 0 {
-		return
+		return true
 	}
 	pre := "$KV." + l.o.Bucket + "."
 	futs := make([]jetstream.PubAckFuture, 0, len(batch))
@@ -455,6 +496,7 @@ func (l *Ledger) putAll(batch []usagePut, now time.Time) {
 		}
 		futs = append(futs, f)
 	}
+	ok = len(futs) == len(batch)
 	timeout := time.NewTimer(l.o.Timeout)
 	defer timeout.Stop()
 	for i, f := range futs {
@@ -463,11 +505,13 @@ func (l *Ledger) putAll(batch []usagePut, now time.Time) {
 			l.published[batch[i].memo] = batch[i].nu
 		case <-f.Err():
 			l.stats.errors.Add(1)
+			ok = false
 		case <-timeout.C:
 			l.stats.errors.Add(1)
-			return // the rest: next round
+			return false // the rest: next round
 		}
 	}
+	return ok
 }
 
 // Usage is tenant's usage over the cluster in this node's current cycle:
