@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -19,13 +20,21 @@ type Event struct {
 }
 
 // EventSource feeds GET /v1/events: Subscribe streams the events
-// published after the call, in order, until ctx ends (then it closes the
-// channel; it may close it earlier when the source stops). Source names
-// it for the stream's first comment ("nats" or "outbox").
+// published after since (zero: after the call), in order, until ctx ends
+// (then it closes the channel; it may close it earlier when the source
+// stops). A source that keeps no history answers a non-zero since with
+// ErrNoHistory. Source names it for the stream's first comment ("nats"
+// or "outbox").
 type EventSource interface {
-	Subscribe(ctx context.Context) (<-chan Event, error)
+	Subscribe(ctx context.Context, since time.Time) (<-chan Event, error)
 	Source() string
 }
+
+// ErrNoHistory: the event source cannot replay events already published.
+var ErrNoHistory = errors.New("this event source keeps no history: events published before the request come from the NATS events stream (nats.enabled)")
+
+// MaxEventsSince is the longest history GET /v1/events replays.
+const MaxEventsSince = 24 * time.Hour
 
 // eventsKeepAlive is the interval of the comment lines that keep an idle
 // event stream open through proxies.
@@ -36,10 +45,19 @@ func eventsHandler(s *server) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		for name := range q {
-			if name != "tenant" {
+			if name != "tenant" && name != "since" {
 				s.writeError(w, r, &FieldError{Field: name, Message: fmt.Sprintf("unknown query parameter %q", name)})
 				return
 			}
+		}
+		var since time.Time
+		if v := q.Get("since"); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 || d > MaxEventsSince {
+				s.writeError(w, r, &FieldError{Field: "since", Message: fmt.Sprintf("must be a duration in (0, %s], e.g. 15m, got %q", MaxEventsSince, v)})
+				return
+			}
+			since = time.Now().Add(-d)
 		}
 		tenant := q.Get("tenant")
 		if tenant != "" {
@@ -55,7 +73,11 @@ func eventsHandler(s *server) http.Handler {
 		rc := http.NewResponseController(w)
 		ctx, cancel := context.WithCancel(r.Context())
 		defer cancel()
-		ch, err := s.events.Subscribe(ctx)
+		ch, err := s.events.Subscribe(ctx, since)
+		if errors.Is(err, ErrNoHistory) {
+			s.writeError(w, r, &FieldError{Field: "since", Message: err.Error()})
+			return
+		}
 		if err != nil {
 			s.writeError(w, r, &statusError{status: http.StatusServiceUnavailable, code: "not_ready", msg: "event source: " + err.Error()})
 			return

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -55,11 +56,18 @@ func TestWhoAmI(t *testing.T) {
 // fakeSource is an EventSource fed by the test.
 type fakeSource struct {
 	subscribed chan chan api.Event
+	history    time.Duration // what since it expects; 0: none kept
 }
 
 func (f *fakeSource) Source() string { return "fake" }
 
-func (f *fakeSource) Subscribe(ctx context.Context) (<-chan api.Event, error) {
+func (f *fakeSource) Subscribe(ctx context.Context, since time.Time) (<-chan api.Event, error) {
+	if !since.IsZero() && f.history == 0 {
+		return nil, api.ErrNoHistory
+	}
+	if !since.IsZero() && time.Since(since).Round(time.Minute) != f.history {
+		return nil, fmt.Errorf("since %v, want %v ago", since, f.history)
+	}
 	ch := make(chan api.Event, 16)
 	f.subscribed <- ch
 	return ch, nil
@@ -88,15 +96,21 @@ func TestEventsStream(t *testing.T) {
 	if resp := get("/v1/events", ""); resp.StatusCode != 401 {
 		t.Errorf("no token: %d", resp.StatusCode)
 	}
-	resp := get("/v1/events?tenant=demo&since=1", controltest.ReadToken)
-	var eb api.ErrorBody
-	json.NewDecoder(resp.Body).Decode(&eb)
-	resp.Body.Close()
-	if resp.StatusCode != 400 || eb.Error.Field != "since" {
-		t.Errorf("unknown parameter: %d %+v", resp.StatusCode, eb)
+	for _, target := range []string{"/v1/events?tenant=demo&since=1", "/v1/events?since=25h", "/v1/events?since=-1m", "/v1/events?since=15m", "/v1/events?from=1"} {
+		resp := get(target, controltest.ReadToken)
+		var eb api.ErrorBody
+		json.NewDecoder(resp.Body).Decode(&eb)
+		resp.Body.Close()
+		field := "since"
+		if strings.Contains(target, "from") {
+			field = "from"
+		}
+		if resp.StatusCode != 400 || eb.Error.Field != field {
+			t.Errorf("%s (the source keeps no history): %d %+v, want 400 naming %s", target, resp.StatusCode, eb, field)
+		}
 	}
 
-	resp = get("/v1/events?tenant=nope", controltest.ReadToken)
+	resp := get("/v1/events?tenant=nope", controltest.ReadToken)
 	resp.Body.Close()
 	if resp.StatusCode != 404 {
 		t.Errorf("unknown tenant: %d", resp.StatusCode)
@@ -132,6 +146,21 @@ func TestEventsStream(t *testing.T) {
 	want := ": tollgate events from fake||id: e2|event: call.ended|data: {\"id\":\"e2\",\"tenant\":\"demo\"}"
 	if got != want {
 		t.Errorf("stream:\n got %q\nwant %q", got, want)
+	}
+
+	// A source with history replays from since.
+	hist := &fakeSource{subscribed: make(chan chan api.Event, 1), history: 15 * time.Minute}
+	hs := httptest.NewServer(api.NewServer(controltest.NewEnv(t).Svc, nil, api.ServerOptions{Events: hist}))
+	defer hs.Close()
+	req, _ := http.NewRequest("GET", hs.URL+"/v1/events?since=15m", nil)
+	req.Header.Set("Authorization", "Bearer "+controltest.ReadToken)
+	hr, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr.Body.Close()
+	if hr.StatusCode != 200 {
+		t.Errorf("since=15m from a source with history: %d", hr.StatusCode)
 	}
 
 	// Without a source: 503.

@@ -351,9 +351,12 @@ func TestConsoleBrowser(t *testing.T) {
 	b.wait("the tenant's entries", `document.querySelectorAll('#audit tr[data-action]').length >= 4 && [...document.querySelectorAll('#audit tr[data-action]')].every(r => r.dataset.tenant === 'demo')`, 10*time.Second)
 	b.shot("audit")
 
-	// ---- live events: a call's events arrive while the page is open.
+	// ---- events: the last 15 minutes' on opening, then a call's events
+	// arrive while the page is open.
 	b.do("open the events", chromedp.Navigate(gw.apiURL+"/#/events"))
 	b.wait("the stream", `document.getElementById('events-conn').textContent.startsWith('live (from nats')`, 10*time.Second)
+	// The last 15 minutes come first: the suspension made above.
+	b.wait("the history", `!!document.querySelector('#events tr[data-type="tenant.suspended"][data-tenant="demo"]')`, 10*time.Second)
 	uac = startUAC(t, gw, 20*time.Second, "-sn", "uac", "-m", "1", "-d", "500")
 	if code := uac.wait(15 * time.Second); code != 0 {
 		t.Fatalf("call for the events page: sipp exit code %d", code)

@@ -48,12 +48,14 @@ type natsEvents struct {
 
 func (n *natsEvents) Source() string { return "nats" }
 
-func (n *natsEvents) Subscribe(ctx context.Context) (<-chan api.Event, error) {
+func (n *natsEvents) Subscribe(ctx context.Context, since time.Time) (<-chan api.Event, error) {
 	setup, cancel := context.WithTimeout(ctx, eventsSetupTimeout)
 	defer cancel()
-	cons, err := n.js.OrderedConsumer(setup, n.stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{events.SubjectPrefix + ".>"}, DeliverPolicy: jetstream.DeliverNewPolicy,
-	})
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectPrefix + ".>"}, DeliverPolicy: jetstream.DeliverNewPolicy}
+	if !since.IsZero() {
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
+	}
+	cons, err := n.js.OrderedConsumer(setup, n.stream, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +112,10 @@ func startOutboxEvents(st store.Store, node string, log zerolog.Logger) *outboxE
 
 func (o *outboxEvents) Source() string { return "outbox" }
 
-func (o *outboxEvents) Subscribe(ctx context.Context) (<-chan api.Event, error) {
+func (o *outboxEvents) Subscribe(ctx context.Context, since time.Time) (<-chan api.Event, error) {
+	if !since.IsZero() {
+		return nil, api.ErrNoHistory // published events leave the outbox
+	}
 	ch := make(chan api.Event, eventBuffer)
 	o.mu.Lock()
 	select {

@@ -2,13 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
 	"github.com/tollgate/tollgate/admission"
 	"github.com/tollgate/tollgate/api"
+	"github.com/tollgate/tollgate/bus"
+	"github.com/tollgate/tollgate/bus/bustest"
+	"github.com/tollgate/tollgate/configs"
 	"github.com/tollgate/tollgate/events"
 	"github.com/tollgate/tollgate/store"
 )
@@ -30,11 +35,11 @@ func TestOutboxEvents(t *testing.T) {
 	o := startOutboxEvents(st, "n1", zerolog.Nop())
 	defer o.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := o.Subscribe(ctx)
+	a, err := o.Subscribe(ctx, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := o.Subscribe(context.Background())
+	b, err := o.Subscribe(context.Background(), time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,6 +78,9 @@ func TestOutboxEvents(t *testing.T) {
 	if o.Source() != "outbox" {
 		t.Errorf("source %q", o.Source())
 	}
+	if _, err := o.Subscribe(context.Background(), time.Now().Add(-time.Minute)); !errors.Is(err, api.ErrNoHistory) {
+		t.Errorf("a history from the outbox: %v, want ErrNoHistory", err)
+	}
 }
 
 // TestEventFromSubject: the tenant and type come from the subject; the
@@ -84,5 +92,52 @@ func TestEventFromSubject(t *testing.T) {
 	}
 	if ev := eventFromSubject("id2", "tollgate.events._system.cycle.rollover", nil); ev.Tenant != "" || ev.Type != "cycle.rollover" {
 		t.Errorf("%+v", ev)
+	}
+}
+
+// TestNATSEventsSince: from the NATS events stream a subscriber gets the
+// events published after it subscribed, and with since also those
+// published since then (the console's history).
+func TestNATSEventsSince(t *testing.T) {
+	_, url := bustest.Start(t, t.TempDir())
+	_, js := bustest.Connect(t, url)
+	sc := configs.NATSStream{Name: "TOLLGATE_EVENTS", Replicas: 1, MaxAge: time.Hour, MaxBytes: -1, MaxMsgs: -1, DuplicateWindow: time.Minute, Storage: "memory"}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := bus.EnsureStream(ctx, js, sc, zerolog.Nop()); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(id string) {
+		t.Helper()
+		msg := nats.NewMsg(events.SubjectPrefix + ".acme.call.ended")
+		msg.Header.Set("Nats-Msg-Id", id)
+		msg.Data = []byte(`{"id":"` + id + `"}`)
+		if _, err := js.PublishMsg(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("old")
+	n := &natsEvents{js: js, stream: sc.Name}
+	live, err := n.Subscribe(ctx, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist, err := n.Subscribe(ctx, time.Now().Add(-time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish("new")
+	for name, want := range map[string][]string{"live": {"new"}, "since a minute": {"old", "new"}} {
+		ch := map[string]<-chan api.Event{"live": live, "since a minute": hist}[name]
+		for _, id := range want {
+			select {
+			case ev := <-ch:
+				if ev.ID != id || ev.Tenant != "acme" || ev.Type != "call.ended" {
+					t.Fatalf("%s: event %+v, want %s", name, ev, id)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%s: no event %s", name, id)
+			}
+		}
 	}
 }

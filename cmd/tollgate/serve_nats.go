@@ -169,7 +169,7 @@ func startLedger(cfg *configs.Config, b *natsBus, eng cluster.Engine, m *api.Met
 		Node: cfg.Cluster.Node, TTL: cfg.Cluster.LeaseTTL, MaxCallDuration: cfg.SIP.MaxCallDuration,
 		Bucket: cfg.Cluster.Bucket, Replicas: cfg.Cluster.Replicas, JS: b.js, Engine: eng,
 		ContinueUnbounded: cfg.Cluster.BudgetFailure == configs.BudgetFailureContinue,
-		Log: log.With().Str("component", "cluster").Logger(),
+		Log:               log.With().Str("component", "cluster").Logger(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)

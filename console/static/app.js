@@ -690,7 +690,19 @@ function eventsPage() {
   let stopped = false;
   let retry = null;
   const kept = [];
+  // History: the last 15 minutes on the first connect, and on a reconnect
+  // what was published since the last event shown (ids seen are skipped);
+  // a source without history (the outbox) answers 400 on since: live only.
+  let history = true;
+  let lastAt = 0;
+  const seen = new Set();
   const show = (ev) => {
+    if (ev.id) {
+      if (seen.has(ev.id)) return;
+      seen.add(ev.id);
+      if (seen.size > 2000) seen.delete(seen.values().next().value);
+    }
+    lastAt = Date.now();
     let d = {};
     try {
       d = JSON.parse(ev.data);
@@ -708,10 +720,18 @@ function eventsPage() {
     if (stopped) return;
     ctrl = new AbortController();
     const t = filter.value.trim();
+    const q = [];
+    if (t) q.push('tenant=' + enc(t));
+    if (history) q.push('since=' + (lastAt ? Math.min(86400, Math.ceil((Date.now() - lastAt) / 1000) + 2) + 's' : '15m'));
     try {
-      const resp = await fetch('/v1/events' + (t ? '?tenant=' + enc(t) : ''), { headers: { Authorization: 'Bearer ' + token() }, signal: ctrl.signal, cache: 'no-store' });
+      const resp = await fetch('/v1/events' + (q.length ? '?' + q.join('&') : ''), { headers: { Authorization: 'Bearer ' + token() }, signal: ctrl.signal, cache: 'no-store' });
       if (!resp.ok) {
         const body = await resp.json().catch(() => ({ error: { message: resp.statusText } }));
+        if (history && resp.status === 400 && body.error.field === 'since') {
+          history = false;
+          setTimeout(connect, 0);
+          return;
+        }
         throw new Error(body.error.message);
       }
       const reader = resp.body.getReader();
@@ -752,6 +772,7 @@ function eventsPage() {
     if (!stopped) retry = setTimeout(connect, POLL_MS);
   };
   filter.addEventListener('change', () => {
+    lastAt = 0; // the new filter's last 15 minutes
     if (ctrl) ctrl.abort();
     clearTimeout(retry);
     conn.textContent = 'connecting…';
