@@ -124,7 +124,7 @@ var routes = []route{
 
 	// ---- events ----
 	{method: "GET", path: "/v1/events", scope: ScopeRead, id: "streamEvents", tag: "events",
-		summary:      "Server-sent events (text/event-stream): every usage event published from now on (with `since`, from that long ago), one `event: <type>` with `id:` and `data: <the event JSON as published>` each; a comment line every 15 s keeps the connection open. Fed by the NATS JetStream events stream (nats.enabled) or by the store's outbox otherwise, which keeps no history (`since` is then a 400); 503 when the server has no event source.",
+		summary: "Server-sent events (text/event-stream): every usage event published from now on (with `since`, from that long ago), one `event: <type>` with `id:` and `data: <the event JSON as published>` each; a comment line every 15 s keeps the connection open. Fed by the NATS JetStream events stream (nats.enabled) or by the store's outbox otherwise, which keeps no history (`since` is then a 400); 503 when the server has no event source.",
 		query: []queryParam{{name: "tenant", schema: map[string]any{"type": "string"}, desc: "only this tenant's events"},
 			{name: "since", schema: map[string]any{"type": "string"}, desc: "also the events published this long ago and since (a duration up to 24h, e.g. 15m); needs the NATS events stream"}},
 		responseType: "text/event-stream", statuses: []int{200, 400, 404, 503}, raw: eventsHandler},
