@@ -177,6 +177,7 @@ type Ledger struct {
 	// (monotonic, since mono); clamped: clampUnpublished ran this spell
 	publishedAt atomic.Int64
 	clamped     atomic.Bool
+	nearCapNext int // publishNearCap's turn (run loop only)
 	onReady     atomic.Pointer[func(admission.Ready)]
 
 	ready      atomic.Bool
