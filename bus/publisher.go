@@ -1,10 +1,13 @@
 package bus
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -113,9 +116,14 @@ type Stats struct {
 // never wedges the outbox.
 type Publisher struct {
 	o   PublisherOptions
-	js  jetstream.JetStream
 	log zerolog.Logger
 	now func() time.Time
+
+	// The PubAcks come to inbox.<token> (one subscription, sub); its
+	// handler queues them in acks and wakes run once for all it queued.
+	inbox string
+	sub   *nats.Subscription
+	acks  ackQueue
 
 	ctx    context.Context // cancelled by Close: aborts a Prepare under way
 	cancel context.CancelFunc
@@ -123,7 +131,8 @@ type Publisher struct {
 	notify  chan struct{}
 	closeCh chan context.Context
 	done    chan struct{}
-	status  chan nats.Status
+	status  chan nats.Status // (re)connected
+	lost    chan nats.Status // reconnecting or closed: outstanding PubAcks will not come
 	closed  sync.Once
 
 	stored                                 atomic.Uint64 // last seq deleted from the outbox
@@ -158,19 +167,21 @@ func StartPublisher(o PublisherOptions) (*Publisher, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	js, err := jetstream.New(o.Conn,
-		jetstream.WithPublishAsyncMaxPending(c.MaxInFlight),
-		jetstream.WithPublishAsyncTimeout(o.AckTimeout))
-	if err != nil {
-		return nil, fmt.Errorf("nats: %w", err)
-	}
 	p := &Publisher{
-		o: o, js: js, log: o.Logger, now: o.Now,
+		o: o, log: o.Logger, now: o.Now,
+		inbox:   o.Conn.NewInbox() + ".",
+		acks:    ackQueue{wake: make(chan struct{}, 1)},
 		notify:  make(chan struct{}, 1),
 		closeCh: make(chan context.Context, 1),
 		done:    make(chan struct{}),
-		status:  o.Conn.StatusChanged(nats.CONNECTED),
 	}
+	sub, err := o.Conn.Subscribe(p.inbox+"*", p.onPubAck)
+	if err != nil {
+		return nil, fmt.Errorf("nats: PubAck subscription: %w", err)
+	}
+	p.sub = sub
+	p.status = o.Conn.StatusChanged(nats.CONNECTED)
+	p.lost = o.Conn.StatusChanged(nats.RECONNECTING, nats.CLOSED)
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	go p.run()
 	return p, nil
@@ -213,17 +224,26 @@ func (p *Publisher) Close(ctx context.Context) error {
 		p.cancel()
 		p.closeCh <- ctx
 		<-p.done
+		_ = p.sub.Unsubscribe()
 		p.o.Conn.RemoveStatusListener(p.status)
+		p.o.Conn.RemoveStatusListener(p.lost)
 		err = p.closeErr
 	})
 	return err
 }
 
 // inflight is an entry taken from the outbox in this round, in Seq order.
+// Its token names its PubAck (the reply subject inbox.<token>); the
+// entries of q have consecutive tokens.
 type inflight struct {
-	seq  uint64
-	fut  jetstream.PubAckFuture // nil: skipped (settled)
-	sent time.Time
+	seq     uint64
+	tok     uint64
+	sent    time.Time
+	skipped bool // never published (settled)
+	done    bool // its outcome came: a PubAck (dup: a duplicate), or err
+	dup     bool
+	err     error
+	acked   time.Time // when its PubAck came
 }
 
 // round is the publisher's state, owned by run.
@@ -238,6 +258,8 @@ type round struct {
 	backoff time.Duration       // the last backoff (0: none since the last success)
 	ready   bool                // Prepare succeeded since the last failure
 	lastAck time.Time           // of the last AckOutbox
+	nextTok uint64              // the token of the next entry taken (never reused)
+	got     []pubAck            // the acks taken from the queue (reused)
 }
 
 func (p *Publisher) run() {
@@ -253,16 +275,22 @@ func (p *Publisher) run() {
 	storeTimer.Stop()
 	backoffTimer := time.NewTimer(time.Hour)
 	backoffTimer.Stop()
+	ackTimer := time.NewTimer(time.Hour) // the front's PubAck timeout
+	ackTimer.Stop()
+	var armed uint64 // the token ackTimer is set for (0: none)
 	storePending := false
+	r.nextTok = 1
 
 	for {
-		// Settle what has settled at the front.
-		for len(r.q) > 0 {
-			ack, err, ok := poll1(r.q[0].fut)
-			if !ok {
-				break
-			}
-			p.settle(&r, ack, err)
+		// Take the PubAcks that came, time out the front's, and settle
+		// what has settled at the front.
+		r.got = p.acks.take(r.got)
+		p.apply(&r, r.got)
+		if len(r.q) > 0 && !r.q[0].done && time.Since(r.q[0].sent) >= p.o.AckTimeout {
+			r.q[0].done, r.q[0].err = true, jetstream.ErrAsyncPublishTimeout
+		}
+		for len(r.q) > 0 && r.q[0].done {
+			p.settle(&r)
 		}
 		if r.failed != nil && len(r.q) == 0 {
 			backoffTimer.Reset(p.endRound(&r))
@@ -287,20 +315,25 @@ func (p *Publisher) run() {
 			}
 		}
 		p.fill(&r, closing)
-		if len(r.q) > 0 && r.q[0].fut == nil || len(r.q) == 0 && (r.failed != nil || closing != nil && r.idle) {
+		if len(r.q) > 0 && r.q[0].done || len(r.q) == 0 && (r.failed != nil || closing != nil && r.idle) {
 			continue // a skipped entry at the front settles at once; a failure with nothing outstanding ends the round; or drained
 		}
-
-		var okCh <-chan *jetstream.PubAck
-		var errCh <-chan error
-		if len(r.q) > 0 {
-			okCh, errCh = r.q[0].fut.Ok(), r.q[0].fut.Err()
+		if len(r.q) > 0 && r.q[0].tok != armed {
+			ackTimer.Reset(max(0, p.o.AckTimeout-time.Since(r.q[0].sent)))
+			armed = r.q[0].tok
 		}
+
 		select {
-		case ack := <-okCh:
-			p.settle(&r, ack, nil)
-		case err := <-errCh:
-			p.settle(&r, nil, err)
+		case <-p.acks.wake:
+		case <-ackTimer.C:
+			armed = 0 // timed out (above), or set again for the front
+		case <-p.lost:
+			// Disconnected: the outstanding PubAcks will not come.
+			for i := range r.q {
+				if !r.q[i].done {
+					r.q[i].done, r.q[i].err = true, nats.ErrDisconnected
+				}
+			}
 		case <-p.notify:
 			r.idle = false
 		case <-poll.C:
@@ -321,47 +354,45 @@ func (p *Publisher) run() {
 	}
 }
 
-// poll1 reports the outcome of a publish if it has one; a nil future (a
-// skipped entry) is settled.
-func poll1(f jetstream.PubAckFuture) (*jetstream.PubAck, error, bool) {
-	if f == nil {
-		return nil, nil, true
-	}
-	select {
-	case ack := <-f.Ok():
-		return ack, nil, true
-	case err := <-f.Err():
-		return nil, err, true
-	default:
-		return nil, nil, false
+// apply records the outcomes of the acks in q; an ack of an entry no
+// longer in q (timed out, or of an earlier round) is dropped.
+func (p *Publisher) apply(r *round, acks []pubAck) {
+	for _, a := range acks {
+		if len(r.q) == 0 || a.tok < r.q[0].tok || a.tok-r.q[0].tok >= uint64(len(r.q)) {
+			continue
+		}
+		f := &r.q[a.tok-r.q[0].tok]
+		if !f.done {
+			f.done, f.dup, f.err, f.acked = true, a.dup, a.err, a.at
+		}
 	}
 }
 
-// settle pops the front of the round with its outcome.
-func (p *Publisher) settle(r *round, ack *jetstream.PubAck, err error) {
+// settle pops the front of the round, which has its outcome.
+func (p *Publisher) settle(r *round) {
 	f := r.q[0]
 	r.q = r.q[1:]
 	switch {
-	case f.fut == nil: // skipped
-	case err != nil:
+	case f.skipped:
+	case f.err != nil:
 		p.errors.Add(1)
 		if r.failed == nil {
-			r.failed = fmt.Errorf("event seq %d: %w", f.seq, err)
+			r.failed = fmt.Errorf("event seq %d: %w", f.seq, f.err)
 		}
 		return
 	default:
-		if ack.Duplicate {
+		if f.dup {
 			p.duplicates.Add(1)
 		} else {
 			p.published.Add(1)
 		}
 		if p.o.OnPubAck != nil {
-			p.o.OnPubAck(time.Since(f.sent))
+			p.o.OnPubAck(f.acked.Sub(f.sent))
 		}
 	}
 	if r.failed == nil {
 		r.acked = f.seq
-		if f.fut != nil {
+		if !f.skipped {
 			r.backoff = 0
 		}
 	}
@@ -429,10 +460,11 @@ func (p *Publisher) fill(r *round, closing context.Context) {
 			p.skip(r, e, "cannot be encoded", err)
 			continue
 		}
-		m := &nats.Msg{Subject: msg.Subject, Data: msg.Data, Header: nats.Header{}}
+		tok := r.nextTok
+		m := &nats.Msg{Subject: msg.Subject, Reply: p.inbox + strconv.FormatUint(tok, 10), Data: msg.Data,
+			Header: nats.Header{jetstream.MsgIDHeader: []string{msg.ID}}}
 		sent := time.Now()
-		fut, err := p.js.PublishMsgAsync(m, jetstream.WithMsgID(msg.ID), jetstream.WithRetryAttempts(0))
-		if err != nil {
+		if err := p.o.Conn.PublishMsg(m); err != nil {
 			if permanent(err) {
 				p.skip(r, e, "cannot be published", err)
 				continue
@@ -442,7 +474,8 @@ func (p *Publisher) fill(r *round, closing context.Context) {
 			r.buf = nil
 			return
 		}
-		r.q = append(r.q, inflight{seq: e.Seq, fut: fut, sent: sent})
+		r.q = append(r.q, inflight{seq: e.Seq, tok: tok, sent: sent})
+		r.nextTok++
 		r.cursor = e.Seq
 	}
 }
@@ -452,7 +485,8 @@ func (p *Publisher) skip(r *round, e store.OutboxEntry, why string, err error) {
 	p.skipped.Add(1)
 	p.log.Error().Err(err).Uint64("seq", e.Seq).Str("id", e.ID).Str("type", e.Event.Type).Str("tenant", e.Event.Tenant).
 		Msg("event " + why + "; dropped from the outbox")
-	r.q = append(r.q, inflight{seq: e.Seq})
+	r.q = append(r.q, inflight{seq: e.Seq, tok: r.nextTok, skipped: true, done: true})
+	r.nextTok++
 	r.cursor = e.Seq
 }
 
@@ -479,4 +513,78 @@ func (p *Publisher) finish(r *round, closing context.Context) {
 	if len(r.q) > 0 {
 		p.closeErr = fmt.Errorf("nats: publisher stopped with %d publishes unacknowledged: %w", len(r.q), closing.Err())
 	}
+}
+
+// pubAck is the outcome of one publish: its token, a duplicate, or an
+// error (the stream refused it, or no stream took it).
+type pubAck struct {
+	tok uint64
+	dup bool
+	err error
+	at  time.Time
+}
+
+// ackQueue holds the PubAcks the subscription received until run takes
+// them: one wakeup for all the acks that came meanwhile, not one per
+// event.
+type ackQueue struct {
+	mu   sync.Mutex
+	acks []pubAck
+	wake chan struct{} // 1-buffered
+}
+
+// take returns the queued acks, leaving buf (emptied) as the queue.
+func (q *ackQueue) take(buf []pubAck) []pubAck {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	got := q.acks
+	q.acks = buf[:0]
+	return got
+}
+
+// onPubAck is the subscription's handler: a reply to inbox.<token>.
+func (p *Publisher) onPubAck(m *nats.Msg) {
+	tok, err := strconv.ParseUint(m.Subject[len(p.inbox):], 10, 64)
+	if err != nil {
+		return
+	}
+	a := pubAck{tok: tok, at: time.Now()}
+	a.dup, a.err = parsePubAck(m)
+	p.acks.mu.Lock()
+	p.acks.acks = append(p.acks.acks, a)
+	p.acks.mu.Unlock()
+	select {
+	case p.acks.wake <- struct{}{}:
+	default:
+	}
+}
+
+// parsePubAck reads JetStream's reply to a publish: nil for a message
+// stored (dup: it was already, a duplicate), else why not. The usual
+// reply, {"stream":...,"seq":...} without "duplicate" or "error", is
+// recognised without decoding the JSON; any other is decoded.
+func parsePubAck(m *nats.Msg) (dup bool, err error) {
+	d := m.Data
+	if len(d) == 0 && m.Header.Get("Status") == "503" {
+		return false, jetstream.ErrNoStreamResponse
+	}
+	if bytes.HasPrefix(d, []byte(`{"stream":"`)) && bytes.Contains(d, []byte(`"seq":`)) &&
+		!bytes.Contains(d, []byte(`"error"`)) && !bytes.Contains(d, []byte(`"duplicate"`)) {
+		return false, nil
+	}
+	var r struct {
+		Error     *jetstream.APIError `json:"error"`
+		Stream    string              `json:"stream"`
+		Duplicate bool                `json:"duplicate"`
+	}
+	if err := json.Unmarshal(d, &r); err != nil {
+		return false, jetstream.ErrInvalidJSAck
+	}
+	if r.Error != nil {
+		return false, r.Error
+	}
+	if r.Stream == "" {
+		return false, jetstream.ErrInvalidJSAck
+	}
+	return r.Duplicate, nil
 }

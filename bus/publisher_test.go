@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/tollgate/tollgate/admission"
 	"github.com/tollgate/tollgate/bus"
 	"github.com/tollgate/tollgate/bus/bustest"
 	"github.com/tollgate/tollgate/configs"
@@ -408,5 +409,83 @@ func TestStatsWhileNotConnected(t *testing.T) {
 	}
 	if _, err := bus.StartPublisher(bus.PublisherOptions{Conn: nc}); err == nil || !strings.Contains(err.Error(), "needs") {
 		t.Errorf("StartPublisher without an outbox: %v", err)
+	}
+}
+
+// noAckOutbox is a store whose AckOutbox is lost (the process died
+// between the PubAcks and the outbox's delete).
+type noAckOutbox struct{ store.Store }
+
+func (noAckOutbox) AckOutbox(uint64) error { return nil }
+
+// On the Badger store (events kept in their published form, the newest
+// read from its in-memory tail): a publisher whose deletes never reach
+// the store, as if the process died after the PubAcks and before the
+// outbox's write, then a restart on the same directory (the tail starts
+// empty, the outbox is read from disk): every event is in the stream
+// exactly once, in order, the republished ones counted as duplicates,
+// and the outbox empties.
+func TestBadgerOutboxCrashBetweenPubAckAndDelete(t *testing.T) {
+	e := newPubEnv(t)
+	dir := t.TempDir()
+	enc := events.Wire("n1")
+	open := func() *store.Badger {
+		s, err := store.Open(dir, store.Options{Logger: zerolog.Nop(), EncodeEvent: enc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	encode := func(en store.OutboxEntry) (events.Message, error) { return events.Encode("n1", en) }
+	st := open()
+	write := func(n int) {
+		b := &store.Batch{}
+		for i := range n {
+			b.Events = append(b.Events, admission.Event{Type: admission.EventCallEnded, Tenant: []string{"acme", "beta"}[i%2],
+				At: time.Now(), Call: &admission.CallInfo{Caller: "1555", Callee: "49301"}})
+		}
+		if err := st.Apply(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p1 := e.start(t, e.url, func(o *bus.PublisherOptions) { o.Outbox, o.Encode = noAckOutbox{st}, encode })
+	for range 20 {
+		write(30)
+		p1.Notify()
+	}
+	waitFor(t, 20*time.Second, "600 published", func() bool { return p1.Stats().Published == 600 })
+	closePub(t, p1)
+	if n, _ := st.OutboxDepth(); n != 600 {
+		t.Fatalf("depth %d after the lost deletes, want 600", n)
+	}
+	all, err := st.Outbox(0, 1000)
+	if err != nil || len(all) != 600 {
+		t.Fatalf("outbox: %d entries, %v", len(all), err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st = open()
+	defer st.Close()
+	p2 := e.start(t, e.url, func(o *bus.PublisherOptions) { o.Outbox, o.Encode = st, encode })
+	write(30) // and new events after the restart
+	p2.Notify()
+	waitFor(t, 20*time.Second, "the outbox to empty", func() bool { n, _ := st.OutboxDepth(); return n == 0 })
+	if s := p2.Stats(); s.Duplicates != 600 || s.Published != 30 {
+		t.Errorf("after the restart: %+v, want 600 duplicates and 30 published", s)
+	}
+	msgs := readStream(t, e.js, e.sc.Name)
+	if len(msgs) != 630 {
+		t.Fatalf("stream: %d messages, want 630", len(msgs))
+	}
+	seen := map[string]bool{}
+	for i, m := range msgs {
+		if seen[m.id] {
+			t.Fatalf("message %d: duplicate id %s", i, m.id)
+		}
+		seen[m.id] = true
+		if i < 600 && m.id != all[i].ID {
+			t.Fatalf("message %d: id %s, want %s", i, m.id, all[i].ID)
+		}
 	}
 }

@@ -112,6 +112,7 @@ type Badger struct {
 	dir    string
 	ttl    ttls
 	encode EventEncoder
+	tail   *outboxTail // the newest outbox entries (with encode only; nil: none)
 	now    func() time.Time
 	log    zerolog.Logger
 	wmu    sync.Mutex   // one writer at a time: no transaction conflicts
@@ -168,6 +169,18 @@ func Open(dir string, opts Options) (*Badger, error) {
 	if err := s.checkVersion(); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
+	if s.encode != nil {
+		var last uint64
+		err := db.View(func(txn *badger.Txn) (err error) {
+			last, err = getU64(badgerTxn{txn}, keyOutSeq)
+			return err
+		})
+		if err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("store: open %s: %w", dir, err)
+		}
+		s.tail = newOutboxTail(last, tailSize)
 	}
 	go s.gcLoop()
 	return s, nil
@@ -228,6 +241,12 @@ func (s *Badger) gcLoop() {
 
 // update runs fn in one write transaction.
 func (s *Badger) update(op string, fn func(tx kvTxn) error) error {
+	return s.updateThen(op, fn, nil)
+}
+
+// updateThen is update, and runs committed (when not nil) once the
+// transaction has committed, still as the only writer.
+func (s *Badger) updateThen(op string, fn func(tx kvTxn) error, committed func()) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.shut {
@@ -238,6 +257,9 @@ func (s *Badger) update(op string, fn func(tx kvTxn) error) error {
 	err := s.db.Update(func(txn *badger.Txn) error { return fn(badgerTxn{txn}) })
 	if errors.Is(err, badger.ErrTxnTooBig) {
 		return fmt.Errorf("%w: %w", ErrTooBig, err)
+	}
+	if err == nil && committed != nil {
+		committed()
 	}
 	return wrap(op, err)
 }
@@ -292,7 +314,21 @@ func (s *Badger) Apply(b *Batch) error {
 }
 
 func (s *Badger) applyOnce(b *Batch) error {
-	return s.update("apply", func(tx kvTxn) error { return applyBatch(tx, b, s.ttl, s.now(), s.encode) })
+	if s.tail == nil || len(b.Events) == 0 {
+		return s.update("apply", func(tx kvTxn) error { return applyBatch(tx, b, s.ttl, s.now(), s.encode, nil) })
+	}
+	var wrote []OutboxEntry
+	return s.updateThen("apply", func(tx kvTxn) error {
+		wrote = wrote[:0]
+		return applyBatch(tx, b, s.ttl, s.now(), s.encode, &wrote)
+	}, func() {
+		var expires time.Time
+		if s.ttl.outbox > 0 {
+			// Badger's TTLs are in whole seconds, rounded down.
+			expires = time.Now().Add(s.ttl.outbox - time.Second)
+		}
+		s.tail.add(wrote, expires)
+	})
 }
 
 // applyInParts applies b, cut in halves while a part is too big.
@@ -336,13 +372,29 @@ func (s *Badger) Audit(q AuditQuery) (out []AuditEntry, err error) {
 	return out, err
 }
 
-// Outbox returns up to limit entries (0: 100) with Seq > after, in order.
+// Outbox returns up to limit entries (0: 100) with Seq > after, in order:
+// from the tail of what this process committed when it holds them,
+// else from Badger.
 func (s *Badger) Outbox(after uint64, limit int) (out []OutboxEntry, err error) {
+	if out, ok := s.readTail(after, limit); ok {
+		return out, nil
+	}
 	err = s.view("outbox", func(r kvReader) error {
 		out, err = readOutbox(r, after, limit)
 		return err
 	})
 	return out, err
+}
+
+// readTail is Outbox from the tail; false: not there, or the store is
+// closed.
+func (s *Badger) readTail(after uint64, limit int) ([]OutboxEntry, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.shut {
+		return nil, false
+	}
+	return s.tail.read(after, outboxPage(limit), time.Now())
 }
 
 // AckOutbox deletes the entries with Seq <= upTo (in transactions of up
@@ -354,8 +406,12 @@ func (s *Badger) AckOutbox(upTo uint64) error {
 			n, err = ackChunk(tx, upTo, ackChunkSize)
 			return err
 		})
-		if err != nil || n < ackChunkSize {
+		if err != nil {
 			return err
+		}
+		if n < ackChunkSize {
+			s.tail.ack(upTo)
+			return nil
 		}
 	}
 }

@@ -76,7 +76,9 @@ func getU64(r kvReader, key string) (uint64, error) {
 // users and calls), tokens and calls; then puts of plans, tenants, tokens,
 // counters, users and calls; then day deltas, outbox events, audit
 // entries, the seeded mark and the clock. A zero b.At leaves the clock.
-func applyBatch(tx kvTxn, b *Batch, ttl ttls, now time.Time, enc EventEncoder) error {
+// wrote, when not nil, receives the outbox entries written in the
+// published form (enc), as Outbox would read them.
+func applyBatch(tx kvTxn, b *Batch, ttl ttls, now time.Time, enc EventEncoder, wrote *[]OutboxEntry) error {
 	for _, name := range b.DeletePlans {
 		if err := tx.del(strKey(pfxPlan, name)); err != nil {
 			return err
@@ -167,8 +169,10 @@ func applyBatch(tx kvTxn, b *Batch, ttl ttls, now time.Time, enc EventEncoder) e
 		for _, e := range b.Events {
 			seq++
 			var v []byte
+			id := ""
 			if enc != nil {
-				v, err = encodeWireEvent(e, prefix+strconv.FormatUint(seq, 10), enc)
+				id = prefix + strconv.FormatUint(seq, 10)
+				v, err = encodeWireEvent(e, id, enc)
 			} else {
 				v, err = encodeEvent(e)
 			}
@@ -177,6 +181,13 @@ func applyBatch(tx kvTxn, b *Batch, ttl ttls, now time.Time, enc EventEncoder) e
 			}
 			if err := tx.set(seqKey(pfxOutbox, seq), v, ttl.outbox); err != nil {
 				return err
+			}
+			if wrote != nil && enc != nil {
+				ev, data, err := decodeWireEvent(v)
+				if err != nil {
+					return err
+				}
+				*wrote = append(*wrote, OutboxEntry{Seq: seq, ID: id, Event: ev, Data: data})
 			}
 		}
 		if err := tx.set([]byte(keyOutSeq), u64(seq), 0); err != nil {
@@ -521,14 +532,17 @@ func readAudit(r kvReader, q AuditQuery) ([]AuditEntry, error) {
 	return out, err
 }
 
+// outboxPage is the number of entries a read of limit returns at most.
+func outboxPage(limit int) int {
+	if limit <= 0 {
+		return defaultOutboxPage
+	}
+	return min(limit, maxOutboxPage)
+}
+
 // readOutbox returns up to limit entries with Seq > after.
 func readOutbox(r kvReader, after uint64, limit int) ([]OutboxEntry, error) {
-	if limit <= 0 {
-		limit = defaultOutboxPage
-	}
-	if limit > maxOutboxPage {
-		limit = maxOutboxPage
-	}
+	limit = outboxPage(limit)
 	if after == ^uint64(0) {
 		return nil, nil
 	}

@@ -60,7 +60,7 @@ func (m *Mem) view(op string, fn func(r kvReader) error) error {
 
 // Apply commits b atomically (same order as Badger's Apply).
 func (m *Mem) Apply(b *Batch) error {
-	return m.update("apply", func(tx kvTxn) error { return applyBatch(tx, b, ttls{}, time.Now(), m.encode) })
+	return m.update("apply", func(tx kvTxn) error { return applyBatch(tx, b, ttls{}, time.Now(), m.encode, nil) })
 }
 
 // Load returns the whole state.
